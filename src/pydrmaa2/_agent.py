@@ -1,0 +1,440 @@
+"""The per-user agent: one background process per store that outlives the programs using it.
+
+It is the parent of every process-tracker job (so it can ``wait4`` them and record exit status
+and rusage even after the submitter died), it keeps starting the throttled tasks of job arrays on
+any tracker, and it relays "job changed" events so that waits are event-driven across processes.
+Clients speak newline-delimited JSON over a Unix socket next to the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from . import errors
+from .trackers.base import ChangeFeed
+
+log = logging.getLogger("pydrmaa2.agent")
+
+#: The agent exits after this many seconds with no job, no array to drive and no client.
+IDLE_EXIT = float(os.environ.get("PYDRMAA2_AGENT_IDLE", "60"))
+#: How long a client waits for a freshly started agent to accept connections.
+START_TIMEOUT = 15.0
+#: Interval between connection attempts while an agent starts (it has no way to signal us).
+START_POLL = 0.01
+
+
+def socket_path(home: Path) -> Path:
+    """The agent's socket: in the store's directory unless that path is too long for AF_UNIX."""
+    p = Path(home) / "agent.sock"
+    if len(os.fsencode(p)) < 100:
+        return p
+    digest = hashlib.sha1(os.fsencode(Path(home).resolve())).hexdigest()[:16]
+    d = Path(f"/tmp/pydrmaa2-{os.getuid()}")
+    d.mkdir(mode=0o700, exist_ok=True)
+    return d / f"{digest}.sock"
+
+
+# ------------------------------------------------------------------------------------------------
+# client side
+# ------------------------------------------------------------------------------------------------
+
+def _raise_remote(reply: dict[str, Any]) -> None:
+    cls = getattr(errors, reply.get("error", ""), None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.Drmaa2Error)):
+        cls = errors.InternalError
+    raise cls(reply.get("message", "the pydrmaa2 agent failed"))
+
+
+class _Conn:
+    """One connection to the agent; requests on it are serialized by a lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(os.fspath(path))
+        self.rfile = self.sock.makefile("rb")
+        self.lock = threading.Lock()
+
+    def send(self, msg: dict[str, Any]) -> None:
+        self.sock.sendall(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
+
+    def recv(self) -> dict[str, Any]:
+        line = self.rfile.readline()
+        if not line:
+            raise ConnectionResetError("the pydrmaa2 agent closed the connection")
+        return json.loads(line)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.rfile.close()
+            self.sock.close()
+
+
+class AgentClient:
+    """Talks to (and if needed starts) the agent of one store directory."""
+
+    _instances: dict[tuple[int, str], AgentClient] = {}
+    _instances_lock = threading.Lock()
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self.path = socket_path(self.home)
+        self._conn: _Conn | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_home(cls, home: Path) -> AgentClient:
+        """The process-wide client for ``home`` (a new one after fork)."""
+        key = (os.getpid(), os.fspath(Path(home).resolve()))
+        with cls._instances_lock:
+            client = cls._instances.get(key)
+            if client is None:
+                client = cls._instances[key] = cls(home)
+            return client
+
+    def connect(self) -> _Conn:
+        """A new connection, starting the agent if none answers."""
+        try:
+            return _Conn(self.path)
+        except OSError:
+            pass
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / "agent.spawn.lock", "a+") as lockf:
+            fcntl.flock(lockf, fcntl.LOCK_EX)
+            try:
+                return _Conn(self.path)
+            except OSError:
+                pass
+            self._start()
+            deadline = time.monotonic() + START_TIMEOUT
+            while True:
+                try:
+                    return _Conn(self.path)
+                except OSError as e:
+                    if time.monotonic() > deadline:
+                        logf = self.home / "agent.log"
+                        tail = logf.read_text()[-2000:] if logf.exists() else ""
+                        raise errors.DrmCommunicationError(
+                            f"the pydrmaa2 agent for {self.home} did not start at {self.path}: "
+                            f"{e}\n{tail}") from e
+                    time.sleep(START_POLL)
+
+    def _start(self) -> None:
+        env = dict(os.environ)
+        pkg_root = os.fspath(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
+        with open(self.home / "agent.log", "ab") as logf:
+            subprocess.Popen(
+                [sys.executable, "-c",
+                 "import sys; from pydrmaa2._agent import main; sys.exit(main(sys.argv))",
+                 os.fspath(self.home)],
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, close_fds=True,
+                start_new_session=True, env=env, cwd="/")
+
+    def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        """Send one request and return the reply; agent errors become Drmaa2Errors."""
+        msg = {"op": op, **fields}
+        for attempt in (1, 2):
+            with self._lock:
+                try:
+                    if self._conn is None:
+                        self._conn = self.connect()
+                    self._conn.send(msg)
+                    reply = self._conn.recv()
+                    break
+                except (OSError, ValueError) as e:
+                    # The agent may have exited on idle between our calls: reconnect once.
+                    if self._conn is not None:
+                        self._conn.close()
+                    self._conn = None
+                    if attempt == 2:
+                        raise errors.DrmCommunicationError(
+                            f"lost the pydrmaa2 agent at {self.path}: {e}") from e
+        if "error" in reply:
+            _raise_remote(reply)
+        return reply
+
+    def notify(self, keys: Iterable[str]) -> None:
+        """Tell every waiter watching these keys that they may have changed."""
+        keys = list(keys)
+        if keys:
+            self.request("notify", keys=keys)
+
+    def watch(self, keys: Iterable[str]) -> AgentFeed:
+        """A change feed for these keys (``*`` for all)."""
+        return AgentFeed(self, list(keys))
+
+
+class AgentFeed(ChangeFeed):
+    """Events from the agent for a set of keys, on a dedicated connection."""
+
+    def __init__(self, client: AgentClient, keys: list[str]) -> None:
+        self.conn = client.connect()
+        self.conn.send({"op": "watch", "keys": keys})
+        reply = self.conn.recv()
+        if "error" in reply:
+            self.conn.close()
+            _raise_remote(reply)
+        self.conn.sock.setblocking(False)
+        self._buf = b""
+
+    def fileno(self) -> int:
+        return self.conn.sock.fileno()
+
+    def wait(self, timeout: float | None) -> bool:
+        sel = selectors.DefaultSelector()
+        try:
+            sel.register(self.conn.sock, selectors.EVENT_READ)
+            if not sel.select(timeout):
+                return False
+        finally:
+            sel.close()
+        try:
+            data = self.conn.sock.recv(65536)
+        except BlockingIOError:
+            return True
+        if not data:
+            raise errors.DrmCommunicationError("the pydrmaa2 agent closed the event stream")
+        # Drain whatever else arrived; each message only says "look again".
+        with contextlib.suppress(BlockingIOError):
+            while self.conn.sock.recv(65536):
+                pass
+        return True
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# the agent itself
+# ------------------------------------------------------------------------------------------------
+
+class _Client:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+        self.out = b""
+        self.watch: set[str] | None = None  # None: not a watcher
+
+
+class Agent:
+    """The event loop: clients, watchers, child processes (via services) and array drivers."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self.sel = selectors.DefaultSelector()
+        self.clients: dict[int, _Client] = {}
+        self.handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "ping": lambda m: {"pid": os.getpid()},
+            "notify": self._op_notify,
+            "drive": self._op_drive,
+        }
+        self.busy_checks: list[Callable[[], bool]] = []
+        self.drivers: dict[tuple[str, str], threading.Thread] = {}
+        self.drivers_lock = threading.Lock()
+        self._last_activity = time.monotonic()
+        self._stop = False
+
+    # services (the process tracker) plug in here
+    def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
+        self.sel.register(fd, selectors.EVENT_READ, ("fd", callback))
+
+    def remove_reader(self, fd: int) -> None:
+        self.sel.unregister(fd)
+
+    def publish(self, keys: Iterable[str]) -> None:
+        """Wake every watcher of any of these keys."""
+        keys = set(keys)
+        for c in list(self.clients.values()):
+            if c.watch is not None and ("*" in c.watch or c.watch & keys):
+                self._send(c, {"changed": sorted(keys)})
+
+    # -- built-in operations ----------------------------------------------------------------------
+    def _op_notify(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self.publish(msg.get("keys", []))
+        return {}
+
+    def _op_drive(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self.drive(msg["session"], str(msg["array"]))
+        return {}
+
+    def drive(self, session: str, array_id: str) -> None:
+        """Keep starting the pending tasks of an array, in a thread, until none is left."""
+        key = (session, array_id)
+        with self.drivers_lock:
+            t = self.drivers.get(key)
+            if t is not None and t.is_alive():
+                return
+            t = threading.Thread(target=self._run_driver, args=key, daemon=True,
+                                 name=f"array-{session}-{array_id}")
+            self.drivers[key] = t
+            t.start()
+
+    def _run_driver(self, session: str, array_id: str) -> None:
+        from .session import SessionManager
+
+        try:
+            sm = SessionManager(home=self.home)
+            with sm.open_job_session(session) as js:
+                js._drive_array(array_id)
+        except Exception:
+            log.exception("driving array %s of session %s failed", array_id, session)
+        finally:
+            with self.drivers_lock:
+                self.drivers.pop((session, array_id), None)
+            self._last_activity = time.monotonic()
+
+    # -- the loop ----------------------------------------------------------------------------------------
+    def _busy(self) -> bool:
+        with self.drivers_lock:
+            if self.drivers:
+                return True
+        return bool(self.clients) or any(check() for check in self.busy_checks)
+
+    def serve(self, listener: socket.socket) -> None:
+        listener.setblocking(False)
+        self.sel.register(listener, selectors.EVENT_READ, ("listen", None))
+        while not self._stop:
+            for key, mask in self.sel.select(timeout=1.0):
+                kind, cb = key.data
+                if kind == "listen":
+                    self._accept(listener)
+                elif kind == "fd":
+                    cb()
+                else:
+                    self._on_client(cb, mask)
+            if self._busy():
+                self._last_activity = time.monotonic()
+            elif time.monotonic() - self._last_activity > IDLE_EXIT:
+                break
+
+    def _accept(self, listener: socket.socket) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                sock, _ = listener.accept()
+                sock.setblocking(False)
+                c = _Client(sock)
+                self.clients[sock.fileno()] = c
+                self.sel.register(sock, selectors.EVENT_READ, ("client", c))
+
+    def _drop(self, c: _Client) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(c.sock)
+        self.clients.pop(c.sock.fileno(), None)
+        c.sock.close()
+
+    def _send(self, c: _Client, msg: dict[str, Any]) -> None:
+        c.out += json.dumps(msg, separators=(",", ":")).encode() + b"\n"
+        self._flush(c)
+
+    def _flush(self, c: _Client) -> None:
+        try:
+            while c.out:
+                n = c.sock.send(c.out)
+                c.out = c.out[n:]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._drop(c)
+            return
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if c.out else 0)
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.modify(c.sock, events, ("client", c))
+
+    def _on_client(self, c: _Client, mask: int) -> None:
+        if mask & selectors.EVENT_WRITE:
+            self._flush(c)
+        if not mask & selectors.EVENT_READ:
+            return
+        try:
+            data = c.sock.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(c)
+            return
+        c.buf += data
+        while b"\n" in c.buf and c.sock.fileno() in self.clients:
+            line, c.buf = c.buf.split(b"\n", 1)
+            self._handle(c, line)
+
+    def _handle(self, c: _Client, line: bytes) -> None:
+        try:
+            msg = json.loads(line)
+            op = msg.get("op")
+            if op == "watch":
+                c.watch = set(msg.get("keys") or ["*"])
+                self._send(c, {})
+                return
+            handler = self.handlers.get(op)
+            if handler is None:
+                raise errors.InternalError(f"the pydrmaa2 agent knows no operation {op!r}")
+            reply = handler(msg)
+        except errors.Drmaa2Error as e:
+            reply = {"error": type(e).__name__, "message": str(e)}
+        except Exception as e:  # a bug must not kill the agent that supervises every job
+            log.exception("request %r failed", line[:200])
+            reply = {"error": "InternalError", "message": f"pydrmaa2 agent: {e!r}"}
+        self._send(c, reply)
+
+
+def main(argv: list[str]) -> int:
+    home = Path(argv[1])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s agent[%(process)d] %(message)s")
+    home.mkdir(parents=True, exist_ok=True)
+    lockf = open(home / "agent.lock", "a+")  # noqa: SIM115 - held for the agent's lifetime
+    try:
+        fcntl.flock(lockf, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            return 0  # another agent serves this store
+        raise
+    path = socket_path(home)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(os.fspath(path))
+    os.chmod(path, 0o600)
+    listener.listen(128)
+
+    agent = Agent(home)
+    from .trackers.process import ProcessService
+
+    service = ProcessService(agent)
+    # Throttled arrays whose driver died with an earlier agent are taken up again.
+    from ._store import Store, default_home  # noqa: F401 - keeps the import order explicit
+
+    store = Store(home / "store.sqlite")
+    for session, array_id in store.arrays_with_pending():
+        agent.drive(session, array_id)
+    log.info("serving %s", path)
+    try:
+        agent.serve(listener)
+    finally:
+        # Unlink first: a client that connects from now on starts a new agent.
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        listener.close()
+        service.close()
+        log.info("idle, exiting")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

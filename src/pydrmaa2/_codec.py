@@ -1,0 +1,74 @@
+"""JSON encoding of the DRMAA2 dataclasses, for the store and the command line's ``--json``."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import functools
+import types
+import typing
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def encode(value: Any) -> Any:
+    """Turn a dataclass (or a value inside one) into JSON-compatible data."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: encode(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if getattr(value, f.name) not in (None, [], {})
+        }
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (list, tuple)):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): encode(v) for k, v in value.items()}
+    return value
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _decode_value(tp: Any, raw: Any) -> Any:
+    if raw is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _decode_value(args[0], raw) if len(args) == 1 else raw
+    if origin is list:
+        (inner,) = typing.get_args(tp) or (Any,)
+        return [_decode_value(inner, r) for r in raw]
+    if origin is dict:
+        return dict(raw)
+    if isinstance(tp, type):
+        if issubclass(tp, enum.Enum):
+            return tp(raw)
+        if issubclass(tp, dt.datetime):
+            return dt.datetime.fromisoformat(raw)
+        if issubclass(tp, dt.timedelta):
+            return dt.timedelta(seconds=raw)
+        if dataclasses.is_dataclass(tp):
+            return decode(tp, raw)
+    return raw
+
+
+def decode(cls: type[T], data: dict[str, Any]) -> T:
+    """Rebuild a dataclass of type ``cls`` from ``encode``'s output; unknown keys are ignored."""
+    hints = _hints(cls)
+    kwargs = {
+        f.name: _decode_value(hints[f.name], data[f.name])
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if f.name in data
+    }
+    return cls(**kwargs)

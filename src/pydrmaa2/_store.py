@@ -1,0 +1,255 @@
+"""The persistent store: SQLite in WAL mode, one connection per thread, safe across processes.
+
+It knows sessions, jobs, arrays and reservations as rows; it never talks to a tracker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._sqlite import Database
+from .errors import InvalidArgumentError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    name     TEXT PRIMARY KEY,
+    kind     TEXT NOT NULL,            -- 'job' or 'reservation'
+    contact  TEXT NOT NULL,
+    created  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS arrays (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    session      TEXT NOT NULL REFERENCES sessions(name) ON DELETE CASCADE,
+    template     TEXT NOT NULL,
+    begin_index  INTEGER NOT NULL,
+    end_index    INTEGER NOT NULL,
+    step         INTEGER NOT NULL,
+    max_parallel INTEGER,
+    created      REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    session     TEXT NOT NULL REFERENCES sessions(name) ON DELETE CASCADE,
+    array_id    INTEGER REFERENCES arrays(id) ON DELETE CASCADE,
+    task_index  INTEGER,
+    template    TEXT,                  -- NULL for array tasks: the array's template applies
+    tracker_id  TEXT,
+    phase       TEXT NOT NULL,         -- held | pending | starting | submitted | terminal
+    state       TEXT NOT NULL,
+    sub_state   TEXT,
+    info        TEXT,                  -- JSON JobInfo once terminal
+    submitted   REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_session ON jobs(session, id);
+CREATE INDEX IF NOT EXISTS jobs_by_array ON jobs(array_id, phase);
+CREATE TABLE IF NOT EXISTS reservations (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    session     TEXT NOT NULL REFERENCES sessions(name) ON DELETE CASCADE,
+    tracker_id  TEXT NOT NULL,
+    template    TEXT NOT NULL,
+    created     REAL NOT NULL
+);
+"""
+
+JOB_SELECT = (
+    "SELECT jobs.id, jobs.session, jobs.array_id, jobs.task_index, "
+    "COALESCE(jobs.template, arrays.template), jobs.tracker_id, jobs.phase, jobs.state, "
+    "jobs.sub_state, jobs.info, jobs.submitted FROM jobs LEFT JOIN arrays ON arrays.id = jobs.array_id")
+
+
+@dataclass
+class JobRow:
+    """One row of ``jobs``; ``template`` is already the array's template for array tasks."""
+
+    id: str
+    session: str
+    array_id: str | None
+    task_index: int | None
+    template: str | None
+    tracker_id: str | None
+    phase: str
+    state: str
+    sub_state: str | None
+    info: str | None
+    submitted: float
+
+    @classmethod
+    def from_tuple(cls, t: Sequence[Any]) -> JobRow:
+        return cls(str(t[0]), t[1], None if t[2] is None else str(t[2]), t[3], t[4],
+                   t[5], t[6], t[7], t[8], t[9], t[10])
+
+
+def default_home() -> Path:
+    """``$PYDRMAA2_HOME``, else ``$XDG_DATA_HOME/pydrmaa2`` (``~/.local/share/pydrmaa2``)."""
+    if os.environ.get("PYDRMAA2_HOME"):
+        return Path(os.environ["PYDRMAA2_HOME"]).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(xdg) / "pydrmaa2"
+
+
+class Store(Database):
+    """Sessions, jobs, arrays and reservations in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, SCHEMA)
+
+    # -- sessions ----------------------------------------------------------------------------------
+    def create_session(self, name: str, kind: str, contact: str) -> None:
+        with self.transaction() as db:
+            try:
+                db.execute("INSERT INTO sessions(name, kind, contact, created) VALUES (?,?,?,?)",
+                           (name, kind, contact, time.time()))
+            except sqlite3.IntegrityError:
+                raise InvalidArgumentError(f"a session named {name!r} already exists") from None
+
+    def session(self, name: str, kind: str) -> tuple[str, float] | None:
+        """(contact, created) of the session, or None."""
+        rows = self.query("SELECT contact, created FROM sessions WHERE name=? AND kind=?",
+                          (name, kind))
+        return rows[0] if rows else None
+
+    def session_names(self, kind: str) -> list[str]:
+        return [r[0] for r in self.query("SELECT name FROM sessions WHERE kind=? ORDER BY created",
+                                         (kind,))]
+
+    def destroy_session(self, name: str, kind: str) -> bool:
+        with self.transaction() as db:
+            return db.execute("DELETE FROM sessions WHERE name=? AND kind=?", (name, kind)).rowcount > 0
+
+    # -- arrays --------------------------------------------------------------------------------------
+    def add_array(self, session: str, template: str, begin: int, end: int, step: int,
+                  max_parallel: int | None, tasks: Sequence[tuple[int, str, str]]) -> tuple[str, list[str]]:
+        """Insert an array and its tasks (index, phase, state); return the array id and task ids."""
+        now = time.time()
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO arrays(session, template, begin_index, end_index, step, max_parallel, "
+                "created) VALUES (?,?,?,?,?,?,?)",
+                (session, template, begin, end, step, max_parallel, now))
+            array_id = cur.lastrowid
+            db.executemany(
+                "INSERT INTO jobs(session, array_id, task_index, phase, state, submitted) "
+                "VALUES (?,?,?,?,?,?)",
+                [(session, array_id, index, phase, state, now) for index, phase, state in tasks])
+            ids = [str(r[0]) for r in db.execute(
+                "SELECT id FROM jobs WHERE array_id=? ORDER BY id", (array_id,))]
+        return str(array_id), ids
+
+    def array(self, session: str, array_id: str) -> tuple | None:
+        rows = self.query("SELECT id, template, begin_index, end_index, step, max_parallel "
+                          "FROM arrays WHERE session=? AND id=?", (session, array_id))
+        return rows[0] if rows else None
+
+    def array_job_ids(self, array_id: str) -> list[str]:
+        return [str(r[0]) for r in self.query(
+            "SELECT id FROM jobs WHERE array_id=? ORDER BY id", (array_id,))]
+
+    def arrays_with_pending(self, session: str | None = None) -> list[tuple[str, str]]:
+        """(session, array id) of arrays that still have tasks waiting for a slot."""
+        sql = "SELECT DISTINCT session, array_id FROM jobs WHERE phase='pending' AND array_id IS NOT NULL"
+        params: tuple = ()
+        if session is not None:
+            sql += " AND session=?"
+            params = (session,)
+        return [(r[0], str(r[1])) for r in self.query(sql, params)]
+
+    def claim_pending(self, array_id: str, max_parallel: int | None) -> list[JobRow]:
+        """Atomically move as many pending tasks to 'starting' as the array's free slots allow."""
+        with self.transaction() as db:
+            limit = -1
+            if max_parallel:
+                active = db.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE array_id=? AND phase IN ('starting','submitted')",
+                    (array_id,)).fetchone()[0]
+                limit = max(0, max_parallel - active)
+                if limit == 0:
+                    return []
+            rows = db.execute(
+                f"{JOB_SELECT} WHERE jobs.array_id=? AND jobs.phase='pending' "
+                "ORDER BY jobs.id LIMIT ?", (array_id, limit)).fetchall()
+            db.executemany("UPDATE jobs SET phase='starting' WHERE id=?", [(r[0],) for r in rows])
+        return [JobRow.from_tuple(r) for r in rows]
+
+    # -- jobs ------------------------------------------------------------------------------------------
+    def add_job(self, session: str, template: str, phase: str, state: str) -> str:
+        with self.transaction() as db:
+            cur = db.execute("INSERT INTO jobs(session, template, phase, state, submitted) "
+                             "VALUES (?,?,?,?,?)", (session, template, phase, state, time.time()))
+            return str(cur.lastrowid)
+
+    def job(self, job_id: str) -> JobRow | None:
+        rows = self.query(f"{JOB_SELECT} WHERE jobs.id=?", (job_id,))
+        return JobRow.from_tuple(rows[0]) if rows else None
+
+    def job_state(self, job_id: str) -> tuple[str, str, str | None, str | None] | None:
+        """(phase, state, sub_state, tracker_id): the cheap read behind ``job.state``."""
+        rows = self.query("SELECT phase, state, sub_state, tracker_id FROM jobs WHERE id=?", (job_id,))
+        return rows[0] if rows else None
+
+    def job_ids(self, session: str) -> list[str]:
+        return [str(r[0]) for r in self.query("SELECT id FROM jobs WHERE session=? ORDER BY id",
+                                              (session,))]
+
+    def job_rows(self, session: str, ids: Sequence[str] | None = None) -> list[JobRow]:
+        sql = f"{JOB_SELECT} WHERE jobs.session=?"
+        params: list[Any] = [session]
+        if ids is not None:
+            sql += f" AND jobs.id IN ({','.join('?' * len(ids))})"
+            params += list(ids)
+        return [JobRow.from_tuple(r) for r in self.query(sql + " ORDER BY jobs.id", params)]
+
+    def set_phase(self, job_id: str, phase: str, state: str, *, expect: Sequence[str] | None = None,
+                  tracker_id: str | None = None, sub_state: str | None = None,
+                  info: str | None = None) -> bool:
+        """Move a job to a new phase; with ``expect``, only from one of those phases (atomic)."""
+        sql = "UPDATE jobs SET phase=?, state=?, sub_state=?"
+        params: list[Any] = [phase, state, sub_state]
+        if tracker_id is not None:
+            sql += ", tracker_id=?"
+            params.append(tracker_id)
+        if info is not None:
+            sql += ", info=?"
+            params.append(info)
+        sql += " WHERE id=?"
+        params.append(job_id)
+        if expect:
+            sql += f" AND phase IN ({','.join('?' * len(expect))})"
+            params += list(expect)
+        with self.transaction() as db:
+            return db.execute(sql, params).rowcount > 0
+
+    def set_seen_state(self, job_id: str, state: str, sub_state: str | None) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE jobs SET state=?, sub_state=? WHERE id=? AND phase='submitted'",
+                       (state, sub_state, job_id))
+
+    def delete_job(self, job_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+
+    # -- reservations ------------------------------------------------------------------------------------
+    def add_reservation(self, session: str, tracker_id: str, template: str) -> str:
+        with self.transaction() as db:
+            return str(db.execute(
+                "INSERT INTO reservations(session, tracker_id, template, created) VALUES (?,?,?,?)",
+                (session, tracker_id, template, time.time())).lastrowid)
+
+    def reservations(self, session: str) -> list[tuple[str, str, str]]:
+        return [(str(r[0]), r[1], r[2]) for r in self.query(
+            "SELECT id, tracker_id, template FROM reservations WHERE session=? ORDER BY id",
+            (session,))]
+
+    def delete_reservation(self, reservation_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM reservations WHERE id=?", (reservation_id,))
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))

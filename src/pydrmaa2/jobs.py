@@ -1,0 +1,170 @@
+"""Jobs, job arrays and reservations: thin handles whose policy lives in their session."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .info import JobInfo, ReservationInfo
+from .states import JobState
+from .templates import JobTemplate, ReservationTemplate
+
+if TYPE_CHECKING:
+    from .session import JobSession, ReservationSession
+
+__all__ = ["Job", "JobArray", "Reservation"]
+
+
+class Job:
+    """A job of a job session; every property asks the store or the tracker afresh."""
+
+    __slots__ = ("id", "_session")
+
+    def __init__(self, session: JobSession, job_id: str) -> None:
+        self.id = job_id
+        self._session = session
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} of session {self.session_name!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and (other.id, other.session_name) == (self.id, self.session_name)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.session_name))
+
+    @property
+    def session_name(self) -> str:
+        """The name of the job session the job belongs to."""
+        return self._session.session_name
+
+    @property
+    def template(self) -> JobTemplate:
+        """The template the job was submitted with (placeholders not expanded)."""
+        return self._session._template_of(self.id)
+
+    @property
+    def state(self) -> JobState:
+        """The job's current state."""
+        return self._session._job_state(self.id)[0]
+
+    def get_state(self) -> tuple[JobState, str]:
+        """The job's state and the engine's own word for it."""
+        return self._session._job_state(self.id)
+
+    @property
+    def info(self) -> JobInfo:
+        """Everything known about the job now."""
+        return self._session._job_info(self.id)
+
+    def suspend(self) -> None:
+        """Stop a running job (its whole process group / container) until ``resume``."""
+        self._session._control([self.id], "suspend")
+
+    def resume(self) -> None:
+        """Continue a suspended job."""
+        self._session._control([self.id], "resume")
+
+    def hold(self) -> None:
+        """Keep a queued job from starting until ``release``."""
+        self._session._control([self.id], "hold")
+
+    def release(self) -> None:
+        """Let a held job start."""
+        self._session._control([self.id], "release")
+
+    def terminate(self) -> None:
+        """End the job (it ends FAILED); a job that has not started never will."""
+        self._session._control([self.id], "terminate")
+
+    def reap(self) -> None:
+        """Forget a finished job, in the store and in the engine."""
+        self._session._reap([self.id])
+
+    def wait_started(self, timeout: float | None = None) -> JobInfo:
+        """Block until the job runs (or has ended); raise TimeoutError when ``timeout`` passes."""
+        self._session.wait_all_started([self], timeout)
+        return self.info
+
+    def wait_terminated(self, timeout: float | None = None) -> JobInfo:
+        """Block until the job has ended; raise TimeoutError when ``timeout`` passes."""
+        self._session.wait_all_terminated([self], timeout)
+        return self.info
+
+
+class JobArray:
+    """The tasks of one ``run_bulk_jobs`` call, controlled together."""
+
+    def __init__(self, session: JobSession, array_id: str, job_ids: list[str]) -> None:
+        self.id = array_id
+        self._session = session
+        self._job_ids = job_ids
+
+    def __repr__(self) -> str:
+        return f"<JobArray {self.id} of {len(self._job_ids)} tasks in {self.session_name!r}>"
+
+    @property
+    def session_name(self) -> str:
+        """The name of the job session the array belongs to."""
+        return self._session.session_name
+
+    @property
+    def jobs(self) -> list[Job]:
+        """One Job per task, in index order."""
+        return [Job(self._session, j) for j in self._job_ids]
+
+    @property
+    def template(self) -> JobTemplate:
+        """The template shared by every task."""
+        return self._session._array_template(self.id)
+
+    def suspend(self) -> None:
+        """Suspend every running task."""
+        self._session._control(self._job_ids, "suspend", array=True)
+
+    def resume(self) -> None:
+        """Resume every suspended task."""
+        self._session._control(self._job_ids, "resume", array=True)
+
+    def hold(self) -> None:
+        """Hold every task that has not started."""
+        self._session._control(self._job_ids, "hold", array=True)
+
+    def release(self) -> None:
+        """Release every held task."""
+        self._session._control(self._job_ids, "release", array=True)
+
+    def terminate(self) -> None:
+        """End every task that has not ended."""
+        self._session._control(self._job_ids, "terminate", array=True)
+
+    def reap(self) -> None:
+        """Forget every task (all must have ended)."""
+        self._session._reap(self._job_ids)
+
+
+class Reservation:
+    """An advance reservation of a reservation session."""
+
+    def __init__(self, session: ReservationSession, reservation_id: str, tracker_id: str,
+                 template: ReservationTemplate) -> None:
+        self.id = reservation_id
+        self._session = session
+        self.tracker_id = tracker_id
+        self.template = template
+
+    def __repr__(self) -> str:
+        return f"<Reservation {self.id} ({self.tracker_id}) of {self.session_name!r}>"
+
+    @property
+    def session_name(self) -> str:
+        """The name of the reservation session."""
+        return self._session.session_name
+
+    @property
+    def info(self) -> ReservationInfo:
+        """What the engine says about the reservation now."""
+        return self._session._info(self)
+
+    def terminate(self) -> None:
+        """Cancel the reservation."""
+        self._session._terminate(self)

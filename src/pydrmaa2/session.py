@@ -1,0 +1,793 @@
+"""Sessions: all generic DRMAA2 policy, once, above the trackers.
+
+Persistence (the store), job arrays with max_parallel for trackers without native arrays,
+hold/release emulation, event-driven waiting, filters and notifications live here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from . import _codec
+from ._agent import AgentClient
+from ._store import JobRow, Store, default_home, dumps
+from .errors import (
+    Drmaa2Error,
+    InvalidArgumentError,
+    InvalidSessionError,
+    InvalidStateError,
+    TimeoutError,
+    UnsupportedOperationError,
+)
+from .info import JobInfo, MachineInfo, Notification, QueueInfo, ReservationInfo, Version, matches
+from .jobs import Job, JobArray, Reservation
+from .states import Capability, Event, JobState
+from .templates import JobTemplate, ReservationTemplate, for_task
+from .trackers import Action, ChangeFeed, Contact, JobTracker, tracker_class
+from .trackers.base import deadline_after, remaining
+
+__all__ = ["SessionManager", "JobSession", "MonitoringSession", "ReservationSession",
+           "INFINITE_TIME", "ZERO_TIME"]
+
+log = logging.getLogger("pydrmaa2")
+
+INFINITE_TIME: float | None = None
+ZERO_TIME: float = 0.0
+
+DRMS_NAME = "pydrmaa2"
+VERSION = Version("0", "1")
+DEFAULT_CONTACT = "process"
+
+# Generic phases of a job row, and the DRMAA2 state each one means while it lasts.
+HELD, PENDING, STARTING, SUBMITTED, TERMINAL = "held", "pending", "starting", "submitted", "terminal"
+NOT_STARTED = (HELD, PENDING, STARTING)
+
+
+def _tracker(contact: str, home: Path) -> JobTracker:
+    c = Contact.parse(contact)
+    tracker = tracker_class(c.scheme)(c, home)
+    tracker.check()
+    return tracker
+
+
+class _Session:
+    """What every session shares: a name, a tracker, open/closed, context management."""
+
+    def __init__(self, manager: SessionManager, name: str | None, contact: str,
+                 tracker: JobTracker) -> None:
+        self._manager = manager
+        self._name = name
+        self._contact = contact
+        self._tracker = tracker
+        self._closed = False
+
+    @property
+    def contact(self) -> str:
+        """The contact string the session was created with."""
+        return self._contact
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InvalidSessionError(f"session {self._name!r} is closed")
+
+    def close(self) -> None:
+        """Close the session; its jobs stay in the store (``open_*_session`` finds them again)."""
+        self._check_open()
+        self._closed = True
+        self._tracker.close()
+
+    def __enter__(self):  # noqa: ANN204 - returns the subclass
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if not self._closed:
+            self.close()
+
+
+class _MultiFeed(ChangeFeed):
+    """Several change feeds as one: a thread per extra feed sets a shared event."""
+
+    #: How often a helper thread looks whether the wait is over (it wakes at once on a change).
+    SLICE = 0.25
+
+    def __init__(self, feeds: list[ChangeFeed]) -> None:
+        self.feeds = feeds
+        self.event = threading.Event()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._pump, args=(f,), daemon=True) for f in feeds]
+        for t in self.threads:
+            t.start()
+
+    def _pump(self, feed: ChangeFeed) -> None:
+        while not self.stop.is_set():
+            try:
+                if feed.wait(self.SLICE):
+                    self.event.set()
+            except Drmaa2Error:
+                self.event.set()
+                return
+
+    def wait(self, timeout: float | None) -> bool:
+        fired = self.event.wait(timeout)
+        self.event.clear()
+        return fired
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+        for f in self.feeds:
+            f.close()
+
+
+class JobSession(_Session):
+    """A named, persistent set of jobs on one tracker."""
+
+    def __init__(self, manager: SessionManager, name: str, contact: str,
+                 tracker: JobTracker) -> None:
+        super().__init__(manager, name, contact, tracker)
+        self._store = manager._store
+        self._agent = AgentClient.for_home(manager.home)
+        self._templates: dict[str, JobTemplate] = {}
+        # Arrays left with waiting tasks by a program that exited go on now (and in the agent).
+        for _, array_id in self._store.arrays_with_pending(name):
+            self._agent.request("drive", session=name, array=array_id)
+
+    @property
+    def session_name(self) -> str:
+        """The session's name."""
+        return self._name  # type: ignore[return-value]
+
+    @property
+    def job_categories(self) -> list[str]:
+        """What ``JobTemplate.job_category`` may name on this tracker."""
+        self._check_open()
+        return self._tracker.job_categories()
+
+    def supports(self, capability: Capability) -> bool:
+        """Whether this session's tracker offers ``capability``."""
+        return capability in self._tracker.capabilities
+
+    # -- submission ------------------------------------------------------------------------------------
+    def _validate(self, template: JobTemplate) -> None:
+        self._check_open()
+        if not isinstance(template, JobTemplate):
+            raise InvalidArgumentError(f"expected a JobTemplate, got {type(template).__name__}")
+        template.validate()
+        self._tracker.validate(template)
+
+    def run_job(self, template: JobTemplate) -> Job:
+        """Submit one job; it starts at once unless ``template.submit_as_hold``."""
+        self._validate(template)
+        encoded = dumps(_codec.encode(template))
+        emulate_hold = template.submit_as_hold and not self._tracker.native_hold
+        if emulate_hold:
+            return Job(self, self._store.add_job(self.session_name, encoded, HELD,
+                                                 JobState.QUEUED_HELD.value))
+        job_id = self._store.add_job(self.session_name, encoded, STARTING, JobState.QUEUED.value)
+        try:
+            tid = self._tracker.submit(job_id, for_task(template, None), None,
+                                       hold=template.submit_as_hold)
+        except BaseException:
+            self._store.delete_job(job_id)
+            raise
+        self._store.set_phase(job_id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid)
+        return Job(self, job_id)
+
+    def run_bulk_jobs(self, template: JobTemplate, begin: int, end: int, step: int = 1,
+                      max_parallel: int | None = None) -> JobArray:
+        """Submit tasks ``begin..end`` (inclusive) by ``step``; at most ``max_parallel`` run at once."""
+        self._validate(template)
+        for name, value in (("begin", begin), ("end", end), ("step", step)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidArgumentError(f"run_bulk_jobs: {name} must be an int, got {value!r}")
+        if begin < 1:
+            raise InvalidArgumentError(f"run_bulk_jobs: begin {begin} must be at least 1")
+        if begin > end:
+            raise InvalidArgumentError(f"run_bulk_jobs: begin {begin} is larger than end {end}")
+        if step <= 0:
+            raise InvalidArgumentError(f"run_bulk_jobs: step {step} must be positive")
+        if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 0):
+            raise InvalidArgumentError(
+                f"run_bulk_jobs: max_parallel {max_parallel!r} must be a positive int or None")
+        limit = max_parallel or None
+        indices = list(range(begin, end + 1, step))
+        encoded = dumps(_codec.encode(template))
+        held = template.submit_as_hold and not self._tracker.native_hold
+        phase, state = (HELD, JobState.QUEUED_HELD) if held else (PENDING, JobState.QUEUED)
+        if self._tracker.native_arrays:
+            phase, state = STARTING, JobState.QUEUED
+        array_id, ids = self._store.add_array(self.session_name, encoded, begin, end, step, limit,
+                                              [(i, phase, state.value) for i in indices])
+        try:
+            if self._tracker.native_arrays:
+                tids = self._tracker.submit_array(ids, template, indices, limit,
+                                                  hold=template.submit_as_hold)
+                for job_id, tid in zip(ids, tids):
+                    self._store.set_phase(job_id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid)
+            elif not held:
+                self._start_claimed(template, self._store.claim_pending(array_id, limit),
+                                    first_fails=True)
+        except BaseException:
+            with self._store.transaction() as db:
+                db.execute("DELETE FROM arrays WHERE id=?", (array_id,))
+            raise
+        if limit and not held and len(indices) > limit:
+            self._agent.request("drive", session=self.session_name, array=array_id)
+        return JobArray(self, array_id, ids)
+
+    def _start_claimed(self, template: JobTemplate, rows: Sequence[JobRow],
+                       first_fails: bool = False) -> None:
+        """Submit claimed tasks; a task that cannot start ends FAILED with the reason."""
+        for n, row in enumerate(rows):
+            try:
+                tid = self._tracker.submit(row.id, for_task(template, row.task_index),
+                                           row.task_index)
+            except Drmaa2Error as e:
+                if first_fails and n == 0:
+                    raise
+                info = JobInfo(id=row.id, state=JobState.FAILED, annotation=f"not started: {e}",
+                               job_name=template.job_name)
+                self._store.set_phase(row.id, TERMINAL, JobState.FAILED.value, sub_state="not started",
+                                      info=dumps(_codec.encode(info)))
+            else:
+                self._store.set_phase(row.id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid)
+        if rows:
+            self._agent.notify(f"job:{r.id}" for r in rows)
+
+    def _drive_array(self, array_id: str) -> None:
+        """Start waiting tasks as slots free up, until none waits (runs in the agent)."""
+        arr = self._store.array(self.session_name, array_id)
+        if arr is None:
+            return
+        template = _codec.decode(JobTemplate, json.loads(arr[1]))
+        limit = arr[5]
+        while True:
+            self._start_claimed(template, self._store.claim_pending(array_id, limit))
+            rows = [r for r in self._store.job_rows(self.session_name,
+                                                    self._store.array_job_ids(array_id))]
+            if not any(r.phase == PENDING for r in rows):
+                return
+            active = [r for r in rows if r.phase in (STARTING, SUBMITTED)]
+            feed = self._feed(rows)
+            try:
+                states = self._states_of(active)
+                if all(not s[0].is_terminal for s in states.values()):
+                    feed.wait(None)
+            finally:
+                feed.close()
+
+    # -- state ----------------------------------------------------------------------------------------
+    def _row(self, job_id: str) -> JobRow:
+        row = self._store.job(job_id)
+        if row is None or row.session != self.session_name:
+            raise InvalidArgumentError(
+                f"job {job_id!r} is not in session {self.session_name!r} (reaped or never existed)")
+        return row
+
+    def _template_of(self, job_id: str) -> JobTemplate:
+        return _codec.decode(JobTemplate, json.loads(self._row(job_id).template or "{}"))
+
+    def _array_template(self, array_id: str) -> JobTemplate:
+        arr = self._store.array(self.session_name, array_id)
+        if arr is None:
+            raise InvalidArgumentError(f"no job array {array_id!r} in session {self.session_name!r}")
+        return _codec.decode(JobTemplate, json.loads(arr[1]))
+
+    def _observe_terminal(self, row: JobRow, state: JobState, sub: str) -> None:
+        """Cache a terminal state and its JobInfo, so they outlive the engine's record."""
+        info = self._tracker_info(row)
+        info.state, info.sub_state = state, sub
+        self._store.set_phase(row.id, TERMINAL, state.value, sub_state=sub,
+                              expect=(SUBMITTED,), info=dumps(_codec.encode(info)))
+
+    def _states_of(self, rows: Sequence[JobRow]) -> dict[str, tuple[JobState, str]]:
+        """Current states; asks the tracker once for all jobs it owns."""
+        out: dict[str, tuple[JobState, str]] = {}
+        live = []
+        for r in rows:
+            if r.phase == SUBMITTED and r.tracker_id is not None:
+                live.append(r)
+            elif r.phase == PENDING or r.phase == STARTING:
+                out[r.id] = (JobState.QUEUED, "waiting for a free slot of its array"
+                             if r.phase == PENDING else "starting")
+            else:
+                out[r.id] = (JobState(r.state), r.sub_state or "")
+        if live:
+            states = self._tracker.states([r.tracker_id for r in live])  # type: ignore[misc]
+            for r in live:
+                st, sub = states[r.tracker_id]  # type: ignore[index]
+                out[r.id] = (st, sub)
+                if st.is_terminal:
+                    self._observe_terminal(r, st, sub)
+        return out
+
+    def _job_state(self, job_id: str) -> tuple[JobState, str]:
+        self._check_open()
+        row = self._store.job_state(job_id)
+        if row is None:
+            self._row(job_id)  # raises the right error
+        phase, state, sub, _ = row  # type: ignore[misc]
+        if phase == TERMINAL or phase == HELD:
+            return JobState(state), sub or ""
+        return self._states_of([self._row(job_id)])[job_id]
+
+    def _tracker_info(self, row: JobRow) -> JobInfo:
+        info = self._tracker.info(row.tracker_id) if row.tracker_id else JobInfo()
+        return self._complete_info(row, info)
+
+    def _complete_info(self, row: JobRow, info: JobInfo) -> JobInfo:
+        info.id = row.id
+        template = json.loads(row.template or "{}")
+        info.job_name = info.job_name or template.get("job_name")
+        if info.submission_time is None:
+            import datetime as dt
+
+            info.submission_time = dt.datetime.fromtimestamp(row.submitted, dt.timezone.utc)
+        if row.task_index is not None:
+            info.extensions.setdefault("task_id", str(row.task_index))
+            info.extensions.setdefault("array_id", row.array_id or "")
+        return info
+
+    def _job_info(self, job_id: str) -> JobInfo:
+        self._check_open()
+        row = self._row(job_id)
+        if row.phase == TERMINAL and row.info:
+            return _codec.decode(JobInfo, json.loads(row.info))
+        state, sub = self._states_of([row])[job_id]
+        if row.phase == SUBMITTED:
+            row = self._row(job_id)
+            if row.phase == TERMINAL and row.info:
+                return _codec.decode(JobInfo, json.loads(row.info))
+            info = self._tracker_info(row)
+        else:
+            info = self._complete_info(row, JobInfo())
+        info.state, info.sub_state = state, sub
+        return info
+
+    def get_jobs(self, filter: JobInfo | None = None) -> list[Job]:  # noqa: A002 - DRMAA2's name
+        """The session's jobs; with ``filter``, those whose JobInfo matches (DRMAA2 rules)."""
+        self._check_open()
+        if filter is None:
+            return [Job(self, j) for j in self._store.job_ids(self.session_name)]
+        rows = self._store.job_rows(self.session_name)
+        states = self._states_of(rows)
+        out = []
+        only_state = {f.name for f in dataclasses.fields(JobInfo)
+                      if getattr(filter, f.name) not in (None, [], {})} <= {"state", "sub_state"}
+        for r in rows:
+            st, sub = states[r.id]
+            if only_state:
+                info = JobInfo(state=st, sub_state=sub)
+            else:
+                info = self._job_info(r.id)
+            if matches(info, filter):
+                out.append(Job(self, r.id))
+        return out
+
+    def get_job_array(self, array_id: str) -> JobArray:
+        """The job array with this id (from any program that used this session)."""
+        self._check_open()
+        if self._store.array(self.session_name, str(array_id)) is None:
+            raise InvalidArgumentError(
+                f"no job array {array_id!r} in session {self.session_name!r}")
+        return JobArray(self, str(array_id), self._store.array_job_ids(str(array_id)))
+
+    # -- control ----------------------------------------------------------------------------------------
+    def _control(self, job_ids: Sequence[str], op: str, array: bool = False) -> None:
+        self._check_open()
+        errors: list[str] = []
+        changed: list[str] = []
+        drive: set[str] = set()
+        for job_id in job_ids:
+            try:
+                if self._control_one(self._row(job_id), Action(op), drive):
+                    changed.append(job_id)
+            except InvalidStateError as e:
+                if not array:
+                    raise
+                errors.append(str(e))
+        if changed:
+            self._agent.notify(f"job:{j}" for j in changed)
+        for array_id in drive:
+            self._agent.request("drive", session=self.session_name, array=array_id)
+        if array and errors and not changed and len(errors) == len(job_ids):
+            raise InvalidStateError(f"{op} applies to no task of the array: {errors[0]}")
+
+    def _control_one(self, row: JobRow, action: Action, drive: set[str]) -> bool:
+        """Apply one control operation; True when the generic layer changed the job itself."""
+        state, _ = self._states_of([row])[row.id]
+        row = self._row(row.id)
+        if row.phase == TERMINAL or state.is_terminal:
+            raise InvalidStateError(
+                f"job {row.id} has already ended ({state.name}); it cannot be {action.value}d")
+        if row.phase in (PENDING, HELD, STARTING):
+            where = ("held" if row.phase == HELD
+                     else f"waiting for a free slot of array {row.array_id}")
+            if action is Action.TERMINATE:
+                info = JobInfo(id=row.id, state=JobState.FAILED,
+                               annotation="terminated before it started")
+                ok = self._store.set_phase(row.id, TERMINAL, JobState.FAILED.value,
+                                           sub_state="terminated before start",
+                                           expect=(PENDING, HELD),
+                                           info=dumps(_codec.encode(self._complete_info(row, info))))
+                if not ok:  # it started meanwhile: terminate the running job instead
+                    return self._control_one(self._row(row.id), action, drive)
+                return True
+            if action is Action.HOLD:
+                if row.phase == HELD:
+                    return False
+                return self._store.set_phase(row.id, HELD, JobState.QUEUED_HELD.value,
+                                             expect=(PENDING,))
+            if action is Action.RELEASE:
+                if row.phase != HELD:
+                    raise InvalidStateError(f"job {row.id} is not held; it is {where}")
+                return self._release(row, drive)
+            raise InvalidStateError(
+                f"job {row.id} has not started ({where}); only a running job can be "
+                f"{action.value}d")
+        if action in (Action.HOLD, Action.RELEASE) and not self._tracker.native_hold:
+            raise InvalidStateError(
+                f"job {row.id} is {state.name}: only a job that has not started can be "
+                f"{'held' if action is Action.HOLD else 'released'}")
+        if action is Action.SUSPEND and state is not JobState.RUNNING:
+            raise InvalidStateError(f"job {row.id} is {state.name}; only a RUNNING job can be suspended")
+        if action is Action.RESUME and state is not JobState.SUSPENDED:
+            raise InvalidStateError(f"job {row.id} is {state.name}; only a SUSPENDED job can be resumed")
+        self._tracker.control(row.tracker_id, action)  # type: ignore[arg-type]
+        return False
+
+    def _release(self, row: JobRow, drive: set[str]) -> bool:
+        if row.array_id is not None:
+            arr = self._store.array(self.session_name, row.array_id)
+            if arr is not None and arr[5]:
+                ok = self._store.set_phase(row.id, PENDING, JobState.QUEUED.value, expect=(HELD,))
+                drive.add(row.array_id)
+                return ok
+        if not self._store.set_phase(row.id, STARTING, JobState.QUEUED.value, expect=(HELD,)):
+            return False
+        template = _codec.decode(JobTemplate, json.loads(row.template or "{}"))
+        try:
+            tid = self._tracker.submit(row.id, for_task(template, row.task_index), row.task_index)
+        except Drmaa2Error:
+            self._store.set_phase(row.id, HELD, JobState.QUEUED_HELD.value)
+            raise
+        self._store.set_phase(row.id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid)
+        return True
+
+    def _reap(self, job_ids: Sequence[str]) -> None:
+        self._check_open()
+        rows = [self._row(j) for j in job_ids]
+        states = self._states_of(rows)
+        running = [j for j in job_ids if not states[j][0].is_terminal]
+        if running:
+            raise InvalidStateError(
+                f"job {running[0]} is {states[running[0]][0].name}; only ended jobs can be reaped")
+        for r in rows:
+            if r.tracker_id:
+                with contextlib.suppress(Drmaa2Error):
+                    self._tracker.delete(r.tracker_id)
+            self._store.delete_job(r.id)
+
+    # -- waiting -----------------------------------------------------------------------------------------
+    def _feed(self, rows: Sequence[JobRow]) -> ChangeFeed:
+        """One feed for changes of these jobs: generic transitions (agent) and the engine's."""
+        keys = [f"job:{r.id}" for r in rows]
+        tids = [r.tracker_id for r in rows if r.tracker_id]
+        if self._tracker.uses_agent:
+            return self._agent.watch(keys + [f"proc:{r.id}" for r in rows])
+        feeds: list[ChangeFeed] = []
+        if any(r.phase in NOT_STARTED for r in rows):
+            feeds.append(self._agent.watch(keys))
+        if tids:
+            feeds.append(self._tracker.watch(tids))  # type: ignore[arg-type]
+        if len(feeds) == 1:
+            return feeds[0]
+        return _MultiFeed(feeds)
+
+    def _wait(self, jobs: Sequence[Job], started: bool, any_: bool,
+              timeout: float | None) -> Job | None:
+        self._check_open()
+        jobs = list(jobs)
+        if not jobs:
+            raise InvalidArgumentError("nothing to wait for: the list of jobs is empty")
+        if timeout is not None and timeout < 0:
+            raise InvalidArgumentError(f"timeout {timeout!r} is negative")
+        deadline = deadline_after(timeout)
+        ids = [j.id for j in jobs]
+
+        def reached(st: JobState) -> bool:
+            return st.is_started if started else st.is_terminal
+
+        feed: ChangeFeed | None = None
+        phases: tuple | None = None
+        try:
+            while True:
+                rows = self._store.job_rows(self.session_name, ids)
+                if len(rows) != len(set(ids)):
+                    missing = sorted(set(ids) - {r.id for r in rows})
+                    raise InvalidArgumentError(
+                        f"job {missing[0]!r} is not in session {self.session_name!r}")
+                now_phases = tuple((r.phase == SUBMITTED, r.tracker_id) for r in rows)
+                if feed is None or now_phases != phases:
+                    # Subscribe before looking, so no change slips between look and wait.
+                    if feed is not None:
+                        feed.close()
+                    feed, phases = self._feed(rows), now_phases
+                states = self._states_of(rows)
+                done = [j for j in jobs if reached(states[j.id][0])]
+                if any_ and done:
+                    return done[0]
+                if not any_ and len(done) == len(jobs):
+                    return None
+                left = remaining(deadline)
+                if left == 0:
+                    what = "started" if started else "ended"
+                    raise TimeoutError(
+                        f"{'no' if any_ else 'not every'} job of {ids[:5]}"
+                        f"{'...' if len(ids) > 5 else ''} {what} within {timeout} s")
+                feed.wait(left)
+        finally:
+            if feed is not None:
+                feed.close()
+
+    def wait_any_started(self, jobs: Sequence[Job], timeout: float | None = None) -> Job:
+        """The first of ``jobs`` to have started; TimeoutError when ``timeout`` passes."""
+        return self._wait(jobs, True, True, timeout)  # type: ignore[return-value]
+
+    def wait_any_terminated(self, jobs: Sequence[Job], timeout: float | None = None) -> Job:
+        """The first of ``jobs`` to have ended; TimeoutError when ``timeout`` passes."""
+        return self._wait(jobs, False, True, timeout)  # type: ignore[return-value]
+
+    def wait_all_started(self, jobs: Sequence[Job], timeout: float | None = None) -> None:
+        """Block until every job has started; TimeoutError when ``timeout`` passes."""
+        self._wait(jobs, True, False, timeout)
+
+    def wait_all_terminated(self, jobs: Sequence[Job], timeout: float | None = None) -> None:
+        """Block until every job has ended; TimeoutError when ``timeout`` passes."""
+        self._wait(jobs, False, False, timeout)
+
+    # -- notifications -------------------------------------------------------------------------------
+    def _watch_changes(self, stop: threading.Event,
+                       emit: Callable[[Notification], None]) -> None:
+        """Deliver NEW_STATE notifications for this session's jobs until ``stop`` is set."""
+        seen: dict[str, JobState] = {}
+        while not stop.is_set() and not self._closed:
+            rows = [r for r in self._store.job_rows(self.session_name) if r.phase != TERMINAL
+                    or seen.get(r.id) not in (JobState(r.state), None)]
+            feed = self._feed(rows) if rows else self._agent.watch(["*"])
+            try:
+                for job_id, (st, _) in self._states_of(rows).items():
+                    if seen.get(job_id) != st:
+                        seen[job_id] = st
+                        emit(Notification(Event.NEW_STATE, job_id, self.session_name, st))
+                feed.wait(_MultiFeed.SLICE * 4)
+            finally:
+                feed.close()
+
+
+class MonitoringSession(_Session):
+    """A read-only view of everything an engine runs, whoever submitted it."""
+
+    def get_all_jobs(self, filter: JobInfo | None = None) -> list[JobInfo]:  # noqa: A002
+        """Every job of the engine (as JobInfo) that matches ``filter``."""
+        self._check_open()
+        return [i for i in self._tracker.monitor_jobs() if matches(i, filter)]
+
+    def get_all_machines(self, names: Iterable[str] | None = None) -> list[MachineInfo]:
+        """The engine's machines, or just those named."""
+        self._check_open()
+        wanted = None if names is None else set(names)
+        return [m for m in self._tracker.machines() if wanted is None or m.name in wanted]
+
+    def get_all_queues(self, names: Iterable[str] | None = None) -> list[QueueInfo]:
+        """The engine's queues, or just those named."""
+        self._check_open()
+        wanted = None if names is None else set(names)
+        return [q for q in self._tracker.queues() if wanted is None or q.name in wanted]
+
+    def get_all_reservations(self) -> list[ReservationInfo]:
+        """Every reservation of the engine."""
+        self._check_open()
+        return self._tracker.reservations()
+
+
+class ReservationSession(_Session):
+    """A named, persistent set of advance reservations (on trackers that can reserve)."""
+
+    def __init__(self, manager: SessionManager, name: str, contact: str,
+                 tracker: JobTracker) -> None:
+        super().__init__(manager, name, contact, tracker)
+        self._store = manager._store
+
+    @property
+    def session_name(self) -> str:
+        """The session's name."""
+        return self._name  # type: ignore[return-value]
+
+    def request_reservation(self, template: ReservationTemplate) -> Reservation:
+        """Ask the engine for a reservation; raises if it cannot be granted."""
+        self._check_open()
+        if not isinstance(template, ReservationTemplate):
+            raise InvalidArgumentError(
+                f"expected a ReservationTemplate, got {type(template).__name__}")
+        info = self._tracker.reserve(template)
+        rid = self._store.add_reservation(self.session_name, info.reservation_id,
+                                          dumps(_codec.encode(template)))
+        return Reservation(self, rid, info.reservation_id, template)
+
+    def _load(self, row: tuple[str, str, str]) -> Reservation:
+        return Reservation(self, row[0], row[1],
+                           _codec.decode(ReservationTemplate, json.loads(row[2])))
+
+    def get_reservation(self, reservation_id: str) -> Reservation:
+        """The reservation with this id."""
+        self._check_open()
+        for row in self._store.reservations(self.session_name):
+            if row[0] == str(reservation_id):
+                return self._load(row)
+        raise InvalidArgumentError(
+            f"no reservation {reservation_id!r} in session {self.session_name!r}")
+
+    def get_reservations(self) -> list[Reservation]:
+        """Every reservation of the session."""
+        self._check_open()
+        return [self._load(r) for r in self._store.reservations(self.session_name)]
+
+    def _info(self, r: Reservation) -> ReservationInfo:
+        self._check_open()
+        info = self._tracker.reservation_info(r.tracker_id)
+        return info
+
+    def _terminate(self, r: Reservation) -> None:
+        self._check_open()
+        self._tracker.cancel_reservation(r.tracker_id)
+        self._store.delete_reservation(r.id)
+
+
+class SessionManager:
+    """Entry point: creates, opens and destroys sessions in the store at ``home``."""
+
+    def __init__(self, home: str | Path | None = None) -> None:
+        self.home = Path(home) if home is not None else default_home()
+        self._store = Store(self.home / "store.sqlite")
+        self._callbacks: list[Callable[[Notification], None]] = []
+        self._sessions: list[JobSession] = []
+        self._lock = threading.Lock()
+        self._notifier_stop = threading.Event()
+
+    drms_name = DRMS_NAME
+    drmaa_name = "pydrmaa2"
+
+    @property
+    def drms_version(self) -> Version:
+        """The version of pydrmaa2 (its own DRM system across trackers)."""
+        return VERSION
+
+    @property
+    def drmaa_version(self) -> Version:
+        """The DRMAA version implemented: 2.0."""
+        return Version("2", "0")
+
+    def supports(self, capability: Capability, contact: str = DEFAULT_CONTACT) -> bool:
+        """Whether the tracker of ``contact`` (default: process) offers ``capability``."""
+        if not isinstance(capability, Capability):
+            raise InvalidArgumentError(f"{capability!r} is not a Capability")
+        return capability in tracker_class(Contact.parse(contact).scheme).capabilities
+
+    # -- job sessions ------------------------------------------------------------------------------------
+    def _check_name(self, name: str) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidArgumentError(f"session name {name!r} is empty")
+
+    def create_job_session(self, name: str, contact: str | None = None) -> JobSession:
+        """Create a persistent job session on the tracker of ``contact`` (default: process)."""
+        self._check_name(name)
+        contact = contact or DEFAULT_CONTACT
+        if self._store.session(name, "job") is not None:
+            raise InvalidArgumentError(f"a job session named {name!r} already exists")
+        tracker = _tracker(contact, self.home)
+        self._store.create_session(name, "job", contact)
+        return self._track(JobSession(self, name, contact, tracker))
+
+    def open_job_session(self, name: str) -> JobSession:
+        """Open an existing job session, from any program, after any restart."""
+        self._check_name(name)
+        row = self._store.session(name, "job")
+        if row is None:
+            raise InvalidArgumentError(f"there is no job session named {name!r}")
+        return self._track(JobSession(self, name, row[0], _tracker(row[0], self.home)))
+
+    def _track(self, js: JobSession) -> JobSession:
+        with self._lock:
+            self._sessions.append(js)
+        return js
+
+    def destroy_job_session(self, name: str) -> None:
+        """Forget a job session and its jobs (jobs still running are not stopped)."""
+        self._check_name(name)
+        if not self._store.destroy_session(name, "job"):
+            raise InvalidArgumentError(f"there is no job session named {name!r}")
+
+    @property
+    def job_session_names(self) -> list[str]:
+        """Names of every job session in the store."""
+        return self._store.session_names("job")
+
+    # -- reservation sessions -------------------------------------------------------------------------------
+    def create_reservation_session(self, name: str, contact: str | None = None) -> ReservationSession:
+        """Create a reservation session on a tracker that can reserve (e.g. slurm)."""
+        self._check_name(name)
+        contact = contact or DEFAULT_CONTACT
+        tracker = _tracker(contact, self.home)
+        if Capability.ADVANCE_RESERVATION not in tracker.capabilities:
+            tracker.close()
+            raise UnsupportedOperationError(
+                f"the {Contact.parse(contact).scheme!r} tracker cannot make advance reservations")
+        self._store.create_session(name, "reservation", contact)
+        return ReservationSession(self, name, contact, tracker)
+
+    def open_reservation_session(self, name: str) -> ReservationSession:
+        """Open an existing reservation session."""
+        self._check_name(name)
+        row = self._store.session(name, "reservation")
+        if row is None:
+            raise InvalidArgumentError(f"there is no reservation session named {name!r}")
+        return ReservationSession(self, name, row[0], _tracker(row[0], self.home))
+
+    def destroy_reservation_session(self, name: str) -> None:
+        """Forget a reservation session (its reservations stay in the engine)."""
+        self._check_name(name)
+        if not self._store.destroy_session(name, "reservation"):
+            raise InvalidArgumentError(f"there is no reservation session named {name!r}")
+
+    @property
+    def reservation_session_names(self) -> list[str]:
+        """Names of every reservation session in the store."""
+        return self._store.session_names("reservation")
+
+    # -- monitoring -------------------------------------------------------------------------------------------
+    def open_monitoring_session(self, contact: str | None = None) -> MonitoringSession:
+        """A read-only view of everything the engine of ``contact`` runs."""
+        contact = contact or DEFAULT_CONTACT
+        return MonitoringSession(self, None, contact, _tracker(contact, self.home))
+
+    # -- notifications -----------------------------------------------------------------------------------------
+    def register_event_notification(self, callback: Callable[[Notification], Any]) -> None:
+        """Call ``callback(Notification)`` whenever a job of a session opened here changes state."""
+        if not callable(callback):
+            raise InvalidArgumentError(f"callback {callback!r} is not callable")
+        with self._lock:
+            self._callbacks.append(callback)
+            if len(self._callbacks) == 1:
+                threading.Thread(target=self._notify_loop, daemon=True,
+                                 name="pydrmaa2-notify").start()
+
+    def _emit(self, n: Notification) -> None:
+        for cb in list(self._callbacks):
+            try:
+                cb(n)
+            except Exception:
+                log.exception("notification callback %r failed", cb)
+
+    def _notify_loop(self) -> None:
+        watchers: dict[int, threading.Thread] = {}
+        while not self._notifier_stop.is_set():
+            with self._lock:
+                sessions = [s for s in self._sessions if not s._closed]
+            for s in sessions:
+                if id(s) not in watchers or not watchers[id(s)].is_alive():
+                    t = threading.Thread(target=s._watch_changes,
+                                         args=(self._notifier_stop, self._emit), daemon=True)
+                    watchers[id(s)] = t
+                    t.start()
+            self._notifier_stop.wait(_MultiFeed.SLICE * 4)

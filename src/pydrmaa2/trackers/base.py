@@ -1,0 +1,224 @@
+"""The contract between pydrmaa2's generic layer and one job engine (a "tracker").
+
+A tracker maps templates to engine objects and reports their states; everything else
+(sessions, persistence, arrays without native support, hold emulation, waiting, filters,
+notifications) lives once above it. This module imports nothing from the layers above.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+import urllib.parse
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from ..errors import InvalidArgumentError, UnsupportedAttributeError, UnsupportedOperationError
+from ..info import JobInfo, MachineInfo, QueueInfo, ReservationInfo
+from ..states import Capability, JobState
+from ..templates import JobTemplate, ReservationTemplate
+
+__all__ = ["Action", "ChangeFeed", "Contact", "JobTracker", "PollFeed"]
+
+
+class Action(enum.Enum):
+    """Job control operations, as the generic layer hands them to a tracker."""
+
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    HOLD = "hold"
+    RELEASE = "release"
+    TERMINATE = "terminate"
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A parsed contact string: ``SCHEME``, ``SCHEME:///socket``, ``SCHEME://host:port``, ``?k=v``."""
+
+    raw: str
+    scheme: str
+    path: str | None = None
+    host: str | None = None
+    port: int | None = None
+    options: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: str) -> Contact:
+        """Parse ``raw``; a bare word is a scheme with the engine's default endpoint."""
+        if not isinstance(raw, str) or not raw.strip():
+            raise InvalidArgumentError(f"contact {raw!r} is empty; use e.g. 'process' or 'docker'")
+        raw = raw.strip()
+        if "://" not in raw:
+            scheme, _, query = raw.partition("?")
+            if not scheme.isidentifier():
+                raise InvalidArgumentError(f"contact {raw!r} is not SCHEME[://ADDRESS][?k=v]")
+            return cls(raw, scheme.lower(), options=dict(urllib.parse.parse_qsl(query)))
+        u = urllib.parse.urlsplit(raw)
+        if not u.scheme:
+            raise InvalidArgumentError(f"contact {raw!r} has no scheme")
+        try:
+            port = u.port
+        except ValueError as e:
+            raise InvalidArgumentError(f"contact {raw!r} has a bad port: {e}") from None
+        return cls(raw, u.scheme.lower(), path=u.path or None, host=u.hostname, port=port,
+                   options=dict(urllib.parse.parse_qsl(u.query)))
+
+    @property
+    def address(self) -> str:
+        """The engine address in words, for error messages."""
+        if self.host:
+            return f"{self.host}:{self.port}" if self.port else self.host
+        return self.path or self.raw
+
+
+class ChangeFeed(ABC):
+    """Tells a waiter that some watched job may have changed state (it then looks again)."""
+
+    @abstractmethod
+    def wait(self, timeout: float | None) -> bool:
+        """Block until a change may have happened (True) or ``timeout`` seconds passed (False)."""
+
+    def close(self) -> None:
+        """Release what the feed holds (sockets, streams, threads)."""
+
+
+class PollFeed(ChangeFeed):
+    """For engines with no event API: report a possible change every ``interval`` seconds."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._closed = threading.Event()
+
+    def wait(self, timeout: float | None) -> bool:
+        step = self.interval if timeout is None else min(self.interval, max(timeout, 0.0))
+        self._closed.wait(step)
+        return timeout is None or step < timeout
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+class JobTracker(ABC):
+    """One engine. Tracker ids are the engine's own (PID key, container id, Slurm job id)."""
+
+    scheme: ClassVar[str]
+    #: Template fields this tracker honours; setting any other field is UnsupportedAttributeError.
+    supported_fields: ClassVar[frozenset[str]] = frozenset()
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: The engine can hold a job itself (else the generic layer keeps held jobs in the store).
+    native_hold: ClassVar[bool] = False
+    #: The engine runs arrays itself, max_parallel included (``submit_array``).
+    native_arrays: ClassVar[bool] = False
+    #: The job states are kept by pydrmaa2's agent (process tracker) rather than an engine.
+    uses_agent: ClassVar[bool] = False
+
+    def __init__(self, contact: Contact, home: Path) -> None:
+        self.contact = contact
+        self.home = home
+
+    # -- set-up ---------------------------------------------------------------------------
+    def check(self) -> None:
+        """Make sure the engine answers; raise DrmCommunicationError naming its address."""
+
+    def validate(self, template: JobTemplate) -> None:
+        """Refuse a template this tracker cannot run, before anything is created."""
+        extra = [f for f in template.set_fields() if f not in self.supported_fields]
+        if extra:
+            raise UnsupportedAttributeError(
+                f"JobTemplate field(s) {', '.join(extra)} not supported by the "
+                f"{self.scheme!r} tracker")
+
+    # -- jobs ------------------------------------------------------------------------------
+    @abstractmethod
+    def submit(self, job_id: str, template: JobTemplate, task_index: int | None,
+               hold: bool = False) -> str:
+        """Start (or, with ``hold`` and native_hold, create held) one job; return its tracker id.
+
+        ``template`` has its placeholders expanded; ``job_id`` is pydrmaa2's id (for JOB_ID).
+        On failure nothing may remain in the engine.
+        """
+
+    def submit_array(self, job_ids: Sequence[str], template: JobTemplate,
+                     indices: Sequence[int], max_parallel: int | None,
+                     hold: bool = False) -> list[str]:
+        """Submit a whole array natively (only where ``native_arrays``); one id per task."""
+        raise UnsupportedOperationError(f"the {self.scheme!r} tracker has no native arrays")
+
+    @abstractmethod
+    def state(self, tracker_id: str) -> tuple[JobState, str]:
+        """The job's state and the engine's own word for it (sub_state)."""
+
+    def states(self, tracker_ids: Sequence[str]) -> dict[str, tuple[JobState, str]]:
+        """States of many jobs at once; engines that can answer in one call override this."""
+        return {t: self.state(t) for t in tracker_ids}
+
+    @abstractmethod
+    def info(self, tracker_id: str) -> JobInfo:
+        """What the engine knows about the job (the generic layer fills id and job_name)."""
+
+    @abstractmethod
+    def control(self, tracker_id: str, action: Action) -> None:
+        """Suspend, resume, terminate (and hold/release where native_hold)."""
+
+    def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
+        """A feed that fires when one of these jobs may have changed; polling is the fallback."""
+        return PollFeed(0.5)
+
+    @abstractmethod
+    def delete(self, tracker_id: str) -> None:
+        """Forget a finished job in the engine (docker rm, ...)."""
+
+    def list_jobs(self) -> list[str]:
+        """Tracker ids of the jobs this engine knows."""
+        return []
+
+    def job_categories(self) -> list[str]:
+        """What ``job_category`` may name (images for container engines)."""
+        return []
+
+    # -- monitoring ---------------------------------------------------------------------------
+    def monitor_jobs(self) -> list[JobInfo]:
+        """Every job of the engine, whoever submitted it."""
+        raise UnsupportedOperationError(f"the {self.scheme!r} tracker cannot list all jobs")
+
+    def machines(self) -> list[MachineInfo]:
+        """The machines the engine runs jobs on."""
+        raise UnsupportedOperationError(f"the {self.scheme!r} tracker cannot list machines")
+
+    def queues(self) -> list[QueueInfo]:
+        """The queues of the engine."""
+        return []
+
+    # -- reservations (only where Capability.ADVANCE_RESERVATION) -----------------------------
+    def reserve(self, template: ReservationTemplate) -> ReservationInfo:
+        """Create an advance reservation."""
+        raise UnsupportedOperationError(f"the {self.scheme!r} tracker cannot reserve")
+
+    def reservation_info(self, reservation_id: str) -> ReservationInfo:
+        """What the engine says about one reservation."""
+        raise UnsupportedOperationError(f"the {self.scheme!r} tracker cannot reserve")
+
+    def reservations(self) -> list[ReservationInfo]:
+        """Every reservation of the engine."""
+        raise UnsupportedOperationError(f"the {self.scheme!r} tracker cannot reserve")
+
+    def cancel_reservation(self, reservation_id: str) -> None:
+        """Delete a reservation."""
+        raise UnsupportedOperationError(f"the {self.scheme!r} tracker cannot reserve")
+
+    def close(self) -> None:
+        """Release connections to the engine."""
+
+
+def deadline_after(timeout: float | None) -> float | None:
+    """The monotonic time at which ``timeout`` seconds from now have passed (None: never)."""
+    return None if timeout is None else time.monotonic() + max(0.0, timeout)
+
+
+def remaining(deadline: float | None) -> float | None:
+    """Seconds left until ``deadline`` (None: forever), never negative."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())

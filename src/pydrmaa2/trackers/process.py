@@ -1,0 +1,508 @@
+"""The OS-process tracker (contact ``process``): jobs are processes of this machine.
+
+Seed 003's mappings, plus what it lacks: jobs are started and reaped by pydrmaa2's per-user
+agent, so exit status, rusage and output survive the submitter; suspend/resume/terminate act on
+the job's whole process group. ``ProcessTracker`` is the client side, ``ProcessService`` runs in
+the agent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import getpass
+import json
+import logging
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import psutil
+
+from .._sqlite import Database
+from ..errors import InvalidArgumentError, InvalidStateError, UnsupportedAttributeError
+from ..info import JobInfo, MachineInfo, QueueInfo, Version
+from ..states import CPU, OS, Capability, JobState
+from ..templates import JobTemplate
+from .base import Action, ChangeFeed, Contact, JobTracker
+
+if TYPE_CHECKING:
+    from .._agent import Agent
+
+log = logging.getLogger("pydrmaa2.process")
+
+# Seed 003, job control: SIGTSTP can be caught or ignored by a job, SIGSTOP cannot.
+CONTROL_SIGNALS = {
+    Action.SUSPEND: signal.SIGSTOP,
+    Action.RESUME: signal.SIGCONT,
+    Action.TERMINATE: signal.SIGKILL,
+}
+
+# Seed 003, JobInfo extensions of a finished job, from os.wait4's rusage.
+RUSAGE_EXTENSIONS = {
+    "max_rss": "ru_maxrss",        # KiB
+    "swaps": "ru_nswap",
+    "in_blocks": "ru_inblock",
+    "out_blocks": "ru_oublock",
+}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS procs (
+    tid         TEXT PRIMARY KEY,
+    pid         INTEGER,
+    create_time REAL,
+    state       TEXT NOT NULL,
+    sub_state   TEXT,
+    exit_status INTEGER,
+    signal      TEXT,
+    annotation  TEXT,
+    job_name    TEXT,
+    workdir     TEXT,
+    cmdline     TEXT,
+    submitted   REAL NOT NULL,
+    started     REAL,
+    finished    REAL,
+    rusage      TEXT
+);
+"""
+
+HOSTNAME = socket.gethostname()
+
+
+def _owner() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _ts(value: float | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromtimestamp(value, dt.timezone.utc)
+
+
+class ProcessTracker(JobTracker):
+    """Jobs as OS processes of this machine, supervised by the pydrmaa2 agent."""
+
+    scheme = "process"
+    supported_fields = frozenset({
+        "remote_command", "args", "submit_as_hold", "job_environment", "working_directory",
+        "job_name", "input_path", "output_path", "error_path", "join_files", "stage_in_files",
+        "stage_out_files", "candidate_machines", "rerunnable",
+    })
+    capabilities = frozenset({Capability.JOB_ARRAYS, Capability.BULK_JOBS_MAXPARALLEL,
+                              Capability.JT_STAGING, Capability.CALLBACK})
+    uses_agent = True
+
+    def __init__(self, contact: Contact, home: Path) -> None:
+        super().__init__(contact, home)
+        if contact.path or contact.host:
+            raise InvalidArgumentError(
+                f"contact {contact.raw!r}: the process tracker runs on this machine only; "
+                "use 'process'")
+        self.db = Database(home / "process.sqlite", SCHEMA)
+        from .._agent import AgentClient
+
+        self.agent = AgentClient.for_home(home)
+
+    # -- validation -------------------------------------------------------------------------------
+    def validate(self, template: JobTemplate) -> None:
+        super().validate(template)
+        if not template.remote_command:
+            raise InvalidArgumentError("JobTemplate.remote_command is not set: nothing to run")
+        local = {HOSTNAME, HOSTNAME.split(".")[0], "localhost"}
+        others = [m for m in template.candidate_machines if m not in local]
+        if others:
+            raise UnsupportedAttributeError(
+                f"JobTemplate.candidate_machines {others!r}: the process tracker runs jobs on "
+                f"this machine ({HOSTNAME}) only")
+        bad = [k for k in template.extensions]
+        if bad:
+            raise UnsupportedAttributeError(
+                f"JobTemplate.extensions {bad!r} are not known to the process tracker")
+
+    def _resolve(self, template: JobTemplate, env: dict[str, str]) -> str:
+        cmd = template.remote_command or ""
+        cwd = template.working_directory or os.getcwd()
+        if "/" in cmd:
+            path = cmd if os.path.isabs(cmd) else os.path.join(cwd, cmd)
+            if not os.path.isfile(path):
+                raise InvalidArgumentError(f"JobTemplate.remote_command {cmd!r} does not exist")
+            if not os.access(path, os.X_OK):
+                raise InvalidArgumentError(f"JobTemplate.remote_command {cmd!r} is not executable")
+            return cmd
+        found = shutil.which(cmd, path=env.get("PATH", os.defpath))
+        if found is None:
+            raise InvalidArgumentError(
+                f"JobTemplate.remote_command {cmd!r} is not found in PATH {env.get('PATH', '')!r}")
+        return found
+
+    # -- jobs ----------------------------------------------------------------------------------------
+    def submit(self, job_id: str, template: JobTemplate, task_index: int | None,
+               hold: bool = False) -> str:
+        env = dict(os.environ)
+        env.update(template.job_environment)
+        env["JOB_ID"] = job_id
+        if task_index is not None:
+            env["TASK_ID"] = str(task_index)
+        else:
+            env.pop("TASK_ID", None)
+        wd = template.working_directory or os.getcwd()
+        if not os.path.isdir(wd):
+            raise InvalidArgumentError(f"JobTemplate.working_directory {wd!r} is not a directory")
+        executable = self._resolve(template, env)
+
+        def local(p: str | None) -> str | None:
+            return None if p is None else os.path.join(wd, p)
+
+        self.agent.request(
+            "proc.spawn", tid=job_id, executable=executable,
+            argv=[template.remote_command, *template.args], env=env, cwd=wd,
+            stdin=local(template.input_path), stdout=local(template.output_path),
+            stderr=local(template.error_path), join=bool(template.join_files),
+            stage_in={local(k): local(v) for k, v in template.stage_in_files.items()},
+            stage_out={local(k): local(v) for k, v in template.stage_out_files.items()},
+            job_name=template.job_name)
+        return job_id
+
+    def _row(self, tracker_id: str) -> tuple | None:
+        rows = self.db.query(
+            "SELECT state, sub_state, pid, exit_status, signal, annotation, job_name, workdir, "
+            "cmdline, submitted, started, finished, rusage FROM procs WHERE tid=?", (tracker_id,))
+        return rows[0] if rows else None
+
+    def state(self, tracker_id: str) -> tuple[JobState, str]:
+        rows = self.db.query("SELECT state, sub_state FROM procs WHERE tid=?", (tracker_id,))
+        if not rows:
+            return JobState.UNDETERMINED, "unknown to the process tracker"
+        return JobState(rows[0][0]), rows[0][1] or ""
+
+    def states(self, tracker_ids: Sequence[str]) -> dict[str, tuple[JobState, str]]:
+        out: dict[str, tuple[JobState, str]] = {}
+        ids = list(tracker_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            for tid, state, sub in self.db.query(
+                    f"SELECT tid, state, sub_state FROM procs WHERE tid IN "
+                    f"({','.join('?' * len(chunk))})", chunk):
+                out[tid] = (JobState(state), sub or "")
+        for tid in ids:
+            out.setdefault(tid, (JobState.UNDETERMINED, "unknown to the process tracker"))
+        return out
+
+    def info(self, tracker_id: str) -> JobInfo:
+        row = self._row(tracker_id)
+        if row is None:
+            return JobInfo(state=JobState.UNDETERMINED)
+        (state, sub, pid, exit_status, sig, annotation, job_name, workdir, cmdline, submitted,
+         started, finished, rusage) = row
+        ru = json.loads(rusage) if rusage else {}
+        ext = {"pid": str(pid)} if pid else {}
+        ext.update({k: str(v) for k, v in ru.items()})
+        if workdir:
+            ext["working_dir"] = workdir
+        if cmdline:
+            ext["command_line"] = cmdline
+        end = finished or (time.time() if started else None)
+        return JobInfo(
+            job_name=job_name, exit_status=exit_status, terminating_signal=sig,
+            annotation=annotation, state=JobState(state), sub_state=sub,
+            allocated_machines=[HOSTNAME], submission_machine=HOSTNAME, job_owner=_owner(),
+            slots=1,
+            wallclock_time=dt.timedelta(seconds=end - started) if started and end else None,
+            cpu_time=(dt.timedelta(milliseconds=ru["user_time_ms"] + ru["system_time_ms"])
+                      if "user_time_ms" in ru else None),
+            submission_time=_ts(submitted), dispatch_time=_ts(started), finish_time=_ts(finished),
+            extensions=ext)
+
+    def control(self, tracker_id: str, action: Action) -> None:
+        self.agent.request("proc.control", tid=tracker_id, action=action.value)
+
+    def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
+        return self.agent.watch(f"proc:{t}" for t in tracker_ids)
+
+    def delete(self, tracker_id: str) -> None:
+        with self.db.transaction() as db:
+            db.execute("DELETE FROM procs WHERE tid=? AND state IN ('done','failed')",
+                       (tracker_id,))
+
+    def list_jobs(self) -> list[str]:
+        return [r[0] for r in self.db.query("SELECT tid FROM procs ORDER BY rowid")]
+
+    # -- monitoring (seed 003: every OS process is a job) -------------------------------------------
+    def monitor_jobs(self) -> list[JobInfo]:
+        out = []
+        attrs = ["pid", "name", "cmdline", "cwd", "cpu_percent", "cpu_affinity", "memory_info",
+                 "create_time", "username", "status"]
+        now = time.time()
+        for p in psutil.process_iter(attrs):
+            i = p.info
+            created = i.get("create_time")
+            mem = i.get("memory_info")
+            state = (JobState.SUSPENDED if i.get("status") == psutil.STATUS_STOPPED
+                     else JobState.RUNNING)
+            ext = {
+                "process_name": i.get("name") or "",
+                "command_line": " ".join(i.get("cmdline") or []),
+                "working_dir": i.get("cwd") or "",
+                "cpu_usage": str(i.get("cpu_percent") or 0.0),
+                "cpu_affinity": " ".join(map(str, i.get("cpu_affinity") or [])),
+            }
+            if mem is not None:
+                ext.update(memory_usage=f"rss={mem.rss} vms={mem.vms}",
+                           memory_usage_rss=str(mem.rss), memory_usage_vms=str(mem.vms))
+            out.append(JobInfo(
+                id=str(i["pid"]), state=state, sub_state=i.get("status"),
+                dispatch_time=_ts(created), submission_time=_ts(created),
+                wallclock_time=dt.timedelta(seconds=now - created) if created else None,
+                allocated_machines=[HOSTNAME], submission_machine=HOSTNAME,
+                job_owner=i.get("username"), slots=1, extensions=ext))
+        return out
+
+    def machines(self) -> list[MachineInfo]:
+        return [local_machine()]
+
+    def queues(self) -> list[QueueInfo]:
+        return []
+
+
+def local_machine() -> MachineInfo:
+    """This host as a DRMAA2 machine: real sockets, cores, threads, memory, OS and architecture."""
+    logical = psutil.cpu_count(logical=True) or 1
+    physical = psutil.cpu_count(logical=False) or logical
+    sockets = 1
+    with contextlib.suppress(OSError):
+        ids = {line.split(":")[1].strip() for line in open("/proc/cpuinfo")
+               if line.startswith("physical id")}
+        sockets = max(1, len(ids))
+    vm = psutil.virtual_memory()
+    release = platform.release().split(".")
+    return MachineInfo(
+        name=HOSTNAME, available=True, sockets=sockets,
+        cores_per_socket=max(1, physical // sockets),
+        threads_per_core=max(1, logical // physical),
+        load=os.getloadavg()[0], phys_memory=vm.total,
+        virt_memory=vm.total + psutil.swap_memory().total,
+        machine_os=OS.LINUX if platform.system() == "Linux" else OS.OTHER_OS,
+        machine_os_version=Version(release[0], release[1] if len(release) > 1 else "0"),
+        machine_arch=CPU.from_machine(platform.machine()),
+        extensions={"cpus": str(logical)})
+
+
+# ----------------------------------------------------------------------------------------------------
+# agent side
+# ----------------------------------------------------------------------------------------------------
+
+class _Child:
+    __slots__ = ("tid", "popen", "pidfd", "started", "stage_out", "terminated")
+
+    def __init__(self, tid: str, popen: subprocess.Popen, pidfd: int, started: float,
+                 stage_out: dict[str, str]) -> None:
+        self.tid = tid
+        self.popen = popen
+        self.pidfd = pidfd
+        self.started = started
+        self.stage_out = stage_out
+        self.terminated = False
+
+
+def _copy(src: str, dst: str) -> None:
+    if os.path.isdir(src):
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+    else:
+        parent = os.path.dirname(dst)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        shutil.copy2(src, dst)
+
+
+class ProcessService:
+    """In the agent: spawns jobs, reaps them with wait4 and records the outcome in process.sqlite."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.db = Database(agent.home / "process.sqlite", SCHEMA)
+        self.children: dict[str, _Child] = {}
+        agent.handlers["proc.spawn"] = self.spawn
+        agent.handlers["proc.control"] = self.control
+        agent.busy_checks.append(lambda: bool(self.children))
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        """Jobs an earlier agent started and could not see end: record what can be known."""
+        rows = self.db.query("SELECT tid, pid, create_time FROM procs WHERE state IN "
+                             "('running','suspended','queued')")
+        for tid, pid, created in rows:
+            alive = False
+            with contextlib.suppress(psutil.Error):
+                alive = pid is not None and abs(psutil.Process(pid).create_time() - created) < 1
+            if not alive:
+                self._finish_lost(tid)
+            else:
+                # Not our child any more: pidfd still tells when it ends, not how.
+                fd = os.pidfd_open(pid)
+                self.agent.add_reader(fd, lambda tid=tid, fd=fd: self._on_orphan_exit(tid, fd))
+
+    def _finish_lost(self, tid: str) -> None:
+        with self.db.transaction() as db:
+            db.execute(
+                "UPDATE procs SET state='failed', sub_state='lost', finished=?, annotation=? "
+                "WHERE tid=?", (time.time(), "the pydrmaa2 agent supervising this job ended before "
+                                "the job did; its exit status is unknown", tid))
+        self.agent.publish([f"proc:{tid}"])
+
+    def _on_orphan_exit(self, tid: str, fd: int) -> None:
+        self.agent.remove_reader(fd)
+        os.close(fd)
+        self._finish_lost(tid)
+
+    # -- requests ---------------------------------------------------------------------------------
+    def spawn(self, msg: dict[str, Any]) -> dict[str, Any]:
+        tid = msg["tid"]
+        now = time.time()
+        cmdline = " ".join(msg["argv"])
+        for src, dst in (msg.get("stage_in") or {}).items():
+            try:
+                _copy(src, dst)
+            except OSError as e:
+                with self.db.transaction() as db:
+                    db.execute(
+                        "INSERT OR REPLACE INTO procs(tid, state, sub_state, annotation, job_name, "
+                        "workdir, cmdline, submitted, finished) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (tid, "failed", "stage-in failed",
+                         f"stage-in of {src!r} to {dst!r} failed: {e.strerror or e}",
+                         msg.get("job_name"), msg["cwd"], cmdline, now, time.time()))
+                self.agent.publish([f"proc:{tid}"])
+                return {"tid": tid}
+        files = []
+        try:
+            stdin = self._open(msg.get("stdin"), os.O_RDONLY, "input_path", files)
+            stdout = self._open(msg.get("stdout"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                "output_path", files)
+            if msg.get("join"):
+                stderr = stdout if stdout is not None else subprocess.DEVNULL
+            else:
+                stderr = self._open(msg.get("stderr"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                    "error_path", files)
+            try:
+                popen = subprocess.Popen(
+                    msg["argv"], executable=msg["executable"], cwd=msg["cwd"], env=msg["env"],
+                    stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                    stdout=stdout if stdout is not None else subprocess.DEVNULL,
+                    stderr=stderr if stderr is not None else subprocess.DEVNULL,
+                    close_fds=True, start_new_session=True, restore_signals=True)
+            except OSError as e:
+                raise InvalidArgumentError(
+                    f"cannot start JobTemplate.remote_command {msg['argv'][0]!r}: "
+                    f"{e.strerror or e}") from None
+        finally:
+            for fd in files:
+                os.close(fd)
+        started = time.time()
+        pidfd = os.pidfd_open(popen.pid)
+        try:
+            created = psutil.Process(popen.pid).create_time()
+        except psutil.Error:
+            created = started
+        child = _Child(tid, popen, pidfd, started, msg.get("stage_out") or {})
+        self.children[tid] = child
+        with self.db.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO procs(tid, pid, create_time, state, sub_state, job_name, "
+                "workdir, cmdline, submitted, started) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (tid, popen.pid, created, "running", "running", msg.get("job_name"), msg["cwd"],
+                 cmdline, now, started))
+        self.agent.add_reader(pidfd, lambda: self._on_exit(child))
+        self.agent.publish([f"proc:{tid}"])
+        return {"tid": tid, "pid": popen.pid}
+
+    @staticmethod
+    def _open(path: str | None, flags: int, field: str, files: list[int]) -> int | None:
+        if path is None:
+            return None
+        try:
+            fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise InvalidArgumentError(
+                f"JobTemplate.{field} {path!r} cannot be opened: {e.strerror or e}") from None
+        files.append(fd)
+        return fd
+
+    def control(self, msg: dict[str, Any]) -> dict[str, Any]:
+        tid = msg["tid"]
+        action = Action(msg["action"])
+        child = self.children.get(tid)
+        if child is None:
+            raise InvalidStateError(f"job {tid} is not running (it has ended)")
+        sig = CONTROL_SIGNALS.get(action)
+        if sig is None:
+            raise InvalidStateError(f"job {tid}: {action.value} is not possible on a running process")
+        if action is Action.TERMINATE:
+            child.terminated = True
+        try:
+            os.killpg(child.popen.pid, sig)
+        except ProcessLookupError:
+            return {}
+        if action is not Action.TERMINATE:
+            new = "suspended" if action is Action.SUSPEND else "running"
+            with self.db.transaction() as db:
+                db.execute("UPDATE procs SET state=?, sub_state=? WHERE tid=? AND state IN "
+                           "('running','suspended')", (new, new, tid))
+            self.agent.publish([f"proc:{tid}"])
+        return {}
+
+    # -- exits ---------------------------------------------------------------------------------------
+    def _on_exit(self, child: _Child) -> None:
+        try:
+            pid, status, ru = os.wait4(child.popen.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere: nothing left to learn
+            pid, status, ru = child.popen.pid, None, None
+        if pid == 0:
+            return  # the pidfd woke us before the kernel made the child waitable
+        if status is None:
+            self.agent.remove_reader(child.pidfd)
+            os.close(child.pidfd)
+            self.children.pop(child.tid, None)
+            self._finish_lost(child.tid)
+            return
+        self.agent.remove_reader(child.pidfd)
+        os.close(child.pidfd)
+        child.popen.returncode = status  # keep Popen from ever waiting on this pid
+        self.children.pop(child.tid, None)
+        finished = time.time()
+        exit_status: int | None
+        sig_name = None
+        if os.WIFSIGNALED(status):
+            signum = os.WTERMSIG(status)
+            sig_name = signal.Signals(signum).name
+            exit_status = 128 + signum
+        else:
+            exit_status = os.WEXITSTATUS(status)
+        annotation = "terminated" if child.terminated else None
+        for dst, src in child.stage_out.items():
+            try:
+                _copy(src, dst)
+            except OSError as e:
+                annotation = f"stage-out of {src!r} to {dst!r} failed: {e.strerror or e}"
+        ok = exit_status == 0 and annotation is None
+        rusage = {k: getattr(ru, attr) for k, attr in RUSAGE_EXTENSIONS.items()}
+        rusage["user_time_ms"] = int(ru.ru_utime * 1000)
+        rusage["system_time_ms"] = int(ru.ru_stime * 1000)
+        state = "done" if ok else "failed"
+        sub = "exited" if sig_name is None else f"killed by {sig_name}"
+        with self.db.transaction() as db:
+            db.execute(
+                "UPDATE procs SET state=?, sub_state=?, exit_status=?, signal=?, annotation=?, "
+                "finished=?, rusage=? WHERE tid=?",
+                (state, sub, exit_status, sig_name, annotation, finished, json.dumps(rusage),
+                 child.tid))
+        self.agent.publish([f"proc:{child.tid}"])
+
+    def close(self) -> None:
+        self.db.close()
