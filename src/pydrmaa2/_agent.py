@@ -145,6 +145,13 @@ class AgentClient:
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, close_fds=True,
                 start_new_session=True, env=env, cwd="/")
 
+    def close(self) -> None:
+        """Drop this process's connection (the agent may then exit when idle)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
         """Send one request and return the reply; agent errors become Drmaa2Errors."""
         msg = {"op": op, **fields}

@@ -20,6 +20,10 @@ GROUP = "pydrmaa2.trackers"
 # scheme -> (dotted path, pip extra that brings its client library)
 BUILTIN: dict[str, tuple[str, str | None]] = {
     "process": ("pydrmaa2.trackers.process:ProcessTracker", None),
+    "docker": ("pydrmaa2.trackers.docker:DockerTracker", "docker"),
+    "podman": ("pydrmaa2.trackers.podman:PodmanTracker", "podman"),
+    "containerd": ("pydrmaa2.trackers.containerd:ContainerdTracker", "containerd"),
+    "slurm": ("pydrmaa2.trackers.slurm:SlurmTracker", None),
 }
 
 _lock = threading.Lock()

@@ -1,0 +1,404 @@
+"""The behaviours every tracker must show, written once and run against each (psij-style).
+
+A test module provides a ``target`` fixture (a ``Target``); these tests and fixtures do the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import pydrmaa2 as d2
+
+from ..trackers import tracker_class
+from .targets import Target
+
+
+# -- fixtures -------------------------------------------------------------------------------------
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    h = tmp_path / "home"
+    h.mkdir()
+    return h
+
+
+@pytest.fixture
+def sm(home: Path, target: Target):
+    from .._agent import AgentClient
+
+    manager = d2.SessionManager(home=home)
+    yield manager
+    manager._notifier_stop.set()
+    AgentClient.for_home(home).close()
+
+
+@pytest.fixture
+def js(sm: d2.SessionManager, target: Target):
+    session = sm.create_job_session("conformance", contact=target.contact)
+    yield session
+    # Leave nothing running in the engine: end and reap whatever the test left behind.
+    if session._closed:
+        session = sm.open_job_session("conformance")
+    jobs = session.get_jobs()
+    for j in jobs:
+        try:
+            if not j.state.is_terminal:
+                j.terminate()
+        except d2.Drmaa2Error:
+            pass
+    try:
+        if jobs:
+            session.wait_all_terminated(jobs, timeout=target.slow)
+    except d2.Drmaa2Error:
+        pass
+    for j in jobs:
+        try:
+            j.reap()
+        except d2.Drmaa2Error:
+            pass
+    session.close()
+
+
+def _wait_state(job: d2.Job, state: d2.JobState, timeout: float) -> None:
+    """Wait for a non-terminal state change (suspend/resume take effect asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while job.state is not state:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{job} is {job.state}, not {state} after {timeout} s")
+        time.sleep(0.05)
+
+
+# -- lifecycle ---------------------------------------------------------------------------------------
+def test_job_that_exits_zero_is_done(js, target):
+    job = js.run_job(target.template("/bin/true"))
+    info = job.wait_terminated(target.slow)
+    assert info.state is d2.JobState.DONE
+    assert info.exit_status == 0
+    assert job.state is d2.JobState.DONE
+    assert info.id == job.id
+
+
+def test_job_exit_code_is_reported_and_job_failed(js, target):
+    job = js.run_job(target.sh("exit 3"))
+    info = job.wait_terminated(target.slow)
+    assert info.state is d2.JobState.FAILED
+    assert info.exit_status == 3
+
+
+def test_output_and_error_paths_receive_the_streams(js, target, tmp_path):
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    job = js.run_job(target.sh("echo to-out; echo to-err >&2; exit 1",
+                               output_path=str(out), error_path=str(err)))
+    job.wait_terminated(target.slow)
+    assert out.read_text() == "to-out\n"
+    assert err.read_text() == "to-err\n"
+
+
+def test_join_files_puts_stderr_into_the_output_file(js, target, tmp_path):
+    out = tmp_path / "joined.txt"
+    job = js.run_job(target.sh("echo a; echo b >&2", output_path=str(out), join_files=True))
+    job.wait_terminated(target.slow)
+    assert sorted(out.read_text().split()) == ["a", "b"]
+
+
+def test_environment_job_id_and_working_directory_reach_the_job(js, target, tmp_path):
+    out = tmp_path / "env.txt"
+    job = js.run_job(target.sh('echo "$GREETING $JOB_ID"; pwd', output_path=str(out),
+                               job_environment={"GREETING": "hello world"},
+                               working_directory="/tmp"))
+    job.wait_terminated(target.slow)
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("hello world ")
+    assert lines[0].split()[-1]  # JOB_ID is set (the engine's or pydrmaa2's id)
+    assert lines[1] == "/tmp"
+
+
+def test_arguments_are_passed_as_a_vector_not_a_shell_line(js, target, tmp_path):
+    out = tmp_path / "args.txt"
+    job = js.run_job(target.template("/bin/sh", "-c", 'for a in "$@"; do echo "[$a]"; done', "sh",
+                                     "two words", "$HOME", "a;b", output_path=str(out)))
+    job.wait_terminated(target.slow)
+    assert out.read_text().splitlines() == ["[two words]", "[$HOME]", "[a;b]"]
+
+
+def test_job_info_has_times_machine_and_owner(js, target):
+    job = js.run_job(target.sh("sleep 0.2"))
+    info = job.wait_terminated(target.slow)
+    assert info.submission_time is not None and info.submission_time.tzinfo is not None
+    assert info.dispatch_time is not None and info.finish_time is not None
+    assert info.finish_time >= info.dispatch_time
+    assert info.allocated_machines
+    assert info.job_owner
+
+
+# -- control --------------------------------------------------------------------------------------------
+def test_suspend_and_resume_a_running_job(js, target):
+    job = js.run_job(target.template("/bin/sleep", "30"))
+    job.wait_started(target.slow)
+    job.suspend()
+    _wait_state(job, d2.JobState.SUSPENDED, target.slow)
+    job.resume()
+    _wait_state(job, d2.JobState.RUNNING, target.slow)
+    job.terminate()
+    assert job.wait_terminated(target.slow).state is d2.JobState.FAILED
+
+
+def test_terminate_ends_a_running_job_failed(js, target):
+    job = js.run_job(target.template("/bin/sleep", "60"))
+    job.wait_started(target.slow)
+    t0 = time.monotonic()
+    job.terminate()
+    info = job.wait_terminated(target.slow)
+    assert info.state is d2.JobState.FAILED
+    assert time.monotonic() - t0 < 30
+
+
+def test_submit_as_hold_waits_for_release(js, target, tmp_path):
+    out = tmp_path / "held.txt"
+    job = js.run_job(target.sh("echo ran", output_path=str(out), submit_as_hold=True))
+    assert job.state is d2.JobState.QUEUED_HELD
+    with pytest.raises(d2.TimeoutError):
+        job.wait_started(0.5)
+    job.release()
+    assert job.wait_terminated(target.slow).state is d2.JobState.DONE
+    assert out.read_text() == "ran\n"
+
+
+def test_terminating_a_held_job_ends_it_without_running(js, target, tmp_path):
+    marker = tmp_path / "marker"
+    job = js.run_job(target.sh("echo ran", output_path=str(marker), submit_as_hold=True))
+    job.terminate()
+    assert job.wait_terminated(target.slow).state is d2.JobState.FAILED
+    assert not marker.exists() or marker.read_text() == ""
+
+
+def test_controlling_a_finished_job_is_an_invalid_state(js, target):
+    job = js.run_job(target.template("/bin/true"))
+    job.wait_terminated(target.slow)
+    for op in (job.suspend, job.resume, job.terminate, job.hold):
+        with pytest.raises(d2.InvalidStateError, match=job.id):
+            op()
+
+
+# -- arrays ----------------------------------------------------------------------------------------------
+def test_array_tasks_see_their_index_and_write_their_own_files(js, target, tmp_path):
+    arr = js.run_bulk_jobs(
+        target.sh('echo "$TASK_ID"', output_path=str(tmp_path / "task.$DRMAA2_INDEX$")),
+        begin=2, end=8, step=3)
+    assert len(arr.jobs) == 3
+    js.wait_all_terminated(arr.jobs, target.slow * 2)
+    for i in (2, 5, 8):
+        assert (tmp_path / f"task.{i}").read_text() == f"{i}\n"
+    assert js.get_job_array(arr.id).jobs == arr.jobs
+
+
+def test_array_respects_max_parallel(js, target):
+    arr = js.run_bulk_jobs(target.sh("sleep 0.4"), begin=1, end=6, max_parallel=2)
+    js.wait_all_terminated(arr.jobs, target.slow * 4)
+    spans = [(i.dispatch_time, i.finish_time) for i in (j.info for j in arr.jobs)]
+    assert all(s and e for s, e in spans)
+    most = max(sum(1 for s2, e2 in spans if s2 <= s < e2) for s, _ in spans)
+    assert most <= 2, spans
+    assert all(j.state is d2.JobState.DONE for j in arr.jobs)
+
+
+def test_a_queued_task_cannot_be_suspended_and_terminating_it_frees_the_array(js, target, tmp_path):
+    arr = js.run_bulk_jobs(target.sh("sleep 0.5"), begin=1, end=3, max_parallel=1)
+    first, second, third = arr.jobs
+    assert second.state is d2.JobState.QUEUED
+    with pytest.raises(d2.InvalidStateError):
+        second.suspend()
+    second.terminate()
+    js.wait_all_terminated(arr.jobs, target.slow * 3)
+    assert second.info.state is d2.JobState.FAILED
+    assert second.info.dispatch_time is None  # it never ran
+    assert third.state is d2.JobState.DONE
+
+
+def test_array_hold_and_release(js, target):
+    arr = js.run_bulk_jobs(target.template("/bin/true", submit_as_hold=True), 1, 3, 1, 2)
+    assert {j.state for j in arr.jobs} == {d2.JobState.QUEUED_HELD}
+    arr.release()
+    js.wait_all_terminated(arr.jobs, target.slow * 2)
+    assert {j.state for j in arr.jobs} == {d2.JobState.DONE}
+
+
+# -- waiting and timeouts -------------------------------------------------------------------------------------
+def test_zero_timeout_looks_once_and_raises(js, target):
+    job = js.run_job(target.template("/bin/sleep", "30"))
+    with pytest.raises(d2.TimeoutError):
+        job.wait_terminated(d2.ZERO_TIME)
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError):  # also the builtin
+        js.wait_all_terminated([job], 0.3)
+    assert 0.25 <= time.monotonic() - t0 < 5
+
+
+def test_wait_any_returns_the_first_job_to_end(js, target):
+    slow = js.run_job(target.template("/bin/sleep", "30"))
+    fast = js.run_job(target.template("/bin/true"))
+    assert js.wait_any_terminated([slow, fast], target.slow) == fast
+    assert js.wait_any_started([slow, fast], target.slow) in (slow, fast)
+
+
+def test_wait_on_an_empty_list_is_an_invalid_argument(js, target):
+    with pytest.raises(d2.InvalidArgumentError):
+        js.wait_any_terminated([])
+
+
+# -- reap, filters, sessions ---------------------------------------------------------------------------------------
+def test_reap_forgets_an_ended_job_and_refuses_a_running_one(js, target):
+    running = js.run_job(target.template("/bin/sleep", "30"))
+    with pytest.raises(d2.InvalidStateError):
+        running.reap()
+    done = js.run_job(target.template("/bin/true"))
+    done.wait_terminated(target.slow)
+    done.reap()
+    assert done not in js.get_jobs()
+    with pytest.raises(d2.InvalidArgumentError):
+        done.state  # noqa: B018
+
+
+def test_get_jobs_filters_by_state(js, target):
+    running = js.run_job(target.template("/bin/sleep", "30"))
+    done = js.run_job(target.template("/bin/true"))
+    done.wait_terminated(target.slow)
+    running.wait_started(target.slow)
+    assert js.get_jobs(d2.JobInfo(state=d2.JobState.DONE)) == [done]
+    assert js.get_jobs(d2.JobInfo(state=d2.JobState.RUNNING)) == [running]
+    assert set(js.get_jobs()) == {running, done}
+
+
+def test_closing_a_closed_session_is_an_invalid_session(sm, target):
+    session = sm.create_job_session("twice", contact=target.contact)
+    session.close()
+    with pytest.raises(d2.InvalidSessionError):
+        session.close()
+    with pytest.raises(d2.InvalidSessionError):
+        session.run_job(target.template("/bin/true"))
+
+
+def test_session_names_are_unique_and_must_exist(sm, target):
+    sm.create_job_session("one", contact=target.contact).close()
+    with pytest.raises(d2.InvalidArgumentError, match="one"):
+        sm.create_job_session("one", contact=target.contact)
+    with pytest.raises(d2.InvalidArgumentError, match="nope"):
+        sm.open_job_session("nope")
+    assert "one" in sm.job_session_names
+    sm.destroy_job_session("one")
+    assert "one" not in sm.job_session_names
+
+
+def test_supports_answers_for_the_tracker(sm, target):
+    cls = tracker_class(target.name)
+    assert sm.supports(d2.Capability.JOB_ARRAYS, contact=target.contact)
+    assert sm.supports(d2.Capability.ADVANCE_RESERVATION, contact=target.contact) == (
+        d2.Capability.ADVANCE_RESERVATION in cls.capabilities)
+
+
+# -- bad input -------------------------------------------------------------------------------------------------------
+def test_empty_template_is_refused_and_nothing_is_created(js, target):
+    with pytest.raises(d2.InvalidArgumentError):
+        js.run_job(d2.JobTemplate(job_category=target.job_category))
+    assert js.get_jobs() == []
+
+
+def test_missing_executable_is_refused_and_nothing_is_created(js, target):
+    with pytest.raises(d2.InvalidArgumentError, match="no-such-program"):
+        js.run_job(target.template("/bin/no-such-program"))
+    assert js.get_jobs() == []
+
+
+def test_bad_array_ranges_are_refused(js, target):
+    t = target.template("/bin/true")
+    with pytest.raises(d2.InvalidArgumentError, match="5"):
+        js.run_bulk_jobs(t, begin=5, end=1)
+    with pytest.raises(d2.InvalidArgumentError, match="0"):
+        js.run_bulk_jobs(t, begin=1, end=3, step=0)
+    assert js.get_jobs() == []
+
+
+def test_unwritable_output_path_is_refused_and_nothing_is_created(js, target):
+    with pytest.raises(d2.InvalidArgumentError, match="/no/such/dir/out"):
+        js.run_job(target.template("/bin/true", output_path="/no/such/dir/out"))
+    assert js.get_jobs() == []
+
+
+# -- persistence and notifications ---------------------------------------------------------------------------------
+SUBMITTER = textwrap.dedent("""
+    import sys, pydrmaa2 as d2
+    sm = d2.SessionManager(home=sys.argv[1])
+    js = sm.open_job_session("conformance")
+    cat = sys.argv[3] or None
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/sh", job_category=cat,
+        args=["-c", "sleep 1; echo survived; exit 7"], output_path=sys.argv[2]))
+    print(job.id, flush=True)
+    sys.stdin.read()  # block until killed
+""")
+
+
+def test_a_job_survives_the_kill_of_its_submitter(js, target, home, tmp_path):
+    out = tmp_path / "survivor.txt"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SUBMITTER, str(home), str(out), target.job_category or ""],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    job_id = proc.stdout.readline().strip()
+    assert job_id, "the submitter printed no job id"
+    proc.kill()  # SIGKILL: no clean-up runs in the submitter
+    proc.wait()
+    again = d2.SessionManager(home=home).open_job_session("conformance")
+    (job,) = [j for j in again.get_jobs() if j.id == job_id]
+    info = job.wait_terminated(target.slow)
+    assert info.exit_status == 7
+    assert info.state is d2.JobState.FAILED
+    assert out.read_text() == "survived\n"
+    again.close()
+
+
+def test_throttled_array_finishes_after_its_submitter_exits(js, target, home):
+    code = textwrap.dedent("""
+        import sys, pydrmaa2 as d2
+        js = d2.SessionManager(home=sys.argv[1]).open_job_session("conformance")
+        arr = js.run_bulk_jobs(d2.JobTemplate(remote_command="/bin/sleep", args=["0.3"],
+                               job_category=sys.argv[2] or None), 1, 5, 1, 1)
+        print(arr.id)
+    """)
+    r = subprocess.run([sys.executable, "-c", code, str(home), target.job_category or ""],
+                       capture_output=True, text=True, check=True)
+    arr = js.get_job_array(r.stdout.strip())
+    js.wait_all_terminated(arr.jobs, target.slow * 5)
+    assert [j.state for j in arr.jobs] == [d2.JobState.DONE] * 5
+
+
+def test_notifications_report_new_states(sm, js, target):
+    seen: list[d2.Notification] = []
+    done = threading.Event()
+
+    def callback(n: d2.Notification) -> None:
+        seen.append(n)
+        if n.state.is_terminal:
+            done.set()
+
+    sm.register_event_notification(callback)
+    job = js.run_job(target.sh("sleep 0.3"))
+    assert done.wait(target.slow + 5), seen
+    states = [n.state for n in seen if n.job_id == job.id]
+    assert states[-1] is d2.JobState.DONE
+    assert all(n.event is d2.Event.NEW_STATE and n.session_name == "conformance" for n in seen)
+
+
+def test_monitoring_session_lists_machines(sm, target):
+    with sm.open_monitoring_session(contact=target.contact) as ms:
+        machines = ms.get_all_machines()
+        assert machines and machines[0].name
+        assert machines[0].phys_memory and machines[0].phys_memory > 0
+
+
+__all__ = [name for name in dir() if name.startswith("test_")] + ["home", "sm", "js"]
