@@ -193,6 +193,11 @@ class Store(Database):
         rows = self.query("SELECT phase, state, sub_state, tracker_id FROM jobs WHERE id=?", (job_id,))
         return rows[0] if rows else None
 
+    def job_session(self, job_id: str) -> str | None:
+        """The name of the session a job belongs to (None: no such job)."""
+        rows = self.query("SELECT session FROM jobs WHERE id=?", (job_id,))
+        return rows[0][0] if rows else None
+
     def job_ids(self, session: str) -> list[str]:
         return [str(r[0]) for r in self.query("SELECT id FROM jobs WHERE session=? ORDER BY id",
                                               (session,))]

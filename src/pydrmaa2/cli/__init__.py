@@ -1,0 +1,295 @@
+"""The ``drmaa2`` command: submit, list, inspect, wait for and control jobs from a shell.
+
+The only code of pydrmaa2 that prints. ``--json`` output is for scripts; progress bars appear
+only on a terminal and never with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .. import _codec
+from ..errors import Drmaa2Error, InvalidArgumentError
+from ..info import JobInfo
+from ..jobs import Job
+from ..session import JobSession, SessionManager
+from ..states import JobState
+from ..templates import JobTemplate
+
+DEFAULT_SESSION = "default"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="drmaa2", description="DRMAA2 jobs on processes, "
+                                "containers and Slurm (pydrmaa2).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="submit a job or a job array")
+    run.add_argument("--session", default=os.environ.get("PYDRMAA2_SESSION", DEFAULT_SESSION))
+    run.add_argument("--contact", help="tracker for a new session (default: process)")
+    run.add_argument("--category", help="job category (the image, for container trackers)")
+    run.add_argument("--name", help="job name")
+    run.add_argument("--output", help="file for stdout")
+    run.add_argument("--error", help="file for stderr")
+    run.add_argument("--input", help="file for stdin")
+    run.add_argument("--join", action="store_true", help="stderr into the output file")
+    run.add_argument("--env", action="append", default=[], metavar="K=V")
+    run.add_argument("--workdir", help="working directory")
+    run.add_argument("--array", metavar="BEGIN:END[:STEP]", help="run a job array")
+    run.add_argument("--max-parallel", type=int, help="array tasks running at once")
+    run.add_argument("--hold", action="store_true", help="submit held (release later)")
+    run.add_argument("--wait", action="store_true", help="wait for the end; non-zero if a job failed")
+    run.add_argument("--json", action="store_true")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
+
+    jobs = sub.add_parser("jobs", help="list the jobs of a session")
+    jobs.add_argument("--session", default=os.environ.get("PYDRMAA2_SESSION", DEFAULT_SESSION))
+    jobs.add_argument("--state", type=lambda s: JobState[s.upper()],
+                      help="only jobs in this state (e.g. running, done)")
+    jobs.add_argument("--json", action="store_true")
+
+    info = sub.add_parser("info", help="show everything known about a job")
+    info.add_argument("job")
+    info.add_argument("--json", action="store_true")
+
+    wait = sub.add_parser("wait", help="wait until jobs have ended")
+    wait.add_argument("jobs", nargs="+")
+    wait.add_argument("--timeout", type=float, help="seconds (default: forever)")
+    wait.add_argument("--json", action="store_true")
+
+    for op in ("suspend", "resume", "hold", "release", "terminate", "reap"):
+        c = sub.add_parser(op, help=f"{op} jobs")
+        c.add_argument("jobs", nargs="+")
+
+    ses = sub.add_parser("sessions", help="list, create or destroy job sessions")
+    ses.add_argument("action", nargs="?", default="list", choices=["list", "create", "destroy"])
+    ses.add_argument("name", nargs="?")
+    ses.add_argument("--contact", default=None)
+    ses.add_argument("--json", action="store_true")
+
+    mon = sub.add_parser("monitor", help="everything an engine runs: jobs, machines, queues")
+    mon.add_argument("what", choices=["jobs", "machines", "queues"])
+    mon.add_argument("--contact", default="process")
+    mon.add_argument("--json", action="store_true")
+    return p
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(_codec.encode(data), indent=2))
+
+
+def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(*header, box=None, pad_edge=False)
+    for r in rows:
+        t.add_row(*("" if v is None else str(v) for v in r))
+    Console().print(t)
+
+
+def _session_of(sm: SessionManager, job_id: str) -> JobSession:
+    name = sm._store.job_session(job_id)
+    if name is None:
+        raise InvalidArgumentError(f"there is no job {job_id!r} in the store {sm._store.path}")
+    return sm.open_job_session(name)
+
+
+def _jobs(sm: SessionManager, ids: Sequence[str]) -> list[Job]:
+    sessions: dict[str, JobSession] = {}
+    out = []
+    for job_id in ids:
+        name = sm._store.job_session(job_id)
+        if name is None:
+            raise InvalidArgumentError(f"there is no job {job_id!r} in the store {sm._store.path}")
+        if name not in sessions:
+            sessions[name] = sm.open_job_session(name)
+        out.append(Job(sessions[name], job_id))
+    return out
+
+
+def _wait(jobs: list[Job], timeout: float | None, progress: bool) -> list[JobInfo]:
+    """Wait for every job, with a progress bar on a terminal; return their infos."""
+    by_session: dict[str, list[Job]] = {}
+    for j in jobs:
+        by_session.setdefault(j.session_name, []).append(j)
+    if not progress or len(jobs) < 2:
+        for js_jobs in by_session.values():
+            js_jobs[0]._session.wait_all_terminated(js_jobs, timeout)
+        return [j.info for j in jobs]
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..trackers.base import deadline_after, remaining
+
+    deadline = deadline_after(timeout)
+    with Progress(TextColumn("[bold]waiting"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
+                  transient=False) as bar:
+        task = bar.add_task("jobs", total=len(jobs), failed=0)
+        left = list(jobs)
+        failed = 0
+        while left:
+            done = left[0]._session.wait_any_terminated(
+                [j for j in left if j.session_name == left[0].session_name], remaining(deadline))
+            left.remove(done)
+            failed += done.state is JobState.FAILED
+            bar.update(task, advance=1, failed=failed)
+    return [j.info for j in jobs]
+
+
+def _info_rows(infos: Sequence[JobInfo]) -> list[list[Any]]:
+    return [[i.id, i.job_name, i.state.name if i.state else None, i.sub_state, i.exit_status,
+             i.terminating_signal, ",".join(i.allocated_machines),
+             i.wallclock_time.total_seconds() if i.wallclock_time else None] for i in infos]
+
+
+INFO_HEADER = ["id", "name", "state", "sub_state", "exit", "signal", "machines", "wallclock s"]
+
+
+def _cmd_run(sm: SessionManager, a: argparse.Namespace) -> int:
+    cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
+    if not cmd:
+        raise InvalidArgumentError("no COMMAND given: drmaa2 run [options] -- COMMAND [ARGS...]")
+    env = {}
+    for kv in a.env:
+        k, sep, v = kv.partition("=")
+        if not sep:
+            raise InvalidArgumentError(f"--env {kv!r} is not K=V")
+        env[k] = v
+    jt = JobTemplate(remote_command=cmd[0], args=cmd[1:], job_category=a.category,
+                     job_name=a.name, output_path=a.output, error_path=a.error,
+                     input_path=a.input, join_files=a.join or None, job_environment=env,
+                     working_directory=a.workdir, submit_as_hold=a.hold)
+    if a.session in sm.job_session_names:
+        js = sm.open_job_session(a.session)
+        if a.contact and a.contact != js.contact:
+            raise InvalidArgumentError(
+                f"session {a.session!r} uses contact {js.contact!r}, not {a.contact!r}")
+    else:
+        js = sm.create_job_session(a.session, contact=a.contact)
+    with js:
+        if a.array:
+            parts = a.array.split(":")
+            try:
+                nums = [int(p) for p in parts]
+            except ValueError:
+                raise InvalidArgumentError(f"--array {a.array!r} is not BEGIN:END[:STEP]") from None
+            if len(nums) not in (2, 3):
+                raise InvalidArgumentError(f"--array {a.array!r} is not BEGIN:END[:STEP]")
+            arr = js.run_bulk_jobs(jt, nums[0], nums[1], nums[2] if len(nums) == 3 else 1,
+                                   a.max_parallel)
+            jobs = arr.jobs
+            if not a.wait:
+                if a.json:
+                    _print_json({"array": arr.id, "jobs": [j.id for j in jobs]})
+                else:
+                    print(f"array {arr.id}: jobs {jobs[0].id}..{jobs[-1].id}")
+                return 0
+        else:
+            jobs = [js.run_job(jt)]
+            if not a.wait:
+                if a.json:
+                    _print_json({"job": jobs[0].id})
+                else:
+                    print(jobs[0].id)
+                return 0
+        infos = _wait(jobs, None, progress=sys.stderr.isatty() and not a.json)
+    return _report(infos, a.json)
+
+
+def _report(infos: list[JobInfo], as_json: bool) -> int:
+    if as_json:
+        _print_json(infos)
+    else:
+        _table(_info_rows(infos), INFO_HEADER)
+    return 0 if all(i.state is JobState.DONE for i in infos) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``drmaa2`` command; returns the exit status."""
+    a = _parser().parse_args(argv)
+    try:
+        sm = SessionManager()
+        if a.command == "run":
+            return _cmd_run(sm, a)
+        if a.command == "jobs":
+            with sm.open_job_session(a.session) as js:
+                flt = JobInfo(state=a.state) if a.state else None
+                jobs = js.get_jobs(flt)
+                infos = [j.info for j in jobs]
+            if a.json:
+                _print_json(infos)
+            else:
+                _table(_info_rows(infos), INFO_HEADER)
+            return 0
+        if a.command == "info":
+            with _session_of(sm, a.job) as js:
+                info = Job(js, a.job).info
+            if a.json:
+                _print_json(info)
+            else:
+                for k, v in _codec.encode(info).items():
+                    print(f"{k:20} {v}")
+            return 0
+        if a.command == "wait":
+            infos = _wait(_jobs(sm, a.jobs), a.timeout, progress=sys.stderr.isatty() and not a.json)
+            return _report(infos, a.json)
+        if a.command in ("suspend", "resume", "hold", "release", "terminate", "reap"):
+            for job in _jobs(sm, a.jobs):
+                getattr(job, a.command)()
+            return 0
+        if a.command == "sessions":
+            if a.action == "create":
+                if not a.name:
+                    raise InvalidArgumentError("sessions create needs a NAME")
+                sm.create_job_session(a.name, contact=a.contact).close()
+            elif a.action == "destroy":
+                if not a.name:
+                    raise InvalidArgumentError("sessions destroy needs a NAME")
+                sm.destroy_job_session(a.name)
+            else:
+                rows = [(n, sm._store.session(n, "job")[0]) for n in sm.job_session_names]
+                if a.json:
+                    _print_json([{"name": n, "contact": c} for n, c in rows])
+                else:
+                    _table(rows, ["session", "contact"])
+            return 0
+        if a.command == "monitor":
+            with sm.open_monitoring_session(a.contact) as ms:
+                if a.what == "jobs":
+                    data: list[Any] = ms.get_all_jobs()
+                    rows = [[i.id, i.state.name if i.state else "", i.job_owner,
+                             i.extensions.get("process_name") or i.extensions.get("command_line")]
+                            for i in data]
+                    header = ["id", "state", "owner", "name"]
+                elif a.what == "machines":
+                    data = ms.get_all_machines()
+                    rows = [[m.name, m.sockets, m.cores_per_socket, m.threads_per_core,
+                             m.phys_memory, m.load, m.machine_os.name if m.machine_os else "",
+                             m.machine_arch.name if m.machine_arch else ""] for m in data]
+                    header = ["name", "sockets", "cores/socket", "threads/core", "memory",
+                              "load", "os", "arch"]
+                else:
+                    data = ms.get_all_queues()
+                    rows = [[q.name] for q in data]
+                    header = ["queue"]
+            if a.json:
+                _print_json(data)
+            else:
+                _table(rows, header)
+            return 0
+    except Drmaa2Error as e:
+        print(f"drmaa2: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
