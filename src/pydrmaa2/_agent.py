@@ -154,15 +154,23 @@ class AgentClient:
 
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
         """Send one request and return the reply; agent errors become Drmaa2Errors."""
-        msg = {"op": op, **fields}
+        reply = self._exchange({"op": op, **fields}, want_reply=True)
+        if "error" in reply:
+            _raise_remote(reply)
+        return reply
+
+    def send(self, op: str, **fields: Any) -> None:
+        """Send a request that needs no answer (the agent records its outcome itself)."""
+        self._exchange({"op": op, "noreply": True, **fields}, want_reply=False)
+
+    def _exchange(self, msg: dict[str, Any], want_reply: bool) -> dict[str, Any]:
         for attempt in (1, 2):
             with self._lock:
                 try:
                     if self._conn is None:
                         self._conn = self.connect()
                     self._conn.send(msg)
-                    reply = self._conn.recv()
-                    break
+                    return self._conn.recv() if want_reply else {}
                 except (OSError, ValueError) as e:
                     # The agent may have exited on idle between our calls: reconnect once.
                     if self._conn is not None:
@@ -171,9 +179,7 @@ class AgentClient:
                     if attempt == 2:
                         raise errors.DrmCommunicationError(
                             f"lost the pydrmaa2 agent at {self.path}: {e}") from e
-        if "error" in reply:
-            _raise_remote(reply)
-        return reply
+        raise AssertionError("unreachable")
 
     def notify(self, keys: Iterable[str]) -> None:
         """Tell every waiter watching these keys that they may have changed."""
@@ -251,6 +257,8 @@ class Agent:
             "drive": self._op_drive,
         }
         self.busy_checks: list[Callable[[], bool]] = []
+        #: Called after each round of events: services batch their store writes there.
+        self.flush_hooks: list[Callable[[], None]] = []
         self.drivers: dict[tuple[str, str], threading.Thread] = {}
         self.drivers_lock = threading.Lock()
         self._last_activity = time.monotonic()
@@ -324,6 +332,8 @@ class Agent:
                     cb()
                 else:
                     self._on_client(cb, mask)
+            for hook in self.flush_hooks:
+                hook()
             if self._busy():
                 self._last_activity = time.monotonic()
             elif time.monotonic() - self._last_activity > IDLE_EXIT:
@@ -382,8 +392,10 @@ class Agent:
             self._handle(c, line)
 
     def _handle(self, c: _Client, line: bytes) -> None:
+        noreply = False
         try:
             msg = json.loads(line)
+            noreply = bool(msg.get("noreply"))
             op = msg.get("op")
             if op == "watch":
                 c.watch = set(msg.get("keys") or ["*"])
@@ -398,7 +410,11 @@ class Agent:
         except Exception as e:  # a bug must not kill the agent that supervises every job
             log.exception("request %r failed", line[:200])
             reply = {"error": "InternalError", "message": f"pydrmaa2 agent: {e!r}"}
-        self._send(c, reply)
+        if noreply:
+            if "error" in reply:
+                log.warning("request %r failed: %s", line[:200], reply["message"])
+        else:
+            self._send(c, reply)
 
 
 def main(argv: list[str]) -> int:

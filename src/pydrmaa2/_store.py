@@ -230,10 +230,12 @@ class Store(Database):
         with self.transaction() as db:
             return db.execute(sql, params).rowcount > 0
 
-    def set_seen_state(self, job_id: str, state: str, sub_state: str | None) -> None:
+    def set_terminal(self, jobs: Sequence[tuple[str, str, str, str]]) -> None:
+        """Record (id, state, sub_state, info JSON) of jobs seen ended, in one transaction."""
         with self.transaction() as db:
-            db.execute("UPDATE jobs SET state=?, sub_state=? WHERE id=? AND phase='submitted'",
-                       (state, sub_state, job_id))
+            db.executemany("UPDATE jobs SET phase='terminal', state=?, sub_state=?, info=? "
+                           "WHERE id=? AND phase='submitted'",
+                           [(st, sub, info, job_id) for job_id, st, sub, info in jobs])
 
     def delete_job(self, job_id: str) -> None:
         with self.transaction() as db:

@@ -283,15 +283,9 @@ class JobSession(_Session):
             raise InvalidArgumentError(f"no job array {array_id!r} in session {self.session_name!r}")
         return _codec.decode(JobTemplate, json.loads(arr[1]))
 
-    def _observe_terminal(self, row: JobRow, state: JobState, sub: str) -> None:
-        """Cache a terminal state and its JobInfo, so they outlive the engine's record."""
-        info = self._tracker_info(row)
-        info.state, info.sub_state = state, sub
-        self._store.set_phase(row.id, TERMINAL, state.value, sub_state=sub,
-                              expect=(SUBMITTED,), info=dumps(_codec.encode(info)))
-
     def _states_of(self, rows: Sequence[JobRow]) -> dict[str, tuple[JobState, str]]:
-        """Current states; asks the tracker once for all jobs it owns."""
+        """Current states; asks the tracker once for all jobs it owns, and caches every terminal
+        state with its JobInfo (in one transaction), so they outlive the engine's record."""
         out: dict[str, tuple[JobState, str]] = {}
         live = []
         for r in rows:
@@ -304,11 +298,16 @@ class JobSession(_Session):
                 out[r.id] = (JobState(r.state), r.sub_state or "")
         if live:
             states = self._tracker.states([r.tracker_id for r in live])  # type: ignore[misc]
+            ended = []
             for r in live:
                 st, sub = states[r.tracker_id]  # type: ignore[index]
                 out[r.id] = (st, sub)
                 if st.is_terminal:
-                    self._observe_terminal(r, st, sub)
+                    info = self._tracker_info(r)
+                    info.state, info.sub_state = st, sub
+                    ended.append((r.id, st.value, sub, dumps(_codec.encode(info))))
+            if ended:
+                self._store.set_terminal(ended)
         return out
 
     def _job_state(self, job_id: str) -> tuple[JobState, str]:

@@ -57,7 +57,6 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS procs (
     tid         TEXT PRIMARY KEY,
     pid         INTEGER,
-    create_time REAL,
     state       TEXT NOT NULL,
     sub_state   TEXT,
     exit_status INTEGER,
@@ -74,6 +73,27 @@ CREATE TABLE IF NOT EXISTS procs (
 """
 
 HOSTNAME = socket.gethostname()
+#: A job the agent has been asked to start and has not recorded yet.
+STARTING = (JobState.QUEUED, "starting")
+
+
+def _check_readable(path: str | None, field: str) -> None:
+    if path is not None and not os.access(path, os.R_OK):
+        why = "does not exist" if not os.path.exists(path) else "is not readable"
+        raise InvalidArgumentError(f"JobTemplate.{field} {path!r} {why}")
+
+
+def _check_writable(path: str | None, field: str) -> None:
+    if path is None:
+        return
+    if os.path.exists(path):
+        ok, why = os.access(path, os.W_OK) and not os.path.isdir(path), "is not a writable file"
+    else:
+        parent = os.path.dirname(path) or "."
+        ok, why = os.path.isdir(parent) and os.access(parent, os.W_OK), \
+            f"cannot be created (directory {parent!r} is missing or not writable)"
+    if not ok:
+        raise InvalidArgumentError(f"JobTemplate.{field} {path!r} {why}")
 
 
 def _owner() -> str:
@@ -161,7 +181,13 @@ class ProcessTracker(JobTracker):
         def local(p: str | None) -> str | None:
             return None if p is None else os.path.join(wd, p)
 
-        self.agent.request(
+        _check_readable(local(template.input_path), "input_path")
+        _check_writable(local(template.output_path), "output_path")
+        if not template.join_files:
+            _check_writable(local(template.error_path), "error_path")
+        # Asynchronous: the agent records a start failure (a race with the checks above) as a
+        # FAILED job with the reason, so run_job does not wait for fork/exec.
+        self.agent.send(
             "proc.spawn", tid=job_id, executable=executable,
             argv=[template.remote_command, *template.args], env=env, cwd=wd,
             stdin=local(template.input_path), stdout=local(template.output_path),
@@ -180,7 +206,7 @@ class ProcessTracker(JobTracker):
     def state(self, tracker_id: str) -> tuple[JobState, str]:
         rows = self.db.query("SELECT state, sub_state FROM procs WHERE tid=?", (tracker_id,))
         if not rows:
-            return JobState.UNDETERMINED, "unknown to the process tracker"
+            return STARTING
         return JobState(rows[0][0]), rows[0][1] or ""
 
     def states(self, tracker_ids: Sequence[str]) -> dict[str, tuple[JobState, str]]:
@@ -193,13 +219,13 @@ class ProcessTracker(JobTracker):
                     f"({','.join('?' * len(chunk))})", chunk):
                 out[tid] = (JobState(state), sub or "")
         for tid in ids:
-            out.setdefault(tid, (JobState.UNDETERMINED, "unknown to the process tracker"))
+            out.setdefault(tid, STARTING)
         return out
 
     def info(self, tracker_id: str) -> JobInfo:
         row = self._row(tracker_id)
         if row is None:
-            return JobInfo(state=JobState.UNDETERMINED)
+            return JobInfo(state=STARTING[0], sub_state=STARTING[1])
         (state, sub, pid, exit_status, sig, annotation, job_name, workdir, cmdline, submitted,
          started, finished, rusage) = row
         ru = json.loads(rusage) if rusage else {}
@@ -299,6 +325,10 @@ def local_machine() -> MachineInfo:
 # agent side
 # ----------------------------------------------------------------------------------------------------
 
+INSERT_FAILED = ("INSERT OR REPLACE INTO procs(tid, state, sub_state, annotation, job_name, workdir, "
+                 "cmdline, submitted, finished) VALUES (?,?,?,?,?,?,?,?,?)")
+
+
 class _Child:
     __slots__ = ("tid", "popen", "pidfd", "started", "stage_out", "terminated")
 
@@ -329,6 +359,9 @@ class ProcessService:
         self.agent = agent
         self.db = Database(agent.home / "process.sqlite", SCHEMA)
         self.children: dict[str, _Child] = {}
+        self._writes: list[tuple[str, tuple]] = []
+        self._changed: list[str] = []
+        agent.flush_hooks.append(self.flush)
         agent.handlers["proc.spawn"] = self.spawn
         agent.handlers["proc.control"] = self.control
         agent.busy_checks.append(lambda: bool(self.children))
@@ -336,12 +369,13 @@ class ProcessService:
 
     def _reconcile(self) -> None:
         """Jobs an earlier agent started and could not see end: record what can be known."""
-        rows = self.db.query("SELECT tid, pid, create_time FROM procs WHERE state IN "
+        rows = self.db.query("SELECT tid, pid, started FROM procs WHERE state IN "
                              "('running','suspended','queued')")
-        for tid, pid, created in rows:
+        for tid, pid, started in rows:
             alive = False
+            # The same pid with a start time a second off is another process (pid reuse).
             with contextlib.suppress(psutil.Error):
-                alive = pid is not None and abs(psutil.Process(pid).create_time() - created) < 1
+                alive = pid is not None and abs(psutil.Process(pid).create_time() - started) < 1
             if not alive:
                 self._finish_lost(tid)
             else:
@@ -350,20 +384,44 @@ class ProcessService:
                 self.agent.add_reader(fd, lambda tid=tid, fd=fd: self._on_orphan_exit(tid, fd))
 
     def _finish_lost(self, tid: str) -> None:
-        with self.db.transaction() as db:
-            db.execute(
-                "UPDATE procs SET state='failed', sub_state='lost', finished=?, annotation=? "
-                "WHERE tid=?", (time.time(), "the pydrmaa2 agent supervising this job ended before "
-                                "the job did; its exit status is unknown", tid))
-        self.agent.publish([f"proc:{tid}"])
+        self._write(tid, "UPDATE procs SET state='failed', sub_state='lost', finished=?, "
+                    "annotation=? WHERE tid=?",
+                    (time.time(), "the pydrmaa2 agent supervising this job ended before the job "
+                     "did; its exit status is unknown", tid))
 
     def _on_orphan_exit(self, tid: str, fd: int) -> None:
         self.agent.remove_reader(fd)
         os.close(fd)
         self._finish_lost(tid)
 
+    # -- batched store writes: one transaction and one round of events per loop turn ----------
+    def _write(self, tid: str, sql: str, params: tuple) -> None:
+        self._writes.append((sql, params))
+        self._changed.append(f"proc:{tid}")
+
+    def flush(self) -> None:
+        if not self._writes:
+            return
+        writes, self._writes = self._writes, []
+        changed, self._changed = self._changed, []
+        with self.db.transaction() as db:
+            for sql, params in writes:
+                db.execute(sql, params)
+        self.agent.publish(changed)
+
     # -- requests ---------------------------------------------------------------------------------
     def spawn(self, msg: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self._spawn(msg)
+        except (InvalidArgumentError, OSError) as e:
+            if not msg.get("noreply"):
+                raise
+            self._write(msg["tid"], INSERT_FAILED,
+                        (msg["tid"], "failed", "not started", str(e), msg.get("job_name"),
+                         msg["cwd"], " ".join(msg["argv"]), time.time(), time.time()))
+            return {}
+
+    def _spawn(self, msg: dict[str, Any]) -> dict[str, Any]:
         tid = msg["tid"]
         now = time.time()
         cmdline = " ".join(msg["argv"])
@@ -371,32 +429,29 @@ class ProcessService:
             try:
                 _copy(src, dst)
             except OSError as e:
-                with self.db.transaction() as db:
-                    db.execute(
-                        "INSERT OR REPLACE INTO procs(tid, state, sub_state, annotation, job_name, "
-                        "workdir, cmdline, submitted, finished) VALUES (?,?,?,?,?,?,?,?,?)",
-                        (tid, "failed", "stage-in failed",
-                         f"stage-in of {src!r} to {dst!r} failed: {e.strerror or e}",
-                         msg.get("job_name"), msg["cwd"], cmdline, now, time.time()))
-                self.agent.publish([f"proc:{tid}"])
+                self._write(tid, INSERT_FAILED,
+                            (tid, "failed", "stage-in failed",
+                             f"stage-in of {src!r} to {dst!r} failed: {e.strerror or e}",
+                             msg.get("job_name"), msg["cwd"], cmdline, now, time.time()))
                 return {"tid": tid}
-        files = []
+        files: list[int] = []
         try:
             stdin = self._open(msg.get("stdin"), os.O_RDONLY, "input_path", files)
             stdout = self._open(msg.get("stdout"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                                 "output_path", files)
             if msg.get("join"):
-                stderr = stdout if stdout is not None else subprocess.DEVNULL
+                stderr = stdout
             else:
                 stderr = self._open(msg.get("stderr"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                                     "error_path", files)
+            devnull = subprocess.DEVNULL
             try:
                 popen = subprocess.Popen(
                     msg["argv"], executable=msg["executable"], cwd=msg["cwd"], env=msg["env"],
-                    stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                    stdout=stdout if stdout is not None else subprocess.DEVNULL,
-                    stderr=stderr if stderr is not None else subprocess.DEVNULL,
-                    close_fds=True, start_new_session=True, restore_signals=True)
+                    stdin=devnull if stdin is None else stdin,
+                    stdout=devnull if stdout is None else stdout,
+                    stderr=devnull if stderr is None else stderr,
+                    close_fds=True, start_new_session=True)
             except OSError as e:
                 raise InvalidArgumentError(
                     f"cannot start JobTemplate.remote_command {msg['argv'][0]!r}: "
@@ -406,20 +461,14 @@ class ProcessService:
                 os.close(fd)
         started = time.time()
         pidfd = os.pidfd_open(popen.pid)
-        try:
-            created = psutil.Process(popen.pid).create_time()
-        except psutil.Error:
-            created = started
         child = _Child(tid, popen, pidfd, started, msg.get("stage_out") or {})
         self.children[tid] = child
-        with self.db.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO procs(tid, pid, create_time, state, sub_state, job_name, "
-                "workdir, cmdline, submitted, started) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (tid, popen.pid, created, "running", "running", msg.get("job_name"), msg["cwd"],
-                 cmdline, now, started))
+        self._write(tid,
+                    "INSERT OR REPLACE INTO procs(tid, pid, state, sub_state, job_name, "
+                    "workdir, cmdline, submitted, started) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (tid, popen.pid, "running", "running",
+                     msg.get("job_name"), msg["cwd"], cmdline, now, started))
         self.agent.add_reader(pidfd, lambda: self._on_exit(child))
-        self.agent.publish([f"proc:{tid}"])
         return {"tid": tid, "pid": popen.pid}
 
     @staticmethod
@@ -451,10 +500,9 @@ class ProcessService:
             return {}
         if action is not Action.TERMINATE:
             new = "suspended" if action is Action.SUSPEND else "running"
-            with self.db.transaction() as db:
-                db.execute("UPDATE procs SET state=?, sub_state=? WHERE tid=? AND state IN "
-                           "('running','suspended')", (new, new, tid))
-            self.agent.publish([f"proc:{tid}"])
+            self._write(tid, "UPDATE procs SET state=?, sub_state=? WHERE tid=? AND state IN "
+                        "('running','suspended')", (new, new, tid))
+            self.flush()  # the caller looks right after we answer
         return {}
 
     # -- exits ---------------------------------------------------------------------------------------
@@ -496,13 +544,12 @@ class ProcessService:
         rusage["system_time_ms"] = int(ru.ru_stime * 1000)
         state = "done" if ok else "failed"
         sub = "exited" if sig_name is None else f"killed by {sig_name}"
-        with self.db.transaction() as db:
-            db.execute(
-                "UPDATE procs SET state=?, sub_state=?, exit_status=?, signal=?, annotation=?, "
-                "finished=?, rusage=? WHERE tid=?",
-                (state, sub, exit_status, sig_name, annotation, finished, json.dumps(rusage),
-                 child.tid))
-        self.agent.publish([f"proc:{child.tid}"])
+        self._write(child.tid,
+                    "UPDATE procs SET state=?, sub_state=?, exit_status=?, signal=?, annotation=?, "
+                    "finished=?, rusage=? WHERE tid=?",
+                    (state, sub, exit_status, sig_name, annotation, finished, json.dumps(rusage),
+                     child.tid))
 
     def close(self) -> None:
+        self.flush()
         self.db.close()
