@@ -196,9 +196,17 @@ class AgentFeed(ChangeFeed):
     """Events from the agent for a set of keys, on a dedicated connection."""
 
     def __init__(self, client: AgentClient, keys: list[str]) -> None:
-        self.conn = client.connect()
-        self.conn.send({"op": "watch", "keys": keys})
-        reply = self.conn.recv()
+        for attempt in (1, 2):
+            try:
+                self.conn = client.connect()
+                self.conn.send({"op": "watch", "keys": keys})
+                reply = self.conn.recv()
+                break
+            except (OSError, ValueError) as e:  # an agent that was just exiting: start anew
+                if attempt == 2:
+                    raise errors.DrmCommunicationError(
+                        f"cannot watch jobs through the pydrmaa2 agent at {client.path}: {e}"
+                    ) from e
         if "error" in reply:
             self.conn.close()
             _raise_remote(reply)
@@ -220,6 +228,8 @@ class AgentFeed(ChangeFeed):
             data = self.conn.sock.recv(65536)
         except BlockingIOError:
             return True
+        except OSError as e:
+            raise errors.DrmCommunicationError(f"the pydrmaa2 agent went away: {e}") from e
         if not data:
             raise errors.DrmCommunicationError("the pydrmaa2 agent closed the event stream")
         # Drain whatever else arrived; each message only says "look again".

@@ -20,6 +20,7 @@ from . import _codec
 from ._agent import AgentClient
 from ._store import JobRow, Store, default_home, dumps
 from .errors import (
+    DrmCommunicationError,
     Drmaa2Error,
     InvalidArgumentError,
     InvalidSessionError,
@@ -509,6 +510,7 @@ class JobSession(_Session):
 
         feed: ChangeFeed | None = None
         phases: tuple | None = None
+        lost = 0
         try:
             while True:
                 rows = self._store.job_rows(self.session_name, ids)
@@ -534,7 +536,16 @@ class JobSession(_Session):
                     raise TimeoutError(
                         f"{'no' if any_ else 'not every'} job of {ids[:5]}"
                         f"{'...' if len(ids) > 5 else ''} {what} within {timeout} s")
-                feed.wait(left)
+                try:
+                    feed.wait(left)
+                except DrmCommunicationError:
+                    # The agent went away (killed, or idle exit raced us): a new one takes
+                    # over the jobs; subscribe again and look again.
+                    feed.close()
+                    feed = None
+                    lost += 1
+                    if lost > 3:
+                        raise
         finally:
             if feed is not None:
                 feed.close()

@@ -114,7 +114,7 @@ class ProcessTracker(JobTracker):
     supported_fields = frozenset({
         "remote_command", "args", "submit_as_hold", "job_environment", "working_directory",
         "job_name", "input_path", "output_path", "error_path", "join_files", "stage_in_files",
-        "stage_out_files", "candidate_machines", "rerunnable",
+        "stage_out_files", "candidate_machines", "rerunnable", "extensions",
     })
     capabilities = frozenset({Capability.JOB_ARRAYS, Capability.BULK_JOBS_MAXPARALLEL,
                               Capability.JT_STAGING, Capability.CALLBACK})
@@ -359,12 +359,14 @@ class ProcessService:
         self.agent = agent
         self.db = Database(agent.home / "process.sqlite", SCHEMA)
         self.children: dict[str, _Child] = {}
+        #: Jobs of an earlier agent that still run: tid -> pid (their process group).
+        self.orphans: dict[str, int] = {}
         self._writes: list[tuple[str, tuple]] = []
         self._changed: list[str] = []
         agent.flush_hooks.append(self.flush)
         agent.handlers["proc.spawn"] = self.spawn
         agent.handlers["proc.control"] = self.control
-        agent.busy_checks.append(lambda: bool(self.children))
+        agent.busy_checks.append(lambda: bool(self.children or self.orphans))
         self._reconcile()
 
     def _reconcile(self) -> None:
@@ -380,6 +382,7 @@ class ProcessService:
                 self._finish_lost(tid)
             else:
                 # Not our child any more: pidfd still tells when it ends, not how.
+                self.orphans[tid] = pid
                 fd = os.pidfd_open(pid)
                 self.agent.add_reader(fd, lambda tid=tid, fd=fd: self._on_orphan_exit(tid, fd))
 
@@ -390,6 +393,7 @@ class ProcessService:
                      "did; its exit status is unknown", tid))
 
     def _on_orphan_exit(self, tid: str, fd: int) -> None:
+        self.orphans.pop(tid, None)
         self.agent.remove_reader(fd)
         os.close(fd)
         self._finish_lost(tid)
@@ -487,15 +491,16 @@ class ProcessService:
         tid = msg["tid"]
         action = Action(msg["action"])
         child = self.children.get(tid)
-        if child is None:
+        pid = child.popen.pid if child is not None else self.orphans.get(tid)
+        if pid is None:
             raise InvalidStateError(f"job {tid} is not running (it has ended)")
         sig = CONTROL_SIGNALS.get(action)
         if sig is None:
             raise InvalidStateError(f"job {tid}: {action.value} is not possible on a running process")
-        if action is Action.TERMINATE:
+        if action is Action.TERMINATE and child is not None:
             child.terminated = True
         try:
-            os.killpg(child.popen.pid, sig)
+            os.killpg(pid, sig)
         except ProcessLookupError:
             return {}
         if action is not Action.TERMINATE:

@@ -1,0 +1,52 @@
+"""The SQLite store: schema, atomic claims, many writers."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+
+import pytest
+
+from pydrmaa2._store import Store
+
+
+def test_sessions_are_unique(tmp_path):
+    s = Store(tmp_path / "s.sqlite")
+    s.create_session("a", "job", "process")
+    with pytest.raises(ValueError, match="'a'"):
+        s.create_session("a", "job", "process")
+    assert s.session_names("job") == ["a"]
+    assert s.destroy_session("a", "job") and not s.destroy_session("a", "job")
+
+
+def test_deleting_a_session_deletes_its_jobs_and_arrays(tmp_path):
+    s = Store(tmp_path / "s.sqlite")
+    s.create_session("a", "job", "process")
+    s.add_job("a", "{}", "held", "queued_held")
+    s.add_array("a", "{}", 1, 3, 1, None, [(i, "pending", "queued") for i in (1, 2, 3)])
+    s.destroy_session("a", "job")
+    assert s.query("SELECT COUNT(*) FROM jobs")[0][0] == 0
+    assert s.query("SELECT COUNT(*) FROM arrays")[0][0] == 0
+
+
+def test_claims_never_exceed_max_parallel_under_contention(tmp_path):
+    s = Store(tmp_path / "s.sqlite")
+    s.create_session("a", "job", "process")
+    array_id, ids = s.add_array("a", "{}", 1, 50, 1, 3,
+                                [(i, "pending", "queued") for i in range(1, 51)])
+    with cf.ThreadPoolExecutor(8) as pool:
+        claims = list(pool.map(lambda _: s.claim_pending(array_id, 3), range(16)))
+    assert sum(len(c) for c in claims) == 3
+
+
+def _add_jobs(path: str) -> list[str]:
+    s = Store(path)
+    return [s.add_job("a", "{}", "held", "queued_held") for _ in range(50)]
+
+
+def test_processes_write_concurrently_with_unique_ids(tmp_path):
+    path = str(tmp_path / "s.sqlite")
+    Store(path).create_session("a", "job", "process")
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        ids = [i for chunk in pool.map(_add_jobs, [path] * 4) for i in chunk]
+    assert len(ids) == len(set(ids)) == 200
