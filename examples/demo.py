@@ -28,7 +28,7 @@ def main() -> int:
         js.wait_all_terminated(arr.jobs)
         print(f"{'job':>4} {'task':>4} {'state':7} {'exit':>4} {'wallclock':>9} {'cpu ms':>6} "
               f"{'max rss KiB':>11}  output")
-        for job, index in zip(arr.jobs, range(1, 9)):
+        for job, index in zip(arr.jobs, range(1, 9), strict=True):
             i = job.info
             output = (out_dir / f"task-{index}.out").read_text().strip()
             print(f"{job.id:>4} {index:>4} {i.state.name:7} {i.exit_status!s:>4} "

@@ -210,7 +210,8 @@ def test_reservations_are_unsupported_on_processes(sm):
 def test_array_placeholder_in_working_directory(js, tmp_path):
     for i in (1, 2):
         (tmp_path / f"d{i}").mkdir()
-    arr = js.run_bulk_jobs(sh("echo $TASK_ID > here", working_directory=str(tmp_path / "d$DRMAA2_INDEX$")), 1, 2)
+    arr = js.run_bulk_jobs(
+        sh("echo $TASK_ID > here", working_directory=str(tmp_path / "d$DRMAA2_INDEX$")), 1, 2)
     js.wait_all_terminated(arr.jobs, 10)
     assert (tmp_path / "d1" / "here").read_text() == "1\n"
     assert (tmp_path / "d2" / "here").read_text() == "2\n"

@@ -323,7 +323,7 @@ class Agent:
                 self.drivers.pop((session, array_id), None)
             self._last_activity = time.monotonic()
 
-    # -- the loop ----------------------------------------------------------------------------------------
+    # -- the loop ----------------------------------------------------------------------------------
     def _busy(self) -> bool:
         with self.drivers_lock:
             if self.drivers:

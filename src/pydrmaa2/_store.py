@@ -123,7 +123,7 @@ class Store(Database):
         with self.transaction() as db:
             return db.execute("DELETE FROM sessions WHERE name=? AND kind=?", (name, kind)).rowcount > 0
 
-    # -- arrays --------------------------------------------------------------------------------------
+    # -- arrays ------------------------------------------------------------------------------------
     def add_array(self, session: str, template: str, begin: int, end: int, step: int,
                   max_parallel: int | None, tasks: Sequence[tuple[int, str, str]]) -> tuple[str, list[str]]:
         """Insert an array and its tasks (index, phase, state); return the array id and task ids."""
@@ -177,7 +177,7 @@ class Store(Database):
             db.executemany("UPDATE jobs SET phase='starting' WHERE id=?", [(r[0],) for r in rows])
         return [JobRow.from_tuple(r) for r in rows]
 
-    # -- jobs ------------------------------------------------------------------------------------------
+    # -- jobs --------------------------------------------------------------------------------------
     def add_job(self, session: str, template: str, phase: str, state: str) -> str:
         with self.transaction() as db:
             cur = db.execute("INSERT INTO jobs(session, template, phase, state, submitted) "
@@ -241,7 +241,7 @@ class Store(Database):
         with self.transaction() as db:
             db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
 
-    # -- reservations ------------------------------------------------------------------------------------
+    # -- reservations ------------------------------------------------------------------------------
     def add_reservation(self, session: str, tracker_id: str, template: str) -> str:
         with self.transaction() as db:
             return str(db.execute(

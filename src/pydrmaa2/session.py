@@ -20,8 +20,8 @@ from . import _codec
 from ._agent import AgentClient
 from ._store import JobRow, Store, default_home, dumps
 from .errors import (
-    DrmCommunicationError,
     Drmaa2Error,
+    DrmCommunicationError,
     InvalidArgumentError,
     InvalidSessionError,
     InvalidStateError,
@@ -158,7 +158,7 @@ class JobSession(_Session):
         """Whether this session's tracker offers ``capability``."""
         return capability in self._tracker.capabilities
 
-    # -- submission ------------------------------------------------------------------------------------
+    # -- submission --------------------------------------------------------------------------------
     def _validate(self, template: JobTemplate) -> None:
         self._check_open()
         if not isinstance(template, JobTemplate):
@@ -213,7 +213,7 @@ class JobSession(_Session):
             if self._tracker.native_arrays:
                 tids = self._tracker.submit_array(ids, template, indices, limit,
                                                   hold=template.submit_as_hold)
-                for job_id, tid in zip(ids, tids):
+                for job_id, tid in zip(ids, tids, strict=True):
                     self._store.set_phase(job_id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid)
             elif not held:
                 self._start_claimed(template, self._store.claim_pending(array_id, limit),
@@ -267,7 +267,7 @@ class JobSession(_Session):
             finally:
                 feed.close()
 
-    # -- state ----------------------------------------------------------------------------------------
+    # -- state -------------------------------------------------------------------------------------
     def _row(self, job_id: str) -> JobRow:
         row = self._store.job(job_id)
         if row is None or row.session != self.session_name:
@@ -317,7 +317,7 @@ class JobSession(_Session):
         if row is None:
             self._row(job_id)  # raises the right error
         phase, state, sub, _ = row  # type: ignore[misc]
-        if phase == TERMINAL or phase == HELD:
+        if phase in (TERMINAL, HELD):
             return JobState(state), sub or ""
         return self._states_of([self._row(job_id)])[job_id]
 
@@ -366,10 +366,7 @@ class JobSession(_Session):
                       if getattr(filter, f.name) not in (None, [], {})} <= {"state", "sub_state"}
         for r in rows:
             st, sub = states[r.id]
-            if only_state:
-                info = JobInfo(state=st, sub_state=sub)
-            else:
-                info = self._job_info(r.id)
+            info = JobInfo(state=st, sub_state=sub) if only_state else self._job_info(r.id)
             if matches(info, filter):
                 out.append(Job(self, r.id))
         return out
@@ -382,7 +379,7 @@ class JobSession(_Session):
                 f"no job array {array_id!r} in session {self.session_name!r}")
         return JobArray(self, str(array_id), self._store.array_job_ids(str(array_id)))
 
-    # -- control ----------------------------------------------------------------------------------------
+    # -- control -----------------------------------------------------------------------------------
     def _control(self, job_ids: Sequence[str], op: str, array: bool = False) -> None:
         self._check_open()
         errors: list[str] = []
@@ -478,7 +475,7 @@ class JobSession(_Session):
                     self._tracker.delete(r.tracker_id)
             self._store.delete_job(r.id)
 
-    # -- waiting -----------------------------------------------------------------------------------------
+    # -- waiting -----------------------------------------------------------------------------------
     def _feed(self, rows: Sequence[JobRow]) -> ChangeFeed:
         """One feed for changes of these jobs: generic transitions (agent) and the engine's."""
         keys = [f"job:{r.id}" for r in rows]
@@ -566,7 +563,7 @@ class JobSession(_Session):
         """Block until every job has ended; TimeoutError when ``timeout`` passes."""
         self._wait(jobs, False, False, timeout)
 
-    # -- notifications -------------------------------------------------------------------------------
+    # -- notifications -----------------------------------------------------------------------------
     def _watch_changes(self, stop: threading.Event,
                        emit: Callable[[Notification], None]) -> None:
         """Deliver NEW_STATE notifications for this session's jobs until ``stop`` is set."""
@@ -694,7 +691,7 @@ class SessionManager:
             raise InvalidArgumentError(f"{capability!r} is not a Capability")
         return capability in tracker_class(Contact.parse(contact).scheme).capabilities
 
-    # -- job sessions ------------------------------------------------------------------------------------
+    # -- job sessions ------------------------------------------------------------------------------
     def _check_name(self, name: str) -> None:
         if not isinstance(name, str) or not name.strip():
             raise InvalidArgumentError(f"session name {name!r} is empty")
@@ -733,7 +730,7 @@ class SessionManager:
         """Names of every job session in the store."""
         return self._store.session_names("job")
 
-    # -- reservation sessions -------------------------------------------------------------------------------
+    # -- reservation sessions ----------------------------------------------------------------------
     def create_reservation_session(self, name: str, contact: str | None = None) -> ReservationSession:
         """Create a reservation session on a tracker that can reserve (e.g. slurm)."""
         self._check_name(name)
@@ -765,13 +762,13 @@ class SessionManager:
         """Names of every reservation session in the store."""
         return self._store.session_names("reservation")
 
-    # -- monitoring -------------------------------------------------------------------------------------------
+    # -- monitoring --------------------------------------------------------------------------------
     def open_monitoring_session(self, contact: str | None = None) -> MonitoringSession:
         """A read-only view of everything the engine of ``contact`` runs."""
         contact = contact or DEFAULT_CONTACT
         return MonitoringSession(self, None, contact, _tracker(contact, self.home))
 
-    # -- notifications -----------------------------------------------------------------------------------------
+    # -- notifications -----------------------------------------------------------------------------
     def register_event_notification(self, callback: Callable[[Notification], Any]) -> None:
         """Call ``callback(Notification)`` whenever a job of a session opened here changes state."""
         if not callable(callback):

@@ -75,7 +75,7 @@ def _wait_state(job: d2.Job, state: d2.JobState, timeout: float) -> None:
         time.sleep(0.05)
 
 
-# -- lifecycle ---------------------------------------------------------------------------------------
+# -- lifecycle -------------------------------------------------------------------------------------
 def test_job_that_exits_zero_is_done(js, target):
     job = js.run_job(target.template("/bin/true"))
     info = job.wait_terminated(target.slow)
@@ -138,7 +138,7 @@ def test_job_info_has_times_machine_and_owner(js, target):
     assert info.job_owner
 
 
-# -- control --------------------------------------------------------------------------------------------
+# -- control ---------------------------------------------------------------------------------------
 def test_suspend_and_resume_a_running_job(js, target):
     job = js.run_job(target.template("/bin/sleep", "30"))
     job.wait_started(target.slow)
@@ -187,7 +187,7 @@ def test_controlling_a_finished_job_is_an_invalid_state(js, target):
             op()
 
 
-# -- arrays ----------------------------------------------------------------------------------------------
+# -- arrays ----------------------------------------------------------------------------------------
 def test_array_tasks_see_their_index_and_write_their_own_files(js, target, tmp_path):
     arr = js.run_bulk_jobs(
         target.sh('echo "$TASK_ID"', output_path=str(tmp_path / "task.$DRMAA2_INDEX$")),
@@ -230,7 +230,7 @@ def test_array_hold_and_release(js, target):
     assert {j.state for j in arr.jobs} == {d2.JobState.DONE}
 
 
-# -- waiting and timeouts -------------------------------------------------------------------------------------
+# -- waiting and timeouts --------------------------------------------------------------------------
 def test_zero_timeout_looks_once_and_raises(js, target):
     job = js.run_job(target.template("/bin/sleep", "30"))
     with pytest.raises(d2.TimeoutError):
@@ -253,7 +253,7 @@ def test_wait_on_an_empty_list_is_an_invalid_argument(js, target):
         js.wait_any_terminated([])
 
 
-# -- reap, filters, sessions ---------------------------------------------------------------------------------------
+# -- reap, filters, sessions -----------------------------------------------------------------------
 def test_reap_forgets_an_ended_job_and_refuses_a_running_one(js, target):
     running = js.run_job(target.template("/bin/sleep", "30"))
     with pytest.raises(d2.InvalidStateError):
@@ -303,7 +303,7 @@ def test_supports_answers_for_the_tracker(sm, target):
         d2.Capability.ADVANCE_RESERVATION in cls.capabilities)
 
 
-# -- bad input -------------------------------------------------------------------------------------------------------
+# -- bad input -------------------------------------------------------------------------------------
 def test_empty_template_is_refused_and_nothing_is_created(js, target):
     with pytest.raises(d2.InvalidArgumentError):
         js.run_job(d2.JobTemplate(job_category=target.job_category))
@@ -331,7 +331,7 @@ def test_unwritable_output_path_is_refused_and_nothing_is_created(js, target):
     assert js.get_jobs() == []
 
 
-# -- persistence and notifications ---------------------------------------------------------------------------------
+# -- persistence and notifications -----------------------------------------------------------------
 SUBMITTER = textwrap.dedent("""
     import sys, pydrmaa2 as d2
     sm = d2.SessionManager(home=sys.argv[1])

@@ -22,7 +22,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -163,7 +163,7 @@ class ProcessTracker(JobTracker):
                 f"JobTemplate.remote_command {cmd!r} is not found in PATH {env.get('PATH', '')!r}")
         return found
 
-    # -- jobs ----------------------------------------------------------------------------------------
+    # -- jobs --------------------------------------------------------------------------------------
     def submit(self, job_id: str, template: JobTemplate, task_index: int | None,
                hold: bool = False) -> str:
         env = dict(os.environ)
@@ -261,7 +261,7 @@ class ProcessTracker(JobTracker):
     def list_jobs(self) -> list[str]:
         return [r[0] for r in self.db.query("SELECT tid FROM procs ORDER BY rowid")]
 
-    # -- monitoring (seed 003: every OS process is a job) -------------------------------------------
+    # -- monitoring (seed 003: every OS process is a job) ------------------------------------------
     def monitor_jobs(self) -> list[JobInfo]:
         out = []
         attrs = ["pid", "name", "cmdline", "cwd", "cpu_percent", "cpu_affinity", "memory_info",
@@ -303,10 +303,9 @@ def local_machine() -> MachineInfo:
     logical = psutil.cpu_count(logical=True) or 1
     physical = psutil.cpu_count(logical=False) or logical
     sockets = 1
-    with contextlib.suppress(OSError):
-        ids = {line.split(":")[1].strip() for line in open("/proc/cpuinfo")
-               if line.startswith("physical id")}
-        sockets = max(1, len(ids))
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        sockets = max(1, len({line.split(":")[1].strip() for line in f
+                              if line.startswith("physical id")}))
     vm = psutil.virtual_memory()
     release = platform.release().split(".")
     return MachineInfo(
@@ -510,7 +509,7 @@ class ProcessService:
             self.flush()  # the caller looks right after we answer
         return {}
 
-    # -- exits ---------------------------------------------------------------------------------------
+    # -- exits -------------------------------------------------------------------------------------
     def _on_exit(self, child: _Child) -> None:
         try:
             pid, status, ru = os.wait4(child.popen.pid, os.WNOHANG)
