@@ -73,7 +73,10 @@ def test_suspend_stops_a_job_that_ignores_sigtstp(js, tmp_path):
     job.suspend()
     assert job.state is d2.JobState.SUSPENDED
     pid = int(job.info.extensions["pid"])
-    assert psutil.Process(pid).status() == psutil.STATUS_STOPPED
+    deadline = time.monotonic() + 2  # SIGSTOP takes effect when the kernel next schedules it
+    while psutil.Process(pid).status() != psutil.STATUS_STOPPED:
+        assert time.monotonic() < deadline, "the job's process is not stopped"
+        time.sleep(0.01)
     time.sleep(0.2)
     before = counter.read_text()
     time.sleep(0.4)

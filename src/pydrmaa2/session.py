@@ -571,7 +571,10 @@ class JobSession(_Session):
         while not stop.is_set() and not self._closed:
             rows = [r for r in self._store.job_rows(self.session_name) if r.phase != TERMINAL
                     or seen.get(r.id) not in (JobState(r.state), None)]
-            feed = self._feed(rows) if rows else self._agent.watch(["*"])
+            # New jobs are not in ``rows`` yet: through the agent, watch every key; otherwise
+            # they are picked up at the next turn of this loop.
+            feed = (self._agent.watch(["*"]) if self._tracker.uses_agent or not rows
+                    else self._feed(rows))
             try:
                 for job_id, (st, _) in self._states_of(rows).items():
                     if seen.get(job_id) != st:
@@ -720,10 +723,20 @@ class SessionManager:
         return js
 
     def destroy_job_session(self, name: str) -> None:
-        """Forget a job session and its jobs (jobs still running are not stopped)."""
+        """Forget a job session and its jobs; ended jobs are reaped in the engine too, jobs still
+        running are left running (terminate them first to stop them)."""
         self._check_name(name)
-        if not self._store.destroy_session(name, "job"):
+        row = self._store.session(name, "job")
+        if row is None:
             raise InvalidArgumentError(f"there is no job session named {name!r}")
+        with JobSession(self, name, row[0], _tracker(row[0], self.home)) as js:
+            rows = self._store.job_rows(name)
+            states = js._states_of(rows)
+            for r in rows:
+                if r.tracker_id and states[r.id][0].is_terminal:
+                    with contextlib.suppress(Drmaa2Error):
+                        js._tracker.delete(r.tracker_id)
+        self._store.destroy_session(name, "job")
 
     @property
     def job_session_names(self) -> list[str]:
