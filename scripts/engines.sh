@@ -112,7 +112,8 @@ start_daemon() {
     mkdir -p "$RUN_DIR"
     log "starting $name: $* (log: $logf)"
     printf '=== %s engines.sh starting: %s\n' "$(date -Is)" "$*" >>"$logf"
-    setsid nohup "$@" >>"$logf" 2>&1 </dev/null &
+    # 9>&-: the daemon must not inherit (and so hold forever) our lock fd
+    setsid nohup "$@" >>"$logf" 2>&1 </dev/null 9>&- &
     echo "$!" >"$RUN_DIR/$name.pid"
 }
 
@@ -398,6 +399,10 @@ log_driver = "k8s-file"
 # no systemd here
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+
+[network]
+# netavark is installed; do not fall back to CNI (whose plugins are absent)
+network_backend = "netavark"
 EOF
 }
 
@@ -482,7 +487,7 @@ mariadb_conf() {
     cat <<'EOF'
 # Written by pydrmaa2 scripts/engines.sh: values recommended by slurmdbd.
 [mariadbd]
-innodb_buffer_pool_size = 256M
+innodb_buffer_pool_size = 512M
 innodb_lock_wait_timeout = 900
 innodb_log_file_size = 64M
 EOF
@@ -550,6 +555,8 @@ AccountingStoragePort=6819
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30
 JobCompType=jobcomp/none
+# no MTA here
+MailProg=/bin/true
 # the node declares more CPUs than the machine has (config_overrides keeps it
 # from being drained for that) so that many small jobs run at once
 SlurmdParameters=config_overrides
@@ -729,7 +736,10 @@ done
 [[ $(id -u) == 0 ]] || die "must run as root"
 mkdir -p "$RUN_DIR" "$CACHE_DIR"
 exec 9>"$RUN_DIR/engines.lock"
-flock -w 900 9 || die "another engines.sh is still running"
+if ! flock -n 9; then
+    log "waiting for another engines.sh run to finish"
+    flock -w 900 9 || die "another engines.sh is still running"
+fi
 
 declare -A WANT=()
 for e in "${ENGINES[@]}"; do WANT[$e]=1; done
@@ -742,6 +752,7 @@ fi
 [[ -n ${WANT[containerd]:-} ]] && PKGS+=(containerd runc)
 [[ -n ${WANT[podman]:-} ]] && PKGS+=(podman runc conmon netavark iptables)
 [[ -n ${WANT[slurm]:-} ]] && PKGS+=(slurm-wlm slurm-client munge slurmdbd mariadb-server mariadb-client)
+mapfile -t PKGS < <(printf '%s\n' "${PKGS[@]}" | sort -u)
 apt_install "${PKGS[@]}"
 
 for e in containerd docker podman slurm; do
