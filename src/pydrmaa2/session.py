@@ -517,10 +517,11 @@ class JobSession(_Session):
                         f"job {missing[0]!r} is not in session {self.session_name!r}")
                 now_phases = tuple((r.phase == SUBMITTED, r.tracker_id) for r in rows)
                 if feed is None or now_phases != phases:
-                    # Subscribe before looking, so no change slips between look and wait.
+                    # Subscribe, then look again: no change slips between look and wait.
                     if feed is not None:
                         feed.close()
                     feed, phases = self._feed(rows), now_phases
+                    continue
                 states = self._states_of(rows)
                 done = [j for j in jobs if reached(states[j.id][0])]
                 if any_ and done:
