@@ -1,0 +1,132 @@
+"""The generic layer against a fake tracker: native holds and arrays, batching, caching.
+
+Unit tests may use fakes; the conformance suite never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+import pydrmaa2 as d2
+from pydrmaa2 import trackers
+from pydrmaa2._agent import AgentClient
+from pydrmaa2.trackers.base import Action, JobTracker
+
+
+class FakeTracker(JobTracker):
+    """Jobs as dict entries whose state the test sets by hand."""
+
+    scheme = "fake"
+    supported_fields = frozenset({"remote_command", "args", "submit_as_hold", "output_path"})
+    capabilities = frozenset({d2.Capability.JOB_ARRAYS})
+    native_hold = True
+    native_arrays = True
+    jobs: dict[str, d2.JobState] = {}
+    calls: list[tuple] = []
+    fail_next = False
+
+    def submit(self, job_id, template, task_index, hold=False):
+        self.calls.append(("submit", job_id, hold, template.output_path))
+        if FakeTracker.fail_next:
+            FakeTracker.fail_next = False
+            raise d2.InvalidArgumentError("engine refused it")
+        self.jobs[f"t{job_id}"] = d2.JobState.QUEUED_HELD if hold else d2.JobState.RUNNING
+        return f"t{job_id}"
+
+    def submit_array(self, job_ids: Sequence[str], template, indices, max_parallel, hold=False):
+        self.calls.append(("submit_array", list(job_ids), list(indices), max_parallel, hold))
+        for j in job_ids:
+            self.jobs[f"t{j}"] = d2.JobState.QUEUED
+        return [f"t{j}" for j in job_ids]
+
+    def state(self, tracker_id):
+        return self.jobs[tracker_id], "fake"
+
+    def states(self, tracker_ids):
+        self.calls.append(("states", len(tracker_ids)))
+        return {t: (self.jobs[t], "fake") for t in tracker_ids}
+
+    def info(self, tracker_id):
+        self.calls.append(("info", tracker_id))
+        return d2.JobInfo(state=self.jobs[tracker_id], exit_status=0)
+
+    def control(self, tracker_id, action):
+        self.calls.append(("control", tracker_id, action))
+        if action is Action.RELEASE:
+            self.jobs[tracker_id] = d2.JobState.RUNNING
+
+    def delete(self, tracker_id):
+        self.calls.append(("delete", tracker_id))
+        del self.jobs[tracker_id]
+
+
+@pytest.fixture
+def js(tmp_path, monkeypatch):
+    monkeypatch.setitem(trackers.BUILTIN, "fake", ("tests.test_generic:FakeTracker", None))
+    FakeTracker.jobs, FakeTracker.calls = {}, []
+    sm = d2.SessionManager(home=tmp_path)
+    with sm.create_job_session("g", contact="fake") as session:
+        yield session
+    AgentClient.for_home(tmp_path).close()
+
+
+def test_native_hold_is_passed_to_the_engine_and_release_goes_there_too(js):
+    job = js.run_job(d2.JobTemplate(remote_command="x", submit_as_hold=True))
+    assert ("submit", job.id, True, None) in FakeTracker.calls
+    assert job.state is d2.JobState.QUEUED_HELD
+    job.release()
+    assert ("control", f"t{job.id}", Action.RELEASE) in FakeTracker.calls
+    assert job.state is d2.JobState.RUNNING
+
+
+def test_native_arrays_get_one_submission_with_every_index(js):
+    arr = js.run_bulk_jobs(d2.JobTemplate(remote_command="x"), 3, 9, 3, 2)
+    (call,) = [c for c in FakeTracker.calls if c[0] == "submit_array"]
+    assert call == ("submit_array", [j.id for j in arr.jobs], [3, 6, 9], 2, False)
+    assert [j.state for j in arr.jobs] == [d2.JobState.QUEUED] * 3
+
+
+def test_a_refused_submission_leaves_no_job(js):
+    FakeTracker.fail_next = True
+    with pytest.raises(d2.InvalidArgumentError, match="refused"):
+        js.run_job(d2.JobTemplate(remote_command="x"))
+    assert js.get_jobs() == []
+
+
+def test_placeholders_are_expanded_before_the_tracker_sees_a_job(js):
+    js.run_job(d2.JobTemplate(remote_command="x", output_path="/o/$DRMAA2_INDEX$"))
+    assert FakeTracker.calls[-1][3] == "/o/1"
+
+
+def test_unsupported_fields_are_refused_by_name(js):
+    with pytest.raises(d2.UnsupportedAttributeError, match="queue_name"):
+        js.run_job(d2.JobTemplate(remote_command="x", queue_name="q"))
+
+
+def test_states_of_many_jobs_are_asked_in_one_call(js):
+    jobs = [js.run_job(d2.JobTemplate(remote_command="x")) for _ in range(20)]
+    FakeTracker.calls.clear()
+    assert len(js.get_jobs(d2.JobInfo(state=d2.JobState.RUNNING))) == 20
+    assert [c for c in FakeTracker.calls if c[0] == "states"] == [("states", 20)]
+    assert jobs
+
+
+def test_a_terminal_state_and_info_are_cached_and_reap_deletes_in_the_engine(js):
+    job = js.run_job(d2.JobTemplate(remote_command="x"))
+    FakeTracker.jobs[f"t{job.id}"] = d2.JobState.DONE
+    assert job.state is d2.JobState.DONE
+    FakeTracker.calls.clear()
+    assert job.info.exit_status == 0 and job.state is d2.JobState.DONE
+    assert FakeTracker.calls == []  # answered from the store
+    job.reap()
+    assert ("delete", f"t{job.id}") in FakeTracker.calls
+
+
+def test_suspend_of_a_job_that_is_not_running_is_refused(js):
+    job = js.run_job(d2.JobTemplate(remote_command="x", submit_as_hold=True))
+    with pytest.raises(d2.InvalidStateError, match="QUEUED_HELD"):
+        job.suspend()
+    with pytest.raises(d2.InvalidStateError, match="only a SUSPENDED job"):
+        job.resume()
