@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +27,7 @@ from .errors import (
     InvalidSessionError,
     InvalidStateError,
     TimeoutError,
+    TryLaterError,
     UnsupportedOperationError,
 )
 from .info import JobInfo, MachineInfo, Notification, QueueInfo, ReservationInfo, Version, matches
@@ -50,6 +52,10 @@ DEFAULT_CONTACT = "process"
 # Generic phases of a job row, and the DRMAA2 state each one means while it lasts.
 HELD, PENDING, STARTING, SUBMITTED, TERMINAL = "held", "pending", "starting", "submitted", "terminal"
 NOT_STARTED = (HELD, PENDING, STARTING)
+#: A job in STARTING is between two store writes around one engine call: look again this often,
+#: for at most this long (the submitter publishes no event for it).
+STARTING_POLL = 0.01
+STARTING_TIMEOUT = 60.0
 
 
 def _tracker(contact: str, home: Path) -> JobTracker:
@@ -203,7 +209,9 @@ class JobSession(_Session):
         limit = max_parallel or None
         indices = list(range(begin, end + 1, step))
         encoded = dumps(_codec.encode(template))
-        held = template.submit_as_hold and not self._tracker.native_hold
+        # Without native arrays the tasks wait in the store, held or for a slot, whatever the
+        # engine can do for single jobs.
+        held = template.submit_as_hold and not self._tracker.native_arrays
         phase, state = (HELD, JobState.QUEUED_HELD) if held else (PENDING, JobState.QUEUED)
         if self._tracker.native_arrays:
             phase, state = STARTING, JobState.QUEUED
@@ -417,8 +425,8 @@ class JobSession(_Session):
                                            sub_state="terminated before start",
                                            expect=(PENDING, HELD),
                                            info=dumps(_codec.encode(self._complete_info(row, info))))
-                if not ok:  # it started meanwhile: terminate the running job instead
-                    return self._control_one(self._row(row.id), action, drive)
+                if not ok:  # it is being started: terminate the running job instead
+                    return self._control_one(self._wait_submitted(row.id), action, drive)
                 return True
             if action is Action.HOLD:
                 if row.phase == HELD:
@@ -442,6 +450,17 @@ class JobSession(_Session):
             raise InvalidStateError(f"job {row.id} is {state.name}; only a SUSPENDED job can be resumed")
         self._tracker.control(row.tracker_id, action)  # type: ignore[arg-type]
         return False
+
+    def _wait_submitted(self, job_id: str) -> JobRow:
+        """The row of a job once whoever is submitting it (often the agent) has finished."""
+        deadline = deadline_after(STARTING_TIMEOUT)
+        row = self._row(job_id)
+        while row.phase == STARTING:
+            if remaining(deadline) == 0:
+                raise TryLaterError(f"job {job_id} is still being submitted; try again")
+            time.sleep(STARTING_POLL)
+            row = self._row(job_id)
+        return row
 
     def _release(self, row: JobRow, drive: set[str]) -> bool:
         if row.array_id is not None:

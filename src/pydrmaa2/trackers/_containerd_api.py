@@ -1,0 +1,412 @@
+"""The slice of containerd's gRPC API the containerd tracker uses, built at import time.
+
+No generated code: the messages below are declared with the field names and numbers of
+containerd's published ``.proto`` files (``api/services/*/v1/*.proto``, ``api/types``,
+``api/events/task.proto``; API 1.6, compatible with 1.7 and 2.x), turned into descriptors in a
+private ``DescriptorPool`` and into classes by ``message_factory.GetMessageClass``. That works on
+protobuf 4.25 through 7.x (tested: 4.25, 5.29, 6.33, 7.36; upb and pure-Python backends) and
+never clashes with another library's containerd stubs in the default pool. Only the fields the
+tracker reads or writes are declared; protobuf skips (and keeps) unknown fields, so containerd
+adding fields breaks nothing.
+Message names only matter to Python (never on the wire), so nested types are flattened.
+
+``Client`` wraps one gRPC channel: every call carries the namespace in ``containerd-namespace``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+from google.protobuf import (
+    any_pb2,
+    descriptor_pb2,
+    descriptor_pool,
+    empty_pb2,
+    message_factory,
+    timestamp_pb2,
+)
+from google.protobuf.message import Message
+
+__all__ = ["Client", "METHODS", "msg", "parse", "mounts", "SPEC_TYPE_URL", "TASK_STATUS",
+           "DEFAULT_TIMEOUT"]
+
+#: The type URL containerd's Go client registers for an OCI runtime spec (typeurl.Register(
+#: &specs.Spec{}, "types.containerd.io", "opencontainers/runtime-spec", "1", "Spec")); the value
+#: is the spec as JSON.
+SPEC_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
+
+#: containerd.v1.types.Status (api/types/task/task.proto).
+TASK_STATUS = {0: "UNKNOWN", 1: "CREATED", 2: "RUNNING", 3: "STOPPED", 4: "PAUSED", 5: "PAUSING"}
+
+#: Seconds a unary call may take before it is abandoned (creating a task starts a shim and runc).
+DEFAULT_TIMEOUT = 60.0
+
+_F = descriptor_pb2.FieldDescriptorProto
+_SCALARS = {
+    "string": _F.TYPE_STRING, "bytes": _F.TYPE_BYTES, "bool": _F.TYPE_BOOL,
+    "int64": _F.TYPE_INT64, "uint32": _F.TYPE_UINT32, "uint64": _F.TYPE_UINT64,
+    "int32": _F.TYPE_INT32,
+}
+
+# file -> (package, {message: [(field, number, type, repeated?)]}); a type "map<string,string>"
+# becomes the map-entry message protoc would generate; other types name messages or enums.
+_PROTO: dict[str, tuple[str, dict[str, list[tuple[str, int, str, bool]]]]] = {
+    "containerd/wire/types.proto": ("containerd.types", {
+        # api/types/mount.proto
+        "Mount": [("type", 1, "string", False), ("source", 2, "string", False),
+                  ("target", 3, "string", False), ("options", 4, "string", True)],
+        # api/types/descriptor.proto
+        "Descriptor": [("media_type", 1, "string", False), ("digest", 2, "string", False),
+                       ("size", 3, "int64", False),
+                       ("annotations", 5, "map<string,string>", False)],
+    }),
+    "containerd/wire/task.proto": ("containerd.v1.types", {
+        # api/types/task/task.proto (status is the enum Status, see TASK_STATUS)
+        "Process": [("container_id", 1, "string", False), ("id", 2, "string", False),
+                    ("pid", 3, "uint32", False), ("status", 4, "int32", False),
+                    ("stdin", 5, "string", False), ("stdout", 6, "string", False),
+                    ("stderr", 7, "string", False), ("terminal", 8, "bool", False),
+                    ("exit_status", 9, "uint32", False),
+                    ("exited_at", 10, ".google.protobuf.Timestamp", False)],
+    }),
+    "containerd/wire/tasks.proto": ("containerd.services.tasks.v1", {
+        # api/services/tasks/v1/tasks.proto
+        "CreateTaskRequest": [("container_id", 1, "string", False),
+                              ("rootfs", 3, ".containerd.types.Mount", True),
+                              ("stdin", 4, "string", False), ("stdout", 5, "string", False),
+                              ("stderr", 6, "string", False), ("terminal", 7, "bool", False)],
+        "CreateTaskResponse": [("container_id", 1, "string", False), ("pid", 2, "uint32", False)],
+        "StartRequest": [("container_id", 1, "string", False), ("exec_id", 2, "string", False)],
+        "StartResponse": [("pid", 1, "uint32", False)],
+        "DeleteTaskRequest": [("container_id", 1, "string", False)],
+        "DeleteResponse": [("id", 1, "string", False), ("pid", 2, "uint32", False),
+                           ("exit_status", 3, "uint32", False),
+                           ("exited_at", 4, ".google.protobuf.Timestamp", False)],
+        "GetRequest": [("container_id", 1, "string", False), ("exec_id", 2, "string", False)],
+        "GetResponse": [("process", 1, ".containerd.v1.types.Process", False)],
+        "ListTasksRequest": [("filter", 1, "string", False)],
+        "ListTasksResponse": [("tasks", 1, ".containerd.v1.types.Process", True)],
+        "KillRequest": [("container_id", 1, "string", False), ("exec_id", 2, "string", False),
+                        ("signal", 3, "uint32", False), ("all", 4, "bool", False)],
+        "PauseTaskRequest": [("container_id", 1, "string", False)],
+        "ResumeTaskRequest": [("container_id", 1, "string", False)],
+        "ListPidsRequest": [("container_id", 1, "string", False)],
+        "ProcessInfo": [("pid", 1, "uint32", False), ("info", 2, ".google.protobuf.Any", False)],
+        "ListPidsResponse": [("processes", 1, ".containerd.services.tasks.v1.ProcessInfo", True)],
+        "WaitRequest": [("container_id", 1, "string", False), ("exec_id", 2, "string", False)],
+        "WaitResponse": [("exit_status", 1, "uint32", False),
+                         ("exited_at", 2, ".google.protobuf.Timestamp", False)],
+    }),
+    "containerd/wire/containers.proto": ("containerd.services.containers.v1", {
+        # api/services/containers/v1/containers.proto (Container.Runtime flattened)
+        "ContainerRuntime": [("name", 1, "string", False),
+                             ("options", 2, ".google.protobuf.Any", False)],
+        "Container": [("id", 1, "string", False), ("labels", 2, "map<string,string>", False),
+                      ("image", 3, "string", False),
+                      ("runtime", 4, ".containerd.services.containers.v1.ContainerRuntime", False),
+                      ("spec", 5, ".google.protobuf.Any", False),
+                      ("snapshotter", 6, "string", False), ("snapshot_key", 7, "string", False),
+                      ("created_at", 8, ".google.protobuf.Timestamp", False),
+                      ("updated_at", 9, ".google.protobuf.Timestamp", False)],
+        "GetContainerRequest": [("id", 1, "string", False)],
+        "GetContainerResponse": [
+            ("container", 1, ".containerd.services.containers.v1.Container", False)],
+        "ListContainersRequest": [("filters", 1, "string", True)],
+        "ListContainersResponse": [
+            ("containers", 1, ".containerd.services.containers.v1.Container", True)],
+        "CreateContainerRequest": [
+            ("container", 1, ".containerd.services.containers.v1.Container", False)],
+        "CreateContainerResponse": [
+            ("container", 1, ".containerd.services.containers.v1.Container", False)],
+        "DeleteContainerRequest": [("id", 1, "string", False)],
+    }),
+    "containerd/wire/images.proto": ("containerd.services.images.v1", {
+        # api/services/images/v1/images.proto
+        "Image": [("name", 1, "string", False), ("labels", 2, "map<string,string>", False),
+                  ("target", 3, ".containerd.types.Descriptor", False),
+                  ("created_at", 7, ".google.protobuf.Timestamp", False),
+                  ("updated_at", 8, ".google.protobuf.Timestamp", False)],
+        "GetImageRequest": [("name", 1, "string", False)],
+        "GetImageResponse": [("image", 1, ".containerd.services.images.v1.Image", False)],
+        "ListImagesRequest": [("filters", 1, "string", True)],
+        "ListImagesResponse": [("images", 1, ".containerd.services.images.v1.Image", True)],
+    }),
+    "containerd/wire/content.proto": ("containerd.services.content.v1", {
+        # api/services/content/v1/content.proto
+        "ReadContentRequest": [("digest", 1, "string", False), ("offset", 2, "int64", False),
+                               ("size", 3, "int64", False)],
+        "ReadContentResponse": [("offset", 1, "int64", False), ("data", 2, "bytes", False)],
+    }),
+    "containerd/wire/snapshots.proto": ("containerd.services.snapshots.v1", {
+        # api/services/snapshots/v1/snapshots.proto (Info.kind is the enum Kind)
+        "PrepareSnapshotRequest": [("snapshotter", 1, "string", False),
+                                   ("key", 2, "string", False), ("parent", 3, "string", False),
+                                   ("labels", 4, "map<string,string>", False)],
+        "PrepareSnapshotResponse": [("mounts", 1, ".containerd.types.Mount", True)],
+        "MountsRequest": [("snapshotter", 1, "string", False), ("key", 2, "string", False)],
+        "MountsResponse": [("mounts", 1, ".containerd.types.Mount", True)],
+        "RemoveSnapshotRequest": [("snapshotter", 1, "string", False),
+                                  ("key", 2, "string", False)],
+        "Info": [("name", 1, "string", False), ("parent", 2, "string", False),
+                 ("kind", 3, "int32", False),
+                 ("created_at", 4, ".google.protobuf.Timestamp", False),
+                 ("updated_at", 5, ".google.protobuf.Timestamp", False),
+                 ("labels", 6, "map<string,string>", False)],
+        "ListSnapshotsRequest": [("snapshotter", 1, "string", False),
+                                 ("filters", 2, "string", True)],
+        "ListSnapshotsResponse": [("info", 1, ".containerd.services.snapshots.v1.Info", True)],
+    }),
+    "containerd/wire/leases.proto": ("containerd.services.leases.v1", {
+        # api/services/leases/v1/leases.proto
+        "Lease": [("id", 1, "string", False),
+                  ("created_at", 2, ".google.protobuf.Timestamp", False),
+                  ("labels", 3, "map<string,string>", False)],
+        "CreateRequest": [("id", 1, "string", False), ("labels", 3, "map<string,string>", False)],
+        "CreateResponse": [("lease", 1, ".containerd.services.leases.v1.Lease", False)],
+        "DeleteRequest": [("id", 1, "string", False), ("sync", 2, "bool", False)],
+    }),
+    "containerd/wire/events.proto": ("containerd.services.events.v1", {
+        # api/services/events/v1/events.proto (1.6; 2.x moved Envelope to containerd.types,
+        # same fields)
+        "PublishRequest": [("topic", 1, "string", False),
+                           ("event", 2, ".google.protobuf.Any", False)],
+        "SubscribeRequest": [("filters", 1, "string", True)],
+        "Envelope": [("timestamp", 1, ".google.protobuf.Timestamp", False),
+                     ("namespace", 2, "string", False), ("topic", 3, "string", False),
+                     ("event", 4, ".google.protobuf.Any", False)],
+    }),
+    "containerd/wire/task_events.proto": ("containerd.events", {
+        # api/events/task.proto: every task event starts with container_id = 1
+        "TaskExit": [("container_id", 1, "string", False), ("id", 2, "string", False),
+                     ("pid", 3, "uint32", False), ("exit_status", 4, "uint32", False),
+                     ("exited_at", 5, ".google.protobuf.Timestamp", False)],
+        "TaskStart": [("container_id", 1, "string", False), ("pid", 2, "uint32", False)],
+        "TaskEvent": [("container_id", 1, "string", False)],
+    }),
+    "containerd/wire/version.proto": ("containerd.services.version.v1", {
+        # api/services/version/v1/version.proto
+        "VersionResponse": [("version", 1, "string", False), ("revision", 2, "string", False)],
+    }),
+}
+
+# (service path, request, response); None stands for google.protobuf.Empty.
+METHODS: dict[str, tuple[str, str | None, str | None]] = {
+    "tasks.Create": ("/containerd.services.tasks.v1.Tasks/Create",
+                     "containerd.services.tasks.v1.CreateTaskRequest",
+                     "containerd.services.tasks.v1.CreateTaskResponse"),
+    "tasks.Start": ("/containerd.services.tasks.v1.Tasks/Start",
+                    "containerd.services.tasks.v1.StartRequest",
+                    "containerd.services.tasks.v1.StartResponse"),
+    "tasks.Delete": ("/containerd.services.tasks.v1.Tasks/Delete",
+                     "containerd.services.tasks.v1.DeleteTaskRequest",
+                     "containerd.services.tasks.v1.DeleteResponse"),
+    "tasks.Get": ("/containerd.services.tasks.v1.Tasks/Get",
+                  "containerd.services.tasks.v1.GetRequest",
+                  "containerd.services.tasks.v1.GetResponse"),
+    "tasks.List": ("/containerd.services.tasks.v1.Tasks/List",
+                   "containerd.services.tasks.v1.ListTasksRequest",
+                   "containerd.services.tasks.v1.ListTasksResponse"),
+    "tasks.Kill": ("/containerd.services.tasks.v1.Tasks/Kill",
+                   "containerd.services.tasks.v1.KillRequest", None),
+    "tasks.Pause": ("/containerd.services.tasks.v1.Tasks/Pause",
+                    "containerd.services.tasks.v1.PauseTaskRequest", None),
+    "tasks.Resume": ("/containerd.services.tasks.v1.Tasks/Resume",
+                     "containerd.services.tasks.v1.ResumeTaskRequest", None),
+    "tasks.ListPids": ("/containerd.services.tasks.v1.Tasks/ListPids",
+                       "containerd.services.tasks.v1.ListPidsRequest",
+                       "containerd.services.tasks.v1.ListPidsResponse"),
+    "tasks.Wait": ("/containerd.services.tasks.v1.Tasks/Wait",
+                   "containerd.services.tasks.v1.WaitRequest",
+                   "containerd.services.tasks.v1.WaitResponse"),
+    "containers.Get": ("/containerd.services.containers.v1.Containers/Get",
+                       "containerd.services.containers.v1.GetContainerRequest",
+                       "containerd.services.containers.v1.GetContainerResponse"),
+    "containers.List": ("/containerd.services.containers.v1.Containers/List",
+                        "containerd.services.containers.v1.ListContainersRequest",
+                        "containerd.services.containers.v1.ListContainersResponse"),
+    "containers.Create": ("/containerd.services.containers.v1.Containers/Create",
+                          "containerd.services.containers.v1.CreateContainerRequest",
+                          "containerd.services.containers.v1.CreateContainerResponse"),
+    "containers.Delete": ("/containerd.services.containers.v1.Containers/Delete",
+                          "containerd.services.containers.v1.DeleteContainerRequest", None),
+    "images.Get": ("/containerd.services.images.v1.Images/Get",
+                   "containerd.services.images.v1.GetImageRequest",
+                   "containerd.services.images.v1.GetImageResponse"),
+    "images.List": ("/containerd.services.images.v1.Images/List",
+                    "containerd.services.images.v1.ListImagesRequest",
+                    "containerd.services.images.v1.ListImagesResponse"),
+    "snapshots.Prepare": ("/containerd.services.snapshots.v1.Snapshots/Prepare",
+                          "containerd.services.snapshots.v1.PrepareSnapshotRequest",
+                          "containerd.services.snapshots.v1.PrepareSnapshotResponse"),
+    "snapshots.Mounts": ("/containerd.services.snapshots.v1.Snapshots/Mounts",
+                         "containerd.services.snapshots.v1.MountsRequest",
+                         "containerd.services.snapshots.v1.MountsResponse"),
+    "snapshots.Remove": ("/containerd.services.snapshots.v1.Snapshots/Remove",
+                         "containerd.services.snapshots.v1.RemoveSnapshotRequest", None),
+    "leases.Create": ("/containerd.services.leases.v1.Leases/Create",
+                      "containerd.services.leases.v1.CreateRequest",
+                      "containerd.services.leases.v1.CreateResponse"),
+    "leases.Delete": ("/containerd.services.leases.v1.Leases/Delete",
+                      "containerd.services.leases.v1.DeleteRequest", None),
+    "events.Publish": ("/containerd.services.events.v1.Events/Publish",
+                       "containerd.services.events.v1.PublishRequest", None),
+    "version.Version": ("/containerd.services.version.v1.Version/Version", None,
+                        "containerd.services.version.v1.VersionResponse"),
+}
+
+_STREAMS: dict[str, tuple[str, str, str]] = {
+    "content.Read": ("/containerd.services.content.v1.Content/Read",
+                     "containerd.services.content.v1.ReadContentRequest",
+                     "containerd.services.content.v1.ReadContentResponse"),
+    "snapshots.List": ("/containerd.services.snapshots.v1.Snapshots/List",
+                       "containerd.services.snapshots.v1.ListSnapshotsRequest",
+                       "containerd.services.snapshots.v1.ListSnapshotsResponse"),
+    "events.Subscribe": ("/containerd.services.events.v1.Events/Subscribe",
+                         "containerd.services.events.v1.SubscribeRequest",
+                         "containerd.services.events.v1.Envelope"),
+}
+
+
+def _build_pool() -> descriptor_pool.DescriptorPool:
+    pool = descriptor_pool.DescriptorPool()
+    done = []
+    for wkt in (any_pb2, timestamp_pb2):
+        pool.AddSerializedFile(wkt.DESCRIPTOR.serialized_pb)
+        done.append(wkt.DESCRIPTOR.name)
+    for name, (package, messages) in _PROTO.items():
+        # Every file may use the ones declared before it (unused dependencies are harmless).
+        f = descriptor_pb2.FileDescriptorProto(name=name, package=package, syntax="proto3",
+                                               dependency=done)
+        for mname, fields in messages.items():
+            m = f.message_type.add(name=mname)
+            for fname, number, ftype, repeated in fields:
+                fd = m.field.add(name=fname, number=number, json_name=_camel(fname))
+                fd.label = _F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL
+                if ftype == "map<string,string>":
+                    entry = m.nested_type.add(name=_camel(fname, upper=True) + "Entry")
+                    entry.options.map_entry = True
+                    for n, num in (("key", 1), ("value", 2)):
+                        entry.field.add(name=n, number=num, type=_F.TYPE_STRING,
+                                        label=_F.LABEL_OPTIONAL, json_name=n)
+                    fd.label = _F.LABEL_REPEATED
+                    fd.type = _F.TYPE_MESSAGE
+                    fd.type_name = f".{package}.{mname}.{entry.name}"
+                elif ftype in _SCALARS:
+                    fd.type = _SCALARS[ftype]
+                else:
+                    fd.type = _F.TYPE_MESSAGE
+                    fd.type_name = ftype if ftype.startswith(".") else f".{package}.{ftype}"
+        pool.Add(f)
+        done.append(name)
+    return pool
+
+
+def _camel(name: str, upper: bool = False) -> str:
+    parts = name.split("_")
+    out = "".join(p[:1].upper() + p[1:] for p in parts)
+    return out if upper else out[:1].lower() + out[1:]
+
+
+_POOL = _build_pool()
+_CLASSES: dict[str, type[Message]] = {}
+
+
+def _class(full_name: str) -> type[Message]:
+    cls = _CLASSES.get(full_name)
+    if cls is None:
+        cls = message_factory.GetMessageClass(_POOL.FindMessageTypeByName(full_name))
+        _CLASSES[full_name] = cls
+    return cls
+
+
+def msg(full_name: str, **fields: Any) -> Message:
+    """A new message of type ``full_name`` (e.g. ``containerd.services.tasks.v1.StartRequest``)."""
+    return _class(full_name)(**fields)
+
+
+def parse(full_name: str, data: bytes) -> Message:
+    """Decode ``data`` (e.g. the value of an event's Any) as a ``full_name`` message."""
+    return _class(full_name).FromString(data)
+
+
+def _parser(full_name: str | None):  # noqa: ANN202 - a deserializer for grpc
+    if full_name is None:
+        return empty_pb2.Empty.FromString
+    return _class(full_name).FromString
+
+
+def _serializer(full_name: str | None):  # noqa: ANN202 - a serializer for grpc
+    if full_name is None:
+        return lambda _: b""
+    return lambda m: m.SerializeToString()
+
+
+class Client:
+    """One connection to containerd, scoped to a namespace; thread-safe, re-made after fork."""
+
+    def __init__(self, target: str, namespace: str) -> None:
+        self.target = target
+        self.namespace = namespace
+        self.metadata: tuple[tuple[str, str], ...] = (("containerd-namespace", namespace),)
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._channel: grpc.Channel | None = None
+        self._unary: dict[str, Any] = {}
+        self._streams: dict[str, Any] = {}
+
+    def _connect(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid() and self._channel is not None:
+                return
+            self._channel = grpc.insecure_channel(self.target, options=[
+                ("grpc.max_receive_message_length", 64 << 20),
+                ("grpc.enable_retries", 0),
+            ])
+            self._unary = {
+                k: self._channel.unary_unary(path, request_serializer=_serializer(req),
+                                             response_deserializer=_parser(resp))
+                for k, (path, req, resp) in METHODS.items()}
+            self._streams = {
+                k: self._channel.unary_stream(path, request_serializer=_serializer(req),
+                                              response_deserializer=_parser(resp))
+                for k, (path, req, resp) in _STREAMS.items()}
+            self._pid = os.getpid()
+
+    def call(self, method: str, request: Message | None = None, *,
+             timeout: float | None = DEFAULT_TIMEOUT, lease: str | None = None) -> Any:
+        """Call a unary method (``"tasks.Start"``) and return its response message."""
+        if self._pid != os.getpid():
+            self._connect()
+        md = self.metadata if lease is None else (*self.metadata, ("containerd-lease", lease))
+        return self._unary[method](request, timeout=timeout, metadata=md)
+
+    def stream(self, method: str, request: Message, *,
+               timeout: float | None = None) -> Any:
+        """Call a server-streaming method; the result iterates and can be ``cancel()``-ed."""
+        if self._pid != os.getpid():
+            self._connect()
+        return self._streams[method](request, timeout=timeout, metadata=self.metadata)
+
+    def read_blob(self, digest: str) -> bytes:
+        """The whole content blob ``digest`` from the content store."""
+        req = msg("containerd.services.content.v1.ReadContentRequest", digest=digest)
+        return b"".join(r.data for r in self.stream("content.Read", req, timeout=DEFAULT_TIMEOUT))
+
+    def close(self) -> None:
+        """Close the channel (streams on it end with CANCELLED)."""
+        with self._lock:
+            if self._channel is not None and self._pid == os.getpid():
+                self._channel.close()
+            self._channel = None
+            self._pid = -1
+
+
+def mounts(items: Sequence[Message]) -> list[Message]:
+    """Copies of Mount messages (snapshot mounts reused in a task request)."""
+    return [msg("containerd.types.Mount", type=m.type, source=m.source, target=m.target,
+                options=list(m.options)) for m in items]
+

@@ -1,0 +1,365 @@
+"""What only the containerd tracker does, against the real daemon: seed 002's mappings as
+containerd sees them, the image config, hold as a created task, terminate's grace period, reap
+leaving nothing behind, shim-written files, monitoring and a missing daemon."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import re
+import socket
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+import pydrmaa2 as d2
+from pydrmaa2._agent import AgentClient
+from pydrmaa2.testing.targets import TEST_IMAGE
+from pydrmaa2.trackers.base import Action
+from tests.conftest import require
+
+try:
+    from pydrmaa2.trackers import containerd as cd
+    from pydrmaa2.trackers.containerd import api
+except ImportError:  # no grpcio/protobuf: ``require`` skips (or fails under PYDRMAA2_REQUIRE)
+    cd = api = None  # type: ignore[assignment]
+
+#: An image made by the fixture below: the test image's layer with a config of its own.
+ENTRY_IMAGE = "pydrmaa2-entrypoint-test:latest"
+
+
+@pytest.fixture(scope="module")
+def target():
+    return require("containerd")
+
+
+@pytest.fixture(scope="module")
+def engine(target):
+    """A client of the tracker's own API module, to look at containerd directly."""
+    client = api.Client(f"unix://{cd.DEFAULT_SOCKET}", cd.DEFAULT_NAMESPACE)
+    yield client
+    client.close()
+
+
+def _snapshots(engine) -> set[str]:
+    req = api.msg("containerd.services.snapshots.v1.ListSnapshotsRequest",
+                  snapshotter=cd.DEFAULT_SNAPSHOTTER)
+    return {i.name for r in engine.stream("snapshots.List", req) for i in r.info}
+
+
+def _containers(engine) -> set[str]:
+    r = engine.call("containers.List",
+                    api.msg("containerd.services.containers.v1.ListContainersRequest"))
+    return {c.id for c in r.containers}
+
+
+def _task_status(engine, cid: str) -> str | None:
+    try:
+        r = engine.call("tasks.Get", api.msg("containerd.services.tasks.v1.GetRequest",
+                                             container_id=cid))
+    except Exception:  # noqa: BLE001 - NOT_FOUND: no task
+        return None
+    return api.TASK_STATUS[r.process.status]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def nothing_leaks(engine):
+    """After every test of this module, containerd holds the same containers and snapshots as
+    before (checked with the snapshots and containers services)."""
+    snapshots, containers = _snapshots(engine), _containers(engine)
+    yield
+    assert _containers(engine) == containers
+    assert _snapshots(engine) == snapshots
+
+
+@pytest.fixture
+def sm(tmp_path):
+    home = tmp_path / "home"
+    manager = d2.SessionManager(home=home)
+    yield manager
+    manager._notifier_stop.set()
+    AgentClient.for_home(home).close()
+
+
+@pytest.fixture
+def js(sm, target):
+    session = sm.create_job_session("c", contact=target.contact)
+    yield session
+    jobs = session.get_jobs()
+    for j in jobs:
+        with contextlib.suppress(d2.Drmaa2Error):
+            if not j.state.is_terminal:
+                j.terminate()
+    with contextlib.suppress(d2.Drmaa2Error):
+        if jobs:
+            session.wait_all_terminated(jobs, 30)
+    for j in jobs:
+        with contextlib.suppress(d2.Drmaa2Error):
+            j.reap()
+    session.close()
+
+
+def sh(script: str, image: str = TEST_IMAGE, **fields) -> d2.JobTemplate:
+    return d2.JobTemplate(remote_command="/bin/sh", args=["-c", script], job_category=image,
+                          **fields)
+
+
+def _cid(job: d2.Job) -> str:
+    return job.info.extensions["container_id"]
+
+
+def _wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def entry_image(engine):
+    """The test image's layer under a config with Entrypoint, Env, WorkingDir and User, imported
+    with ``ctr`` (fixture set-up only) and removed afterwards."""
+    base = engine.call("images.Get", api.msg("containerd.services.images.v1.GetImageRequest",
+                                             name=cd.normalize_image(TEST_IMAGE))).image
+    manifest = json.loads(engine.read_blob(base.target.digest))
+    config = json.loads(engine.read_blob(manifest["config"]["digest"]))
+    config["config"].update(Entrypoint=["/bin/echo", "entry"], Cmd=["from-cmd"],
+                            Env=["PATH=/bin:/usr/bin", "IMGVAR=from-image"],
+                            WorkingDir="/work/img", User="nobody")
+    blobs: dict[str, bytes] = {}
+
+    def add(data: bytes) -> dict:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return {"digest": digest, "size": len(data)}
+
+    for layer in manifest["layers"]:
+        add(engine.read_blob(layer["digest"]))
+    manifest["config"].update(add(json.dumps(config).encode()))
+    man = add(json.dumps(manifest).encode())
+    name = cd.normalize_image(ENTRY_IMAGE)
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", **man,
+        "annotations": {"io.containerd.image.name": name}}]}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        files = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
+                 "index.json": json.dumps(index).encode(),
+                 **{f"blobs/sha256/{d.split(':')[1]}": b for d, b in blobs.items()}}
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    ctr = ["ctr", "-n", cd.DEFAULT_NAMESPACE]
+    subprocess.run([*ctr, "images", "import", "-"], input=buf.getvalue(), check=True,
+                   capture_output=True)
+    yield ENTRY_IMAGE
+    subprocess.run([*ctr, "images", "rm", "--sync", name], check=True, capture_output=True)
+
+
+# -- seed 002: the state and control tables, as containerd sees them ------------------------------
+def test_states_and_controls_follow_the_seed_tables(js, engine):
+    job = js.run_job(sh("sleep 30", submit_as_hold=True))
+    cid = _cid(job)
+    assert _task_status(engine, cid) == "CREATED"
+    assert job.state is d2.JobState.QUEUED_HELD
+    job.release()
+    assert _task_status(engine, cid) in ("RUNNING", "STOPPED")
+    assert job.state is d2.JobState.RUNNING
+    job.suspend()
+    assert _task_status(engine, cid) == "PAUSED"
+    assert job.get_state() == (d2.JobState.SUSPENDED, "paused")
+    job.resume()
+    assert _task_status(engine, cid) == "RUNNING"
+    assert job.state is d2.JobState.RUNNING
+    job.terminate()
+    info = job.wait_terminated(20)
+    assert info.state is d2.JobState.FAILED and info.annotation == "terminated"
+    assert _task_status(engine, cid) is None  # the stopped task is deleted once its end is kept
+
+
+def test_exit_code_decides_done_or_failed_and_is_kept_after_the_task_is_gone(js, engine):
+    ok, bad = js.run_job(sh("exit 0")), js.run_job(sh("exit 42"))
+    js.wait_all_terminated([ok, bad], 20)
+    assert (ok.state, bad.state) == (d2.JobState.DONE, d2.JobState.FAILED)
+    assert _task_status(engine, _cid(bad)) is None
+    assert bad.info.exit_status == 42
+    assert cd.TASK_STATES["PAUSED"] is d2.JobState.SUSPENDED
+    assert cd.CONTROL[Action.SUSPEND] == "tasks.Pause"
+
+
+# -- the image --------------------------------------------------------------------------------------
+def test_image_entrypoint_env_workdir_and_user_are_honoured(js, entry_image, tmp_path):
+    out = tmp_path / "out"
+    job = js.run_job(d2.JobTemplate(remote_command="hello", args=["world"],
+                                    job_category=entry_image, output_path=str(out)))
+    assert job.wait_terminated(20).state is d2.JobState.DONE
+    assert out.read_text() == "entry hello world\n"  # Entrypoint + remote_command + args
+
+    job = js.run_job(d2.JobTemplate(
+        args=["/bin/sh", "-c", 'echo "$IMGVAR $MINE"; pwd; id -u; id -g'],
+        job_category=entry_image, output_path=str(out), job_environment={"MINE": "mine"}))
+    assert job.wait_terminated(20).state is d2.JobState.DONE
+    assert out.read_text().split("\n") == ["from-image mine", "/work/img", "65534", "65534", ""]
+
+
+def test_args_without_remote_command_are_the_whole_command(js, tmp_path):
+    out = tmp_path / "out"
+    job = js.run_job(d2.JobTemplate(args=["/bin/echo", "seed", "style"], job_category=TEST_IMAGE,
+                                    output_path=str(out)))
+    info = job.wait_terminated(20)
+    assert info.state is d2.JobState.DONE
+    assert out.read_text() == "seed style\n"
+    assert info.extensions["command_line"] == "/bin/echo seed style"
+
+
+def test_user_extension_hostname_and_stage_in(js, tmp_path):
+    staged = tmp_path / "data.txt"
+    staged.write_text("staged data\n")
+    out = tmp_path / "out"
+    job = js.run_job(sh("id -u; id -g; hostname; cat /in/data.txt; echo x > /in/data.txt",
+                        output_path=str(out), extensions={"user": "1234:99"},
+                        candidate_machines=["compute-7"], stage_in_files={str(staged): "/in/data.txt"}))
+    info = job.wait_terminated(20)
+    lines = out.read_text().splitlines()
+    assert lines[:4] == ["1234", "99", "compute-7", "staged data"]
+    assert info.state is d2.JobState.FAILED  # the staged file is read-only in the container
+    assert staged.read_text() == "staged data\n"
+    with pytest.raises(d2.UnsupportedAttributeError, match="volumes"):
+        js.run_job(sh("true", extensions={"volumes": "/x"}))
+
+
+def test_missing_image_names_image_and_namespace_and_nothing_is_created(js, engine):
+    before = _containers(engine)
+    with pytest.raises(d2.InvalidArgumentError) as e:
+        js.run_job(sh("true", image="no-such-image:1.0"))
+    msg = str(e.value)
+    assert "no-such-image:1.0" in msg and "'pydrmaa2'" in msg and "does not pull" in msg
+    assert js.get_jobs() == [] and _containers(engine) == before
+
+
+def test_job_categories_are_the_images_of_the_namespace(js):
+    cats = js.job_categories
+    assert TEST_IMAGE in cats and cd.normalize_image(TEST_IMAGE) in cats
+
+
+# -- control ----------------------------------------------------------------------------------------
+def test_terminate_sends_sigterm_then_sigkill_after_the_grace_period(js, tmp_path, monkeypatch):
+    monkeypatch.setattr(cd, "GRACE_PERIOD", 1.5)
+    out = tmp_path / "out"
+    job = js.run_job(sh("trap 'echo got TERM' TERM; echo ready; while :; do sleep 0.1; done",
+                        output_path=str(out)))
+    _wait_for(lambda: out.exists() and "ready" in out.read_text())
+    t0 = time.monotonic()
+    job.terminate()
+    info = job.wait_terminated(20)
+    assert time.monotonic() - t0 >= 1.5
+    assert "got TERM" in out.read_text()
+    assert info.state is d2.JobState.FAILED
+    assert (info.exit_status, info.terminating_signal) == (137, "SIGKILL")
+
+
+def test_terminate_does_not_wait_when_sigterm_cannot_reach_the_job(js):
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/sleep", args=["60"],
+                                    job_category=TEST_IMAGE))
+    job.wait_started(20)
+    t0 = time.monotonic()
+    job.terminate()  # sleep is PID 1 with no SIGTERM handler: the kernel would drop SIGTERM
+    assert job.wait_terminated(20).state is d2.JobState.FAILED
+    assert time.monotonic() - t0 < cd.GRACE_PERIOD
+
+
+def test_hold_creates_the_container_and_release_starts_its_task(js, engine, tmp_path):
+    out = tmp_path / "out"
+    job = js.run_job(sh("echo ran", output_path=str(out), submit_as_hold=True))
+    cid = _cid(job)
+    assert cid in _containers(engine) and _task_status(engine, cid) == "CREATED"
+    assert job.info.dispatch_time is None
+    with pytest.raises(d2.InvalidStateError):
+        job.suspend()
+    job.release()
+    info = job.wait_terminated(20)
+    assert info.state is d2.JobState.DONE and info.dispatch_time is not None
+    assert out.read_text() == "ran\n"
+
+
+def test_a_terminated_held_job_never_runs(js, engine, tmp_path):
+    out = tmp_path / "out"
+    job = js.run_job(sh("echo ran", output_path=str(out), submit_as_hold=True))
+    job.terminate()
+    info = job.wait_terminated(20)
+    assert info.state is d2.JobState.FAILED and info.dispatch_time is None
+    assert info.annotation == "terminated before it started"
+    assert out.read_text() == ""
+
+
+# -- reap, files --------------------------------------------------------------------------------------
+def test_reap_deletes_task_container_and_snapshot(js, engine):
+    job = js.run_job(sh("true"))
+    job.wait_terminated(20)
+    cid = _cid(job)
+    assert cid in _containers(engine) and cid in _snapshots(engine)
+    job.reap()
+    assert cid not in _containers(engine) and cid not in _snapshots(engine)
+    assert _task_status(engine, cid) is None
+
+
+def test_output_and_error_files_are_complete_when_the_job_ends(js, tmp_path):
+    out, err = tmp_path / "out", tmp_path / "err"
+    size = 8 << 20
+    job = js.run_job(sh(f"head -c {size} /dev/zero; echo done >&2", output_path=str(out),
+                        error_path=str(err)))
+    assert job.wait_terminated(30).state is d2.JobState.DONE
+    assert out.stat().st_size == size
+    assert err.read_text() == "done\n"
+
+
+def test_input_path_is_the_jobs_stdin(js, tmp_path):
+    data, out = tmp_path / "in", tmp_path / "out"
+    data.write_text("line one\nline two\n")
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/sh", args=["-c", "tr a-z A-Z"],
+                                    job_category=TEST_IMAGE, input_path=str(data),
+                                    output_path=str(out)))
+    job.wait_terminated(20)
+    assert out.read_text() == "LINE ONE\nLINE TWO\n"
+
+
+# -- monitoring, errors -------------------------------------------------------------------------------
+def test_monitoring_lists_the_namespaces_containers_and_the_host(sm, js, target):
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/sleep", args=["30"],
+                                    job_category=TEST_IMAGE, job_name="watched"))
+    job.wait_started(20)
+    with sm.open_monitoring_session(contact=target.contact) as ms:
+        (mine,) = [i for i in ms.get_all_jobs() if i.id == _cid(job)]
+        assert mine.state is d2.JobState.RUNNING and mine.job_name == "watched"
+        assert mine.extensions["image"] == cd.normalize_image(TEST_IMAGE)
+        assert ms.get_all_jobs(d2.JobInfo(state=d2.JobState.RUNNING))
+        (host,) = ms.get_all_machines()
+        assert host.name == socket.gethostname() and host.phys_memory > 0
+    job.terminate()
+
+
+def test_wrong_socket_is_a_communication_error_naming_the_address(sm, tmp_path):
+    with pytest.raises(d2.DrmCommunicationError, match="/nonexistent.sock"):
+        sm.create_job_session("x", contact="containerd:///nonexistent.sock")
+    dead = tmp_path / "dead.sock"  # a socket nobody listens on: containerd is down
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(dead))
+    s.close()
+    with pytest.raises(d2.DrmCommunicationError, match=re.escape(str(dead))):
+        sm.open_monitoring_session(contact=f"containerd://{dead}")
+
+
+def test_namespace_comes_from_the_contact(sm, target):
+    with sm.create_job_session("ns", contact="containerd:///run/containerd/containerd.sock"
+                               "?namespace=pydrmaa2-empty") as js:
+        assert js.job_categories == []
+        with pytest.raises(d2.InvalidArgumentError, match="'pydrmaa2-empty'"):
+            js.run_job(sh("true"))
+    subprocess.run(["ctr", "namespaces", "rm", "pydrmaa2-empty"], capture_output=True)
+    with pytest.raises(d2.InvalidArgumentError, match="bogus"):
+        sm.create_job_session("bad", contact="containerd?bogus=1")
