@@ -17,6 +17,7 @@ import logging
 import os
 import selectors
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -137,13 +138,16 @@ class AgentClient:
         env = dict(os.environ)
         pkg_root = os.fspath(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
-        with open(self.home / "agent.log", "ab") as logf:
-            subprocess.Popen(
-                [sys.executable, "-c",
+        agent = [sys.executable, "-c",
                  "import sys; from pydrmaa2._agent import main; sys.exit(main(sys.argv))",
-                 os.fspath(self.home)],
-                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, close_fds=True,
-                start_new_session=True, env=env, cwd="/")
+                 os.fspath(self.home)]
+        # Started through a launcher that exits at once, so the agent is not our child: it
+        # outlives us without ever becoming our zombie.
+        launcher = "import subprocess, sys; subprocess.Popen(sys.argv[1:], start_new_session=True)"
+        with open(self.home / "agent.log", "ab") as logf:
+            subprocess.run([sys.executable, "-c", launcher, *agent], stdin=subprocess.DEVNULL,
+                           stdout=logf, stderr=logf, close_fds=True, env=env, cwd="/",
+                           check=True)
 
     def close(self) -> None:
         """Drop this process's connection (the agent may then exit when idle)."""
@@ -252,6 +256,9 @@ class _Client:
         self.buf = b""
         self.out = b""
         self.watch: set[str] | None = None  # None: not a watcher
+        # The agent's own array drivers connect to it too; they must not keep it alive.
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        self.own = struct.unpack("3i", creds)[0] == os.getpid()
 
 
 class Agent:
@@ -328,7 +335,8 @@ class Agent:
         with self.drivers_lock:
             if self.drivers:
                 return True
-        return bool(self.clients) or any(check() for check in self.busy_checks)
+        return (any(not c.own for c in self.clients.values())
+                or any(check() for check in self.busy_checks))
 
     def serve(self, listener: socket.socket) -> None:
         listener.setblocking(False)

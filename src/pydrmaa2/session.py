@@ -823,7 +823,7 @@ class SessionManager:
         watchers: dict[int, threading.Thread] = {}
         while not self._notifier_stop.is_set():
             with self._lock:
-                sessions = [s for s in self._sessions if not s._closed]
+                self._sessions = sessions = [s for s in self._sessions if not s._closed]
             for s in sessions:
                 if id(s) not in watchers or not watchers[id(s)].is_alive():
                     t = threading.Thread(target=s._watch_changes,

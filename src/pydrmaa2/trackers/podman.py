@@ -1,0 +1,966 @@
+"""The Podman tracker (contact ``podman``): every job is a container of a Podman service.
+
+Seed 004 on podman-py and Podman's REST service: ``_container``'s mapping (shared with Docker)
+as a libpod SpecGenerator, seed 004's states and control, waits on the service's event stream.
+Beyond the seed: hold (a created, unstarted container), input_path on stdin, Docker's other
+extensions (net, shm-size, ulimit, gpus as CDI devices) and our resource limits.
+
+Output files work as in the Docker tracker: the service keeps a container's stdout and stderr
+in its log; the first program to see the container ended (submitter, a later program, the
+agent driving an array) copies them into output_path / error_path, exactly once, under a write
+lock of the tracker's own SQLite file (``podman.sqlite`` in the pydrmaa2 home), and keeps the
+final inspect record there, so the ``rm`` extension can remove the container at once and the
+job is still reported. An input_path is fed to the container's stdin from the submitting
+program (a non-daemon thread, so a program that exits waits for it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import struct
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import podman
+import podman.errors
+import requests.exceptions
+
+from .._sqlite import Database
+from ..errors import (
+    DeniedByDrmsError,
+    Drmaa2Error,
+    DrmCommunicationError,
+    ImplementationSpecificError,
+    InvalidArgumentError,
+    InvalidStateError,
+    OutOfResourceError,
+    UnsupportedAttributeError,
+    UnsupportedOperationError,
+)
+from ..info import JobInfo, MachineInfo, QueueInfo, Version
+from ..states import CPU, OS, Capability, JobState
+from ..templates import JobTemplate
+from ._container import (
+    LABELS,
+    ContainerSpec,
+    LocalFiles,
+    Ulimit,
+    container_spec,
+    job_info,
+    job_labels,
+    local_files,
+)
+from .base import Action, ChangeFeed, Contact, JobTracker
+from .process import local_machine
+
+__all__ = ["PodmanTracker"]
+
+log = logging.getLogger("pydrmaa2.podman")
+
+#: The rootful service's socket; other users talk to their own (see ``_default_socket``).
+ROOT_SOCKET = "/run/podman/podman.sock"
+
+#: Seed 004's job control. HOLD and RELEASE (unsupported in the seed) act on a container that
+#: has not started: it stays created until released.
+CONTROL: dict[Action, str] = {
+    Action.SUSPEND: "pause",           # the cgroup freezer (not rootless on cgroup v1)
+    Action.RESUME: "unpause",
+    Action.TERMINATE: "kill",          # SIGKILL
+    Action.HOLD: "keep created",
+    Action.RELEASE: "start",
+}
+
+#: Seed 004's state mapping: Podman's status word -> DRMAA2 state. ``None``: the container has
+#: ended, DONE for exit code 0, else FAILED. A created container is QUEUED_HELD while pydrmaa2
+#: holds it; "restarting" is a stopped container that its restart policy will start again
+#: (Podman says "stopped" until its clean-up restarts it). Any other word is UNDETERMINED.
+CONTAINER_STATES: dict[str, JobState | None] = {
+    "configured": JobState.QUEUED,     # created (Podman's list says "created")
+    "created": JobState.QUEUED,
+    "initialized": JobState.QUEUED,    # prepared to start (e.g. stdin attached)
+    "running": JobState.RUNNING,
+    "restarting": JobState.RUNNING,    # sub_state "restarting"
+    "stopping": JobState.RUNNING,
+    "paused": JobState.SUSPENDED,
+    "stopped": None,                   # exited, clean-up to run (or "restarting", see _status)
+    "exited": None,
+    "removing": None,
+}
+
+#: Podman's status words in the Docker vocabulary that ``_container.job_info`` reads.
+DOCKER_WORDS: dict[str, str] = {
+    "configured": "created",
+    "initialized": "created",
+    "stopping": "running",
+    "removing": "exited",
+}
+
+#: Namespace extensions (and net) -> the SpecGenerator field that takes them.
+NAMESPACES: dict[str, str] = {"ipc": "ipcns", "uts": "utsns", "pid": "pidns", "net": "netns"}
+#: Network modes Podman knows by name; any other value of ``net`` names a network.
+NETWORK_MODES = frozenset({"host", "bridge", "none", "private", "slirp4netns", "pasta"})
+#: The ``gpus`` extension as Container Device Interface names (Podman has no device requests).
+CDI_GPU = "nvidia.com/gpu"
+RLIM_INFINITY = 2**64 - 1
+#: The stream number of stdout in a multiplexed log (2 is stderr).
+STDOUT = 1
+
+#: Podman's error causes (its Go error values) -> the Drmaa2Error they become.
+ERROR_CAUSES: dict[str, type[Drmaa2Error]] = {
+    "container state improper": InvalidStateError,
+    "no such container": InvalidArgumentError,
+    "image not known": InvalidArgumentError,
+    "network not found": InvalidArgumentError,
+    "invalid argument": InvalidArgumentError,
+    "no space left on device": OutOfResourceError,
+    "this container does not have a cgroup": UnsupportedOperationError,  # pause, rootless v1
+}
+
+#: Service events that can change a watched job's state ("rename" is our nudge: a container
+#: renamed to its own name, after a change Podman does not announce, such as hold).
+WATCHED_EVENTS = ("start", "died", "cleanup", "pause", "unpause", "restart", "remove", "rename")
+#: Above this many ids an event subscription filters by our home label instead of by id.
+MAX_ID_FILTER = 200
+#: Podman starts tailing its event log just after it answers a subscription, so an event of
+#: that instant could be missed: a feed also reports a possible change this often (seconds).
+RESYNC_INTERVAL = 5.0
+#: Connections per client: each event subscription holds one while it lasts.
+POOL_SIZE = 64
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    cid         TEXT PRIMARY KEY,
+    job_id      TEXT,
+    held        INTEGER NOT NULL DEFAULT 0,
+    terminated  INTEGER NOT NULL DEFAULT 0,
+    remove      INTEGER NOT NULL DEFAULT 0,
+    input_path  TEXT,
+    output_path TEXT,
+    error_path  TEXT,
+    join_files  INTEGER NOT NULL DEFAULT 0,
+    state       TEXT,   -- set once the job is over, with sub_state, annotation and inspect
+    sub_state   TEXT,
+    annotation  TEXT,
+    inspect     TEXT
+);
+"""
+_COLUMNS = ("cid, held, terminated, remove, input_path, output_path, error_path, join_files, "
+            "state, sub_state, annotation, inspect")
+
+
+@dataclass
+class _Row:
+    """What the tracker keeps about one of its containers."""
+
+    cid: str
+    held: bool
+    terminated: bool
+    remove: bool
+    files: LocalFiles
+    state: JobState | None
+    sub_state: str | None
+    annotation: str | None
+    inspect: str | None
+
+    @classmethod
+    def of(cls, r: tuple) -> _Row:
+        return cls(r[0], bool(r[1]), bool(r[2]), bool(r[3]), LocalFiles(r[4], r[5], r[6], bool(r[7])),
+                   JobState(r[8]) if r[8] else None, r[9], r[10], r[11])
+
+
+# -- the contact ------------------------------------------------------------------------------------
+
+
+def _default_socket() -> str:
+    """Root's service socket, else the user's own (``$XDG_RUNTIME_DIR/podman/podman.sock``)."""
+    if os.geteuid() == 0:
+        return ROOT_SOCKET
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    return f"{runtime}/podman/podman.sock"
+
+
+def _base_url(contact: Contact) -> str:
+    """The service's URL: the contact's socket or host:port, else the default socket."""
+    if contact.host:
+        return f"tcp://{contact.host}:{contact.port or 8080}"
+    return f"unix://{contact.path or _default_socket()}"
+
+
+# -- the mapping as a libpod SpecGenerator ---------------------------------------------------------
+
+
+def _namespace(value: str) -> dict[str, str]:
+    """An extension's namespace mode (host, private, container:NAME, ...) as a Namespace."""
+    mode, _, target = value.partition(":")
+    if mode == "container":
+        return {"nsmode": "container", "value": target}
+    if mode == "ns":
+        return {"nsmode": "path", "value": target}
+    return {"nsmode": mode}
+
+
+def _rlimits(ulimits: Sequence[Ulimit]) -> list[dict[str, Any]]:
+    def n(v: int) -> int:
+        return RLIM_INFINITY if v == -1 else v
+
+    return [{"type": u.name, "soft": n(u.soft), "hard": n(u.hard)} for u in ulimits]
+
+
+def _cdi_devices(gpus: int) -> list[dict[str, str]]:
+    """The ``gpus`` extension as CDI devices: all of them, or the first ``gpus``."""
+    names = ["all"] if gpus == -1 else [str(i) for i in range(gpus)]
+    return [{"path": f"{CDI_GPU}={n}"} for n in names]
+
+
+def _spec_generator(spec: ContainerSpec) -> dict[str, Any]:
+    """The body of libpod's POST /containers/create for a spec (seed 004's table, and more)."""
+    body: dict[str, Any] = {
+        "image": spec.image, "command": spec.command, "env": spec.environment,
+        "labels": spec.labels, "work_dir": spec.working_dir or "/", "terminal": False,
+        "stdin": spec.stdin, "remove": False,  # the rm extension is ours (see the module doc)
+    }
+    for key, value in (("hostname", spec.hostname), ("user", spec.user)):
+        if value:
+            body[key] = value
+    if spec.ports:
+        body["portmappings"] = [
+            {"container_port": p.container_port, "protocol": p.protocol,
+             **({"host_port": p.host_port} if p.host_port else {}),
+             **({"host_ip": p.host_ip} if p.host_ip else {})}
+            for p in spec.ports]
+    if spec.binds:
+        body["mounts"] = [{"type": "bind", "source": b.host_path, "destination": b.container_path,
+                           "options": ["rbind", "ro" if b.read_only else "rw"]} for b in spec.binds]
+    if spec.network_mode:
+        mode = spec.network_mode
+        if mode in NETWORK_MODES or mode.startswith(("container:", "ns:")):
+            body["netns"] = _namespace(mode)
+        else:
+            body["netns"] = {"nsmode": "bridge"}
+            body["Networks"] = {mode: {}}
+    if spec.privileged:
+        body["privileged"] = True
+    if spec.restart:
+        body["restart_policy"] = spec.restart.name
+        if spec.restart.maximum_retry_count:
+            body["restart_tries"] = spec.restart.maximum_retry_count
+    for key, value in (("ipc", spec.ipc_mode), ("uts", spec.uts_mode), ("pid", spec.pid_mode)):
+        if value:
+            body[NAMESPACES[key]] = _namespace(value)
+    if spec.gpus is not None:
+        body["devices"] = _cdi_devices(spec.gpus)
+    if spec.shm_size is not None:
+        body["shm_size"] = spec.shm_size
+    if spec.ulimits:
+        body["r_limits"] = _rlimits(spec.ulimits)
+    limits: dict[str, Any] = {}
+    if spec.memory is not None:
+        limits["memory"] = {"limit": spec.memory, "swap": spec.memory}  # no swap on top
+    if spec.memory_reservation is not None:
+        limits.setdefault("memory", {})["reservation"] = spec.memory_reservation
+    if spec.nano_cpus is not None:
+        limits["cpu"] = {"period": 100_000, "quota": spec.nano_cpus * 100_000 // 1_000_000_000}
+    if spec.pids_limit is not None:
+        limits["pids"] = {"limit": spec.pids_limit}
+    if limits:
+        body["resource_limits"] = limits
+    return body
+
+
+# -- inspect records -> DRMAA2 -------------------------------------------------------------------------
+
+
+def _will_restart(data: Mapping[str, Any]) -> bool:
+    """Whether the restart policy starts this stopped container again."""
+    policy = (data.get("HostConfig") or {}).get("RestartPolicy") or {}
+    name = policy.get("Name") or "no"
+    if name in ("always", "unless-stopped"):
+        return True
+    if name == "on-failure":
+        retries = policy.get("MaximumRetryCount") or 0
+        return (data.get("State") or {}).get("ExitCode") != 0 and (
+            retries == 0 or (data.get("RestartCount") or 0) < retries)
+    return False
+
+
+def _status(data: Mapping[str, Any], terminated: bool = False) -> str:
+    """Podman's status word of an inspect record, but for "stopped" (exited, clean-up still to
+    run): "restarting" when its restart policy will start it again, else "exited"."""
+    status = (data.get("State") or {}).get("Status") or ""
+    if status == "stopped":
+        return "restarting" if not terminated and _will_restart(data) else "exited"
+    return status
+
+
+def _ended(data: Mapping[str, Any], terminated: bool = False) -> bool:
+    status = _status(data, terminated)
+    return status in CONTAINER_STATES and CONTAINER_STATES[status] is None
+
+
+def _state(status: str, exit_code: int | None = None, oom_killed: bool = False,
+           held: bool = False) -> JobState:
+    """Seed 004's state mapping for one container (see CONTAINER_STATES)."""
+    if status not in CONTAINER_STATES:
+        return JobState.UNDETERMINED
+    state = CONTAINER_STATES[status]
+    if state is None:
+        return JobState.DONE if exit_code == 0 and not oom_killed else JobState.FAILED
+    if state is JobState.QUEUED and held:
+        return JobState.QUEUED_HELD
+    return state
+
+
+def _inspect_state(data: Mapping[str, Any], held: bool = False,
+                   terminated: bool = False) -> tuple[JobState, str]:
+    st = data.get("State") or {}
+    status = _status(data, terminated)
+    return _state(status, st.get("ExitCode"), bool(st.get("OOMKilled")), held), status
+
+
+def _as_docker(data: Mapping[str, Any], status: str) -> dict[str, Any]:
+    """The record with its status in Docker's words, for the shared JobInfo mapping."""
+    record = dict(data)
+    record["State"] = {**(data.get("State") or {}), "Status": DOCKER_WORDS.get(status, status)}
+    return record
+
+
+def _socket_of(response: Any) -> socket.socket | None:
+    """The socket under a streamed response (to cut a blocking read short from another thread)."""
+    for path in (("raw", "_fp", "fp", "raw", "_sock"), ("raw", "_connection", "sock")):
+        obj = response
+        for name in path:
+            obj = getattr(obj, name, None)
+        if isinstance(obj, socket.socket):
+            return obj
+    return None
+
+
+def _frames(raw: Any) -> Iterator[tuple[int, bytes]]:
+    """The (stream, payload) frames of a multiplexed log: an 8-byte header (stream, 3 bytes of
+    padding, big-endian length), then the payload."""
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n and (chunk := raw.read(n - len(data))):
+            data += chunk
+        return data
+
+    while len(header := exactly(8)) == 8:
+        stream, size = struct.unpack(">BxxxL", header)
+        yield stream, exactly(size)
+
+
+def _feed_stdin(sock: socket.socket, path: str) -> None:
+    """Copy a file into a container's attached stdin, then close it (the job sees EOF)."""
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 16):
+                sock.sendall(chunk)
+        sock.shutdown(socket.SHUT_WR)
+    except OSError as e:  # the job ended without reading all of it
+        log.debug("stdin of a container from %s cut short: %s", path, e)
+    finally:
+        sock.close()
+
+
+class PodmanTracker(JobTracker):
+    """Jobs as containers of one Podman service (contact ``podman``, ``podman:///sock``,
+    ``podman://host:port``)."""
+
+    scheme = "podman"
+    supported_fields = frozenset({
+        "remote_command", "args", "submit_as_hold", "rerunnable", "job_environment",
+        "working_directory", "job_category", "job_name", "input_path", "output_path",
+        "error_path", "join_files", "candidate_machines", "min_phys_memory", "stage_in_files",
+        "resource_limits", "extensions",
+    })
+    capabilities = frozenset({Capability.JOB_ARRAYS, Capability.BULK_JOBS_MAXPARALLEL,
+                              Capability.CALLBACK, Capability.JT_STAGING})
+    native_hold = True
+
+    def __init__(self, contact: Contact, home: Path) -> None:
+        super().__init__(contact, home)
+        self.address = _base_url(contact)
+        with self._engine("connecting"):
+            self.client = podman.PodmanClient(base_url=self.address, max_pool_size=POOL_SIZE)
+        self.api = self.client.api
+        self.db = Database(home / "podman.sqlite", SCHEMA)
+        self._default_ulimits: list[Ulimit] | None = None
+
+    # -- the one boundary to the service ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def _engine(self, doing: str, default: type[Drmaa2Error] = ImplementationSpecificError,
+                ) -> Iterator[None]:
+        """Translate the service's errors into Drmaa2Errors that keep its words and address;
+        ``default`` is the class of an error whose cause says nothing more specific."""
+        try:
+            yield
+        except podman.errors.APIError as e:
+            if e.status_code is None:  # podman-py's word for "no connection"
+                raise DrmCommunicationError(
+                    f"{doing}: cannot reach the Podman service at {self.address}: "
+                    f"{e.__cause__ or e}") from e
+            raise self._error(doing, e, default) from e
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                podman.errors.PodmanError, ConnectionError, FileNotFoundError) as e:
+            raise DrmCommunicationError(
+                f"{doing}: cannot reach the Podman service at {self.address}: {e}") from e
+
+    def _error(self, doing: str, e: podman.errors.APIError,
+               default: type[Drmaa2Error] = ImplementationSpecificError) -> Drmaa2Error:
+        cause = str(e.args[0]) if e.args else ""
+        explanation = e.explanation or cause or str(e)
+        message = f"{doing}: {explanation} (Podman service at {self.address})"
+        code = e.status_code or 0
+        if cause in ERROR_CAUSES:
+            return ERROR_CAUSES[cause](message)
+        if code in (404, 400):
+            return InvalidArgumentError(message)
+        if code in (409, 304):
+            return InvalidStateError(message)
+        if code in (401, 403):
+            return DeniedByDrmsError(message)
+        return default(message)
+
+    def _call(self, method: str, path: str, doing: str, *,
+              default: type[Drmaa2Error] = ImplementationSpecificError, **kwargs: Any) -> Any:
+        """One request to the libpod API; its JSON answer (None when it has none)."""
+        with self._engine(doing, default):
+            response = getattr(self.api, method)(path, **kwargs)
+            response.raise_for_status()
+            if "json" not in response.headers.get("Content-Type", ""):
+                return None
+            return response.json()
+
+    def _missing_image(self, image: str) -> InvalidArgumentError:
+        return InvalidArgumentError(
+            f"image {image!r} is not present in the Podman service at {self.address}; "
+            "pydrmaa2 does not pull images: podman pull it first")
+
+    # -- set-up ----------------------------------------------------------------------------------------
+    def check(self) -> None:
+        self._call("get", "/_ping", "checking the service")
+
+    def validate(self, template: JobTemplate) -> None:
+        super().validate(template)
+        container_spec(template, engine="Podman")
+        image = template.job_category
+        with self._engine(f"looking up image {image!r}"):
+            response = self.api.get(f"/images/{image}/exists")
+            if response.status_code == 404:
+                raise self._missing_image(image)  # type: ignore[arg-type]
+            response.raise_for_status()
+
+    # -- the tracker's own records --------------------------------------------------------------------
+    def _rows(self, cids: Sequence[str]) -> dict[str, _Row]:
+        out: dict[str, _Row] = {}
+        for i in range(0, len(cids), 500):
+            chunk = list(cids[i:i + 500])
+            for r in self.db.query(f"SELECT {_COLUMNS} FROM containers WHERE cid IN "
+                                   f"({','.join('?' * len(chunk))})", chunk):
+                out[r[0]] = _Row.of(r)
+        return out
+
+    def _row(self, cid: str) -> _Row | None:
+        return self._rows([cid]).get(cid)
+
+    def _set(self, cid: str, column: str, value: int) -> None:
+        with self.db.transaction() as db:
+            db.execute(f"UPDATE containers SET {column}=? WHERE cid=?", (value, cid))
+
+    def _nudge(self, cid: str) -> None:
+        """Make the service announce a change it does not see: renaming a container to its
+        own name changes nothing but emits an event."""
+        with contextlib.suppress(Drmaa2Error):
+            data = self._inspect(cid)
+            if data is not None:
+                self._call("post", f"/containers/{cid}/rename", "announcing a change",
+                           params={"name": data.get("Name", "")})
+
+    # -- jobs ------------------------------------------------------------------------------------------
+    def submit(self, job_id: str, template: JobTemplate, task_index: int | None,
+               hold: bool = False) -> str:
+        spec = container_spec(template, engine="Podman", job_id=job_id, task_index=task_index,
+                              labels=job_labels(job_id, task_index, str(self.home), template))
+        files = local_files(template, spec)
+        if spec.ulimits:
+            spec.ulimits = self._with_default_ulimits(spec.ulimits, spec.image)
+        cid = self._create(spec)
+        try:
+            with self.db.transaction() as db:
+                db.execute(
+                    "INSERT INTO containers(cid, job_id, held, remove, input_path, output_path, "
+                    "error_path, join_files) VALUES (?,?,?,?,?,?,?,?)",
+                    (cid, job_id, int(hold), int(spec.remove), files.input_path, files.output_path,
+                     files.error_path, int(files.join_files)))
+            files.create_outputs()
+            if not hold:
+                self._start(cid, files.input_path)
+        except BaseException:
+            self._remove(cid, force=True)
+            with self.db.transaction() as db:
+                db.execute("DELETE FROM containers WHERE cid=?", (cid,))
+            raise
+        return cid
+
+    def _create(self, spec: ContainerSpec) -> str:
+        try:
+            answer = self._call("post", "/containers/create",
+                                f"creating a container of image {spec.image!r}",
+                                default=InvalidArgumentError, data=json.dumps(_spec_generator(spec)),
+                                headers={"Content-Type": "application/json"})
+        except InvalidArgumentError as e:
+            cause = getattr(e.__cause__, "args", ("",))[0]
+            if cause == "image not known":
+                raise self._missing_image(spec.image) from None
+            raise
+        return answer["Id"]
+
+    def _remove(self, cid: str, force: bool = False) -> None:
+        """Remove a container; one that is already gone is fine."""
+        try:
+            self._call("delete", f"/containers/{cid}", f"removing container {cid[:12]}",
+                       params={"force": force} if force else None)
+        except InvalidArgumentError as e:
+            if getattr(e.__cause__, "status_code", None) != 404:
+                raise
+
+    def _with_default_ulimits(self, ulimits: list[Ulimit], image: str) -> list[Ulimit]:
+        """The service's default ulimits (containers.conf) under the job's own: Podman applies
+        its defaults only to a container that asks for none, Docker merges them."""
+        if self._default_ulimits is None:
+            cid = self._create(ContainerSpec(image=image, command=["/bin/true"],
+                                             labels={LABELS["home"]: str(self.home)}))
+            try:
+                data = self._inspect(cid) or {}
+            finally:
+                self._remove(cid, force=True)
+            self._default_ulimits = [
+                Ulimit(u["Name"].lower().removeprefix("rlimit_"),
+                       -1 if u["Soft"] == RLIM_INFINITY else u["Soft"],
+                       -1 if u["Hard"] == RLIM_INFINITY else u["Hard"])
+                for u in (data.get("HostConfig") or {}).get("Ulimits") or []]
+        own = {u.name for u in ulimits}
+        return [u for u in self._default_ulimits if u.name not in own] + list(ulimits)
+
+    def _attach_stdin(self, cid: str) -> socket.socket:
+        """Attach to a created container's stdin (podman-py has no attach): an HTTP upgrade
+        on a connection of our own, as ``podman start --attach`` does."""
+        if self.contact.host:
+            sock = socket.create_connection((self.contact.host, self.contact.port or 8080))
+        else:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(self.address.removeprefix("unix://"))
+        try:
+            # Empty detachKeys: the input may hold ctrl-p ctrl-q, Podman's default detach keys.
+            sock.sendall(
+                f"POST {self.api.path_prefix}containers/{cid}/attach?stdin=true&stdout=false"
+                f"&stderr=false&stream=true&detachKeys= HTTP/1.1\r\nHost: podman\r\n"
+                "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+            status, _, rest = head.partition(b"\r\n")
+            if b" 101 " not in status + b" ":
+                why = rest.partition(b"\r\n\r\n")[2].decode(errors="replace").strip()
+                raise InvalidArgumentError(
+                    f"attaching to the stdin of container {cid[:12]}: {why or status.decode()} "
+                    f"(Podman service at {self.address})")
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _start(self, cid: str, input_path: str | None) -> None:
+        """Start a created container, feeding input_path to its stdin. A container that
+        cannot start (its command, user or GPUs missing) is InvalidArgumentError (the
+        template cannot run) or UnsupportedAttributeError (the service cannot give GPUs)."""
+        attached = None
+        try:
+            if input_path is not None:
+                with self._engine("attaching to the container's stdin"):
+                    attached = self._attach_stdin(cid)
+            try:
+                self._call("post", f"/containers/{cid}/start", "starting the job's container",
+                           default=InvalidArgumentError)
+            except InvalidArgumentError as e:
+                if "CDI device" in str(e):
+                    raise UnsupportedAttributeError(
+                        f"extension gpus: the Podman service at {self.address} has no CDI "
+                        f"device {CDI_GPU} (generate its CDI spec, e.g. with nvidia-ctk cdi "
+                        f"generate): {e}") from e
+                if isinstance(e.__cause__, podman.errors.NotFound):
+                    raise
+                raise InvalidArgumentError(
+                    f"the Podman service at {self.address} cannot start the job's container: "
+                    f"{getattr(e.__cause__, 'explanation', None) or e}") from e
+        except BaseException:
+            if attached is not None:
+                attached.close()
+            raise
+        if attached is not None:
+            # Not a daemon: a program that submits and exits still delivers the whole input.
+            threading.Thread(target=_feed_stdin, args=(attached, input_path),
+                             name=f"pydrmaa2-stdin-{cid[:12]}").start()
+
+    def _inspect(self, cid: str) -> dict[str, Any] | None:
+        """The container's inspect record, None when the service no longer has it."""
+        try:
+            return self._call("get", f"/containers/{cid}/json", f"inspecting container {cid[:12]}")
+        except InvalidArgumentError as e:
+            if getattr(e.__cause__, "status_code", None) == 404:
+                return None
+            raise
+
+    def _finalize(self, cid: str, data: Mapping[str, Any] | None = None,
+                  state: JobState | None = None, annotation: str | None = None,
+                  ) -> tuple[JobState, str] | None:
+        """Record how a container ended and write its output files, once (whoever looks first).
+
+        ``state``/``annotation`` end a container that never started. Returns the final state,
+        or None when the container turns out not to have ended (it restarts).
+        """
+        removable = False
+        with self.db.transaction() as db:
+            rows = db.execute(f"SELECT {_COLUMNS} FROM containers WHERE cid=?", (cid,)).fetchall()
+            row = _Row.of(rows[0]) if rows else None
+            if row is not None and row.state is not None:
+                return row.state, row.sub_state or ""
+            terminated = row is not None and row.terminated
+            if data is None or (state is None and not _ended(data, terminated)):
+                data = self._inspect(cid)
+            if data is None:
+                return None
+            if state is None:
+                if not _ended(data, terminated):
+                    return None
+                state, sub = _inspect_state(data, terminated=terminated)
+            else:
+                sub = _status(data, terminated)
+            if row is not None:
+                annotation = annotation or self._write_outputs(cid, row.files)
+            db.execute(
+                "INSERT INTO containers(cid, state, sub_state, annotation, inspect) "
+                "VALUES (?,?,?,?,?) ON CONFLICT(cid) DO UPDATE SET state=excluded.state, "
+                "sub_state=excluded.sub_state, annotation=excluded.annotation, "
+                "inspect=excluded.inspect, held=0",
+                (cid, state.value, sub, annotation, json.dumps(data)))
+            removable = row is not None and row.remove
+        if removable:
+            with contextlib.suppress(Drmaa2Error):
+                self._remove(cid, force=True)
+        return state, sub
+
+    def _write_outputs(self, cid: str, files: LocalFiles) -> str | None:
+        """Copy the container's log into output_path / error_path (one read of both streams);
+        a problem becomes the job's annotation (the job has ended; its files are what failed)."""
+        out_path, err_path = files.output_path, files.error_path
+        if files.join_files or out_path == err_path:
+            err_path = out_path
+        if out_path is None and err_path is None:
+            return None
+        targets: dict[str, Any] = {}
+        try:
+            with contextlib.ExitStack() as stack:
+                for path in {p for p in (out_path, err_path) if p is not None}:
+                    targets[path] = stack.enter_context(open(path, "wb"))
+                with self._engine("reading the container's log"):
+                    response = self.api.get(f"/containers/{cid}/logs", stream=True,
+                                            params={"stdout": out_path is not None,
+                                                    "stderr": err_path is not None})
+                    response.raise_for_status()
+                    for stream, payload in _frames(response.raw):
+                        path = out_path if stream == STDOUT else err_path
+                        if path is not None:
+                            targets[path].write(payload)
+        except (OSError, Drmaa2Error) as e:
+            return f"the job's output could not be written to {out_path or err_path}: {e}"
+        return None
+
+    def state(self, tracker_id: str) -> tuple[JobState, str]:
+        return self.states([tracker_id])[tracker_id]
+
+    def states(self, tracker_ids: Sequence[str]) -> dict[str, tuple[JobState, str]]:
+        ids = list(dict.fromkeys(tracker_ids))
+        rows = self._rows(ids)
+        out: dict[str, tuple[JobState, str]] = {}
+        live = []
+        for cid in ids:
+            row = rows.get(cid)
+            if row is not None and row.state is not None:
+                out[cid] = (row.state, row.sub_state or "")
+            else:
+                live.append(cid)
+        listed: dict[str, str] = {}
+        for i in range(0, len(live), MAX_ID_FILTER):
+            found = self._call("get", "/containers/json", "listing containers", params={
+                "all": True, "filters": json.dumps({"id": live[i:i + MAX_ID_FILTER]})})
+            listed.update({c["Id"]: c.get("State") or "" for c in found or []})
+        for cid in live:
+            status = listed.get(cid)
+            row = rows.get(cid)
+            if status is None or CONTAINER_STATES.get(status, 0) is None:
+                final = self._finalize(cid)
+                if final is not None:
+                    out[cid] = final
+                elif status is None:
+                    out[cid] = (JobState.FAILED, "removed")
+                else:
+                    out[cid] = (JobState.RUNNING, "restarting")
+            else:
+                out[cid] = (_state(status, held=row is not None and row.held), status)
+        return out
+
+    def info(self, tracker_id: str) -> JobInfo:
+        row = self._row(tracker_id)
+        if row is None or row.state is None:
+            data = self._inspect(tracker_id)
+            if data is not None and not _ended(data, row is not None and row.terminated):
+                return self._info(data, row)
+            self._finalize(tracker_id, data)
+            row = self._row(tracker_id)
+            if row is None or row.state is None or row.inspect is None:
+                return JobInfo(
+                    state=JobState.FAILED, sub_state="removed",
+                    annotation=f"container {tracker_id[:12]} was removed from the Podman service "
+                               f"at {self.address} before pydrmaa2 saw it end",
+                    extensions={"container_id": tracker_id})
+        return self._info(json.loads(row.inspect), row)
+
+    def _info(self, data: Mapping[str, Any], row: _Row | None) -> JobInfo:
+        """Seed 001's JobInfo mapping (shared with Docker) with seed 004's state."""
+        held = row is not None and row.held
+        terminated = row is not None and row.terminated
+        state, status = _inspect_state(data, held, terminated)
+        if row is not None and row.state is not None:
+            state, status = row.state, row.sub_state or status
+        info = job_info(_as_docker(data, status), terminated=terminated, state=state,
+                        annotation=row.annotation if row is not None else None)
+        info.sub_state = status
+        return info
+
+    def control(self, tracker_id: str, action: Action) -> None:
+        cid = tracker_id
+        if action is Action.SUSPEND:
+            self._call("post", f"/containers/{cid}/pause", f"pausing container {cid[:12]}")
+        elif action is Action.RESUME:
+            self._call("post", f"/containers/{cid}/unpause", f"unpausing container {cid[:12]}")
+        elif action is Action.TERMINATE:
+            self._terminate(cid)
+        elif action is Action.HOLD:
+            self._hold(cid)
+        elif action is Action.RELEASE:
+            self._release(cid)
+
+    def _terminate(self, cid: str) -> None:
+        self._set(cid, "terminated", 1)
+        try:
+            self._call("post", f"/containers/{cid}/kill", f"killing container {cid[:12]}",
+                       params={"signal": "SIGKILL"})
+        except InvalidStateError:
+            data = self._inspect(cid)
+            if data is None:
+                raise
+        else:
+            # A frozen process dies of SIGKILL only once thawed (the cgroup v1 freezer).
+            with contextlib.suppress(Drmaa2Error):
+                data = self._inspect(cid)
+                if data is not None and data.get("State", {}).get("Status") == "paused":
+                    self._call("post", f"/containers/{cid}/unpause", "unpausing a killed container")
+            return
+        status = data.get("State", {}).get("Status")
+        if _ended(data):  # it ended on its own before the kill
+            self._set(cid, "terminated", 0)
+        elif CONTAINER_STATES.get(status) is JobState.QUEUED:
+            self._finalize(cid, data, JobState.FAILED, "terminated before it started")
+            self._nudge(cid)
+        else:
+            raise InvalidStateError(
+                f"container {cid[:12]} is {_status(data)}; the Podman service at {self.address} "
+                "cannot kill it now")
+
+    def _hold(self, cid: str) -> None:
+        data = self._inspect(cid)
+        status = (data or {}).get("State", {}).get("Status")
+        if CONTAINER_STATES.get(status or "") is not JobState.QUEUED:
+            raise InvalidStateError(
+                f"container {cid[:12]} is {status or 'gone'}: Podman can hold a container only "
+                "before it starts")
+        self._set(cid, "held", 1)
+        self._nudge(cid)
+
+    def _release(self, cid: str) -> None:
+        row = self._row(cid)
+        if row is None or not row.held:
+            raise InvalidStateError(f"container {cid[:12]} is not held by pydrmaa2")
+        self._set(cid, "held", 0)
+        try:
+            self._start(cid, row.files.input_path)
+        except (InvalidArgumentError, UnsupportedAttributeError) as e:
+            # The job cannot run (its command, user or GPUs are missing): it has failed.
+            self._finalize(cid, None, JobState.FAILED, str(e))
+            self._nudge(cid)
+            raise
+
+    def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
+        return _EventFeed(self, list(tracker_ids))
+
+    def delete(self, tracker_id: str) -> None:
+        row = self._row(tracker_id)
+        if row is None or row.state is None:
+            data = self._inspect(tracker_id)
+            if data is not None and _ended(data, row is not None and row.terminated):
+                self._finalize(tracker_id, data)
+            elif data is not None:
+                raise InvalidStateError(
+                    f"container {tracker_id[:12]} is {_status(data)}; only an ended job can be "
+                    "reaped")
+        self._remove(tracker_id)
+        with self.db.transaction() as db:
+            db.execute("DELETE FROM containers WHERE cid=?", (tracker_id,))
+
+    def list_jobs(self) -> list[str]:
+        found = self._call("get", "/containers/json", "listing containers", params={
+            "all": True, "filters": json.dumps({"label": [f"{LABELS['home']}={self.home}"]})})
+        return [c["Id"] for c in found or []]
+
+    def job_categories(self) -> list[str]:
+        images = self._call("get", "/images/json", "listing images") or []
+        return sorted({t for i in images for t in (i.get("RepoTags") or []) if t != "<none>:<none>"})
+
+    # -- monitoring -------------------------------------------------------------------------------------
+    def monitor_jobs(self) -> list[JobInfo]:
+        found = self._call("get", "/containers/json", "listing containers", params={"all": True})
+        ids = [c["Id"] for c in found or []]
+        rows = self._rows(ids)
+        out = []
+        for cid in ids:
+            row = rows.get(cid)
+            if row is not None and row.inspect is not None:
+                info = self._info(json.loads(row.inspect), row)
+            else:
+                data = self._inspect(cid)
+                if data is None:
+                    continue  # removed meanwhile
+                info = self._info(data, row)
+            info.id = cid
+            out.append(info)
+        return out
+
+    def machines(self) -> list[MachineInfo]:
+        i = self._call("get", "/info", "asking the service about its host")
+        host = i.get("host") or {}
+        if not host.get("serviceIsRemote") and host.get("hostname") == socket.gethostname():
+            machine = local_machine()  # this very host: its real sockets, cores and load
+        else:
+            kernel = (host.get("kernel") or "0.0").split("-")[0].split(".")
+            machine = MachineInfo(
+                name=host.get("hostname") or self.address, available=True, sockets=1,
+                cores_per_socket=host.get("cpus"), threads_per_core=1,  # Podman counts logical CPUs
+                phys_memory=host.get("memTotal"),
+                virt_memory=(host.get("memTotal") or 0) + (host.get("swapTotal") or 0) or None,
+                machine_os=OS.LINUX if host.get("os") == "linux" else OS.OTHER_OS,
+                machine_os_version=Version(kernel[0], kernel[1] if len(kernel) > 1 else "0"),
+                machine_arch=CPU.from_machine(host.get("arch") or ""))
+        dist = host.get("distribution") or {}
+        store = (i.get("store") or {}).get("containerStore") or {}
+        machine.extensions.update({
+            "cpus": str(host.get("cpus", "")), "kernel": host.get("kernel") or "",
+            "os": " ".join(filter(None, (dist.get("distribution"), dist.get("version")))),
+            "podman_version": (i.get("version") or {}).get("Version") or "",
+            "cgroup_version": host.get("cgroupVersion") or "",
+            "containers_running": str(store.get("running", "")),
+        })
+        return [machine]
+
+    def queues(self) -> list[QueueInfo]:
+        return []
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+
+class _EventFeed(ChangeFeed):
+    """Fires when the service reports an event for a watched container (its event stream)."""
+
+    def __init__(self, tracker: PodmanTracker, ids: list[str]) -> None:
+        self.tracker = tracker
+        self.ids = set(ids)
+        self.filters: dict[str, list[str]] = {"type": ["container"], "event": list(WATCHED_EVENTS)}
+        if len(ids) <= MAX_ID_FILTER:
+            self.filters["container"] = ids
+        else:
+            self.filters["label"] = [f"{LABELS['home']}={tracker.home}"]
+        self.fired = threading.Event()
+        self.closed = False
+        self.broken = False
+        self._lock = threading.Lock()
+        self._open()
+
+    def _open(self) -> None:
+        # Returns once the service has answered (see RESYNC_INTERVAL for the instant after).
+        with self.tracker._engine("subscribing to the service's events"):
+            response = self.tracker.api.get(
+                "/events", params={"stream": True, "filters": json.dumps(self.filters)},
+                stream=True)
+            response.raise_for_status()
+        self.response = response
+        self.sock = _socket_of(response)
+        self.broken = False
+        self.thread = threading.Thread(target=self._pump, args=(response,), daemon=True,
+                                       name="pydrmaa2-podman-events")
+        self.thread.start()
+
+    def _pump(self, response: Any) -> None:
+        try:
+            for line in response.iter_lines():
+                if not line:
+                    continue
+                event = json.loads(line)
+                cid = event.get("id") or (event.get("Actor") or {}).get("ID")
+                if cid in self.ids:
+                    self.fired.set()
+        except Exception as e:  # noqa: BLE001 - any end of the stream is handled below
+            log.debug("podman event stream ended: %s", e)
+        finally:
+            if not self.closed:
+                self.broken = True
+                self.fired.set()
+
+    def _cut(self) -> None:
+        """End the stream; shutting the socket down wakes the pump's blocking read."""
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            self.response.close()
+
+    def wait(self, timeout: float | None) -> bool:
+        if self.broken and not self.closed:
+            # The service went away (or restarted): subscribe again, then let the waiter look.
+            with self._lock:
+                if self.broken:
+                    self._cut()
+                    self._open()
+            return True
+        step = RESYNC_INTERVAL if timeout is None else min(timeout, RESYNC_INTERVAL)
+        fired = self.fired.wait(step)
+        self.fired.clear()
+        return fired or timeout is None or step < timeout
+
+    def close(self) -> None:
+        self.closed = True
+        self._cut()
+        if self.sock is not None:  # else the pump ends with the next event (a daemon thread)
+            self.thread.join(timeout=5)
+
