@@ -1,0 +1,116 @@
+"""Benchmark of the Slurm tracker against plain Slurm commands, measured in the same run.
+
+(a) Submission throughput of N jobs (default 200): ``run_job`` through pydrmaa2 against plain
+    ``sbatch --parsable --wrap=/bin/true`` subprocess calls, interleaved one by one (in turn
+    first and second) so that both see the same controller load from the jobs already running;
+    target: pydrmaa2 at least 0.9x the jobs per second of plain sbatch.
+(b) A 200-task array of ``/bin/true`` in one submission: time to submit (``run_bulk_jobs`` vs
+    ``sbatch --array=1-200``) and time to drain (``wait_all_terminated`` vs polling ``squeue``
+    every 0.5 s, pydrmaa2's own poll interval).
+Run: .venv/bin/python bench/bench_slurm.py [N]   (needs a Slurm cluster answering sinfo)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import median_of, report, timed  # noqa: E402
+
+import pydrmaa2 as d2  # noqa: E402
+from pydrmaa2.trackers.slurm import POLL_INTERVAL  # noqa: E402
+
+ARRAY = 200
+
+
+def sbatch(*args: str) -> str:
+    out = subprocess.run(["sbatch", "--parsable", "--output=/dev/null", "--error=/dev/null",
+                          *args], check=True, capture_output=True, text=True).stdout
+    return out.strip().split(";")[0]
+
+
+def scancel(ids: list[str]) -> None:
+    for k in range(0, len(ids), 500):
+        subprocess.run(["scancel", *ids[k:k + 500]], check=False)
+
+
+def drained(job_id: str) -> bool:
+    out = subprocess.run(["squeue", "-h", "-r", "-j", job_id, "-o", "%T"], capture_output=True,
+                         text=True).stdout
+    return not any(s in out for s in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING"))
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    home = Path(tempfile.mkdtemp(prefix="pydrmaa2-bench-"))
+    sm = d2.SessionManager(home=home)
+    js = sm.create_job_session("bench", contact="slurm")
+    jt = d2.JobTemplate(remote_command="/bin/true")
+    plain: list[str] = []
+    jobs: list[d2.Job] = []
+
+    # Warm up both paths outside the measurement (batch script written, page cache).
+    jobs.append(js.run_job(jt))
+    plain.append(sbatch("--wrap=/bin/true"))
+    def ours() -> None:
+        jobs.append(js.run_job(jt))
+
+    def base() -> None:
+        plain.append(sbatch("--wrap=/bin/true"))
+
+    spent: dict = {ours: [], base: []}
+    for i in range(n):
+        # In turn first and second: neither side always follows the other's submission.
+        for fn in (ours, base) if i % 2 == 0 else (base, ours):
+            spent[fn].append(timed(fn))
+    ours_s, base_s = sum(spent[ours]), sum(spent[base])
+    ours_med, base_med = median_of(spent[ours]), median_of(spent[base])
+    total = n
+    scancel(plain + [js._row(j.id).tracker_id for j in jobs])  # only submission is measured
+    js.wait_all_terminated(jobs, 300)
+
+    # (b) a 200-task array, one submission each way, then drained.
+    t0 = time.perf_counter()
+    arr = js.run_bulk_jobs(jt, 1, ARRAY)
+    ours_submit = time.perf_counter() - t0
+    js.wait_all_terminated(arr.jobs)
+    ours_drain = time.perf_counter() - t0
+    assert all(j.state is d2.JobState.DONE for j in arr.jobs)
+    t0 = time.perf_counter()
+    array_id = sbatch(f"--array=1-{ARRAY}", "--wrap=/bin/true")
+    base_submit = time.perf_counter() - t0
+    while not drained(array_id):
+        time.sleep(POLL_INTERVAL)
+    base_drain = time.perf_counter() - t0
+
+    for j in jobs + arr.jobs:
+        j.reap()
+    js.close()
+    sm.destroy_job_session("bench")
+
+    ours_rate, base_rate = total / ours_s, total / base_s
+    version = subprocess.run(["sinfo", "--version"], capture_output=True, text=True).stdout.strip()
+    report(f"Slurm tracker ({version}, Python {sys.version.split()[0]}, {os.cpu_count()} cores)", [
+        (f"submission of {total} jobs, jobs/s", f"{ours_rate:.1f}", f"{base_rate:.1f}",
+         f"{ours_rate / base_rate:.2f}x (>= 0.9)"),
+        ("... median ms per submission", f"{ours_med * 1e3:.2f}", f"{base_med * 1e3:.2f}",
+         f"{base_med / ours_med:.2f}x (>= 0.9)"),
+        (f"{ARRAY}-task array: submit (one sbatch), ms", f"{ours_submit * 1e3:.1f}",
+         f"{base_submit * 1e3:.1f}", f"{ours_submit / base_submit:.2f}x"),
+        (f"{ARRAY}-task array: submit + drain, s", f"{ours_drain:.2f}", f"{base_drain:.2f}",
+         f"{ours_drain / base_drain:.2f}x"),
+    ])
+    load = os.getloadavg()[0]
+    print("\nbaseline: sbatch --parsable --wrap=/bin/true (subprocess), and sbatch --array=1-200 "
+          f"polled with squeue every {POLL_INTERVAL} s. Throughput ratios are pydrmaa2 / "
+          "baseline (the median one is robust to bursts of other load), time ratios pydrmaa2 / "
+          f"baseline. Load average during the run: {load:.1f} on {os.cpu_count()} cores.")
+
+
+if __name__ == "__main__":
+    main()

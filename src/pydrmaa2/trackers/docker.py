@@ -1,0 +1,852 @@
+"""The Docker tracker (contact ``docker``): every job is a container of a Docker engine.
+
+Seeds 000 and 001, on the Docker SDK for Python, with the template mapping of ``_container``.
+Beyond the seeds: hold (a created, unstarted container), input_path on stdin, limits, and
+event-driven waiting on the engine's event stream.
+
+Who writes output_path / error_path? Docker keeps a container's stdout and stderr in its log;
+pydrmaa2 copies them into the local files the first time anyone sees the container ended — the
+submitter, a later program, the agent driving an array (``state``, ``info``, waits, ``reap``) —
+exactly once, under a write lock of the tracker's own SQLite file (``docker.sqlite`` in the
+pydrmaa2 home). So the files are complete whenever a job is seen terminal, even after its
+submitter died; until then they are empty. That first look also keeps the container's final
+inspect record there, which is how the ``rm`` extension can remove the container right away
+(instead of Docker's auto-remove, which would lose exit status and logs) and still report the job.
+An input_path is fed to the container's stdin from the submitting program (a non-daemon thread,
+so a program that exits waits for it); a killed submitter cuts the input short.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import docker
+import docker.errors
+import docker.utils
+import requests.exceptions
+
+from .._sqlite import Database
+from ..errors import (
+    DeniedByDrmsError,
+    Drmaa2Error,
+    DrmCommunicationError,
+    ImplementationSpecificError,
+    InvalidArgumentError,
+    InvalidStateError,
+    OutOfResourceError,
+)
+from ..info import JobInfo, MachineInfo, QueueInfo, Version
+from ..states import CPU, OS, Capability, JobState
+from ..templates import JobTemplate
+from ._container import (
+    LABELS,
+    ContainerSpec,
+    LocalFiles,
+    container_spec,
+    container_state,
+    ended,
+    inspect_state,
+    job_info,
+    job_labels,
+    local_files,
+)
+from .base import Action, ChangeFeed, Contact, JobTracker
+
+__all__ = ["DockerTracker"]
+
+log = logging.getLogger("pydrmaa2.docker")
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+#: Job control (seed 000 names signals; pause/unpause are the freezer's SIGSTOP/SIGCONT, which a
+#: job cannot catch or see). HOLD and RELEASE act on a container not yet started.
+CONTROL: dict[Action, str] = {
+    Action.SUSPEND: "pause",
+    Action.RESUME: "unpause",
+    Action.TERMINATE: "kill",          # SIGKILL
+    Action.HOLD: "keep created",
+    Action.RELEASE: "start",
+}
+
+#: Engine events that can change a watched job's state ("update" is our nudge after a change
+#: that Docker does not announce: hold, or a terminate before the container started).
+WATCHED_EVENTS = ("start", "die", "pause", "unpause", "restart", "destroy", "update")
+#: Docker announces these before it records the new state for listings; inspecting the
+#: container waits for the record (it takes the container's lock), so a waiter never looks early.
+SETTLE_EVENTS = frozenset({"die", "pause", "unpause"})
+#: A subscription starts this many seconds in the past: Docker lists a container as running for
+#: a moment after announcing its end, so an end announced just before we subscribed must still
+#: be settled (see SETTLE_EVENTS) and heard.
+REPLAY_SECONDS = 1.0
+#: Above this many ids a listing filters by our home label instead of by id (and picks the ids
+#: out here): long URLs cost more to build and parse than the extra entries.
+MAX_ID_FILTER = 16
+#: Threads that start array tasks' containers in the background (see submit) and settle ends.
+START_WORKERS = 8
+#: Connections per client: each event subscription holds one while it lasts.
+POOL_SIZE = 64
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    cid         TEXT PRIMARY KEY,
+    job_id      TEXT,
+    held        INTEGER NOT NULL DEFAULT 0,
+    terminated  INTEGER NOT NULL DEFAULT 0,
+    remove      INTEGER NOT NULL DEFAULT 0,
+    input_path  TEXT,
+    output_path TEXT,
+    error_path  TEXT,
+    join_files  INTEGER NOT NULL DEFAULT 0,
+    starter     TEXT,   -- host:pid of the program starting it in the background
+    state       TEXT,   -- set once the job is over, with sub_state, annotation and inspect
+    sub_state   TEXT,
+    annotation  TEXT,
+    inspect     TEXT
+);
+"""
+
+
+@dataclass
+class _Row:
+    """What the tracker keeps about one of its containers."""
+
+    cid: str
+    held: bool
+    terminated: bool
+    remove: bool
+    files: LocalFiles
+    state: JobState | None
+    sub_state: str | None
+    annotation: str | None
+    inspect: str | None
+    starter: str | None
+
+    @classmethod
+    def of(cls, r: tuple) -> _Row:
+        return cls(r[0], bool(r[1]), bool(r[2]), bool(r[3]), LocalFiles(r[4], r[5], r[6], bool(r[7])),
+                   JobState(r[8]) if r[8] else None, r[9], r[10], r[11], r[12])
+
+
+_COLUMNS = ("cid, held, terminated, remove, input_path, output_path, error_path, join_files, "
+            "state, sub_state, annotation, inspect, starter")
+
+
+def _starter() -> str:
+    """This program, as the starter of containers it starts in the background."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _base_url(contact: Contact) -> tuple[str, dict[str, Any]]:
+    """The engine's URL and client options: the contact's socket or host, else DOCKER_HOST."""
+    if contact.host:
+        return f"tcp://{contact.host}:{contact.port or 2375}", {}
+    if contact.path:
+        return f"unix://{contact.path}", {}
+    options = docker.utils.kwargs_from_env()
+    return options.pop("base_url", None) or DEFAULT_SOCKET, options
+
+
+def _create_config(spec: ContainerSpec) -> dict[str, Any]:
+    """The body of Docker's POST /containers/create for a spec (only what is set)."""
+    host: dict[str, Any] = {"AutoRemove": False}
+    config: dict[str, Any] = {
+        "Image": spec.image, "Cmd": spec.command, "Labels": spec.labels, "Tty": False,
+        "Env": [f"{k}={v}" for k, v in spec.environment.items()],
+        "AttachStdin": spec.stdin, "OpenStdin": spec.stdin, "StdinOnce": spec.stdin,
+        "AttachStdout": False, "AttachStderr": False, "HostConfig": host,
+    }
+    for key, value in (("WorkingDir", spec.working_dir), ("Hostname", spec.hostname),
+                       ("User", spec.user)):
+        if value:
+            config[key] = value
+    if spec.ports:
+        config["ExposedPorts"] = {f"{p.container_port}/{p.protocol}": {} for p in spec.ports}
+        bindings: dict[str, list[dict[str, str]]] = {}
+        for p in spec.ports:
+            bindings.setdefault(f"{p.container_port}/{p.protocol}", []).append(
+                {"HostIp": p.host_ip or "", "HostPort": "" if p.host_port is None else str(p.host_port)})
+        host["PortBindings"] = bindings
+    if spec.binds:
+        host["Binds"] = [f"{b.host_path}:{b.container_path}{':ro' if b.read_only else ''}"
+                         for b in spec.binds]
+    if spec.network_mode:
+        host["NetworkMode"] = spec.network_mode
+    if spec.privileged:
+        host["Privileged"] = True
+    if spec.restart:
+        host["RestartPolicy"] = {"Name": spec.restart.name,
+                                 "MaximumRetryCount": spec.restart.maximum_retry_count}
+    for key, value in (("IpcMode", spec.ipc_mode), ("UTSMode", spec.uts_mode),
+                       ("PidMode", spec.pid_mode)):
+        if value:
+            host[key] = value
+    if spec.gpus is not None:
+        host["DeviceRequests"] = [{"Driver": "nvidia", "Count": spec.gpus,
+                                   "Capabilities": [["gpu"]]}]
+    if spec.shm_size is not None:
+        host["ShmSize"] = spec.shm_size
+    if spec.ulimits:
+        host["Ulimits"] = [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in spec.ulimits]
+    if spec.memory is not None:
+        host["Memory"] = spec.memory
+        host["MemorySwap"] = spec.memory  # no swap on top of the limit
+    if spec.memory_reservation is not None:
+        host["MemoryReservation"] = spec.memory_reservation
+    if spec.nano_cpus is not None:
+        host["NanoCpus"] = spec.nano_cpus
+    if spec.pids_limit is not None:
+        host["PidsLimit"] = spec.pids_limit
+    return config
+
+
+def _feed_stdin(attached: Any, path: str) -> None:
+    """Copy a file into a container's attached stdin, then close it (the job sees EOF)."""
+    sock = getattr(attached, "_sock", attached)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 16):
+                sock.sendall(chunk)
+        sock.shutdown(socket.SHUT_WR)
+    except OSError as e:  # the job ended without reading all of it
+        log.debug("stdin of a container from %s cut short: %s", path, e)
+    finally:
+        with contextlib.suppress(OSError):
+            attached.close()
+
+
+class DockerTracker(JobTracker):
+    """Jobs as containers of one Docker engine (contact ``docker``, ``docker:///sock``,
+    ``docker://host:port``)."""
+
+    scheme = "docker"
+    supported_fields = frozenset({
+        "remote_command", "args", "submit_as_hold", "rerunnable", "job_environment",
+        "working_directory", "job_category", "job_name", "input_path", "output_path",
+        "error_path", "join_files", "candidate_machines", "min_phys_memory", "stage_in_files",
+        "resource_limits", "extensions",
+    })
+    capabilities = frozenset({Capability.JOB_ARRAYS, Capability.BULK_JOBS_MAXPARALLEL,
+                              Capability.CALLBACK, Capability.JT_STAGING})
+    native_hold = True
+
+    def __init__(self, contact: Contact, home: Path) -> None:
+        super().__init__(contact, home)
+        self.address, options = _base_url(contact)
+        with self._engine("connecting"):
+            self.api = docker.APIClient(base_url=self.address, version="auto",
+                                        max_pool_size=POOL_SIZE, **options)
+        if self.address.startswith("unix://"):
+            self.api.trust_env = False  # no HTTP proxy applies to a socket; spares an env scan
+        self.db = Database(home / "docker.sqlite", SCHEMA)
+        #: Our containers carry this label value: the home, spelled the same by every program.
+        self.home_label = str(Path(home).resolve())
+        # Inspect records taken by event feeds right after a container ended, for _finalize.
+        self._seen: dict[str, dict[str, Any]] = {}
+        self._seen_lock = threading.Lock()
+        self._started_shapes: set[str] = set()
+        self._hub = _EventHub(self)
+        self._pool: ThreadPoolExecutor | None = None
+
+    # -- the one boundary to the engine ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def _engine(self, doing: str) -> Iterator[None]:
+        """Translate the engine's errors into Drmaa2Errors that keep its words and address."""
+        try:
+            yield
+        except docker.errors.APIError as e:
+            self._raise(doing, e)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                docker.errors.DockerException, ConnectionError, FileNotFoundError) as e:
+            raise DrmCommunicationError(
+                f"{doing}: cannot reach the Docker engine at {self.address}: {e}") from e
+
+    def _raise(self, doing: str, e: docker.errors.APIError) -> NoReturn:
+        explanation = e.explanation or str(e)
+        if isinstance(explanation, bytes):
+            explanation = explanation.decode(errors="replace")
+        message = f"{doing}: {explanation} (Docker engine at {self.address})"
+        code = e.status_code or 0
+        if code == 404 or code == 400:
+            raise InvalidArgumentError(message) from e
+        if code == 409 or code == 304:
+            raise InvalidStateError(message) from e
+        if code in (401, 403):
+            raise DeniedByDrmsError(message) from e
+        if "no space left" in explanation:
+            raise OutOfResourceError(message) from e
+        raise ImplementationSpecificError(message) from e
+
+    def _missing_image(self, image: str) -> InvalidArgumentError:
+        return InvalidArgumentError(
+            f"image {image!r} is not present in the Docker engine at {self.address}; "
+            "pydrmaa2 does not pull images: docker pull it first")
+
+    # -- set-up ----------------------------------------------------------------------------------------
+    def check(self) -> None:
+        with self._engine("checking the engine"):
+            self.api.ping()
+
+    def validate(self, template: JobTemplate) -> None:
+        super().validate(template)
+        container_spec(template, engine="Docker")
+        try:
+            with self._engine(f"looking up image {template.job_category!r}"):
+                self.api.inspect_image(template.job_category)
+        except InvalidArgumentError as e:
+            if isinstance(e.__cause__, docker.errors.NotFound):
+                raise self._missing_image(template.job_category) from None  # type: ignore[arg-type]
+            raise
+
+    # -- the tracker's own records --------------------------------------------------------------------
+    def _rows(self, cids: Sequence[str]) -> dict[str, _Row]:
+        out: dict[str, _Row] = {}
+        for i in range(0, len(cids), 500):
+            chunk = list(cids[i:i + 500])
+            for r in self.db.query(f"SELECT {_COLUMNS} FROM containers WHERE cid IN "
+                                   f"({','.join('?' * len(chunk))})", chunk):
+                out[r[0]] = _Row.of(r)
+        return out
+
+    def _row(self, cid: str) -> _Row | None:
+        return self._rows([cid]).get(cid)
+
+    def _nudge(self, cid: str) -> None:
+        """Make the engine announce a change it does not see (an empty update emits an event)."""
+        with contextlib.suppress(Drmaa2Error), self._engine("announcing a change"):
+            self.api.update_container(cid)
+
+    # -- jobs ------------------------------------------------------------------------------------------
+    def submit(self, job_id: str, template: JobTemplate, task_index: int | None,
+               hold: bool = False) -> str:
+        spec = container_spec(template, engine="Docker", job_id=job_id, task_index=task_index,
+                              labels=job_labels(job_id, task_index, self.home_label, template))
+        files = local_files(template, spec)
+        config = _create_config(spec)
+        # Array tasks start in the background once a task of the same shape started here, so a
+        # throttled array keeps max_parallel containers starting at once (a start takes ~0.2 s);
+        # the first one starts in the foreground so that a template that cannot run fails here.
+        shape = json.dumps({k: v for k, v in config.items() if k not in ("Env", "Labels")},
+                           sort_keys=True)
+        background = task_index is not None and not hold and shape in self._started_shapes
+        try:
+            with self._engine(f"creating a container of image {spec.image!r}"):
+                cid = self.api.create_container_from_config(config)["Id"]
+        except docker.errors.ImageNotFound:
+            raise self._missing_image(spec.image) from None
+        except InvalidArgumentError as e:
+            if isinstance(e.__cause__, docker.errors.ImageNotFound):
+                raise self._missing_image(spec.image) from None
+            raise
+        try:
+            with self.db.transaction() as db:
+                db.execute(
+                    "INSERT INTO containers(cid, job_id, held, remove, input_path, output_path, "
+                    "error_path, join_files, starter) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (cid, job_id, int(hold), int(spec.remove), files.input_path, files.output_path,
+                     files.error_path, int(files.join_files), _starter() if background else None))
+            files.create_outputs()
+            if background:
+                self._starters().submit(self._start_in_background, cid, files.input_path)
+            elif not hold:
+                self._start(cid, files.input_path)
+                if task_index is not None:
+                    self._started_shapes.add(shape)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.api.remove_container(cid, force=True)
+            with self.db.transaction() as db:
+                db.execute("DELETE FROM containers WHERE cid=?", (cid,))
+            raise
+        return cid
+
+    def _start(self, cid: str, input_path: str | None) -> None:
+        """Start a created container, feeding input_path to its stdin."""
+        attached = None
+        try:
+            if input_path is not None:
+                with self._engine("attaching to the container's stdin"):
+                    attached = self.api.attach_socket(cid, params={"stdin": 1, "stream": 1})
+            try:
+                self.api.start(cid)
+            except docker.errors.APIError as e:
+                if e.status_code == 304:  # already started (by a program that adopted it)
+                    if attached is not None:
+                        attached.close()
+                    return
+                if e.status_code in (404, 409):
+                    self._raise("starting the job's container", e)
+                expl = e.explanation or str(e)
+                raise InvalidArgumentError(
+                    f"the Docker engine at {self.address} cannot start the job's container: "
+                    f"{expl}") from e
+            except (requests.exceptions.ConnectionError, docker.errors.DockerException) as e:
+                raise DrmCommunicationError(
+                    f"starting the job's container: cannot reach the Docker engine at "
+                    f"{self.address}: {e}") from e
+        except BaseException:
+            if attached is not None:
+                with contextlib.suppress(OSError):
+                    attached.close()
+            raise
+        if attached is not None:
+            # Not a daemon: a program that submits and exits still delivers the whole input.
+            threading.Thread(target=_feed_stdin, args=(attached, input_path),
+                             name=f"pydrmaa2-stdin-{cid[:12]}").start()
+
+    def _starters(self) -> ThreadPoolExecutor:
+        """The tracker's background threads (started on first use; close() waits for them)."""
+        with self._seen_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(START_WORKERS, thread_name_prefix="pydrmaa2-start")
+            return self._pool
+
+    def _start_in_background(self, cid: str, input_path: str | None) -> None:
+        """Start an array task's container unless it was held or ended meanwhile; a start that
+        fails ends the job FAILED with the engine's reason."""
+        try:
+            row = self._row(cid)
+            if row is None or row.held or row.state is not None:
+                return
+            try:
+                self._start(cid, input_path)
+            except Drmaa2Error as e:
+                self._finalize(cid, None, JobState.FAILED, f"not started: {e}")
+                self._nudge(cid)
+                return
+            with self.db.transaction() as db:
+                db.execute("UPDATE containers SET starter=NULL WHERE cid=?", (cid,))
+            row = self._row(cid)
+            if row is not None and row.state is not None:  # terminated while it was starting
+                with contextlib.suppress(Drmaa2Error), self._engine("killing a terminated job"):
+                    self.api.kill(cid)
+        except Exception:  # noqa: BLE001 - a background thread has nobody to raise to
+            log.exception("starting container %s failed", cid[:12])
+
+    def _adopt(self, cid: str, starter: str) -> None:
+        """Start a container whose background start died with its program (same machine only)."""
+        host, _, pid = starter.rpartition(":")
+        if host != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
+            return
+        with self.db.transaction() as db:
+            claimed = db.execute("UPDATE containers SET starter=? WHERE cid=? AND starter=?",
+                                 (_starter(), cid, starter)).rowcount
+        if claimed:
+            self._starters().submit(self._start_in_background, cid, self._row(cid).files.input_path)
+
+    def _inspect(self, cid: str) -> dict[str, Any] | None:
+        """The container's inspect record, None when the engine no longer has it."""
+        try:
+            with self._engine(f"inspecting container {cid[:12]}"):
+                return self.api.inspect_container(cid)
+        except InvalidArgumentError as e:
+            if isinstance(e.__cause__, docker.errors.NotFound):
+                return None
+            raise
+
+    def _finalize(self, cid: str, data: Mapping[str, Any] | None = None,
+                  state: JobState | None = None, annotation: str | None = None,
+                  ) -> tuple[JobState, str] | None:
+        """Record how a container ended and write its output files, once (whoever looks first).
+
+        ``state``/``annotation`` end a container that never started. Returns the final state,
+        or None when the container turns out not to have ended (it restarted).
+        """
+        removable = False
+        with self.db.transaction() as db:
+            rows = db.execute(f"SELECT {_COLUMNS} FROM containers WHERE cid=?", (cid,)).fetchall()
+            row = _Row.of(rows[0]) if rows else None
+            if row is not None and row.state is not None:
+                return row.state, row.sub_state or ""
+            with self._seen_lock:
+                cached = self._seen.pop(cid, None)
+            if cached is not None and ended(cached):
+                data = cached
+            if data is None or (state is None and not ended(data)):
+                data = self._inspect(cid)
+            if data is None:
+                return None
+            if state is None and not ended(data):
+                return None
+            if state is None:
+                state, sub = inspect_state(data)
+            else:
+                sub = data.get("State", {}).get("Status", "")
+            if row is not None:
+                annotation = annotation or self._write_outputs(cid, row.files)
+            db.execute(
+                "INSERT INTO containers(cid, state, sub_state, annotation, inspect) "
+                "VALUES (?,?,?,?,?) ON CONFLICT(cid) DO UPDATE SET state=excluded.state, "
+                "sub_state=excluded.sub_state, annotation=excluded.annotation, "
+                "inspect=excluded.inspect, held=0",
+                (cid, state.value, sub, annotation, json.dumps(data)))
+            removable = row is not None and row.remove
+        if removable:
+            with contextlib.suppress(Drmaa2Error), self._engine("removing the container (rm)"):
+                self.api.remove_container(cid)
+        return state, sub
+
+    def _write_outputs(self, cid: str, files: LocalFiles) -> str | None:
+        """Copy the container's log into output_path / error_path; a problem becomes the
+        job's annotation (the job has ended; its files are what failed)."""
+        streams: list[tuple[str, bool, bool]] = []
+        same = files.output_path is not None and files.output_path == files.error_path
+        if files.output_path is not None:
+            both = files.join_files or same
+            streams.append((files.output_path, True, both))
+        if files.error_path is not None and not files.join_files and not same:
+            streams.append((files.error_path, False, True))
+        for path, stdout, stderr in streams:
+            try:
+                with open(path, "wb") as f, self._engine("reading the container's log"):
+                    for chunk in self.api.logs(cid, stdout=stdout, stderr=stderr, stream=True,
+                                               follow=False):
+                        f.write(chunk)
+            except (OSError, Drmaa2Error) as e:
+                return f"the job's output could not be written to {path}: {e}"
+        return None
+
+    def _settle(self, cid: str) -> None:
+        """After an event: wait until the engine has recorded the change (see SETTLE_EVENTS)."""
+        with contextlib.suppress(Drmaa2Error):
+            data = self._inspect(cid)
+            if data is not None and ended(data):
+                with self._seen_lock:
+                    if len(self._seen) > 1000:
+                        self._seen.clear()
+                    self._seen[cid] = data
+
+    def state(self, tracker_id: str) -> tuple[JobState, str]:
+        return self.states([tracker_id])[tracker_id]
+
+    def states(self, tracker_ids: Sequence[str]) -> dict[str, tuple[JobState, str]]:
+        ids = list(dict.fromkeys(tracker_ids))
+        rows = self._rows(ids)
+        out: dict[str, tuple[JobState, str]] = {}
+        live = []
+        for cid in ids:
+            row = rows.get(cid)
+            if row is not None and row.state is not None:
+                out[cid] = (row.state, row.sub_state or "")
+            else:
+                live.append(cid)
+        listed: dict[str, str] = {}
+        if live:
+            by = ({"id": live} if len(live) <= MAX_ID_FILTER
+                  else {"label": f"{LABELS['home']}={self.home_label}"})
+            with self._engine("listing containers"):
+                for c in self.api.containers(all=True, filters=by):
+                    listed[c["Id"]] = c.get("State") or ""
+                missing = [cid for cid in live if cid not in listed]
+                if missing and "label" in by:  # not labelled as ours: ask for them by id
+                    for c in self.api.containers(all=True, filters={"id": missing}):
+                        listed[c["Id"]] = c.get("State") or ""
+        for cid in live:
+            status = listed.get(cid)
+            final = self._finalize(cid) if status in (None, "exited", "dead") else None
+            if final is not None:
+                out[cid] = final
+            elif status is None:
+                out[cid] = (JobState.FAILED, "removed")
+            else:
+                row = rows.get(cid)
+                if status == "created" and row is not None and row.starter:
+                    self._adopt(cid, row.starter)
+                out[cid] = (container_state(status, held=row is not None and row.held), status)
+        return out
+
+    def info(self, tracker_id: str) -> JobInfo:
+        row = self._row(tracker_id)
+        if row is None or row.state is None:
+            data = self._inspect(tracker_id)
+            if data is not None and not ended(data):
+                return self._info(data, row)
+            self._finalize(tracker_id, data)
+            row = self._row(tracker_id)
+            if row is None or row.state is None or row.inspect is None:
+                return JobInfo(
+                    state=JobState.FAILED, sub_state="removed",
+                    annotation=f"container {tracker_id[:12]} was removed from the Docker engine "
+                               f"at {self.address} before pydrmaa2 saw it end",
+                    extensions={"container_id": tracker_id})
+        return self._info(json.loads(row.inspect), row)
+
+    def _info(self, data: Mapping[str, Any], row: _Row | None) -> JobInfo:
+        if row is None:
+            return job_info(data)
+        return job_info(data, held=row.held, terminated=row.terminated, annotation=row.annotation,
+                        state=row.state)
+
+    def control(self, tracker_id: str, action: Action) -> None:
+        cid = tracker_id
+        if action is Action.SUSPEND:
+            with self._engine(f"pausing container {cid[:12]}"):
+                self.api.pause(cid)
+        elif action is Action.RESUME:
+            with self._engine(f"unpausing container {cid[:12]}"):
+                self.api.unpause(cid)
+        elif action is Action.TERMINATE:
+            self._terminate(cid)
+        elif action is Action.HOLD:
+            self._hold(cid)
+        elif action is Action.RELEASE:
+            self._release(cid)
+
+    def _set(self, cid: str, column: str, value: int) -> None:
+        with self.db.transaction() as db:
+            db.execute(f"UPDATE containers SET {column}=? WHERE cid=?", (value, cid))
+
+    def _terminate(self, cid: str) -> None:
+        self._set(cid, "terminated", 1)
+        try:
+            with self._engine(f"killing container {cid[:12]}"):
+                self.api.kill(cid)
+            return
+        except InvalidStateError:
+            data = self._inspect(cid)
+            if data is None:
+                raise
+        status = data.get("State", {}).get("Status")
+        if ended(data):  # it ended on its own before the kill
+            self._set(cid, "terminated", 0)
+        elif status == "created":
+            self._finalize(cid, data, JobState.FAILED, "terminated before it started")
+            self._nudge(cid)
+        else:
+            raise InvalidStateError(
+                f"container {cid[:12]} is {status}; the Docker engine at {self.address} cannot kill it")
+
+    def _hold(self, cid: str) -> None:
+        data = self._inspect(cid)
+        status = (data or {}).get("State", {}).get("Status")
+        if status != "created":
+            raise InvalidStateError(
+                f"container {cid[:12]} is {status or 'gone'}: Docker can hold a container only "
+                "before it starts")
+        self._set(cid, "held", 1)
+        self._nudge(cid)
+
+    def _release(self, cid: str) -> None:
+        row = self._row(cid)
+        if row is None or not row.held:
+            raise InvalidStateError(f"container {cid[:12]} is not held by pydrmaa2")
+        self._set(cid, "held", 0)
+        try:
+            self._start(cid, row.files.input_path)
+        except InvalidArgumentError as e:
+            # The job cannot run (its command or user is missing in the image): it has failed.
+            self._finalize(cid, None, JobState.FAILED, str(e))
+            self._nudge(cid)
+            raise
+
+    def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
+        return _EventFeed(self._hub, tracker_ids)
+
+    def delete(self, tracker_id: str) -> None:
+        row = self._row(tracker_id)
+        if row is None or row.state is None:
+            data = self._inspect(tracker_id)
+            if data is not None and ended(data):
+                self._finalize(tracker_id, data)
+            elif data is not None:
+                raise InvalidStateError(
+                    f"container {tracker_id[:12]} is {data['State'].get('Status')}; only an ended "
+                    "job can be reaped")
+        try:
+            with self._engine(f"removing container {tracker_id[:12]}"):
+                self.api.remove_container(tracker_id)
+        except InvalidArgumentError as e:
+            if not isinstance(e.__cause__, docker.errors.NotFound):
+                raise
+        with self.db.transaction() as db:
+            db.execute("DELETE FROM containers WHERE cid=?", (tracker_id,))
+
+    def list_jobs(self) -> list[str]:
+        with self._engine("listing containers"):
+            found = self.api.containers(
+                all=True, filters={"label": f"{LABELS['home']}={self.home_label}"})
+        return [c["Id"] for c in found]
+
+    def job_categories(self) -> list[str]:
+        with self._engine("listing images"):
+            images = self.api.images()
+        return sorted({t for i in images for t in (i.get("RepoTags") or []) if t != "<none>:<none>"})
+
+    # -- monitoring -------------------------------------------------------------------------------------
+    def monitor_jobs(self) -> list[JobInfo]:
+        with self._engine("listing containers"):
+            ids = [c["Id"] for c in self.api.containers(all=True)]
+        rows = self._rows(ids)
+        out = []
+        for cid in ids:
+            data = self._inspect(cid)
+            if data is None:
+                continue  # removed meanwhile
+            info = self._info(data, rows.get(cid))
+            info.id = cid
+            out.append(info)
+        return out
+
+    def machines(self) -> list[MachineInfo]:
+        with self._engine("asking the engine about its host"):
+            i = self.api.info()
+        kernel = (i.get("KernelVersion") or "0.0").split("-")[0].split(".")
+        os_type = (i.get("OSType") or "").lower()
+        return [MachineInfo(
+            name=i.get("Name") or self.address, available=True, sockets=1,
+            cores_per_socket=i.get("NCPU"), threads_per_core=1,  # Docker counts logical CPUs
+            phys_memory=i.get("MemTotal"),
+            machine_os=OS.LINUX if os_type == "linux" else OS.WINNT if os_type == "windows"
+            else OS.OTHER_OS,
+            machine_os_version=Version(kernel[0], kernel[1] if len(kernel) > 1 else "0"),
+            machine_arch=CPU.from_machine(i.get("Architecture") or ""),
+            extensions={"cpus": str(i.get("NCPU", "")), "os": i.get("OperatingSystem") or "",
+                        "kernel": i.get("KernelVersion") or "",
+                        "docker_version": i.get("ServerVersion") or "",
+                        "containers_running": str(i.get("ContainersRunning", ""))})]
+
+    def queues(self) -> list[QueueInfo]:
+        return []
+
+    def close(self) -> None:
+        self._hub.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)  # containers being started are started
+        with contextlib.suppress(Exception):
+            self.api.close()
+
+
+class _EventHub:
+    """One subscription to the engine's events about our containers, shared by a tracker's feeds.
+
+    Opened on the first watch and kept while the tracker lives, so a watch costs no request. A
+    container's end is settled (see SETTLE_EVENTS) whether or not anyone watches it yet, and
+    feeds hear of it only afterwards: a waiter that subscribed during the settle is woken when
+    the end is visible, one that subscribed later sees it at its first look.
+    """
+
+    def __init__(self, tracker: DockerTracker) -> None:
+        self.tracker = tracker
+        self.lock = threading.Lock()
+        self.feeds: dict[str, set[_EventFeed]] = {}
+        self.stream: Any = None
+        self.last_event: float | None = None
+        self.closed = False
+
+    def register(self, feed: _EventFeed) -> None:
+        with self.lock:
+            for cid in feed.ids:
+                self.feeds.setdefault(cid, set()).add(feed)
+        try:
+            self.ensure_open()
+        except BaseException:
+            self.unregister(feed)
+            raise
+
+    def unregister(self, feed: _EventFeed) -> None:
+        with self.lock:
+            for cid in feed.ids:
+                watchers = self.feeds.get(cid)
+                if watchers is not None:
+                    watchers.discard(feed)
+                    if not watchers:
+                        del self.feeds[cid]
+
+    def ensure_open(self) -> None:
+        """Subscribe unless subscribed; returns once the engine streams (no event is missed)."""
+        with self.lock:
+            if self.stream is not None or self.closed:
+                return
+            # Replay a little of the past: what ended just before we subscribed (or while a
+            # broken subscription was down) is settled and heard too.
+            since = time.time() - REPLAY_SECONDS
+            if self.last_event is not None:
+                since = min(since, self.last_event)
+            with self.tracker._engine("subscribing to the engine's events"):
+                self.stream = self.tracker.api.events(
+                    decode=True, since=f"{since:.6f}",
+                    filters={"type": "container", "event": list(WATCHED_EVENTS),
+                             "label": f"{LABELS['home']}={self.tracker.home_label}"})
+            threading.Thread(target=self._pump, args=(self.stream,), daemon=True,
+                             name="pydrmaa2-docker-events").start()
+
+    def _pump(self, stream: Any) -> None:
+        try:
+            for event in stream:
+                cid = event.get("id") or (event.get("Actor") or {}).get("ID")
+                if event.get("timeNano"):
+                    self.last_event = event["timeNano"] / 1e9
+                if (event.get("Action") or event.get("status")) in SETTLE_EVENTS:
+                    # A settle waits for the engine to finish the container's exit (~0.1 s);
+                    # ends of several containers are settled side by side.
+                    self.tracker._starters().submit(self._settle_and_tell, cid)
+                else:
+                    self._tell(cid)
+        except Exception as e:  # noqa: BLE001 - any end of the stream is handled below
+            log.debug("docker event stream ended: %s", e)
+        finally:
+            with self.lock:
+                if self.stream is stream:
+                    self.stream = None
+                everyone = {f for watchers in self.feeds.values() for f in watchers}
+            if not self.closed:
+                for feed in everyone:  # they look again, and resubscribe on their next wait
+                    feed.fired.set()
+
+    def _tell(self, cid: str) -> None:
+        with self.lock:
+            watchers = list(self.feeds.get(cid, ()))
+        for feed in watchers:
+            feed.fired.set()
+
+    def _settle_and_tell(self, cid: str) -> None:
+        self.tracker._settle(cid)
+        self._tell(cid)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            stream, self.stream = self.stream, None
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()
+
+
+class _EventFeed(ChangeFeed):
+    """Fires when the engine reports an event for a watched container (through the hub)."""
+
+    def __init__(self, hub: _EventHub, ids: Sequence[str]) -> None:
+        self.hub = hub
+        self.ids = frozenset(ids)
+        self.fired = threading.Event()
+        hub.register(self)
+
+    def wait(self, timeout: float | None) -> bool:
+        self.hub.ensure_open()  # after an engine restart: subscribe again (or raise)
+        fired = self.fired.wait(timeout)
+        self.fired.clear()
+        return fired
+
+    def close(self) -> None:
+        self.hub.unregister(self)
+        self.fired.set()  # a wait still pending returns at once

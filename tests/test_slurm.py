@@ -1,0 +1,580 @@
+"""What only the Slurm tracker does, against the real cluster: native arrays with max_parallel,
+arrays split beyond MaxArraySize, one squeue/sacct call per poll, the template as sbatch options,
+hold/release and suspend/resume through scontrol, reservations, monitoring, extensions and an
+unreachable cluster. The pure parsers are tested first, without a cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import getpass
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import pydrmaa2 as d2
+from pydrmaa2._agent import AgentClient
+from pydrmaa2.trackers import slurm
+from pydrmaa2.trackers.base import Contact
+from tests.conftest import require
+
+# -- pure parsers and builders (no cluster needed) -------------------------------------------------
+
+
+def test_state_words_and_reasons_map_to_drmaa2_states():
+    assert slurm.job_state("PENDING", "Resources") is d2.JobState.QUEUED
+    assert slurm.job_state("PENDING", "JobHeldUser") is d2.JobState.QUEUED_HELD
+    assert slurm.job_state("PENDING", "JobHeldAdmin") is d2.JobState.QUEUED_HELD
+    assert slurm.job_state("PENDING", "BeginTime", restarts=1) is d2.JobState.REQUEUED
+    assert slurm.job_state("PENDING", "JobHeldAdmin", restarts=2) is d2.JobState.REQUEUED_HELD
+    assert slurm.job_state("COMPLETING") is d2.JobState.RUNNING
+    assert slurm.job_state("SUSPENDED") is d2.JobState.SUSPENDED
+    assert slurm.job_state("REQUEUE_HOLD") is d2.JobState.REQUEUED_HELD
+    assert slurm.job_state("COMPLETED") is d2.JobState.DONE
+    assert slurm.job_state("CANCELLED by 0") is d2.JobState.FAILED
+    for word in ("FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
+                 "PREEMPTED"):
+        assert slurm.job_state(word) is d2.JobState.FAILED
+    assert slurm.job_state("SOMETHING_NEW") is d2.JobState.UNDETERMINED
+    assert slurm.sub_state("PENDING", "JobArrayTaskLimit") == "PENDING (JobArrayTaskLimit)"
+    assert slurm.sub_state("RUNNING", "None") == "RUNNING"
+
+
+def test_exit_codes_and_wait_statuses_decode_to_status_and_signal():
+    assert slurm.decode_exit_code("3:0") == (3, None)
+    assert slurm.decode_exit_code("0:9") == (137, "SIGKILL")
+    assert slurm.decode_wait_status("768") == (3, None)
+    assert slurm.decode_wait_status("15") == (143, "SIGTERM")
+
+
+def test_host_lists_and_array_records_expand():
+    assert slurm.expand_hostlist("vm") == ["vm"]
+    assert slurm.expand_hostlist("n[01-03,7],gpu1") == ["n01", "n02", "n03", "n7", "gpu1"]
+    assert slurm.expand_hostlist("None assigned") == []
+    assert slurm.expand_array_id("338_[3-5%2]") == ["338_3", "338_4", "338_5"]
+    assert slurm.expand_array_id("9_[1,4-8:2]") == ["9_1", "9_4", "9_6", "9_8"]
+    assert slurm.expand_array_id("338_4") == ["338_4"]
+
+
+def test_arrays_are_split_only_when_an_index_reaches_max_array_size():
+    ids = [str(100 + k) for k in range(10)]
+    (one,) = slurm.array_chunks(ids, list(range(2, 22, 2)), 1001)
+    assert one.array_spec(3) == "2-20:2%3" and one.slurm_indices == list(range(2, 22, 2))
+    chunks = slurm.array_chunks(ids, list(range(2, 22, 2)), 4)
+    assert [c.indices for c in chunks] == [[2, 4, 6, 8], [10, 12, 14, 16], [18, 20]]
+    assert [c.array_spec(None) for c in chunks] == ["0-3", "0-3", "0-1"]
+    assert chunks[2].job_ids == ["108", "109"]
+
+
+def test_durations_times_and_key_values_parse():
+    assert slurm.parse_duration("1-02:03:04") == dt.timedelta(days=1, hours=2, minutes=3, seconds=4)
+    assert slurm.parse_duration("00:01.500") == dt.timedelta(seconds=1, milliseconds=500)
+    assert slurm.limit_seconds("90") == 90 and slurm.limit_seconds("1:00:00") == 3600
+    assert slurm.format_duration(3601) == "0-01:00:01"
+    when = slurm.parse_time("2026-01-02T03:04:05")
+    assert when is not None and when.tzinfo is not None
+    assert slurm.format_time(when) == "2026-01-02T03:04:05"
+    kv = slurm.parse_key_values("JobId=5 Comment=a b, c OS=Linux 6.1 #1 SMP State=IDLE")
+    assert kv == {"JobId": "5", "Comment": "a b, c", "OS": "Linux 6.1 #1 SMP", "State": "IDLE"}
+
+
+def test_records_survive_newlines_in_the_free_text_field():
+    sep = slurm.SEP
+    fields = ("A", "B", "Name")
+    text = f"1{sep}x{sep}two\nlines{sep}\n2{sep}y{sep}plain{sep}\n"
+    assert slurm.records(text, fields, trailing=True) == [
+        {"A": "1", "B": "x", "Name": "two\nlines"}, {"A": "2", "B": "y", "Name": "plain"}]
+
+
+def _run_batch_script(tmp_path: Path, env: dict[str, str], *argv: str) -> str:
+    script = tmp_path / "job.sh"
+    script.write_text(slurm.BATCH_SCRIPT)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "PYDRMAA2_SLURM_"))}
+    r = subprocess.run(["/bin/sh", str(script), *argv], env={**clean, **env}, cwd=tmp_path,
+                       capture_output=True, text=True, check=True)
+    return r.stdout
+
+
+def test_batch_script_sets_job_and_task_ids_and_runs_the_argv_unchanged(tmp_path):
+    show = ('echo "$JOB_ID|${TASK_ID-unset}|$#|$1|$2|$(env | grep -c ^PYDRMAA2_SLURM_)"', "sh",
+            "a b", "$HOME")
+    out = _run_batch_script(tmp_path, {"SLURM_JOB_ID": "77", "PYDRMAA2_SLURM_JOB_ID": "5"},
+                            "/bin/sh", "-c", *show)
+    assert out == "5|unset|2|a b|$HOME|0\n"
+    # a native array task: Slurm's index is DRMAA2's; JOB_ID from the first id and the step
+    out = _run_batch_script(tmp_path, {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_JOB_ID": "70",
+                                       "PYDRMAA2_SLURM_FIRST_INDEX": "3",
+                                       "PYDRMAA2_SLURM_STEP": "2", "PYDRMAA2_SLURM_FIRST_ID": "100"},
+                            "/bin/sh", "-c", *show)
+    assert out == "102|7|2|a b|$HOME|0\n"
+    # a re-indexed chunk: Slurm's index 2 is DRMAA2's 3 + 2 * 2; indexed paths opened here
+    (tmp_path / "wd7").mkdir()
+    env = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_JOB_ID": "70",
+           "PYDRMAA2_SLURM_FIRST_INDEX": "3", "PYDRMAA2_SLURM_STEP": "2",
+           "PYDRMAA2_SLURM_REINDEXED": "1", "PYDRMAA2_SLURM_WORKDIR": str(tmp_path / "wd$DRMAA2_INDEX$"),
+           "PYDRMAA2_SLURM_STDOUT": str(tmp_path / "o.$DRMAA2_INDEX$.$DRMAA2_INDEX$"),
+           "PYDRMAA2_SLURM_JOIN": "1", "PYDRMAA2_SLURM_CPU_LIMIT": "9"}
+    _run_batch_script(tmp_path, env, "/bin/sh", "-c", 'echo "$TASK_ID $JOB_ID $(pwd)"; '
+                      'echo err >&2; ulimit -t')
+    assert (tmp_path / "o.7.7").read_text() == f"7 70_2 {tmp_path / 'wd7'}\nerr\n9\n"
+
+
+def test_environment_file_keeps_any_value_and_contact_options_are_checked(tmp_path):
+    assert slurm.environment_file({"A": "x,y\nz", "B": ""}) == b"A=x,y\nz\0B=\0"
+    with pytest.raises(d2.InvalidArgumentError, match="bogus"):
+        slurm.SlurmTracker(Contact.parse("slurm?bogus=1"), tmp_path)
+    with pytest.raises(d2.InvalidArgumentError, match="max_array_size"):
+        slurm.SlurmTracker(Contact.parse("slurm?max_array_size=zero"), tmp_path)
+    with pytest.raises(d2.InvalidArgumentError, match="slurm://CLUSTER"):
+        slurm.SlurmTracker(Contact.parse("slurm:///some/socket"), tmp_path)
+
+
+def test_a_command_that_hangs_is_a_communication_error_naming_the_cluster(tmp_path, monkeypatch):
+    monkeypatch.setattr(slurm, "COMMAND_TIMEOUT", 0.3)
+    tracker = slurm.SlurmTracker(Contact.parse("slurm"), tmp_path)
+    t0 = time.monotonic()
+    with pytest.raises(d2.DrmCommunicationError, match="did not answer within"):
+        tracker._run(["sleep", "10"], "testing")
+    assert time.monotonic() - t0 < 5
+    assert tracker._run(["echo", "quick"], "testing") == "quick\n"
+    tracker.close()
+    with pytest.raises(d2.DrmCommunicationError, match="not installed"):
+        tracker._run(["no-such-slurm-command"], "testing")
+
+
+# -- against the cluster ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def target():
+    return require("slurm")
+
+
+@pytest.fixture
+def sm(tmp_path, target):
+    home = tmp_path / "home"
+    manager = d2.SessionManager(home=home)
+    yield manager
+    manager._notifier_stop.set()
+    AgentClient.for_home(home).close()
+
+
+def _cleanup(session: d2.JobSession) -> None:
+    """scancel whatever the test left (by array job id, so big arrays go at once), then reap."""
+    jobs = session.get_jobs()
+    rows = session._store.job_rows(session.session_name)
+    states = session._states_of(rows)
+    bases = {r.tracker_id.split("_")[0] for r in rows
+             if r.tracker_id and not states[r.id][0].is_terminal}
+    if bases:
+        subprocess.run(["scancel", *sorted(bases)], check=False)
+    with contextlib.suppress(d2.Drmaa2Error):
+        if jobs:
+            session.wait_all_terminated(jobs, 60)
+    for j in jobs:
+        with contextlib.suppress(d2.Drmaa2Error):
+            j.reap()
+
+
+@pytest.fixture
+def js(sm, target):
+    session = sm.create_job_session("s", contact=target.contact)
+    yield session
+    _cleanup(session)
+    session.close()
+
+
+@pytest.fixture
+def calls(js, monkeypatch):
+    """The argv of every Slurm command the session's tracker runs from now on."""
+    seen: list[list[str]] = []
+    real = js._tracker._run
+
+    def run(argv, what, **kw):
+        seen.append(list(argv))
+        return real(argv, what, **kw)
+
+    monkeypatch.setattr(js._tracker, "_run", run)
+    return seen
+
+
+def _count(calls: list[list[str]], command: str) -> int:
+    return sum(1 for c in calls if c[0] == command)
+
+
+def _tid(js: d2.JobSession, job: d2.Job) -> str:
+    return js._row(job.id).tracker_id
+
+
+def _scontrol_job(slurm_id: str) -> dict[str, str]:
+    out = subprocess.run(["scontrol", "show", "job", "-o", slurm_id], capture_output=True,
+                         text=True, check=True).stdout
+    return slurm.parse_key_values(out.splitlines()[0])
+
+
+def _node() -> str:
+    return subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True,
+                          check=True).stdout.split()[0]
+
+
+def _wait_for(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.2)
+
+
+def sh(script: str, **fields) -> d2.JobTemplate:
+    return d2.JobTemplate(remote_command="/bin/sh", args=["-c", script], **fields)
+
+
+def test_native_array_is_one_sbatch_with_max_parallel_and_tasks_are_jobs(js, calls, tmp_path):
+    out = tmp_path / "task.$DRMAA2_INDEX$"
+    arr = js.run_bulk_jobs(sh('echo "$TASK_ID $JOB_ID"', output_path=str(out)), 2, 12, 2,
+                           max_parallel=2)
+    assert _count(calls, "sbatch") == 1
+    (sbatch,) = [c for c in calls if c[0] == "sbatch"]
+    assert "--array=2-12:2%2" in sbatch
+    tids = [_tid(js, j) for j in arr.jobs]
+    base = tids[0].split("_")[0]
+    assert tids == [f"{base}_{i}" for i in range(2, 14, 2)]
+    assert _scontrol_job(tids[-1])["ArrayTaskThrottle"] == "2"
+    js.wait_all_terminated(arr.jobs, 120)
+    for job, i in zip(arr.jobs, range(2, 14, 2), strict=True):
+        assert (tmp_path / f"task.{i}").read_text() == f"{i} {job.id}\n"
+        assert job.state is d2.JobState.DONE
+        assert job.info.extensions["task_id"] == str(i)
+
+
+def test_array_beyond_max_array_size_is_split_and_behaves_as_one(sm, tmp_path):
+    js = sm.create_job_session("split", contact="slurm?max_array_size=4")
+    try:
+        calls: list[list[str]] = []
+        real = js._tracker._run
+        js._tracker._run = lambda argv, what, **kw: calls.append(list(argv)) or real(argv, what, **kw)
+        for i in range(3, 23, 2):
+            (tmp_path / f"wd{i}").mkdir()
+        jt = sh('echo "$TASK_ID $JOB_ID"; echo "err $TASK_ID" >&2; pwd; sleep 0.2',
+                working_directory=str(tmp_path / "wd$DRMAA2_INDEX$"), output_path="out",
+                error_path=str(tmp_path / "err.$DRMAA2_INDEX$"))
+        arr = js.run_bulk_jobs(jt, 3, 21, 2, max_parallel=2)
+        sbatches = [c for c in calls if c[0] == "sbatch"]
+        assert len(sbatches) == 3
+        assert [next(a for a in c if a.startswith("--array=")) for c in sbatches] == [
+            "--array=0-3%2", "--array=0-3%2", "--array=0-1%2"]
+        bases = sorted({_tid(js, j).split("_")[0] for j in arr.jobs}, key=int)
+        assert len(bases) == 3
+        # Later chunks wait for the previous one: max_parallel holds for the whole array.
+        assert f"--dependency=afterany:{bases[0]}" in sbatches[1]
+        assert f"--dependency=afterany:{bases[1]}" in sbatches[2]
+        assert len(arr.jobs) == 10 and js.get_job_array(arr.id).jobs == arr.jobs
+        js.wait_all_terminated(arr.jobs, 180)
+        for job, i in zip(arr.jobs, range(3, 23, 2), strict=True):
+            assert job.state is d2.JobState.DONE
+            lines = (tmp_path / f"wd{i}" / "out").read_text().splitlines()
+            assert lines == [f"{i} {job.id}", str(tmp_path / f"wd{i}")]
+            assert (tmp_path / f"err.{i}").read_text() == f"err {i}\n"
+        spans = sorted((j.info.dispatch_time, j.info.finish_time) for j in arr.jobs)
+        # chunk k+1 starts when chunk k has ended (Slurm's times are in whole seconds)
+        assert spans[4][0] >= spans[3][1] and spans[8][0] >= spans[7][1]
+    finally:
+        _cleanup(js)
+        js.close()
+
+
+def test_an_array_larger_than_the_clusters_max_array_size(js, calls, tmp_path):
+    limit = js._tracker.max_array_size
+    n = limit + limit // 2
+    out = tmp_path / "t.$DRMAA2_INDEX$"
+    arr = js.run_bulk_jobs(sh('echo "$TASK_ID $JOB_ID"', output_path=str(out),
+                              submit_as_hold=True), 1, n)
+    assert _count(calls, "sbatch") == 2
+    assert len(arr.jobs) == n
+    calls.clear()
+    held = js.get_jobs(d2.JobInfo(state=d2.JobState.QUEUED_HELD))
+    assert len(held) == n
+    assert _count(calls, "squeue") == 1 and _count(calls, "sacct") == 0
+    last = arr.jobs[-1]
+    last.release()
+    assert last.wait_terminated(60).state is d2.JobState.DONE
+    assert (tmp_path / f"t.{n}").read_text() == f"{n} {last.id}\n"
+    bases = sorted({_tid(js, j).split("_")[0] for j in arr.jobs})
+    subprocess.run(["scancel", *bases], check=True)
+    calls.clear()
+    js.wait_all_terminated(arr.jobs, 60)
+    assert {j.state for j in arr.jobs[:-1]} == {d2.JobState.FAILED}
+    assert arr.jobs[0].info.dispatch_time is None
+
+
+def test_states_of_many_jobs_take_one_squeue_call_and_forgotten_jobs_one_sacct_call(js, calls):
+    # Pending on a begin time: as many jobs as we like, whatever else the cluster runs.
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+    jt = d2.JobTemplate(remote_command="/bin/true", start_time=later)
+    jobs = [js.run_job(jt) for _ in range(15)]
+    arr = js.run_bulk_jobs(jt, 1, 10)
+    everything = jobs + arr.jobs
+    calls.clear()
+    states = js._states_of(js._store.job_rows(js.session_name))
+    assert {st for st, _ in states.values()} == {d2.JobState.QUEUED}
+    assert all(sub.startswith("PENDING") for _, sub in states.values())  # reason: BeginTime
+    assert [c[0] for c in calls] == ["squeue"]
+    assert "-j" in calls[0]  # only this session's jobs
+    bases = sorted({_tid(js, j).split("_")[0] for j in everything})
+    subprocess.run(["scancel", *bases], check=True)
+    js.wait_all_terminated(everything, 60)
+    # squeue forgets a job MinJobAge (minutes) after its end; by then accounting has the end.
+    _wait_for(lambda: "PENDING" not in subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-o", "State", "-j", ",".join(bases)], capture_output=True,
+        text=True).stdout, 30)
+    # A tracker whose squeue has forgotten the jobs (MinJobAge passed): ONE sacct call answers.
+    fresh = slurm.SlurmTracker(Contact.parse("slurm"), js._tracker.home)
+    fresh._squeue = lambda bases: []
+    assert fresh.accounting  # reads the configuration once
+    seen: list[str] = []
+    real = fresh._run
+    fresh._run = lambda argv, what, **kw: seen.append(argv[0]) or real(argv, what, **kw)
+    tids = [_tid(js, j) for j in everything]
+    got = fresh.states(tids)
+    assert seen == ["sacct"]
+    assert all(got[t][0] is d2.JobState.FAILED and got[t][1].startswith("CANCELLED") for t in tids)
+    for t in (tids[0], tids[-1]):  # a job and an array task, cancelled before they started
+        info = fresh.info(t)
+        assert info.state is d2.JobState.FAILED and info.dispatch_time is None
+        assert info.exit_status is None and info.submission_time is not None
+    assert seen == ["sacct"]
+
+
+def test_template_fields_reach_slurm(js, sm, tmp_path):
+    node = _node()
+    rs = sm.create_reservation_session("fields", contact="slurm")
+    r = rs.request_reservation(d2.ReservationTemplate(
+        reservation_name=f"pd2-{uuid.uuid4().hex[:8]}", duration=dt.timedelta(hours=3), min_slots=2))
+    try:
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        begin, deadline = now + dt.timedelta(minutes=30), now + dt.timedelta(hours=2)
+        job = js.run_job(d2.JobTemplate(
+            remote_command="/bin/true", job_name="pd2-fields", working_directory=str(tmp_path),
+            queue_name="debug", min_slots=2, max_slots=4, min_phys_memory=100 * 1024, priority=-5,
+            candidate_machines=[node], start_time=begin, deadline_time=deadline,
+            reservation_id=r.tracker_id, accounting_id="root", email=["a@example.org"],
+            email_on_started=True, email_on_terminated=True, rerunnable=False,
+            resource_limits={"wallclock_time": "1:30:00", "tmp": "10M"},
+            extensions={"comment": "hello, world", "qos": "normal"}, submit_as_hold=True))
+        j = _scontrol_job(_tid(js, job))
+        assert j["JobName"] == "pd2-fields" and j["WorkDir"] == str(tmp_path)
+        assert j["Partition"] == "debug" and j["NumTasks"] == "2"
+        assert j["MinMemoryNode"] == "100M" and j["Nice"] == "5"
+        assert j["ReqNodeList"] == node and j["Reservation"] == r.tracker_id
+        assert j["Account"] == "root" and j["MailUser"] == "a@example.org"
+        assert set(j["MailType"].split(",")) >= {"BEGIN", "END", "FAIL"}
+        assert j["Requeue"] == "0" and j["TimeLimit"] == "01:30:00" and j["MinTmpDiskNode"] == "10M"
+        assert j["Comment"] == "hello, world" and j["QOS"] == "normal"
+        assert j["Reason"] in ("JobHeldUser", "JobHeldAdmin")
+        assert slurm.parse_time(j["EligibleTime"]) == begin
+        assert slurm.parse_time(j["Deadline"]) == deadline
+        assert job.state is d2.JobState.QUEUED_HELD
+        job.terminate()
+        assert job.wait_terminated(60).state is d2.JobState.FAILED
+    finally:
+        r.terminate()
+
+
+def test_hold_and_release_use_scontrol_and_apply_to_queued_jobs_only(js, calls):
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+    queued = js.run_job(d2.JobTemplate(remote_command="/bin/true", start_time=later))
+    assert queued.get_state() == (d2.JobState.QUEUED, "PENDING (BeginTime)")
+    queued.hold()
+    assert queued.state is d2.JobState.QUEUED_HELD
+    assert ["scontrol", "hold", _tid(js, queued)] in calls
+    queued.release()
+    assert queued.state is d2.JobState.QUEUED
+    assert ["scontrol", "release", _tid(js, queued)] in calls
+    with pytest.raises(d2.InvalidStateError, match="held"):
+        queued.release()
+    running = js.run_job(d2.JobTemplate(remote_command="/bin/sleep", args=["60"]))
+    running.wait_started(60)
+    with pytest.raises(d2.InvalidStateError, match="RUNNING"):
+        running.hold()
+
+
+def test_suspend_and_resume_use_scontrol(js, calls):
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/sleep", args=["60"]))
+    job.wait_started(60)
+    job.suspend()
+    assert job.get_state() == (d2.JobState.SUSPENDED, "SUSPENDED")
+    job.resume()
+    assert job.state is d2.JobState.RUNNING
+    tid = _tid(js, job)
+    assert ["scontrol", "suspend", tid] in calls and ["scontrol", "resume", tid] in calls
+    job.terminate()
+    assert ["scancel", tid] in calls
+    info = job.wait_terminated(60)
+    assert info.state is d2.JobState.FAILED and info.sub_state.startswith("CANCELLED")
+
+
+def test_job_info_comes_from_accounting(js):
+    job = js.run_job(sh("i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; kill -9 $$",
+                        min_slots=2))
+    info = job.wait_terminated(60)
+    assert info.state is d2.JobState.FAILED
+    assert info.terminating_signal == "SIGKILL" and info.exit_status == 137
+    assert info.slots == 2 and info.queue_name == "debug" and info.job_owner
+    assert info.allocated_machines == [_node()]
+    assert info.cpu_time is not None and info.wallclock_time is not None
+    assert info.dispatch_time.tzinfo is not None and info.finish_time >= info.dispatch_time
+    assert info.extensions["slurm_id"] == _tid(js, job)
+
+
+def test_reservation_session_creates_lists_reads_and_terminates(sm, js):
+    name = f"pd2-{uuid.uuid4().hex[:8]}"
+    rs = sm.create_reservation_session("r", contact="slurm")
+    r = rs.request_reservation(d2.ReservationTemplate(
+        reservation_name=name, duration=dt.timedelta(minutes=10), min_slots=2))
+    try:
+        info = r.info
+        assert info.reservation_id == name and info.reserved_slots == 2
+        assert info.reserved_machines == [_node()]
+        assert info.users_acl == [getpass.getuser()]
+        assert info.reserved_end_time - info.reserved_start_time == dt.timedelta(minutes=10)
+        assert abs(info.reserved_start_time - dt.datetime.now(dt.timezone.utc)) < dt.timedelta(
+            minutes=1)
+        assert [x.id for x in rs.get_reservations()] == [r.id]
+        assert rs.get_reservation(r.id).tracker_id == name
+        with sm.open_monitoring_session(contact="slurm") as ms:
+            assert name in {x.reservation_id for x in ms.get_all_reservations()}
+        job = js.run_job(d2.JobTemplate(remote_command="/bin/true", reservation_id=name))
+        assert job.wait_terminated(60).state is d2.JobState.DONE
+        assert _scontrol_job(_tid(js, job))["Reservation"] == name
+        later = rs.request_reservation(d2.ReservationTemplate(
+            start_time=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=5),
+            duration=dt.timedelta(minutes=30), min_slots=1))
+        assert later.info.reserved_start_time > dt.datetime.now(dt.timezone.utc) + dt.timedelta(
+            hours=4)
+        later.terminate()
+    finally:
+        r.terminate()
+    assert rs.get_reservations() == []
+    gone = subprocess.run(["scontrol", "show", "reservation", name], capture_output=True, text=True)
+    assert "not found" in gone.stdout + gone.stderr
+    with pytest.raises(d2.InvalidArgumentError, match="no-such-user-x"):
+        rs.request_reservation(d2.ReservationTemplate(
+            duration=dt.timedelta(minutes=5), users_acl=["no-such-user-x"]))
+
+
+def test_monitoring_lists_jobs_machines_and_queues(sm, js):
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/sleep", args=["60"]))
+    job.wait_started(60)
+    tid = _tid(js, job)
+    with sm.open_monitoring_session(contact="slurm") as ms:
+        jobs = {i.id: i for i in ms.get_all_jobs()}
+        assert jobs[tid].state is d2.JobState.RUNNING
+        assert ms.get_all_jobs(d2.JobInfo(state=d2.JobState.RUNNING))
+        node = slurm.parse_key_values(subprocess.run(
+            ["scontrol", "show", "node", "-o", _node()], capture_output=True, text=True,
+            check=True).stdout)
+        (m,) = ms.get_all_machines([node["NodeName"]])
+        assert m.available and m.sockets == int(node["Sockets"])
+        assert m.cores_per_socket == int(node["CoresPerSocket"])
+        assert m.threads_per_core == int(node["ThreadsPerCore"])
+        assert m.phys_memory == int(node["RealMemory"]) * 1024 * 1024
+        assert m.machine_os is d2.OS.LINUX and m.machine_arch is d2.CPU.from_machine(node["Arch"])
+        assert m.load is not None
+        queues = {q.name: q for q in ms.get_all_queues()}
+        assert queues["debug"].extensions["state"] == "UP"
+
+
+def test_unreachable_cluster_is_a_communication_error_naming_it(sm, tmp_path, monkeypatch):
+    with pytest.raises(d2.DrmCommunicationError, match="nosuchcluster"):
+        sm.create_job_session("x", contact="slurm://nosuchcluster")
+    conf = tmp_path / "slurm.conf"
+    text = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf")).read_text()
+    conf.write_text("\n".join("SlurmctldPort=1" if line.startswith("SlurmctldPort=") else line
+                              for line in text.splitlines()) + "\n")
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    t0 = time.monotonic()
+    with pytest.raises(d2.DrmCommunicationError, match=str(conf)):
+        sm.create_job_session("y", contact="slurm")
+    assert time.monotonic() - t0 < 30
+    assert sm.job_session_names == []
+
+
+def test_a_named_cluster_is_passed_to_every_command(sm, target, tmp_path, monkeypatch):
+    config = slurm.parse_config(subprocess.run(["scontrol", "show", "config"], capture_output=True,
+                                               text=True, check=True).stdout)
+    name = config["ClusterName"]
+    js = sm.create_job_session("named", contact=f"slurm://{name}")
+    seen: list[list[str]] = []
+    real = subprocess.Popen
+
+    def popen(args, **kw):
+        seen.append(list(args))
+        return real(args, **kw)
+
+    monkeypatch.setattr(slurm.subprocess, "Popen", popen)
+    try:
+        out = tmp_path / "named"
+        job = js.run_job(sh("echo on $SLURM_CLUSTER_NAME", output_path=str(out)))
+        assert job.wait_terminated(60).state is d2.JobState.DONE
+        assert out.read_text() == f"on {name}\n"
+        slurm_commands = [a for a in seen if a[0] in ("sbatch", "squeue", "sacct", "scontrol")]
+        assert slurm_commands and all(a[1:3] == ["-M", name] for a in slurm_commands)
+    finally:
+        monkeypatch.undo()
+        _cleanup(js)
+        js.close()
+
+
+def test_extensions_are_sbatch_options_and_unknown_ones_are_refused_by_name(js, calls):
+    with pytest.raises(d2.UnsupportedAttributeError, match="no-such-option"):
+        js.run_job(d2.JobTemplate(remote_command="/bin/true", extensions={"no-such-option": "1"}))
+    with pytest.raises(d2.UnsupportedAttributeError, match="queue_name"):
+        js.run_job(d2.JobTemplate(remote_command="/bin/true", extensions={"partition": "debug"}))
+    assert _count(calls, "sbatch") == 0 and js.get_jobs() == []
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/true", submit_as_hold=True,
+                                    extensions={"comment": "x=1 y", "contiguous": ""}))
+    j = _scontrol_job(_tid(js, job))
+    assert j["Comment"] == "x=1 y" and j["Contiguous"] == "1"
+
+
+def test_resource_limits_map_to_slurm_and_unknown_keys_are_refused(js, tmp_path):
+    with pytest.raises(d2.UnsupportedAttributeError, match="bogus"):
+        js.run_job(d2.JobTemplate(remote_command="/bin/true", resource_limits={"bogus": "1"}))
+    with pytest.raises(d2.InvalidArgumentError, match="soon"):
+        js.run_job(d2.JobTemplate(remote_command="/bin/true",
+                                  resource_limits={"wallclock_time": "soon"}))
+    out = tmp_path / "limits"
+    job = js.run_job(sh("ulimit -t", output_path=str(out),
+                        resource_limits={"wallclock_time": "120", "cpu_time": "7"}))
+    assert job.wait_terminated(60).state is d2.JobState.DONE
+    assert out.read_text() == "7\n"
+    assert _scontrol_job(_tid(js, job))["TimeLimit"] == "00:02:00"
+
+
+def test_environment_values_with_commas_and_newlines_reach_the_job(js, tmp_path):
+    out = tmp_path / "env"
+    env = {"A": "x,y=z", "B": "two\nlines", "C": "$HOME;"}
+    job = js.run_job(sh('printf "%s|%s|%s|%s" "$A" "$B" "$C" "${TASK_ID-unset}"',
+                        output_path=str(out), job_environment=env))
+    job.wait_terminated(60)
+    assert out.read_text() == "x,y=z|two\nlines|$HOME;|unset"
+
+
+def test_slurm_refusals_name_the_template_value_and_create_nothing(js):
+    with pytest.raises(d2.InvalidArgumentError, match="nopartition"):
+        js.run_job(d2.JobTemplate(remote_command="/bin/true", queue_name="nopartition"))
+    with pytest.raises(d2.InvalidArgumentError, match="noreservation"):
+        js.run_job(d2.JobTemplate(remote_command="/bin/true", reservation_id="noreservation"))
+    with pytest.raises(d2.UnsupportedAttributeError, match="machine_arch"):
+        js.run_job(d2.JobTemplate(remote_command="/bin/true", machine_arch=d2.CPU.ARM64))
+    assert js.get_jobs() == []
+
+
+def test_percent_signs_in_paths_are_literal(js, tmp_path):
+    out = tmp_path / "100%j.txt"
+    job = js.run_job(sh("echo ok", output_path=str(out)))
+    job.wait_terminated(60)
+    assert out.read_text() == "ok\n"
