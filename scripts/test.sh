@@ -3,7 +3,7 @@
 # Extra arguments go to pytest. PYDRMAA2_ENGINES overrides the engines to start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ENGINES=${PYDRMAA2_ENGINES:-"docker podman containerd"}
+ENGINES=${PYDRMAA2_ENGINES:-"docker podman containerd slurm"}
 # shellcheck disable=SC2086
 bash scripts/engines.sh $ENGINES
 python3 -m venv .venv
