@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -31,7 +32,8 @@ def js(sm):
         yield session
         for j in session.get_jobs():
             if not j.state.is_terminal:
-                j.terminate()
+                with contextlib.suppress(d2.InvalidStateError):  # it may end meanwhile
+                    j.terminate()
 
 
 def sh(script: str, **kw) -> d2.JobTemplate:

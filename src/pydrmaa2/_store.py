@@ -230,6 +230,12 @@ class Store(Database):
         with self.transaction() as db:
             return db.execute(sql, params).rowcount > 0
 
+    def set_submitted(self, jobs: Sequence[tuple[str, str]]) -> None:
+        """Record (id, tracker id) of jobs the engine accepted, in one transaction."""
+        with self.transaction() as db:
+            db.executemany("UPDATE jobs SET phase='submitted', state='queued', tracker_id=? "
+                           "WHERE id=?", [(tid, job_id) for job_id, tid in jobs])
+
     def set_terminal(self, jobs: Sequence[tuple[str, str, str, str]]) -> None:
         """Record (id, state, sub_state, info JSON) of jobs seen ended, in one transaction."""
         with self.transaction() as db:

@@ -56,6 +56,10 @@ NOT_STARTED = (HELD, PENDING, STARTING)
 #: for at most this long (the submitter publishes no event for it).
 STARTING_POLL = 0.01
 STARTING_TIMEOUT = 60.0
+#: A waiter looks again at least this often even without an event: some engines' event streams
+#: can miss an event that happens right after subscribing (Podman 4.3), so a missed event costs
+#: at most this long instead of a hang.
+RESYNC_INTERVAL = 5.0
 
 
 def _tracker(contact: str, home: Path) -> JobTracker:
@@ -221,8 +225,7 @@ class JobSession(_Session):
             if self._tracker.native_arrays:
                 tids = self._tracker.submit_array(ids, template, indices, limit,
                                                   hold=template.submit_as_hold)
-                for job_id, tid in zip(ids, tids, strict=True):
-                    self._store.set_phase(job_id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid)
+                self._store.set_submitted(list(zip(ids, tids, strict=True)))
             elif not held:
                 self._start_claimed(template, self._store.claim_pending(array_id, limit),
                                     first_fails=True)
@@ -271,7 +274,7 @@ class JobSession(_Session):
             try:
                 states = self._states_of(active)
                 if all(not s[0].is_terminal for s in states.values()):
-                    feed.wait(None)
+                    feed.wait(RESYNC_INTERVAL)
             finally:
                 feed.close()
 
@@ -554,7 +557,7 @@ class JobSession(_Session):
                         f"{'no' if any_ else 'not every'} job of {ids[:5]}"
                         f"{'...' if len(ids) > 5 else ''} {what} within {timeout} s")
                 try:
-                    feed.wait(left)
+                    feed.wait(RESYNC_INTERVAL if left is None else min(left, RESYNC_INTERVAL))
                 except DrmCommunicationError:
                     # The agent went away (killed, or idle exit raced us): a new one takes
                     # over the jobs; subscribe again and look again.

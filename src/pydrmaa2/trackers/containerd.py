@@ -32,6 +32,7 @@ import datetime as dt
 import getpass
 import hashlib
 import json
+import logging
 import os
 import platform
 import secrets
@@ -62,6 +63,8 @@ from ..templates import JobTemplate
 from . import _containerd_api as api
 from .base import Action, ChangeFeed, Contact, JobTracker
 from .process import local_machine
+
+log = logging.getLogger("pydrmaa2.containerd")
 
 # -- seed 002 -------------------------------------------------------------------------------------
 #: Task status -> DRMAA2 state. CREATED is QUEUED_HELD for a held job; STOPPED is DONE or FAILED
@@ -674,9 +677,18 @@ class ContainerdTracker(JobTracker):
                        "annotation=CASE WHEN terminated THEN 'terminated' ELSE annotation END "
                        "WHERE cid=? AND finished IS NULL",
                        (exited_at or time.time(), exit_status, sub, cid))
-        with contextlib.suppress(InvalidArgumentError, InvalidStateError):
-            self._call("tasks.Delete", f"deleting the stopped task of container {cid}",
-                       container_id=cid)
+        for attempt in (1, 2):
+            try:
+                self._call("tasks.Delete", f"deleting the stopped task of container {cid}",
+                           container_id=cid)
+                break
+            except (InvalidArgumentError, InvalidStateError):
+                break  # already deleted
+            except ImplementationSpecificError:
+                # Under load the shim may close its ttrpc connection as the task is deleted
+                # ("ttrpc: closed"): the exit is recorded above; look once more, then go on.
+                if attempt == 2:
+                    log.warning("could not delete the stopped task of container %s", cid)
         row = self._row(cid)
         return self._terminal(row) if row else (JobState.FAILED, sub)
 
