@@ -13,6 +13,7 @@ import pydrmaa2 as d2
 from pydrmaa2._agent import AgentClient
 from pydrmaa2.testing.targets import TEST_IMAGE
 from pydrmaa2.trackers._container import LABELS
+from pydrmaa2.trackers.base import Action
 from tests.conftest import require
 
 SOCKET = "unix:///var/run/docker.sock"
@@ -322,6 +323,7 @@ def test_job_info_follows_seed_001(js, engine):
     assert info.submission_time.tzinfo and info.dispatch_time.tzinfo and info.finish_time.tzinfo
     assert info.submission_time <= info.dispatch_time <= info.finish_time
     assert info.finish_time.isoformat()[:19] == data["State"]["FinishedAt"][:19]
+    assert info.dispatch_time.isoformat()[:16] == data["State"]["StartedAt"][:16]
     assert info.wallclock_time == info.finish_time - info.dispatch_time
     assert info.terminating_signal is None
 
@@ -408,3 +410,36 @@ def test_closing_a_watch_does_not_hang(js, home):
     feed.close()
     assert time.monotonic() - t0 < 2
     job.terminate()
+
+
+def test_engine_errors_keep_the_engines_words_and_address(js):
+    job = js.run_job(jt("/bin/true", submit_as_hold=True))
+    tracker = js._tracker
+    with pytest.raises(d2.InvalidStateError, match="is not running") as e:
+        tracker.control(cid_of(job), Action.SUSPEND)
+    assert SOCKET in str(e.value)
+    with pytest.raises(d2.InvalidArgumentError, match="No such container"):
+        tracker.control("0" * 64, Action.RESUME)
+    job.terminate()
+
+
+def test_the_states_of_many_jobs_take_one_listing(js):
+    jobs = [js.run_job(jt("/bin/true", submit_as_hold=True)) for _ in range(20)]
+    tracker = js._tracker
+    tids = [cid_of(j) for j in jobs]
+    listings = []
+    real = tracker.api.containers
+
+    def counting(*args, **kwargs):
+        listings.append(kwargs.get("filters"))
+        return real(*args, **kwargs)
+
+    tracker.api.containers = counting
+    try:
+        states = tracker.states(tids)
+    finally:
+        tracker.api.containers = real
+    assert len(listings) == 1
+    assert set(states.values()) == {(d2.JobState.QUEUED_HELD, "created")}
+    for job in jobs:
+        job.terminate()

@@ -243,6 +243,9 @@ class AgentFeed(ChangeFeed):
         return True
 
     def close(self) -> None:
+        # shutdown() wakes a select() on this socket in another thread; close() alone does not.
+        with contextlib.suppress(OSError):
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
         self.conn.close()
 
 

@@ -123,7 +123,7 @@ class _MultiFeed(ChangeFeed):
             try:
                 if feed.wait(self.SLICE):
                     self.event.set()
-            except Drmaa2Error:
+            except Exception:  # noqa: BLE001 - a broken or closed feed: the waiter looks again
                 self.event.set()
                 return
 
@@ -133,11 +133,12 @@ class _MultiFeed(ChangeFeed):
         return fired
 
     def close(self) -> None:
+        # Closing each feed wakes its pump at once; joining first would wait out a SLICE.
         self.stop.set()
-        for t in self.threads:
-            t.join()
         for f in self.feeds:
             f.close()
+        for t in self.threads:
+            t.join()
 
 
 class JobSession(_Session):

@@ -581,6 +581,10 @@ def job_info(data: Mapping[str, Any], *, held: bool = False, terminated: bool = 
     oom = bool(st.get("OOMKilled"))
     started = parse_time(st.get("StartedAt"))
     finished = parse_time(st.get("FinishedAt")) if done else None
+    if started and finished and started > finished:
+        # Docker stamps StartedAt once its start call returns, FinishedAt at the process's exit:
+        # a job briefer than that gap would seem to end before it began.
+        started = finished
     sig = None
     if done and exit_code is not None and exit_code > 128 and (terminated or oom):
         sig = _signal_name(exit_code - 128)

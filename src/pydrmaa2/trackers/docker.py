@@ -14,6 +14,10 @@ inspect record there, which is how the ``rm`` extension can remove the container
 (instead of Docker's auto-remove, which would lose exit status and logs) and still report the job.
 An input_path is fed to the container's stdin from the submitting program (a non-daemon thread,
 so a program that exits waits for it); a killed submitter cuts the input short.
+
+Waiting: one subscription to the engine's event stream per tracker (``_EventHub``) wakes the
+feeds that ``watch`` hands out; no polling. Array tasks after the first start in background
+threads, so a throttled array keeps max_parallel containers starting side by side.
 """
 
 from __future__ import annotations
@@ -92,10 +96,12 @@ REPLAY_SECONDS = 1.0
 #: Above this many ids a listing filters by our home label instead of by id (and picks the ids
 #: out here): long URLs cost more to build and parse than the extra entries.
 MAX_ID_FILTER = 16
-#: Threads that start array tasks' containers in the background (see submit) and settle ends.
+#: Threads that start array tasks' containers in the background (see submit).
 START_WORKERS = 8
-#: Connections per client: each event subscription holds one while it lasts.
-POOL_SIZE = 64
+#: Threads that settle ends side by side (each waits ~0.1 s for the engine).
+SETTLE_WORKERS = 4
+#: Connections per client: the event subscription holds one, starts and settles run side by side.
+POOL_SIZE = 32
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -252,6 +258,10 @@ class DockerTracker(JobTracker):
 
     def __init__(self, contact: Contact, home: Path) -> None:
         super().__init__(contact, home)
+        if contact.options:
+            raise InvalidArgumentError(
+                f"contact {contact.raw!r}: the docker tracker takes no options "
+                f"({', '.join(contact.options)})")
         self.address, options = _base_url(contact)
         with self._engine("connecting"):
             self.api = docker.APIClient(base_url=self.address, version="auto",
@@ -352,8 +362,6 @@ class DockerTracker(JobTracker):
         try:
             with self._engine(f"creating a container of image {spec.image!r}"):
                 cid = self.api.create_container_from_config(config)["Id"]
-        except docker.errors.ImageNotFound:
-            raise self._missing_image(spec.image) from None
         except InvalidArgumentError as e:
             if isinstance(e.__cause__, docker.errors.ImageNotFound):
                 raise self._missing_image(spec.image) from None
@@ -451,8 +459,9 @@ class DockerTracker(JobTracker):
         with self.db.transaction() as db:
             claimed = db.execute("UPDATE containers SET starter=? WHERE cid=? AND starter=?",
                                  (_starter(), cid, starter)).rowcount
-        if claimed:
-            self._starters().submit(self._start_in_background, cid, self._row(cid).files.input_path)
+        row = self._row(cid)
+        if claimed and row is not None:
+            self._starters().submit(self._start_in_background, cid, row.files.input_path)
 
     def _inspect(self, cid: str) -> dict[str, Any] | None:
         """The container's inspect record, None when the engine no longer has it."""
@@ -600,10 +609,10 @@ class DockerTracker(JobTracker):
     def control(self, tracker_id: str, action: Action) -> None:
         cid = tracker_id
         if action is Action.SUSPEND:
-            with self._engine(f"pausing container {cid[:12]}"):
+            with self._engine(f"{CONTROL[action]} container {cid[:12]}"):
                 self.api.pause(cid)
         elif action is Action.RESUME:
-            with self._engine(f"unpausing container {cid[:12]}"):
+            with self._engine(f"{CONTROL[action]} container {cid[:12]}"):
                 self.api.unpause(cid)
         elif action is Action.TERMINATE:
             self._terminate(cid)
@@ -752,6 +761,7 @@ class _EventHub:
         self.stream: Any = None
         self.last_event: float | None = None
         self.closed = False
+        self.settlers = ThreadPoolExecutor(SETTLE_WORKERS, thread_name_prefix="pydrmaa2-settle")
 
     def register(self, feed: _EventFeed) -> None:
         with self.lock:
@@ -799,7 +809,7 @@ class _EventHub:
                 if (event.get("Action") or event.get("status")) in SETTLE_EVENTS:
                     # A settle waits for the engine to finish the container's exit (~0.1 s);
                     # ends of several containers are settled side by side.
-                    self.tracker._starters().submit(self._settle_and_tell, cid)
+                    self.settlers.submit(self._settle_and_tell, cid)
                 else:
                     self._tell(cid)
         except Exception as e:  # noqa: BLE001 - any end of the stream is handled below
@@ -830,6 +840,7 @@ class _EventHub:
         if stream is not None:
             with contextlib.suppress(Exception):
                 stream.close()
+        self.settlers.shutdown(wait=False)
 
 
 class _EventFeed(ChangeFeed):
