@@ -8,7 +8,9 @@ states and JobInfo. Nothing here talks to an engine.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 import os
 import re
 import signal
@@ -625,3 +627,21 @@ def job_info(data: Mapping[str, Any], *, held: bool = False, terminated: bool = 
         finish_time=finished,
         extensions=ext,
     )
+
+
+def feed_stdin(attached: Any, path: str) -> None:
+    """Copy a file into a container's attached stdin, then close it (the job sees EOF).
+
+    ``attached`` is the engine's attach socket, bare or wrapped (docker-py's SocketIO)."""
+    sock = getattr(attached, "_sock", attached)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 16):
+                sock.sendall(chunk)
+        sock.shutdown(socket.SHUT_WR)
+    except OSError as e:  # the job ended without reading all of it
+        logging.getLogger("pydrmaa2.container").debug(
+            "stdin of a container from %s cut short: %s", path, e)
+    finally:
+        with contextlib.suppress(OSError):
+            attached.close()

@@ -60,6 +60,7 @@ from ._container import (
     container_spec,
     container_state,
     ended,
+    feed_stdin,
     inspect_state,
     job_info,
     job_labels,
@@ -224,21 +225,6 @@ def _create_config(spec: ContainerSpec) -> dict[str, Any]:
     if spec.pids_limit is not None:
         host["PidsLimit"] = spec.pids_limit
     return config
-
-
-def _feed_stdin(attached: Any, path: str) -> None:
-    """Copy a file into a container's attached stdin, then close it (the job sees EOF)."""
-    sock = getattr(attached, "_sock", attached)
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 16):
-                sock.sendall(chunk)
-        sock.shutdown(socket.SHUT_WR)
-    except OSError as e:  # the job ended without reading all of it
-        log.debug("stdin of a container from %s cut short: %s", path, e)
-    finally:
-        with contextlib.suppress(OSError):
-            attached.close()
 
 
 class DockerTracker(JobTracker):
@@ -419,7 +405,7 @@ class DockerTracker(JobTracker):
             raise
         if attached is not None:
             # Not a daemon: a program that submits and exits still delivers the whole input.
-            threading.Thread(target=_feed_stdin, args=(attached, input_path),
+            threading.Thread(target=feed_stdin, args=(attached, input_path),
                              name=f"pydrmaa2-stdin-{cid[:12]}").start()
 
     def _starters(self) -> ThreadPoolExecutor:

@@ -53,6 +53,7 @@ from ._container import (
     LocalFiles,
     Ulimit,
     container_spec,
+    feed_stdin,
     job_info,
     job_labels,
     local_files,
@@ -356,19 +357,6 @@ def _frames(raw: Any) -> Iterator[tuple[int, bytes]]:
         yield stream, exactly(size)
 
 
-def _feed_stdin(sock: socket.socket, path: str) -> None:
-    """Copy a file into a container's attached stdin, then close it (the job sees EOF)."""
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 16):
-                sock.sendall(chunk)
-        sock.shutdown(socket.SHUT_WR)
-    except OSError as e:  # the job ended without reading all of it
-        log.debug("stdin of a container from %s cut short: %s", path, e)
-    finally:
-        sock.close()
-
-
 class PodmanTracker(JobTracker):
     """Jobs as containers of one Podman service (contact ``podman``, ``podman:///sock``,
     ``podman://host:port``)."""
@@ -609,7 +597,7 @@ class PodmanTracker(JobTracker):
             raise
         if attached is not None:
             # Not a daemon: a program that submits and exits still delivers the whole input.
-            threading.Thread(target=_feed_stdin, args=(attached, input_path),
+            threading.Thread(target=feed_stdin, args=(attached, input_path),
                              name=f"pydrmaa2-stdin-{cid[:12]}").start()
 
     def _inspect(self, cid: str) -> dict[str, Any] | None:
