@@ -90,37 +90,56 @@ def test_records_survive_newlines_in_the_free_text_field():
         {"A": "1", "B": "x", "Name": "two\nlines"}, {"A": "2", "B": "y", "Name": "plain"}]
 
 
-def _run_batch_script(tmp_path: Path, env: dict[str, str], *argv: str) -> str:
+def _run_batch_script(tmp_path: Path, env: dict[str, str], settings: dict[str, str],
+                      *argv: str) -> str:
     script = tmp_path / "job.sh"
     script.write_text(slurm.BATCH_SCRIPT)
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "PYDRMAA2_SLURM_"))}
-    r = subprocess.run(["/bin/sh", str(script), *argv], env={**clean, **env}, cwd=tmp_path,
-                       capture_output=True, text=True, check=True)
+    r = subprocess.run(["/bin/sh", str(script), *(f"{k}={v}" for k, v in settings.items()), "--",
+                        *argv], env={**clean, **env}, cwd=tmp_path, capture_output=True, text=True,
+                       check=True)
     return r.stdout
 
 
 def test_batch_script_sets_job_and_task_ids_and_runs_the_argv_unchanged(tmp_path):
     show = ('echo "$JOB_ID|${TASK_ID-unset}|$#|$1|$2|$(env | grep -c ^PYDRMAA2_SLURM_)"', "sh",
             "a b", "$HOME")
-    out = _run_batch_script(tmp_path, {"SLURM_JOB_ID": "77", "PYDRMAA2_SLURM_JOB_ID": "5"},
-                            "/bin/sh", "-c", *show)
+    # a stray setting in the environment is not the job's
+    out = _run_batch_script(tmp_path, {"SLURM_JOB_ID": "77", "PYDRMAA2_SLURM_TASK_ID": "9"},
+                            {"PYDRMAA2_SLURM_JOB_ID": "5"}, "/bin/sh", "-c", *show)
     assert out == "5|unset|2|a b|$HOME|0\n"
     # a native array task: Slurm's index is DRMAA2's; JOB_ID from the first id and the step
-    out = _run_batch_script(tmp_path, {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_JOB_ID": "70",
-                                       "PYDRMAA2_SLURM_FIRST_INDEX": "3",
-                                       "PYDRMAA2_SLURM_STEP": "2", "PYDRMAA2_SLURM_FIRST_ID": "100"},
+    out = _run_batch_script(tmp_path, {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_JOB_ID": "70"},
+                            {"PYDRMAA2_SLURM_FIRST_INDEX": "3", "PYDRMAA2_SLURM_STEP": "2",
+                             "PYDRMAA2_SLURM_FIRST_ID": "100"},
                             "/bin/sh", "-c", *show)
     assert out == "102|7|2|a b|$HOME|0\n"
     # a re-indexed chunk: Slurm's index 2 is DRMAA2's 3 + 2 * 2; indexed paths opened here
     (tmp_path / "wd7").mkdir()
-    env = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_JOB_ID": "70",
-           "PYDRMAA2_SLURM_FIRST_INDEX": "3", "PYDRMAA2_SLURM_STEP": "2",
-           "PYDRMAA2_SLURM_REINDEXED": "1", "PYDRMAA2_SLURM_WORKDIR": str(tmp_path / "wd$DRMAA2_INDEX$"),
-           "PYDRMAA2_SLURM_STDOUT": str(tmp_path / "o.$DRMAA2_INDEX$.$DRMAA2_INDEX$"),
-           "PYDRMAA2_SLURM_JOIN": "1", "PYDRMAA2_SLURM_CPU_LIMIT": "9"}
-    _run_batch_script(tmp_path, env, "/bin/sh", "-c", 'echo "$TASK_ID $JOB_ID $(pwd)"; '
-                      'echo err >&2; ulimit -t')
+    settings = {"PYDRMAA2_SLURM_FIRST_INDEX": "3", "PYDRMAA2_SLURM_STEP": "2",
+                "PYDRMAA2_SLURM_REINDEXED": "1",
+                "PYDRMAA2_SLURM_WORKDIR": str(tmp_path / "wd$DRMAA2_INDEX$"),
+                "PYDRMAA2_SLURM_STDOUT": str(tmp_path / "o.$DRMAA2_INDEX$.$DRMAA2_INDEX$"),
+                "PYDRMAA2_SLURM_JOIN": "1", "PYDRMAA2_SLURM_CPU_LIMIT": "9"}
+    _run_batch_script(tmp_path, {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_JOB_ID": "70"}, settings,
+                      "/bin/sh", "-c", 'echo "$TASK_ID $JOB_ID $(pwd)"; echo err >&2; ulimit -t')
     assert (tmp_path / "o.7.7").read_text() == f"7 70_2 {tmp_path / 'wd7'}\nerr\n9\n"
+
+
+def test_batch_script_takes_settings_literally_and_refuses_a_stray_argument(tmp_path):
+    # a value with quotes, $(...) and a newline is assigned, never evaluated
+    odd = "x'$(touch pwned)\"`id`\nz"
+    (tmp_path / odd).mkdir()
+    out = _run_batch_script(tmp_path, {"SLURM_JOB_ID": "1"},
+                            {"PYDRMAA2_SLURM_WORKDIR": str(tmp_path / odd)}, "/bin/pwd")
+    assert out == f"{tmp_path / odd}\n" and not (tmp_path / "pwned").exists()
+    # a command that looks like a setting is still the command (it comes after --)
+    with pytest.raises(subprocess.CalledProcessError) as e:
+        _run_batch_script(tmp_path, {"SLURM_JOB_ID": "1"}, {}, "PYDRMAA2_SLURM_X=1")
+    assert e.value.returncode == 127
+    script = tmp_path / "job.sh"
+    r = subprocess.run(["/bin/sh", str(script), "/bin/true"], capture_output=True, text=True)
+    assert r.returncode == 1 and "unexpected argument '/bin/true'" in r.stderr
 
 
 def test_environment_file_keeps_any_value_and_contact_options_are_checked(tmp_path):

@@ -16,11 +16,8 @@ T = TypeVar("T")
 def encode(value: Any) -> Any:
     """Turn a dataclass (or a value inside one) into JSON-compatible data."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: encode(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if getattr(value, f.name) not in (None, [], {})
-        }
+        return {name: encode(v) for name in _field_names(type(value))
+                if (v := getattr(value, name)) is not None and v != [] and v != {}}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dt.datetime):
@@ -32,6 +29,12 @@ def encode(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): encode(v) for k, v in value.items()}
     return value
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A dataclass's field names, looked up once (dataclasses.fields is slow on hot paths)."""
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 @functools.cache

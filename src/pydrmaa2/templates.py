@@ -55,13 +55,9 @@ class JobTemplate:
 
     def set_fields(self) -> list[str]:
         """Names of the fields that hold a value (not None, not empty, not the False default)."""
-        out = []
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if v is None or v == [] or v == {} or (f.name == "submit_as_hold" and v is False):
-                continue
-            out.append(f.name)
-        return out
+        return [name for name in _JOB_FIELDS
+                if (v := getattr(self, name)) is not None and v != [] and v != {}
+                and not (name == "submit_as_hold" and v is False)]
 
     def validate(self) -> None:
         """Check the generic rules every tracker shares; raise InvalidArgumentError naming the field."""
@@ -85,6 +81,9 @@ class JobTemplate:
                 f"JobTemplate.min_slots {self.min_slots} is larger than max_slots {self.max_slots}")
 
 
+_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(JobTemplate))
+
+
 def expand_placeholders(path: str | None, *, index: int | None, working_dir: str | None) -> str | None:
     """Replace DRMAA2's placeholders in a path: the task index, the home and working directories."""
     if path is None:
@@ -99,7 +98,13 @@ def expand_placeholders(path: str | None, *, index: int | None, working_dir: str
 
 
 def for_task(template: JobTemplate, index: int | None) -> JobTemplate:
-    """A copy of ``template`` with every placeholder expanded for one task (or a single job)."""
+    """``template`` with every placeholder expanded for one task (or a single job): a copy when
+    a path holds a placeholder, else ``template`` itself (submission reads it and keeps nothing)."""
+    if not (template.stage_in_files or template.stage_out_files) and not any(
+            p is not None and "$DRMAA2_" in p for p in (
+                template.working_directory, template.input_path, template.output_path,
+                template.error_path)):
+        return template
     wd = expand_placeholders(template.working_directory, index=index, working_dir=None)
     return dataclasses.replace(
         template,

@@ -254,9 +254,23 @@ MAX_ID_LIST = 100_000
 
 #: The batch script of every job: JOB_ID and TASK_ID, the CPU time limit, the paths Slurm cannot
 #: express (array chunks re-indexed from 0, a working directory holding the task index), then
-#: the job's own argument vector. The PYDRMAA2_SLURM_* variables come from the --export-file.
+#: the job's own argument vector. Its settings are its leading arguments, PYDRMAA2_SLURM_NAME=value
+#: up to ``--`` (each assigned by export, never evaluated), the job's argv after it: passing them
+#: as arguments keeps sbatch's environment the submitter's own, which it need not copy.
 BATCH_SCRIPT = r"""#!/bin/sh
 # pydrmaa2 Slurm batch script: sets JOB_ID and TASK_ID, then runs the job's argv unchanged.
+pydrmaa2_vars='PYDRMAA2_SLURM_JOB_ID PYDRMAA2_SLURM_TASK_ID PYDRMAA2_SLURM_FIRST_ID
+    PYDRMAA2_SLURM_FIRST_INDEX PYDRMAA2_SLURM_STEP PYDRMAA2_SLURM_REINDEXED
+    PYDRMAA2_SLURM_CPU_LIMIT PYDRMAA2_SLURM_WORKDIR PYDRMAA2_SLURM_STDIN
+    PYDRMAA2_SLURM_STDOUT PYDRMAA2_SLURM_STDERR PYDRMAA2_SLURM_JOIN'
+unset $pydrmaa2_vars
+while :; do
+    case ${1-} in
+    --) shift; break ;;
+    PYDRMAA2_SLURM_*=*) export "$1" || exit 1; shift ;;
+    *) echo "pydrmaa2 batch script: unexpected argument '${1-}' before --" >&2; exit 1 ;;
+    esac
+done
 pydrmaa2_expand() {
     p=$1 r=
     while :; do
@@ -291,10 +305,7 @@ if [ -n "${PYDRMAA2_SLURM_STDIN:-}" ]; then exec <"$(pydrmaa2_expand "$PYDRMAA2_
 if [ -n "${PYDRMAA2_SLURM_STDOUT:-}" ]; then exec >"$(pydrmaa2_expand "$PYDRMAA2_SLURM_STDOUT")" || exit 1; fi
 if [ -n "${PYDRMAA2_SLURM_STDERR:-}" ]; then exec 2>"$(pydrmaa2_expand "$PYDRMAA2_SLURM_STDERR")" || exit 1
 elif [ "${PYDRMAA2_SLURM_JOIN:-}" = 1 ]; then exec 2>&1; fi
-unset PYDRMAA2_SLURM_JOB_ID PYDRMAA2_SLURM_TASK_ID PYDRMAA2_SLURM_FIRST_ID \
-    PYDRMAA2_SLURM_FIRST_INDEX PYDRMAA2_SLURM_STEP PYDRMAA2_SLURM_REINDEXED \
-    PYDRMAA2_SLURM_CPU_LIMIT PYDRMAA2_SLURM_WORKDIR PYDRMAA2_SLURM_STDIN \
-    PYDRMAA2_SLURM_STDOUT PYDRMAA2_SLURM_STDERR PYDRMAA2_SLURM_JOIN
+unset $pydrmaa2_vars pydrmaa2_vars
 unset -f pydrmaa2_expand
 exec "$@"
 """
@@ -676,6 +687,14 @@ def _id_lists(ids: Iterable[str]) -> list[str]:
 
 # -- the tracker -----------------------------------------------------------------------------------
 
+class _Inherit:
+    """The type of INHERIT."""
+
+
+#: ``SlurmTracker._run(env=INHERIT)``: the command inherits this process's environment as it is.
+INHERIT = _Inherit()
+
+
 class _Watchdog:
     """Kills the Slurm commands that outlive COMMAND_TIMEOUT: one thread for all the commands of
     a tracker. (A threading.Timer per command costs 0.2 ms, 4% of an sbatch; communicate()'s own
@@ -789,12 +808,16 @@ class SlurmTracker(JobTracker):
     # -- the command runner ----------------------------------------------------------------------
     def _run(self, argv: Sequence[str], what: str, *, fds: Sequence[int] = (),
              hint: Callable[[str], str | None] | None = None,
-             ok: Callable[[str], bool] | None = None, env: Mapping[bytes, bytes] | None = None) -> str:
+             ok: Callable[[str], bool] | None = None,
+             env: Mapping[bytes, bytes] | None | _Inherit = None) -> str:
         """Run one Slurm command (an argv, never a shell line) on this tracker's cluster; return
         its output or raise the DRMAA2 error its message means, naming ``what`` and the cluster.
-        ``ok(message)`` may accept a failure (e.g. squeue on ids it no longer knows)."""
+        ``ok(message)`` may accept a failure (e.g. squeue on ids it no longer knows). ``env``:
+        None is ours with ISO times, INHERIT ours as it is (no copy)."""
         args = [argv[0], *(["-M", self.cluster] if self.cluster else []), *argv[1:]]
-        if env is None:
+        if env is INHERIT:
+            env = None
+        elif env is None:
             env = {**os.environb, b"SLURM_TIME_FORMAT": b"standard"}  # ISO times, whatever is set
         try:
             proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -1012,30 +1035,29 @@ class SlurmTracker(JobTracker):
 
     def _sbatch(self, options: list[str], variables: Mapping[str, str], template: JobTemplate,
                 what: str) -> str:
-        """Run sbatch with the batch script and the job's argv; return the Slurm job id.
+        """Run sbatch with the batch script, its ``variables`` and the job's argv; return the
+        Slurm job id.
 
-        The job's environment is ours, as sbatch exports its own by default, with the batch
-        script's ``variables`` added to sbatch's environment (an explicit --export=ALL,NAME=value
-        makes slurmd launch jobs several times slower). The template's variables must not
-        configure sbatch itself (SBATCH_*, TZ, LD_*): they go to the job alone, in a NUL-separated
-        --export-file that holds any value (commas, quotes, newlines)."""
-        script = [str(self._script_path()), template.remote_command or "", *template.args]
+        The job's environment is ours, as sbatch exports its own by default, and sbatch inherits
+        it unchanged (an explicit --export=ALL,NAME=value makes slurmd launch jobs several times
+        slower). The template's variables must not configure sbatch itself (SBATCH_*, TZ, LD_*):
+        they go to the job alone, in a NUL-separated --export-file that holds any value (commas,
+        quotes, newlines)."""
+        script = [str(self._script_path()), *(f"{k}={v}" for k, v in variables.items()), "--",
+                  template.remote_command or "", *template.args]
         hint = functools.partial(self._field_hint, template=template)
         if not template.job_environment:
-            out = self._run(["sbatch", *options, *script], what, hint=hint,
-                            env={**os.environb, **{os.fsencode(k): os.fsencode(v)
-                                                   for k, v in variables.items()}})
+            out = self._run(["sbatch", *options, *script], what, hint=hint, env=INHERIT)
         else:
-            own = {**template.job_environment, **variables}
+            own = template.job_environment
             skip = {os.fsencode(k) for k in own}
-            env = b"".join(k + b"=" + v + b"\0" for k, v in os.environb.items()
-                           if k not in skip and not k.startswith(b"PYDRMAA2_SLURM_"))
+            env = b"".join(k + b"=" + v + b"\0" for k, v in os.environb.items() if k not in skip)
             fd = os.memfd_create("pydrmaa2-env")
             try:
                 os.write(fd, env + environment_file(own))
                 os.lseek(fd, 0, os.SEEK_SET)
                 out = self._run(["sbatch", *options, f"--export-file={fd}", *script], what,
-                                fds=[fd], hint=hint)
+                                fds=[fd], hint=hint, env=INHERIT)
             finally:
                 os.close(fd)
         job_id = out.strip().split(";")[0]
