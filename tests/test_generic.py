@@ -95,6 +95,34 @@ def test_a_refused_submission_leaves_no_job(js):
     assert js.get_jobs() == []
 
 
+def test_a_refused_submission_gives_its_id_to_the_next_job(js):
+    FakeTracker.fail_next = True
+    with pytest.raises(d2.InvalidArgumentError):
+        js.run_job(d2.JobTemplate(remote_command="x"))
+    refused = FakeTracker.calls[-1][1]
+    assert js.run_job(d2.JobTemplate(remote_command="x")).id == refused
+
+
+def test_a_job_the_store_cannot_record_is_taken_back_from_the_engine(js, tmp_path):
+    """The session is destroyed while the engine takes the job: nothing runs that no one knows."""
+    real = FakeTracker.submit
+
+    def submit_then_destroy(self, job_id, template, task_index, hold=False):
+        tid = real(self, job_id, template, task_index, hold)
+        d2.SessionManager(home=tmp_path).destroy_job_session("g")
+        return tid
+
+    FakeTracker.submit = submit_then_destroy
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - the store's own error (no such session)
+            js.run_job(d2.JobTemplate(remote_command="x"))
+    finally:
+        FakeTracker.submit = real
+    tid = next(c[1] for c in FakeTracker.calls if c[0] == "submit")
+    assert ("control", f"t{tid}", Action.TERMINATE) in FakeTracker.calls
+    assert FakeTracker.jobs == {}
+
+
 def test_placeholders_are_expanded_before_the_tracker_sees_a_job(js):
     js.run_job(d2.JobTemplate(remote_command="x", output_path="/o/$DRMAA2_INDEX$"))
     assert FakeTracker.calls[-1][3] == "/o/1"

@@ -29,6 +29,41 @@ def test_deleting_a_session_deletes_its_jobs_and_arrays(tmp_path):
     assert s.query("SELECT COUNT(*) FROM arrays")[0][0] == 0
 
 
+_INHERITED: list[Store] = []
+
+
+def _reserve_and_submit(path: str | Store | None, n: int) -> list[str]:
+    """``path`` None: the store this forked child inherited from the test."""
+    s = _INHERITED[0] if path is None else Store(path) if isinstance(path, str) else path
+    out = []
+    for _ in range(n):
+        job_id = s.reserve_job_id()
+        s.add_submitted_job("a", job_id, "{}", "queued", "t", 0.0)
+        out.append(job_id)
+    return out
+
+
+def test_reserved_ids_never_collide_across_threads_processes_and_other_inserts(tmp_path):
+    s = Store(tmp_path / "s.sqlite")
+    s.create_session("a", "job", "process")
+    first = s.reserve_job_id()
+    held = s.add_job("a", "{}", "held", "queued_held")  # AUTOINCREMENT skips the reserved id
+    _, array_ids = s.add_array("a", "{}", 1, 3, 1, None, [(i, "pending", "queued") for i in (1, 2, 3)])
+    s.add_submitted_job("a", first, "{}", "queued", "t", 0.0)
+    _INHERITED[:] = [s]
+    with multiprocessing.get_context("fork").Pool(3) as pool:
+        forked = pool.starmap(_reserve_and_submit, [(None, 20), (None, 20), (str(s.path), 20)])
+    with cf.ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda _: _reserve_and_submit(s, 20), range(4)))
+    # forked children never take the parent's reserve; threads share one store
+    ids = [first, held, *array_ids, *(i for chunk in forked + threaded for i in chunk)]
+    assert len(set(ids)) == len(ids) == 5 + 140
+    assert s.query("SELECT COUNT(*) FROM jobs")[0][0] == len(ids)
+    # a fresh store (no AUTOINCREMENT row yet) reserves past every existing id
+    t = Store(tmp_path / "t.sqlite")
+    assert t.reserve_job_id() == "1"
+
+
 def test_claims_never_exceed_max_parallel_under_contention(tmp_path):
     s = Store(tmp_path / "s.sqlite")
     s.create_session("a", "job", "process")

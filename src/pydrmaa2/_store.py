@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -99,6 +100,9 @@ class Store(Database):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, SCHEMA)
+        self._reserve_lock = threading.Lock()
+        self._reserved: list[str] = []
+        self._reserved_pid = os.getpid()
 
     # -- sessions ----------------------------------------------------------------------------------
     def create_session(self, name: str, kind: str, contact: str) -> None:
@@ -183,6 +187,44 @@ class Store(Database):
             cur = db.execute("INSERT INTO jobs(session, template, phase, state, submitted) "
                              "VALUES (?,?,?,?,?)", (session, template, phase, state, time.time()))
             return str(cur.lastrowid)
+
+    def reserve_job_id(self) -> str:
+        """A job id nobody else will get, for a job whose row is written once it is submitted
+        (``add_submitted_job``): from this process's reserve, else in a transaction of its own."""
+        with self._reserve_lock:
+            if self._reserved and self._reserved_pid == os.getpid():
+                return self._reserved.pop()
+        with self.transaction() as db:
+            return self._next_job_id(db)
+
+    def release_job_id(self, job_id: str) -> None:
+        """Give back a reserved id whose job was not submitted (the next job takes it)."""
+        self._keep_reserved(job_id)
+
+    def add_submitted_job(self, session: str, job_id: str, template: str, state: str,
+                          tracker_id: str, submitted: float) -> None:
+        """Write the row of a job that is in its engine already, under its reserved id; the same
+        transaction reserves the next id of this process, so a submission costs one transaction."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO jobs(id, session, template, phase, state, tracker_id, submitted) "
+                       "VALUES (?,?,?,'submitted',?,?,?)",
+                       (int(job_id), session, template, state, tracker_id, submitted))
+            following = self._next_job_id(db)
+        self._keep_reserved(following)
+
+    def _keep_reserved(self, job_id: str) -> None:
+        with self._reserve_lock:
+            if self._reserved_pid != os.getpid():  # forked: the parent's reserve is the parent's
+                self._reserved, self._reserved_pid = [], os.getpid()
+            self._reserved.append(job_id)
+
+    @staticmethod
+    def _next_job_id(db: sqlite3.Connection) -> str:
+        """Take the next id of ``jobs``' AUTOINCREMENT sequence (never handed out again)."""
+        if db.execute("UPDATE sqlite_sequence SET seq=seq+1 WHERE name='jobs'").rowcount == 0:
+            db.execute("INSERT INTO sqlite_sequence(name, seq) "
+                       "SELECT 'jobs', COALESCE(MAX(id), 0) + 1 FROM jobs")
+        return str(db.execute("SELECT seq FROM sqlite_sequence WHERE name='jobs'").fetchone()[0])
 
     def job(self, job_id: str) -> JobRow | None:
         rows = self.query(f"{JOB_SELECT} WHERE jobs.id=?", (job_id,))

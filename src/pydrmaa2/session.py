@@ -185,15 +185,33 @@ class JobSession(_Session):
         if emulate_hold:
             return Job(self, self._store.add_job(self.session_name, encoded, HELD,
                                                  JobState.QUEUED_HELD.value))
-        job_id = self._store.add_job(self.session_name, encoded, STARTING, JobState.QUEUED.value)
+        # One transaction per job: the row is written once the engine has the job, under an id
+        # reserved beforehand (the tracker gives it to the job as JOB_ID).
+        job_id = self._store.reserve_job_id()
+        submitted = time.time()
         try:
             tid = self._tracker.submit(job_id, for_task(template, None), None,
                                        hold=template.submit_as_hold)
         except BaseException:
-            self._store.delete_job(job_id)
+            self._store.release_job_id(job_id)
             raise
-        self._store.set_phase(job_id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid)
+        try:
+            self._store.add_submitted_job(self.session_name, job_id, encoded,
+                                          JobState.QUEUED.value, tid, submitted)
+        except BaseException:
+            self._withdraw(tid)
+            raise
         return Job(self, job_id)
+
+    def _withdraw(self, tracker_id: str) -> None:
+        """Take back a job the store could not record (its session destroyed meanwhile, a full
+        disk): nothing may run that no session knows."""
+        for step in (lambda: self._tracker.control(tracker_id, Action.TERMINATE),
+                     lambda: self._tracker.delete(tracker_id)):
+            try:
+                step()
+            except Drmaa2Error:
+                pass
 
     def run_bulk_jobs(self, template: JobTemplate, begin: int, end: int, step: int = 1,
                       max_parallel: int | None = None) -> JobArray:
