@@ -85,3 +85,21 @@ def test_processes_write_concurrently_with_unique_ids(tmp_path):
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         ids = [i for chunk in pool.map(_add_jobs, [path] * 4) for i in chunk]
     assert len(ids) == len(set(ids)) == 200
+
+
+def test_a_container_tracker_file_from_before_the_starter_column_gets_it(tmp_path):
+    import sqlite3
+
+    from pydrmaa2.trackers._container_tracker import open_records
+
+    old = sqlite3.connect(tmp_path / "podman.sqlite")
+    old.execute("CREATE TABLE containers (cid TEXT PRIMARY KEY, job_id TEXT, held INTEGER NOT NULL "
+                "DEFAULT 0, terminated INTEGER NOT NULL DEFAULT 0, remove INTEGER NOT NULL DEFAULT 0, "
+                "input_path TEXT, output_path TEXT, error_path TEXT, join_files INTEGER NOT NULL "
+                "DEFAULT 0, state TEXT, sub_state TEXT, annotation TEXT, inspect TEXT)")
+    old.execute("INSERT INTO containers(cid, job_id) VALUES ('c1', '7')")
+    old.commit()
+    old.close()
+    db = open_records(tmp_path / "podman.sqlite")
+    assert db.query("SELECT cid, job_id, starter FROM containers") == [("c1", "7", None)]
+    open_records(tmp_path / "podman.sqlite")  # a second opening finds the column in place

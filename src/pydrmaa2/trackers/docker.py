@@ -31,7 +31,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -40,7 +39,6 @@ import docker.errors
 import docker.utils
 import requests.exceptions
 
-from .._sqlite import Database
 from ..errors import (
     DeniedByDrmsError,
     Drmaa2Error,
@@ -51,7 +49,7 @@ from ..errors import (
     OutOfResourceError,
 )
 from ..info import JobInfo, MachineInfo, QueueInfo, Version
-from ..states import CPU, OS, Capability, JobState
+from ..states import CPU, OS, JobState
 from ..templates import JobTemplate
 from ._container import (
     LABELS,
@@ -66,7 +64,8 @@ from ._container import (
     job_labels,
     local_files,
 )
-from .base import Action, ChangeFeed, Contact, JobTracker
+from ._container_tracker import ContainerRow, ContainerTracker
+from .base import Action, ChangeFeed, Contact
 
 __all__ = ["DockerTracker"]
 
@@ -103,51 +102,6 @@ START_WORKERS = 8
 SETTLE_WORKERS = 4
 #: Connections per client: the event subscription holds one, starts and settles run side by side.
 POOL_SIZE = 32
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS containers (
-    cid         TEXT PRIMARY KEY,
-    job_id      TEXT,
-    held        INTEGER NOT NULL DEFAULT 0,
-    terminated  INTEGER NOT NULL DEFAULT 0,
-    remove      INTEGER NOT NULL DEFAULT 0,
-    input_path  TEXT,
-    output_path TEXT,
-    error_path  TEXT,
-    join_files  INTEGER NOT NULL DEFAULT 0,
-    starter     TEXT,   -- host:pid of the program starting it in the background
-    state       TEXT,   -- set once the job is over, with sub_state, annotation and inspect
-    sub_state   TEXT,
-    annotation  TEXT,
-    inspect     TEXT
-);
-"""
-
-
-@dataclass
-class _Row:
-    """What the tracker keeps about one of its containers."""
-
-    cid: str
-    held: bool
-    terminated: bool
-    remove: bool
-    files: LocalFiles
-    state: JobState | None
-    sub_state: str | None
-    annotation: str | None
-    inspect: str | None
-    starter: str | None
-
-    @classmethod
-    def of(cls, r: tuple) -> _Row:
-        return cls(r[0], bool(r[1]), bool(r[2]), bool(r[3]), LocalFiles(r[4], r[5], r[6], bool(r[7])),
-                   JobState(r[8]) if r[8] else None, r[9], r[10], r[11], r[12])
-
-
-_COLUMNS = ("cid, held, terminated, remove, input_path, output_path, error_path, join_files, "
-            "state, sub_state, annotation, inspect, starter")
-
 
 def _starter() -> str:
     """This program, as the starter of containers it starts in the background."""
@@ -227,20 +181,12 @@ def _create_config(spec: ContainerSpec) -> dict[str, Any]:
     return config
 
 
-class DockerTracker(JobTracker):
+class DockerTracker(ContainerTracker):
     """Jobs as containers of one Docker engine (contact ``docker``, ``docker:///sock``,
     ``docker://host:port``)."""
 
     scheme = "docker"
-    supported_fields = frozenset({
-        "remote_command", "args", "submit_as_hold", "rerunnable", "job_environment",
-        "working_directory", "job_category", "job_name", "input_path", "output_path",
-        "error_path", "join_files", "candidate_machines", "min_phys_memory", "stage_in_files",
-        "resource_limits", "extensions",
-    })
-    capabilities = frozenset({Capability.JOB_ARRAYS, Capability.BULK_JOBS_MAXPARALLEL,
-                              Capability.CALLBACK, Capability.JT_STAGING})
-    native_hold = True
+    engine_name = "the Docker engine"
 
     def __init__(self, contact: Contact, home: Path) -> None:
         super().__init__(contact, home)
@@ -254,7 +200,6 @@ class DockerTracker(JobTracker):
                                         max_pool_size=POOL_SIZE, **options)
         if self.address.startswith("unix://"):
             self.api.trust_env = False  # no HTTP proxy applies to a socket; spares an env scan
-        self.db = Database(home / "docker.sqlite", SCHEMA)
         #: Our containers carry this label value: the home, spelled the same by every program.
         self.home_label = str(Path(home).resolve())
         # Inspect records taken by event feeds right after a container ended, for _finalize.
@@ -314,19 +259,6 @@ class DockerTracker(JobTracker):
                 raise self._missing_image(template.job_category) from None  # type: ignore[arg-type]
             raise
 
-    # -- the tracker's own records --------------------------------------------------------------------
-    def _rows(self, cids: Sequence[str]) -> dict[str, _Row]:
-        out: dict[str, _Row] = {}
-        for i in range(0, len(cids), 500):
-            chunk = list(cids[i:i + 500])
-            for r in self.db.query(f"SELECT {_COLUMNS} FROM containers WHERE cid IN "
-                                   f"({','.join('?' * len(chunk))})", chunk):
-                out[r[0]] = _Row.of(r)
-        return out
-
-    def _row(self, cid: str) -> _Row | None:
-        return self._rows([cid]).get(cid)
-
     def _nudge(self, cid: str) -> None:
         """Make the engine announce a change it does not see (an empty update emits an event)."""
         with contextlib.suppress(Drmaa2Error), self._engine("announcing a change"):
@@ -353,12 +285,8 @@ class DockerTracker(JobTracker):
                 raise self._missing_image(spec.image) from None
             raise
         try:
-            with self.db.transaction() as db:
-                db.execute(
-                    "INSERT INTO containers(cid, job_id, held, remove, input_path, output_path, "
-                    "error_path, join_files, starter) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (cid, job_id, int(hold), int(spec.remove), files.input_path, files.output_path,
-                     files.error_path, int(files.join_files), _starter() if background else None))
+            self._record(cid, job_id, hold, spec.remove, files,
+                         starter=_starter() if background else None)
             files.create_outputs()
             if background:
                 self._starters().submit(self._start_in_background, cid, files.input_path)
@@ -369,8 +297,7 @@ class DockerTracker(JobTracker):
         except BaseException:
             with contextlib.suppress(Exception):
                 self.api.remove_container(cid, force=True)
-            with self.db.transaction() as db:
-                db.execute("DELETE FROM containers WHERE cid=?", (cid,))
+            self._forget(cid)
             raise
         return cid
 
@@ -459,48 +386,6 @@ class DockerTracker(JobTracker):
                 return None
             raise
 
-    def _finalize(self, cid: str, data: Mapping[str, Any] | None = None,
-                  state: JobState | None = None, annotation: str | None = None,
-                  ) -> tuple[JobState, str] | None:
-        """Record how a container ended and write its output files, once (whoever looks first).
-
-        ``state``/``annotation`` end a container that never started. Returns the final state,
-        or None when the container turns out not to have ended (it restarted).
-        """
-        removable = False
-        with self.db.transaction() as db:
-            rows = db.execute(f"SELECT {_COLUMNS} FROM containers WHERE cid=?", (cid,)).fetchall()
-            row = _Row.of(rows[0]) if rows else None
-            if row is not None and row.state is not None:
-                return row.state, row.sub_state or ""
-            with self._seen_lock:
-                cached = self._seen.pop(cid, None)
-            if cached is not None and ended(cached):
-                data = cached
-            if data is None or (state is None and not ended(data)):
-                data = self._inspect(cid)
-            if data is None:
-                return None
-            if state is None and not ended(data):
-                return None
-            if state is None:
-                state, sub = inspect_state(data)
-            else:
-                sub = data.get("State", {}).get("Status", "")
-            if row is not None:
-                annotation = annotation or self._write_outputs(cid, row.files)
-            db.execute(
-                "INSERT INTO containers(cid, state, sub_state, annotation, inspect) "
-                "VALUES (?,?,?,?,?) ON CONFLICT(cid) DO UPDATE SET state=excluded.state, "
-                "sub_state=excluded.sub_state, annotation=excluded.annotation, "
-                "inspect=excluded.inspect, held=0",
-                (cid, state.value, sub, annotation, json.dumps(data)))
-            removable = row is not None and row.remove
-        if removable:
-            with contextlib.suppress(Drmaa2Error), self._engine("removing the container (rm)"):
-                self.api.remove_container(cid)
-        return state, sub
-
     def _write_outputs(self, cid: str, files: LocalFiles) -> str | None:
         """Copy the container's log into output_path / error_path; a problem becomes the
         job's annotation (the job has ended; its files are what failed)."""
@@ -520,6 +405,25 @@ class DockerTracker(JobTracker):
             except (OSError, Drmaa2Error) as e:
                 return f"the job's output could not be written to {path}: {e}"
         return None
+
+    def _has_ended(self, data: Mapping[str, Any], terminated: bool) -> bool:
+        return ended(data)
+
+    def _end_state(self, data: Mapping[str, Any], terminated: bool) -> tuple[JobState, str]:
+        return inspect_state(data)
+
+    def _status_word(self, data: Mapping[str, Any], terminated: bool) -> str:
+        return data.get("State", {}).get("Status", "")
+
+    def _remove_ended(self, cid: str) -> None:
+        with contextlib.suppress(Drmaa2Error), self._engine("removing the container (rm)"):
+            self.api.remove_container(cid)
+
+    def _ended_record(self, cid: str) -> Mapping[str, Any] | None:
+        """The record an event feed took right after the container ended (see _settle)."""
+        with self._seen_lock:
+            cached = self._seen.pop(cid, None)
+        return cached if cached is not None and ended(cached) else None
 
     def _settle(self, cid: str) -> None:
         """After an event: wait until the engine has recorded the change (see SETTLE_EVENTS)."""
@@ -570,23 +474,7 @@ class DockerTracker(JobTracker):
                 out[cid] = (container_state(status, held=row is not None and row.held), status)
         return out
 
-    def info(self, tracker_id: str) -> JobInfo:
-        row = self._row(tracker_id)
-        if row is None or row.state is None:
-            data = self._inspect(tracker_id)
-            if data is not None and not ended(data):
-                return self._info(data, row)
-            self._finalize(tracker_id, data)
-            row = self._row(tracker_id)
-            if row is None or row.state is None or row.inspect is None:
-                return JobInfo(
-                    state=JobState.FAILED, sub_state="removed",
-                    annotation=f"container {tracker_id[:12]} was removed from the Docker engine "
-                               f"at {self.address} before pydrmaa2 saw it end",
-                    extensions={"container_id": tracker_id})
-        return self._info(json.loads(row.inspect), row)
-
-    def _info(self, data: Mapping[str, Any], row: _Row | None) -> JobInfo:
+    def _info(self, data: Mapping[str, Any], row: ContainerRow | None) -> JobInfo:
         if row is None:
             return job_info(data)
         return job_info(data, held=row.held, terminated=row.terminated, annotation=row.annotation,
@@ -606,10 +494,6 @@ class DockerTracker(JobTracker):
             self._hold(cid)
         elif action is Action.RELEASE:
             self._release(cid)
-
-    def _set(self, cid: str, column: str, value: int) -> None:
-        with self.db.transaction() as db:
-            db.execute(f"UPDATE containers SET {column}=? WHERE cid=?", (value, cid))
 
     def _terminate(self, cid: str) -> None:
         self._set(cid, "terminated", 1)
@@ -673,8 +557,7 @@ class DockerTracker(JobTracker):
         except InvalidArgumentError as e:
             if not isinstance(e.__cause__, docker.errors.NotFound):
                 raise
-        with self.db.transaction() as db:
-            db.execute("DELETE FROM containers WHERE cid=?", (tracker_id,))
+        self._forget(tracker_id)
 
     def list_jobs(self) -> list[str]:
         with self._engine("listing containers"):

@@ -24,7 +24,6 @@ import socket
 import struct
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,6 @@ import podman
 import podman.errors
 import requests.exceptions
 
-from .._sqlite import Database
 from ..errors import (
     DeniedByDrmsError,
     Drmaa2Error,
@@ -45,7 +43,7 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ..info import JobInfo, MachineInfo, QueueInfo, Version
-from ..states import CPU, OS, Capability, JobState
+from ..states import CPU, OS, JobState
 from ..templates import JobTemplate
 from ._container import (
     LABELS,
@@ -58,7 +56,8 @@ from ._container import (
     job_labels,
     local_files,
 )
-from .base import Action, ChangeFeed, Contact, JobTracker
+from ._container_tracker import ContainerRow, ContainerTracker
+from .base import Action, ChangeFeed, Contact
 from .process import local_machine
 
 __all__ = ["PodmanTracker"]
@@ -134,47 +133,6 @@ MAX_ID_FILTER = 200
 RESYNC_INTERVAL = 5.0
 #: Connections per client: each event subscription holds one while it lasts.
 POOL_SIZE = 64
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS containers (
-    cid         TEXT PRIMARY KEY,
-    job_id      TEXT,
-    held        INTEGER NOT NULL DEFAULT 0,
-    terminated  INTEGER NOT NULL DEFAULT 0,
-    remove      INTEGER NOT NULL DEFAULT 0,
-    input_path  TEXT,
-    output_path TEXT,
-    error_path  TEXT,
-    join_files  INTEGER NOT NULL DEFAULT 0,
-    state       TEXT,   -- set once the job is over, with sub_state, annotation and inspect
-    sub_state   TEXT,
-    annotation  TEXT,
-    inspect     TEXT
-);
-"""
-_COLUMNS = ("cid, held, terminated, remove, input_path, output_path, error_path, join_files, "
-            "state, sub_state, annotation, inspect")
-
-
-@dataclass
-class _Row:
-    """What the tracker keeps about one of its containers."""
-
-    cid: str
-    held: bool
-    terminated: bool
-    remove: bool
-    files: LocalFiles
-    state: JobState | None
-    sub_state: str | None
-    annotation: str | None
-    inspect: str | None
-
-    @classmethod
-    def of(cls, r: tuple) -> _Row:
-        return cls(r[0], bool(r[1]), bool(r[2]), bool(r[3]), LocalFiles(r[4], r[5], r[6], bool(r[7])),
-                   JobState(r[8]) if r[8] else None, r[9], r[10], r[11])
-
 
 # -- the contact ------------------------------------------------------------------------------------
 
@@ -357,20 +315,12 @@ def _frames(raw: Any) -> Iterator[tuple[int, bytes]]:
         yield stream, exactly(size)
 
 
-class PodmanTracker(JobTracker):
+class PodmanTracker(ContainerTracker):
     """Jobs as containers of one Podman service (contact ``podman``, ``podman:///sock``,
     ``podman://host:port``)."""
 
     scheme = "podman"
-    supported_fields = frozenset({
-        "remote_command", "args", "submit_as_hold", "rerunnable", "job_environment",
-        "working_directory", "job_category", "job_name", "input_path", "output_path",
-        "error_path", "join_files", "candidate_machines", "min_phys_memory", "stage_in_files",
-        "resource_limits", "extensions",
-    })
-    capabilities = frozenset({Capability.JOB_ARRAYS, Capability.BULK_JOBS_MAXPARALLEL,
-                              Capability.CALLBACK, Capability.JT_STAGING})
-    native_hold = True
+    engine_name = "the Podman service"
 
     def __init__(self, contact: Contact, home: Path) -> None:
         super().__init__(contact, home)
@@ -378,7 +328,6 @@ class PodmanTracker(JobTracker):
         with self._engine("connecting"):
             self.client = podman.PodmanClient(base_url=self.address, max_pool_size=POOL_SIZE)
         self.api = self.client.api
-        self.db = Database(home / "podman.sqlite", SCHEMA)
         self._default_ulimits: list[Ulimit] | None = None
 
     # -- the one boundary to the service ---------------------------------------------------------------
@@ -446,22 +395,6 @@ class PodmanTracker(JobTracker):
             response.raise_for_status()
 
     # -- the tracker's own records --------------------------------------------------------------------
-    def _rows(self, cids: Sequence[str]) -> dict[str, _Row]:
-        out: dict[str, _Row] = {}
-        for i in range(0, len(cids), 500):
-            chunk = list(cids[i:i + 500])
-            for r in self.db.query(f"SELECT {_COLUMNS} FROM containers WHERE cid IN "
-                                   f"({','.join('?' * len(chunk))})", chunk):
-                out[r[0]] = _Row.of(r)
-        return out
-
-    def _row(self, cid: str) -> _Row | None:
-        return self._rows([cid]).get(cid)
-
-    def _set(self, cid: str, column: str, value: int) -> None:
-        with self.db.transaction() as db:
-            db.execute(f"UPDATE containers SET {column}=? WHERE cid=?", (value, cid))
-
     def _nudge(self, cid: str) -> None:
         """Make the service announce a change it does not see: renaming a container to its
         own name changes nothing but emits an event."""
@@ -481,19 +414,13 @@ class PodmanTracker(JobTracker):
             spec.ulimits = self._with_default_ulimits(spec.ulimits, spec.image)
         cid = self._create(spec)
         try:
-            with self.db.transaction() as db:
-                db.execute(
-                    "INSERT INTO containers(cid, job_id, held, remove, input_path, output_path, "
-                    "error_path, join_files) VALUES (?,?,?,?,?,?,?,?)",
-                    (cid, job_id, int(hold), int(spec.remove), files.input_path, files.output_path,
-                     files.error_path, int(files.join_files)))
+            self._record(cid, job_id, hold, spec.remove, files)
             files.create_outputs()
             if not hold:
                 self._start(cid, files.input_path)
         except BaseException:
             self._remove(cid, force=True)
-            with self.db.transaction() as db:
-                db.execute("DELETE FROM containers WHERE cid=?", (cid,))
+            self._forget(cid)
             raise
         return cid
 
@@ -609,45 +536,6 @@ class PodmanTracker(JobTracker):
                 return None
             raise
 
-    def _finalize(self, cid: str, data: Mapping[str, Any] | None = None,
-                  state: JobState | None = None, annotation: str | None = None,
-                  ) -> tuple[JobState, str] | None:
-        """Record how a container ended and write its output files, once (whoever looks first).
-
-        ``state``/``annotation`` end a container that never started. Returns the final state,
-        or None when the container turns out not to have ended (it restarts).
-        """
-        removable = False
-        with self.db.transaction() as db:
-            rows = db.execute(f"SELECT {_COLUMNS} FROM containers WHERE cid=?", (cid,)).fetchall()
-            row = _Row.of(rows[0]) if rows else None
-            if row is not None and row.state is not None:
-                return row.state, row.sub_state or ""
-            terminated = row is not None and row.terminated
-            if data is None or (state is None and not _ended(data, terminated)):
-                data = self._inspect(cid)
-            if data is None:
-                return None
-            if state is None:
-                if not _ended(data, terminated):
-                    return None
-                state, sub = _inspect_state(data, terminated=terminated)
-            else:
-                sub = _status(data, terminated)
-            if row is not None:
-                annotation = annotation or self._write_outputs(cid, row.files)
-            db.execute(
-                "INSERT INTO containers(cid, state, sub_state, annotation, inspect) "
-                "VALUES (?,?,?,?,?) ON CONFLICT(cid) DO UPDATE SET state=excluded.state, "
-                "sub_state=excluded.sub_state, annotation=excluded.annotation, "
-                "inspect=excluded.inspect, held=0",
-                (cid, state.value, sub, annotation, json.dumps(data)))
-            removable = row is not None and row.remove
-        if removable:
-            with contextlib.suppress(Drmaa2Error):
-                self._remove(cid, force=True)
-        return state, sub
-
     def _write_outputs(self, cid: str, files: LocalFiles) -> str | None:
         """Copy the container's log into output_path / error_path (one read of both streams);
         a problem becomes the job's annotation (the job has ended; its files are what failed)."""
@@ -673,6 +561,19 @@ class PodmanTracker(JobTracker):
         except (OSError, Drmaa2Error) as e:
             return f"the job's output could not be written to {out_path or err_path}: {e}"
         return None
+
+    def _has_ended(self, data: Mapping[str, Any], terminated: bool) -> bool:
+        return _ended(data, terminated)
+
+    def _end_state(self, data: Mapping[str, Any], terminated: bool) -> tuple[JobState, str]:
+        return _inspect_state(data, terminated=terminated)
+
+    def _status_word(self, data: Mapping[str, Any], terminated: bool) -> str:
+        return _status(data, terminated)
+
+    def _remove_ended(self, cid: str) -> None:
+        with contextlib.suppress(Drmaa2Error):
+            self._remove(cid, force=True)
 
     def state(self, tracker_id: str) -> tuple[JobState, str]:
         return self.states([tracker_id])[tracker_id]
@@ -708,23 +609,7 @@ class PodmanTracker(JobTracker):
                 out[cid] = (_state(status, held=row is not None and row.held), status)
         return out
 
-    def info(self, tracker_id: str) -> JobInfo:
-        row = self._row(tracker_id)
-        if row is None or row.state is None:
-            data = self._inspect(tracker_id)
-            if data is not None and not _ended(data, row is not None and row.terminated):
-                return self._info(data, row)
-            self._finalize(tracker_id, data)
-            row = self._row(tracker_id)
-            if row is None or row.state is None or row.inspect is None:
-                return JobInfo(
-                    state=JobState.FAILED, sub_state="removed",
-                    annotation=f"container {tracker_id[:12]} was removed from the Podman service "
-                               f"at {self.address} before pydrmaa2 saw it end",
-                    extensions={"container_id": tracker_id})
-        return self._info(json.loads(row.inspect), row)
-
-    def _info(self, data: Mapping[str, Any], row: _Row | None) -> JobInfo:
+    def _info(self, data: Mapping[str, Any], row: ContainerRow | None) -> JobInfo:
         """Seed 001's JobInfo mapping (shared with Docker) with seed 004's state."""
         held = row is not None and row.held
         terminated = row is not None and row.terminated
@@ -813,8 +698,7 @@ class PodmanTracker(JobTracker):
                     f"container {tracker_id[:12]} is {_status(data)}; only an ended job can be "
                     "reaped")
         self._remove(tracker_id)
-        with self.db.transaction() as db:
-            db.execute("DELETE FROM containers WHERE cid=?", (tracker_id,))
+        self._forget(tracker_id)
 
     def list_jobs(self) -> list[str]:
         found = self._call("get", "/containers/json", "listing containers", params={

@@ -1,0 +1,220 @@
+"""What the Docker and Podman trackers keep about their containers, written once for both.
+
+Each tracker keeps a private SQLite file (``docker.sqlite``, ``podman.sqlite`` in the pydrmaa2
+home) with a row per container: pydrmaa2's own job state the engine cannot hold (held,
+terminated by us, remove once ended, the local files of the job) and, once the container has
+ended, how it ended, recorded exactly once by whoever looks first (``_finalize``), which is also
+when the output files are written from the container's log. The engines differ only in the hooks
+at the bottom of ``ContainerTracker``.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._sqlite import Database
+from ..info import JobInfo
+from ..states import Capability, JobState
+from ._container import LocalFiles
+from .base import Contact, JobTracker
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    cid         TEXT PRIMARY KEY,
+    job_id      TEXT,
+    held        INTEGER NOT NULL DEFAULT 0,
+    terminated  INTEGER NOT NULL DEFAULT 0,
+    remove      INTEGER NOT NULL DEFAULT 0,
+    input_path  TEXT,
+    output_path TEXT,
+    error_path  TEXT,
+    join_files  INTEGER NOT NULL DEFAULT 0,
+    state       TEXT,   -- set once the job is over, with sub_state, annotation and inspect
+    sub_state   TEXT,
+    annotation  TEXT,
+    inspect     TEXT,
+    starter     TEXT    -- host:pid of the program starting it in the background (Docker)
+);
+"""
+_COLUMNS = ("cid, held, terminated, remove, input_path, output_path, error_path, join_files, "
+            "state, sub_state, annotation, inspect, starter")
+#: Rows read per query (SQLite's limit on bound parameters is far above).
+_CHUNK = 500
+
+
+@dataclass
+class ContainerRow:
+    """What a tracker keeps about one of its containers."""
+
+    cid: str
+    held: bool
+    terminated: bool
+    remove: bool
+    files: LocalFiles
+    state: JobState | None
+    sub_state: str | None
+    annotation: str | None
+    inspect: str | None
+    starter: str | None
+
+    @classmethod
+    def of(cls, r: tuple) -> ContainerRow:
+        return cls(r[0], bool(r[1]), bool(r[2]), bool(r[3]), LocalFiles(r[4], r[5], r[6], bool(r[7])),
+                   JobState(r[8]) if r[8] else None, r[9], r[10], r[11], r[12])
+
+
+def open_records(path: Path) -> Database:
+    """The tracker's SQLite file; one written before the ``starter`` column gets it."""
+    db = Database(path, SCHEMA)
+    if not any(r[1] == "starter" for r in db.query("PRAGMA table_info(containers)")):
+        with db.transaction() as conn:  # re-checked under the write lock: another may have
+            if not any(r[1] == "starter" for r in conn.execute("PRAGMA table_info(containers)")):
+                conn.execute("ALTER TABLE containers ADD COLUMN starter TEXT")
+    return db
+
+
+class ContainerTracker(JobTracker):
+    """The record keeping of a container engine's tracker; subclasses talk to the engine."""
+
+    supported_fields = frozenset({
+        "remote_command", "args", "submit_as_hold", "rerunnable", "job_environment",
+        "working_directory", "job_category", "job_name", "input_path", "output_path",
+        "error_path", "join_files", "candidate_machines", "min_phys_memory", "stage_in_files",
+        "resource_limits", "extensions",
+    })
+    capabilities = frozenset({Capability.JOB_ARRAYS, Capability.BULK_JOBS_MAXPARALLEL,
+                              Capability.CALLBACK, Capability.JT_STAGING})
+    native_hold = True
+    #: How messages name the engine ("the Docker engine"), followed by " at ADDRESS".
+    engine_name = "the container engine"
+    address: str
+
+    def __init__(self, contact: Contact, home: Path) -> None:
+        super().__init__(contact, home)
+        self.db = open_records(Path(home) / f"{self.scheme}.sqlite")
+
+    # -- the rows ----------------------------------------------------------------------------------
+    def _rows(self, cids: Sequence[str]) -> dict[str, ContainerRow]:
+        out: dict[str, ContainerRow] = {}
+        for i in range(0, len(cids), _CHUNK):
+            chunk = list(cids[i:i + _CHUNK])
+            for r in self.db.query(f"SELECT {_COLUMNS} FROM containers WHERE cid IN "
+                                   f"({','.join('?' * len(chunk))})", chunk):
+                out[r[0]] = ContainerRow.of(r)
+        return out
+
+    def _row(self, cid: str) -> ContainerRow | None:
+        return self._rows([cid]).get(cid)
+
+    def _set(self, cid: str, column: str, value: int) -> None:
+        with self.db.transaction() as db:
+            db.execute(f"UPDATE containers SET {column}=? WHERE cid=?", (value, cid))
+
+    def _record(self, cid: str, job_id: str, hold: bool, remove: bool, files: LocalFiles,
+                starter: str | None = None) -> None:
+        """The row of a container just created for a job."""
+        with self.db.transaction() as db:
+            db.execute(
+                "INSERT INTO containers(cid, job_id, held, remove, input_path, output_path, "
+                "error_path, join_files, starter) VALUES (?,?,?,?,?,?,?,?,?)",
+                (cid, job_id, int(hold), int(remove), files.input_path, files.output_path,
+                 files.error_path, int(files.join_files), starter))
+
+    def _forget(self, cid: str) -> None:
+        with self.db.transaction() as db:
+            db.execute("DELETE FROM containers WHERE cid=?", (cid,))
+
+    # -- the end, recorded once --------------------------------------------------------------------
+    def _finalize(self, cid: str, data: Mapping[str, Any] | None = None,
+                  state: JobState | None = None, annotation: str | None = None,
+                  ) -> tuple[JobState, str] | None:
+        """Record how a container ended and write its output files, once (whoever looks first).
+
+        ``state``/``annotation`` end a container that never started. Returns the final state,
+        or None when the container turns out not to have ended (it restarts).
+        """
+        removable = False
+        with self.db.transaction() as db:
+            rows = db.execute(f"SELECT {_COLUMNS} FROM containers WHERE cid=?", (cid,)).fetchall()
+            row = ContainerRow.of(rows[0]) if rows else None
+            if row is not None and row.state is not None:
+                return row.state, row.sub_state or ""
+            terminated = row is not None and row.terminated
+            data = self._ended_record(cid) or data
+            if data is None or (state is None and not self._has_ended(data, terminated)):
+                data = self._inspect(cid)
+            if data is None:
+                return None
+            if state is None:
+                if not self._has_ended(data, terminated):
+                    return None
+                state, sub = self._end_state(data, terminated)
+            else:
+                sub = self._status_word(data, terminated)
+            if row is not None:
+                annotation = annotation or self._write_outputs(cid, row.files)
+            db.execute(
+                "INSERT INTO containers(cid, state, sub_state, annotation, inspect) "
+                "VALUES (?,?,?,?,?) ON CONFLICT(cid) DO UPDATE SET state=excluded.state, "
+                "sub_state=excluded.sub_state, annotation=excluded.annotation, "
+                "inspect=excluded.inspect, held=0",
+                (cid, state.value, sub, annotation, json.dumps(data)))
+            removable = row is not None and row.remove
+        if removable:
+            self._remove_ended(cid)
+        return state, sub
+
+    def info(self, tracker_id: str) -> JobInfo:
+        row = self._row(tracker_id)
+        if row is None or row.state is None:
+            data = self._inspect(tracker_id)
+            if data is not None and not self._has_ended(data, row is not None and row.terminated):
+                return self._info(data, row)
+            self._finalize(tracker_id, data)
+            row = self._row(tracker_id)
+            if row is None or row.state is None or row.inspect is None:
+                return JobInfo(
+                    state=JobState.FAILED, sub_state="removed",
+                    annotation=f"container {tracker_id[:12]} was removed from {self.engine_name} "
+                               f"at {self.address} before pydrmaa2 saw it end",
+                    extensions={"container_id": tracker_id})
+        return self._info(json.loads(row.inspect), row)
+
+    # -- the engine's hooks ------------------------------------------------------------------------
+    @abstractmethod
+    def _inspect(self, cid: str) -> dict[str, Any] | None:
+        """The container's inspect record, None when the engine no longer has it."""
+
+    @abstractmethod
+    def _has_ended(self, data: Mapping[str, Any], terminated: bool) -> bool:
+        """Whether the record is of a container that has ended for good (``terminated``: by us)."""
+
+    @abstractmethod
+    def _end_state(self, data: Mapping[str, Any], terminated: bool) -> tuple[JobState, str]:
+        """The DRMAA2 state and sub_state of an ended container's record."""
+
+    @abstractmethod
+    def _status_word(self, data: Mapping[str, Any], terminated: bool) -> str:
+        """The engine's word for the container's status (the sub_state)."""
+
+    @abstractmethod
+    def _write_outputs(self, cid: str, files: LocalFiles) -> str | None:
+        """Copy the container's log into its output files; a problem is returned as the job's
+        annotation (the job has ended; its files are what failed)."""
+
+    @abstractmethod
+    def _remove_ended(self, cid: str) -> None:
+        """Remove an ended container whose job asked for it (the rm extension); never raises."""
+
+    @abstractmethod
+    def _info(self, data: Mapping[str, Any], row: ContainerRow | None) -> JobInfo:
+        """The JobInfo of an inspect record and the tracker's row."""
+
+    def _ended_record(self, cid: str) -> Mapping[str, Any] | None:
+        """An inspect record of the container's end that the engine's events already gave."""
+        return None
