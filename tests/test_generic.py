@@ -158,3 +158,25 @@ def test_suspend_of_a_job_that_is_not_running_is_refused(js):
         job.suspend()
     with pytest.raises(d2.InvalidStateError, match="only a SUSPENDED job"):
         job.resume()
+
+
+def test_an_array_control_asks_the_states_once_and_hands_the_engine_every_task_at_once(js):
+    arr = js.run_bulk_jobs(d2.JobTemplate(remote_command="x"), 1, 6)
+    for j in arr.jobs:
+        FakeTracker.jobs[f"t{j.id}"] = d2.JobState.RUNNING
+    FakeTracker.jobs[f"t{arr.jobs[0].id}"] = d2.JobState.DONE  # ended: skipped
+    many: list[tuple] = []
+    real = FakeTracker.control_many
+
+    def control_many(self, tracker_ids, action):
+        many.append((list(tracker_ids), action))
+        return real(self, tracker_ids, action)
+
+    FakeTracker.control_many = control_many
+    try:
+        FakeTracker.calls.clear()
+        arr.suspend()
+    finally:
+        FakeTracker.control_many = real
+    assert [c for c in FakeTracker.calls if c[0] == "states"] == [("states", 6)]
+    assert many == [([f"t{j.id}" for j in arr.jobs[1:]], Action.SUSPEND)]

@@ -411,18 +411,34 @@ class JobSession(_Session):
 
     # -- control -----------------------------------------------------------------------------------
     def _control(self, job_ids: Sequence[str], op: str, array: bool = False) -> None:
+        """Apply one control operation to jobs (an array's tasks: ``array``, where tasks it does
+        not apply to are skipped unless it applies to none). The states come from one engine
+        call, and the jobs the engine must act on go to it in one ``control_many``."""
         self._check_open()
+        action = Action(op)
         errors: list[str] = []
         changed: list[str] = []
         drive: set[str] = set()
-        for job_id in job_ids:
+        rows = [self._row(job_id) for job_id in job_ids]
+        states = self._states_of(rows)
+        engine: list[str] = []
+        for row in rows:
             try:
-                if self._control_one(self._row(job_id), Action(op), drive):
-                    changed.append(job_id)
+                verdict = self._control_one(row.id, states[row.id][0], action, drive)
             except InvalidStateError as e:
                 if not array:
                     raise
                 errors.append(str(e))
+                continue
+            if verdict is True:
+                changed.append(row.id)
+            elif isinstance(verdict, str):
+                engine.append(verdict)
+        if engine:
+            refused = self._tracker.control_many(engine, action)
+            if refused and not array:
+                raise next(iter(refused.values()))
+            errors += [str(e) for e in refused.values()]
         if changed:
             self._agent.notify(f"job:{j}" for j in changed)
         for array_id in drive:
@@ -430,10 +446,12 @@ class JobSession(_Session):
         if array and errors and not changed and len(errors) == len(job_ids):
             raise InvalidStateError(f"{op} applies to no task of the array: {errors[0]}")
 
-    def _control_one(self, row: JobRow, action: Action, drive: set[str]) -> bool:
-        """Apply one control operation; True when the generic layer changed the job itself."""
-        state, _ = self._states_of([row])[row.id]
-        row = self._row(row.id)
+    def _control_one(self, job_id: str, state: JobState, action: Action,
+                     drive: set[str]) -> bool | str:
+        """Check one control operation against the job's ``state``, and apply it where the
+        generic layer owns the job: True when it changed the job, False when nothing was to
+        do, or the tracker id the engine must apply it to."""
+        row = self._row(job_id)  # again: the look at the states may have ended it
         if row.phase == TERMINAL or state.is_terminal:
             raise InvalidStateError(
                 f"job {row.id} has already ended ({state.name}); it cannot be {action.value}d")
@@ -448,7 +466,9 @@ class JobSession(_Session):
                                            expect=(PENDING, HELD),
                                            info=dumps(_codec.encode(self._complete_info(row, info))))
                 if not ok:  # it is being started: terminate the running job instead
-                    return self._control_one(self._wait_submitted(row.id), action, drive)
+                    row = self._wait_submitted(row.id)
+                    return self._control_one(row.id, self._states_of([row])[row.id][0], action,
+                                             drive)
                 return True
             if action is Action.HOLD:
                 if row.phase == HELD:
@@ -470,8 +490,7 @@ class JobSession(_Session):
             raise InvalidStateError(f"job {row.id} is {state.name}; only a RUNNING job can be suspended")
         if action is Action.RESUME and state is not JobState.SUSPENDED:
             raise InvalidStateError(f"job {row.id} is {state.name}; only a SUSPENDED job can be resumed")
-        self._tracker.control(row.tracker_id, action)  # type: ignore[arg-type]
-        return False
+        return row.tracker_id  # type: ignore[return-value]
 
     def _wait_submitted(self, job_id: str) -> JobRow:
         """The row of a job once whoever is submitting it (often the agent) has finished."""

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import InvalidArgumentError, UnsupportedAttributeError, UnsupportedOperationError
+from ..errors import (
+    Drmaa2Error,
+    InvalidArgumentError,
+    InvalidStateError,
+    UnsupportedAttributeError,
+    UnsupportedOperationError,
+)
 from ..info import JobInfo, MachineInfo, QueueInfo, ReservationInfo
 from ..states import Capability, JobState
 from ..templates import JobTemplate, ReservationTemplate
@@ -163,6 +169,18 @@ class JobTracker(ABC):
     @abstractmethod
     def control(self, tracker_id: str, action: Action) -> None:
         """Suspend, resume, terminate (and hold/release where native_hold)."""
+
+    def control_many(self, tracker_ids: Sequence[str], action: Action) -> dict[str, Drmaa2Error]:
+        """Apply one action to many jobs (an array's tasks); return the jobs it does not apply
+        to, with the reason. Other errors (the engine unreachable) raise. Engines that take many
+        jobs in one call override this."""
+        refused: dict[str, Drmaa2Error] = {}
+        for tracker_id in tracker_ids:
+            try:
+                self.control(tracker_id, action)
+            except InvalidStateError as e:
+                refused[tracker_id] = e
+        return refused
 
     def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
         """A feed that fires when one of these jobs may have changed; polling is the fallback."""

@@ -1283,21 +1283,77 @@ class SlurmTracker(JobTracker):
 
     # -- control ---------------------------------------------------------------------------------
     def control(self, tracker_id: str, action: Action) -> None:
+        refused = self.control_many([tracker_id], action)
+        if refused:
+            raise refused[tracker_id]
+
+    def control_many(self, tracker_ids: Sequence[str], action: Action) -> dict[str, Drmaa2Error]:
+        """One command for all the jobs (per 100 kB of ids): ``scontrol ACTION id,id,...`` or
+        ``scancel id id ...``; only when it fails are the jobs asked one by one, to tell which
+        refused. Hold and release are checked against one squeue of all the jobs first, as
+        scontrol accepts hold on a running job and release of a job that is not held."""
+        ids = list(dict.fromkeys(tracker_ids))
+        refused: dict[str, Drmaa2Error] = {}
         if action in (Action.HOLD, Action.RELEASE):
-            # scontrol accepts hold on a running job and release of a job that is not held.
-            state, sub = self.state(tracker_id)
-            if action is Action.HOLD and state not in (JobState.QUEUED, JobState.QUEUED_HELD,
-                                                       JobState.REQUEUED, JobState.REQUEUED_HELD):
-                raise InvalidStateError(
-                    f"Slurm job {tracker_id} is {state.name} ({sub}); only a queued job can be held")
-            if action is Action.HOLD and state in (JobState.QUEUED_HELD, JobState.REQUEUED_HELD):
-                return
-            if action is Action.RELEASE and state not in (JobState.QUEUED_HELD,
-                                                          JobState.REQUEUED_HELD):
-                raise InvalidStateError(
-                    f"Slurm job {tracker_id} is {state.name} ({sub}); only a held job can be released")
-        self._run([*CONTROL_COMMANDS[action], tracker_id],
-                  f"{' '.join(CONTROL_COMMANDS[action])} of Slurm job {tracker_id}")
+            queued = (JobState.QUEUED, JobState.REQUEUED)
+            held = (JobState.QUEUED_HELD, JobState.REQUEUED_HELD)
+            states = self.states(ids)
+            todo = []
+            for t in ids:
+                state, sub = states[t]
+                if action is Action.HOLD and state not in queued + held:
+                    refused[t] = InvalidStateError(
+                        f"Slurm job {t} is {state.name} ({sub}); only a queued job can be held")
+                elif action is Action.RELEASE and state not in held:
+                    refused[t] = InvalidStateError(
+                        f"Slurm job {t} is {state.name} ({sub}); only a held job can be released")
+                elif not (action is Action.HOLD and state in held):
+                    todo.append(t)
+            ids = todo
+        if action is Action.HOLD:
+            ids = self._whole_arrays(ids)
+        command = CONTROL_COMMANDS[action]
+        name = " ".join(command)
+
+        def run(chunk: list[str]) -> None:
+            # scontrol takes a comma-separated job list, scancel the ids as arguments.
+            args = [",".join(chunk)] if command[0] == "scontrol" else chunk
+            what = f"{name} of Slurm job{'s' if len(chunk) > 1 else ''} {chunk[0]}" + (
+                f" .. {chunk[-1]} ({len(chunk)} jobs)" if len(chunk) > 1 else "")
+            self._run([*command, *args], what)
+
+        for joined in _id_lists(ids):
+            chunk = joined.split(",")
+            try:
+                run(chunk)
+            except InvalidStateError as e:
+                if len(chunk) == 1:
+                    refused[chunk[0]] = e
+                    continue
+                for t in chunk:
+                    try:
+                        run([t])
+                    except InvalidStateError as one:
+                        refused[t] = one
+        return refused
+
+    def _whole_arrays(self, ids: list[str]) -> list[str]:
+        """``ids`` with the tasks of an array replaced by the array's own id where they are all
+        the tasks slurmctld still has of it: holding tasks one by one splits each off the
+        array's record, 0.17 s a task here (53 s for 300), holding the array takes 9 ms."""
+        tasks: dict[str, set[str]] = {}
+        for t in ids:
+            if "_" in t:
+                tasks.setdefault(base_id(t), set()).add(t)
+        arrays = [b for b, ts in tasks.items() if len(ts) > 1]
+        if not arrays:
+            return ids
+        known: dict[str, set[str]] = {b: set() for b in arrays}
+        for r in self._squeue(arrays):
+            if r["ArrayJobID"] in known and not job_state(r["State"], r["Reason"]).is_terminal:
+                known[r["ArrayJobID"]].add(r["JobArrayID"])
+        whole = {b for b in arrays if known[b] and known[b] <= tasks[b]}
+        return [t for t in ids if base_id(t) not in whole] + sorted(whole)
 
     def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
         return PollFeed(POLL_INTERVAL)
