@@ -87,3 +87,8 @@ def test_bad_usage_is_explained(drmaa2):
     assert r.returncode == 2 and "5" in r.stderr
     r = drmaa2("run", "--", "/no/such/binary", check=False)
     assert r.returncode == 2 and "/no/such/binary" in r.stderr
+
+
+def test_one_command_after_another_gets_consecutive_job_ids(drmaa2):
+    ids = [json.loads(drmaa2("run", "--json", "--", "/bin/true").stdout)["job"] for _ in range(3)]
+    assert [int(i) for i in ids] == [int(ids[0]), int(ids[0]) + 1, int(ids[0]) + 2]

@@ -64,6 +64,19 @@ def test_reserved_ids_never_collide_across_threads_processes_and_other_inserts(t
     assert t.reserve_job_id() == "1"
 
 
+def test_a_reserved_id_is_given_back_unless_a_later_one_was_taken(tmp_path):
+    a, b = Store(tmp_path / "s.sqlite"), Store(tmp_path / "s.sqlite")
+    a.create_session("a", "job", "process")
+    a.add_submitted_job("a", a.reserve_job_id(), "{}", "queued", "t", 0.0)  # holds "2" now
+    a.give_back_reserved()
+    assert b.reserve_job_id() == "2"  # given back: the next program gets it
+    b.add_submitted_job("a", "2", "{}", "queued", "t", 0.0)  # b holds "3"
+    c = Store(tmp_path / "s.sqlite")
+    assert c.reserve_job_id() == "4"
+    b.give_back_reserved()  # "4" was taken after it: "3" stays a gap
+    assert Store(tmp_path / "s.sqlite").reserve_job_id() == "5"
+
+
 def test_claims_never_exceed_max_parallel_under_contention(tmp_path):
     s = Store(tmp_path / "s.sqlite")
     s.create_session("a", "job", "process")

@@ -5,11 +5,14 @@ It knows sessions, jobs, arrays and reservations as rows; it never talks to a tr
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +88,17 @@ class JobRow:
     def from_tuple(cls, t: Sequence[Any]) -> JobRow:
         return cls(str(t[0]), t[1], None if t[2] is None else str(t[2]), t[3], t[4],
                    t[5], t[6], t[7], t[8], t[9], t[10])
+
+
+#: Stores holding reserved job ids, given back at exit.
+_RESERVING: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+@atexit.register
+def _give_back_all() -> None:
+    for store in list(_RESERVING):
+        with contextlib.suppress(Exception):
+            store.give_back_reserved()
 
 
 def default_home() -> Path:
@@ -197,6 +211,19 @@ class Store(Database):
         with self.transaction() as db:
             return self._next_job_id(db)
 
+    def give_back_reserved(self) -> None:
+        """Return this process's reserved ids to the sequence where nobody has taken a later
+        one (called at exit), so that one program after another gets consecutive job ids."""
+        with self._reserve_lock:
+            if self._reserved_pid != os.getpid():
+                return
+            ids, self._reserved = self._reserved, []
+        if ids:
+            with self.transaction() as db:
+                for job_id in sorted(ids, key=int, reverse=True):
+                    db.execute("UPDATE sqlite_sequence SET seq=seq-1 WHERE name='jobs' AND seq=?",
+                               (int(job_id),))
+
     def release_job_id(self, job_id: str) -> None:
         """Give back a reserved id whose job was not submitted (the next job takes it)."""
         self._keep_reserved(job_id)
@@ -213,6 +240,7 @@ class Store(Database):
         self._keep_reserved(following)
 
     def _keep_reserved(self, job_id: str) -> None:
+        _RESERVING.add(self)
         with self._reserve_lock:
             if self._reserved_pid != os.getpid():  # forked: the parent's reserve is the parent's
                 self._reserved, self._reserved_pid = [], os.getpid()
