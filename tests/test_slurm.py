@@ -152,6 +152,28 @@ def test_environment_file_keeps_any_value_and_contact_options_are_checked(tmp_pa
         slurm.SlurmTracker(Contact.parse("slurm:///some/socket"), tmp_path)
 
 
+def test_a_failed_batch_control_asks_only_the_jobs_it_did_not_reach(tmp_path, monkeypatch):
+    """Slurm acts on the rest of a list when one job refuses: those are not refusals."""
+    tracker = slurm.SlurmTracker(Contact.parse("slurm"), tmp_path)
+    ids = [f"70_{i}" for i in range(1, 6)]
+    runs: list[list[str]] = []
+
+    def run(argv, what, **kw):
+        runs.append(list(argv))
+        if argv[2] in (",".join(ids), "70_5"):
+            raise d2.InvalidStateError(f"{what}: Job has already finished")
+        return ""
+
+    states = {t: (d2.JobState.SUSPENDED, "SUSPENDED") for t in ids[:3]}
+    states |= {"70_4": (d2.JobState.RUNNING, "RUNNING"), "70_5": (d2.JobState.DONE, "COMPLETED")}
+    monkeypatch.setattr(tracker, "_run", run)
+    monkeypatch.setattr(tracker, "states", lambda tids: {t: states[t] for t in tids})
+    refused = tracker.control_many(ids, d2.trackers.Action.SUSPEND)
+    assert list(refused) == ["70_5"] and "already finished" in str(refused["70_5"])
+    assert runs == [["scontrol", "suspend", ",".join(ids)], ["scontrol", "suspend", "70_4"],
+                    ["scontrol", "suspend", "70_5"]]
+
+
 def test_a_command_that_hangs_is_a_communication_error_naming_the_cluster(tmp_path, monkeypatch):
     monkeypatch.setattr(slurm, "COMMAND_TIMEOUT", 0.3)
     tracker = slurm.SlurmTracker(Contact.parse("slurm"), tmp_path)
@@ -438,6 +460,7 @@ def test_suspend_and_resume_use_scontrol(js, calls):
 def test_array_controls_take_one_command_for_all_tasks(js, calls):
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
     arr = js.run_bulk_jobs(d2.JobTemplate(remote_command="/bin/true", start_time=later), 1, 300)
+    arr.jobs[1].hold()  # one task held already: the others still make the whole array
     calls.clear()
     arr.hold()
     # all the array's tasks: held as the array (task by task Slurm takes 0.17 s each)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ._sqlite import Database
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, InvalidSessionError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -114,7 +114,7 @@ class Store(Database):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, SCHEMA)
-        self._reserve_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._reserved: list[str] = []
         self._reserved_pid = os.getpid()
 
@@ -204,9 +204,10 @@ class Store(Database):
 
     def reserve_job_id(self) -> str:
         """A job id nobody else will get, for a job whose row is written once it is submitted
-        (``add_submitted_job``): from this process's reserve, else in a transaction of its own."""
-        with self._reserve_lock:
-            if self._reserved and self._reserved_pid == os.getpid():
+        (``add_submitted_job``): from this process's reserve, else in a transaction of its own.
+        An id whose submission failed is not used again (the engine may have seen it)."""
+        with self._reserve_lock():
+            if self._reserved:
                 return self._reserved.pop()
         with self.transaction() as db:
             return self._next_job_id(db)
@@ -214,9 +215,9 @@ class Store(Database):
     def give_back_reserved(self) -> None:
         """Return this process's reserved ids to the sequence where nobody has taken a later
         one (called at exit), so that one program after another gets consecutive job ids."""
-        with self._reserve_lock:
-            if self._reserved_pid != os.getpid():
-                return
+        if self._reserved_pid != os.getpid():  # a forked child: the reserve is its parent's
+            return
+        with self._reserve_lock():
             ids, self._reserved = self._reserved, []
         if ids:
             with self.transaction() as db:
@@ -224,27 +225,30 @@ class Store(Database):
                     db.execute("UPDATE sqlite_sequence SET seq=seq-1 WHERE name='jobs' AND seq=?",
                                (int(job_id),))
 
-    def release_job_id(self, job_id: str) -> None:
-        """Give back a reserved id whose job was not submitted (the next job takes it)."""
-        self._keep_reserved(job_id)
-
     def add_submitted_job(self, session: str, job_id: str, template: str, state: str,
                           tracker_id: str, submitted: float) -> None:
         """Write the row of a job that is in its engine already, under its reserved id; the same
         transaction reserves the next id of this process, so a submission costs one transaction."""
-        with self.transaction() as db:
-            db.execute("INSERT INTO jobs(id, session, template, phase, state, tracker_id, submitted) "
-                       "VALUES (?,?,?,'submitted',?,?,?)",
-                       (int(job_id), session, template, state, tracker_id, submitted))
-            following = self._next_job_id(db)
-        self._keep_reserved(following)
-
-    def _keep_reserved(self, job_id: str) -> None:
+        try:
+            with self.transaction() as db:
+                db.execute("INSERT INTO jobs(id, session, template, phase, state, tracker_id, "
+                           "submitted) VALUES (?,?,?,'submitted',?,?,?)",
+                           (int(job_id), session, template, state, tracker_id, submitted))
+                following = self._next_job_id(db)
+        except sqlite3.IntegrityError as e:  # the session's row is gone (foreign key)
+            raise InvalidSessionError(
+                f"job session {session!r} was destroyed while job {job_id} was submitted") from e
+        with self._reserve_lock():
+            self._reserved.append(following)
         _RESERVING.add(self)
-        with self._reserve_lock:
-            if self._reserved_pid != os.getpid():  # forked: the parent's reserve is the parent's
-                self._reserved, self._reserved_pid = [], os.getpid()
-            self._reserved.append(job_id)
+
+    def _reserve_lock(self) -> threading.Lock:
+        """The lock of this process's reserve: a forked child starts with a fresh lock and an
+        empty reserve (its parent's ids are its parent's, and a lock held by another thread
+        at the fork would never be released in the child)."""
+        if self._reserved_pid != os.getpid():
+            self._lock, self._reserved, self._reserved_pid = threading.Lock(), [], os.getpid()
+        return self._lock
 
     @staticmethod
     def _next_job_id(db: sqlite3.Connection) -> str:

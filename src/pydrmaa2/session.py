@@ -56,6 +56,8 @@ NOT_STARTED = (HELD, PENDING, STARTING)
 #: for at most this long (the submitter publishes no event for it).
 STARTING_POLL = 0.01
 STARTING_TIMEOUT = 60.0
+#: A job the store could not record is terminated, then deleted once it has ended (this long).
+WITHDRAW_TIMEOUT = 10.0
 #: A waiter looks again at least this often even without an event: some engines' event streams
 #: can miss an event that happens right after subscribing (Podman 4.3), so a missed event costs
 #: at most this long instead of a hang.
@@ -189,12 +191,8 @@ class JobSession(_Session):
         # reserved beforehand (the tracker gives it to the job as JOB_ID).
         job_id = self._store.reserve_job_id()
         submitted = time.time()
-        try:
-            tid = self._tracker.submit(job_id, for_task(template, None), None,
-                                       hold=template.submit_as_hold)
-        except BaseException:
-            self._store.release_job_id(job_id)
-            raise
+        tid = self._tracker.submit(job_id, for_task(template, None), None,
+                                   hold=template.submit_as_hold)
         try:
             self._store.add_submitted_job(self.session_name, job_id, encoded,
                                           JobState.QUEUED.value, tid, submitted)
@@ -205,13 +203,15 @@ class JobSession(_Session):
 
     def _withdraw(self, tracker_id: str) -> None:
         """Take back a job the store could not record (its session destroyed meanwhile, a full
-        disk): nothing may run that no session knows."""
-        for step in (lambda: self._tracker.control(tracker_id, Action.TERMINATE),
-                     lambda: self._tracker.delete(tracker_id)):
-            try:
-                step()
-            except Drmaa2Error:
-                pass
+        disk): nothing may run that no session knows. Best effort, the store's error follows."""
+        try:
+            self._tracker.control(tracker_id, Action.TERMINATE)
+            deadline = deadline_after(WITHDRAW_TIMEOUT)
+            while not self._tracker.state(tracker_id)[0].is_terminal and remaining(deadline):
+                time.sleep(STARTING_POLL)
+            self._tracker.delete(tracker_id)
+        except Exception:  # noqa: BLE001 - the error that made us withdraw is the one to raise
+            log.warning("could not take back job %s from the engine", tracker_id, exc_info=True)
 
     def run_bulk_jobs(self, template: JobTemplate, begin: int, end: int, step: int = 1,
                       max_parallel: int | None = None) -> JobArray:

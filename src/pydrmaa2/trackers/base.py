@@ -145,7 +145,8 @@ class JobTracker(ABC):
         """Start (or, with ``hold`` and native_hold, create held) one job; return its tracker id.
 
         ``template`` has its placeholders expanded; ``job_id`` is pydrmaa2's id (for JOB_ID).
-        On failure nothing may remain in the engine.
+        On failure nothing may remain in the engine. A single job's row is written once this
+        returns (an array task's row exists before), so a tracker must not look it up here.
         """
 
     def submit_array(self, job_ids: Sequence[str], template: JobTemplate,

@@ -31,6 +31,7 @@ import dataclasses
 import datetime as dt
 import functools
 import getpass
+import hashlib
 import os
 import re
 import shutil
@@ -669,6 +670,19 @@ def array_chunks(job_ids: Sequence[str], indices: Sequence[int], max_array_size:
             for i in range(0, len(indices), max_array_size)]
 
 
+def _done(action: Action, state: JobState) -> bool:
+    """Whether a job in ``state`` needs ``action`` no more (a batch that failed for another)."""
+    if action is Action.SUSPEND:
+        return state is JobState.SUSPENDED
+    if action is Action.RESUME:
+        return state is JobState.RUNNING
+    if action is Action.HOLD:
+        return state in (JobState.QUEUED_HELD, JobState.REQUEUED_HELD)
+    if action is Action.RELEASE:
+        return state in (JobState.QUEUED, JobState.REQUEUED, JobState.RUNNING)
+    return state.is_terminal  # TERMINATE
+
+
 def _id_lists(ids: Iterable[str]) -> list[str]:
     """Comma-joined job id lists, each short enough for one argument."""
     out: list[str] = []
@@ -815,7 +829,7 @@ class SlurmTracker(JobTracker):
         ``ok(message)`` may accept a failure (e.g. squeue on ids it no longer knows). ``env``:
         None is ours with ISO times, INHERIT ours as it is (no copy)."""
         args = [argv[0], *(["-M", self.cluster] if self.cluster else []), *argv[1:]]
-        if env is INHERIT:
+        if isinstance(env, _Inherit):
             env = None
         elif env is None:
             env = {**os.environb, b"SLURM_TIME_FORMAT": b"standard"}  # ISO times, whatever is set
@@ -953,9 +967,11 @@ class SlurmTracker(JobTracker):
 
     # -- submission ------------------------------------------------------------------------------
     def _script_path(self) -> Path:
-        """The batch script, written once under the store's home."""
+        """The batch script, written once under the store's home, named by its content: a
+        program of another pydrmaa2 version sharing the home keeps its own script."""
         if self._script is None:
-            path = self.home / "slurm" / "pydrmaa2-job.sh"
+            digest = hashlib.sha256(BATCH_SCRIPT.encode()).hexdigest()[:12]
+            path = self.home / "slurm" / f"pydrmaa2-job-{digest}.sh"
             if not path.exists() or path.read_text() != BATCH_SCRIPT:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -1310,8 +1326,9 @@ class SlurmTracker(JobTracker):
                 elif not (action is Action.HOLD and state in held):
                     todo.append(t)
             ids = todo
+        tasks_of: dict[str, list[str]] = {}
         if action is Action.HOLD:
-            ids = self._whole_arrays(ids)
+            ids, tasks_of = self._whole_arrays(ids)
         command = CONTROL_COMMANDS[action]
         name = " ".join(command)
 
@@ -1327,33 +1344,45 @@ class SlurmTracker(JobTracker):
             try:
                 run(chunk)
             except InvalidStateError as e:
-                if len(chunk) == 1:
-                    refused[chunk[0]] = e
+                # Slurm acted on the others: look at them all, ask one by one for the rest.
+                tasks = [t for c in chunk for t in tasks_of.get(c, [c])]
+                if len(tasks) == 1:
+                    refused[tasks[0]] = e
                     continue
-                for t in chunk:
+                states = self.states(tasks)
+                for t in tasks:
+                    if _done(action, states[t][0]):
+                        continue
                     try:
                         run([t])
                     except InvalidStateError as one:
                         refused[t] = one
         return refused
 
-    def _whole_arrays(self, ids: list[str]) -> list[str]:
-        """``ids`` with the tasks of an array replaced by the array's own id where they are all
-        the tasks slurmctld still has of it: holding tasks one by one splits each off the
-        array's record, 0.17 s a task here (53 s for 300), holding the array takes 9 ms."""
-        tasks: dict[str, set[str]] = {}
+    def _whole_arrays(self, ids: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+        """``ids`` to hold, with the tasks of an array replaced by the array's own id where
+        every task slurmctld still has of it is among them or already held (holding tasks one
+        by one splits each off the array's record, 0.17 s a task here, 53 s for 300; holding
+        the array takes 9 ms); and the tasks each such array id stands for."""
+        tasks: dict[str, list[str]] = {}
         for t in ids:
             if "_" in t:
-                tasks.setdefault(base_id(t), set()).add(t)
+                tasks.setdefault(base_id(t), []).append(t)
         arrays = [b for b, ts in tasks.items() if len(ts) > 1]
         if not arrays:
-            return ids
-        known: dict[str, set[str]] = {b: set() for b in arrays}
+            return ids, {}
+        others: dict[str, set[str]] = {b: set() for b in arrays}  # live, not held, not in ids
+        live: dict[str, int] = dict.fromkeys(arrays, 0)
         for r in self._squeue(arrays):
-            if r["ArrayJobID"] in known and not job_state(r["State"], r["Reason"]).is_terminal:
-                known[r["ArrayJobID"]].add(r["JobArrayID"])
-        whole = {b for b in arrays if known[b] and known[b] <= tasks[b]}
-        return [t for t in ids if base_id(t) not in whole] + sorted(whole)
+            b = r["ArrayJobID"]
+            state = job_state(r["State"], r["Reason"])
+            if b not in others or state.is_terminal:
+                continue
+            live[b] += 1
+            if state not in (JobState.QUEUED_HELD, JobState.REQUEUED_HELD):
+                others[b].add(r["JobArrayID"])
+        whole = {b: tasks[b] for b in arrays if live[b] and others[b] <= set(tasks[b])}
+        return [t for t in ids if base_id(t) not in whole] + sorted(whole), whole
 
     def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
         return PollFeed(POLL_INTERVAL)
