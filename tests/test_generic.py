@@ -183,3 +183,21 @@ def test_an_array_control_asks_the_states_once_and_hands_the_engine_every_task_a
         FakeTracker.control_many = real
     assert [c for c in FakeTracker.calls if c[0] == "states"] == [("states", 6)]
     assert many == [([f"t{j.id}" for j in arr.jobs[1:]], Action.SUSPEND)]
+
+
+def test_a_native_array_the_store_cannot_record_is_terminated_in_the_engine(js, tmp_path):
+    real = FakeTracker.submit_array
+
+    def submit_then_destroy(self, job_ids, template, indices, max_parallel, hold=False):
+        tids = real(self, job_ids, template, indices, max_parallel, hold)
+        d2.SessionManager(home=tmp_path).destroy_job_session("g")
+        return tids
+
+    FakeTracker.submit_array = submit_then_destroy
+    try:
+        with pytest.raises(d2.InvalidSessionError, match="'g' was destroyed"):
+            js.run_bulk_jobs(d2.JobTemplate(remote_command="x"), 1, 3)
+    finally:
+        FakeTracker.submit_array = real
+    assert sorted(c[1] for c in FakeTracker.calls if c[0] == "control") == sorted(FakeTracker.jobs)
+    assert set(FakeTracker.jobs.values()) == {d2.JobState.FAILED}

@@ -212,6 +212,37 @@ class Store(Database):
         with self.transaction() as db:
             return self._next_job_id(db)
 
+    def reserve_job_ids(self, count: int) -> list[str]:
+        """``count`` consecutive job ids nobody else will get (a native array's tasks)."""
+        with self.transaction() as db:
+            first = int(self._next_job_id(db))
+            if count > 1:
+                db.execute("UPDATE sqlite_sequence SET seq=seq+? WHERE name='jobs'", (count - 1,))
+        return [str(first + k) for k in range(count)]
+
+    def add_submitted_array(self, session: str, template: str,
+                            shape: tuple[int, int, int, int | None],
+                            tasks: Sequence[tuple[str, int, str]], state: str,
+                            submitted: float) -> str:
+        """Write an array the engine has already, with its tasks (reserved id, index, tracker
+        id), in one transaction; return the array's id."""
+        begin, end, step, max_parallel = shape
+        try:
+            with self.transaction() as db:
+                array_id = db.execute(
+                    "INSERT INTO arrays(session, template, begin_index, end_index, step, "
+                    "max_parallel, created) VALUES (?,?,?,?,?,?,?)",
+                    (session, template, begin, end, step, max_parallel, submitted)).lastrowid
+                db.executemany(
+                    "INSERT INTO jobs(id, session, array_id, task_index, tracker_id, phase, state, "
+                    "submitted) VALUES (?,?,?,?,?,'submitted',?,?)",
+                    [(int(job_id), session, array_id, index, tid, state, submitted)
+                     for job_id, index, tid in tasks])
+        except sqlite3.IntegrityError as e:  # the session's row is gone (foreign key)
+            raise InvalidSessionError(
+                f"job session {session!r} was destroyed while an array was submitted") from e
+        return str(array_id)
+
     def give_back_reserved(self) -> None:
         """Return this process's reserved ids to the sequence where nobody has taken a later
         one (called at exit), so that one program after another gets consecutive job ids."""

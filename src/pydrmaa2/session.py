@@ -232,20 +232,32 @@ class JobSession(_Session):
         limit = max_parallel or None
         indices = list(range(begin, end + 1, step))
         encoded = dumps(_codec.encode(template))
+        if self._tracker.native_arrays:
+            # As run_job: the rows are written once, when the engine has the array, under a
+            # block of ids reserved before (consecutive: the engine may map indices to them).
+            ids = self._store.reserve_job_ids(len(indices))
+            submitted = time.time()
+            tids = self._tracker.submit_array(ids, template, indices, limit,
+                                              hold=template.submit_as_hold)
+            try:
+                array_id = self._store.add_submitted_array(
+                    self.session_name, encoded, (begin, end, step, limit),
+                    list(zip(ids, indices, tids, strict=True)), JobState.QUEUED.value, submitted)
+            except BaseException:
+                try:  # nothing may run that no session knows
+                    self._tracker.control_many(tids, Action.TERMINATE)
+                except Exception:  # noqa: BLE001 - the store's error is the one to raise
+                    log.warning("could not take back array tasks %s..", tids[0], exc_info=True)
+                raise
+            return JobArray(self, array_id, ids)
         # Without native arrays the tasks wait in the store, held or for a slot, whatever the
         # engine can do for single jobs.
-        held = template.submit_as_hold and not self._tracker.native_arrays
+        held = template.submit_as_hold
         phase, state = (HELD, JobState.QUEUED_HELD) if held else (PENDING, JobState.QUEUED)
-        if self._tracker.native_arrays:
-            phase, state = STARTING, JobState.QUEUED
         array_id, ids = self._store.add_array(self.session_name, encoded, begin, end, step, limit,
                                               [(i, phase, state.value) for i in indices])
         try:
-            if self._tracker.native_arrays:
-                tids = self._tracker.submit_array(ids, template, indices, limit,
-                                                  hold=template.submit_as_hold)
-                self._store.set_submitted(list(zip(ids, tids, strict=True)))
-            elif not held:
+            if not held:
                 self._start_claimed(template, self._store.claim_pending(array_id, limit),
                                     first_fails=True)
         except BaseException:

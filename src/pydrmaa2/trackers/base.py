@@ -146,7 +146,8 @@ class JobTracker(ABC):
 
         ``template`` has its placeholders expanded; ``job_id`` is pydrmaa2's id (for JOB_ID).
         On failure nothing may remain in the engine. A single job's row is written once this
-        returns (an array task's row exists before), so a tracker must not look it up here.
+        returns (a task of an array driven by pydrmaa2 has its row before), so a tracker must
+        not look it up here; the same holds for ``submit_array``.
         """
 
     def submit_array(self, job_ids: Sequence[str], template: JobTemplate,
