@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from .._sqlite import Database
+from ..errors import Drmaa2Error, InvalidArgumentError, InvalidStateError
 from ..info import JobInfo
 from ..states import Capability, JobState
 from ._container import LocalFiles
-from .base import Contact, JobTracker
+from .base import Action, Contact, JobTracker
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -41,6 +42,18 @@ CREATE TABLE IF NOT EXISTS containers (
     starter     TEXT    -- host:pid of the program starting it in the background (Docker)
 );
 """
+#: Job control, the same in seeds 000 (Docker) and 004 (Podman): pause/unpause are the cgroup
+#: freezer, which a job cannot catch or see (not rootless on cgroup v1). HOLD and RELEASE
+#: (unsupported in the seeds) act on a container that has not started: it stays created until
+#: released.
+CONTROL: dict[Action, str] = {
+    Action.SUSPEND: "pause",
+    Action.RESUME: "unpause",
+    Action.TERMINATE: "kill",          # SIGKILL
+    Action.HOLD: "keep created",
+    Action.RELEASE: "start",
+}
+
 _COLUMNS = ("cid, held, terminated, remove, input_path, output_path, error_path, join_files, "
             "state, sub_state, annotation, inspect, starter")
 #: Rows read per query (SQLite's limit on bound parameters is far above).
@@ -90,6 +103,8 @@ class ContainerTracker(JobTracker):
     capabilities = frozenset({Capability.JOB_ARRAYS, Capability.BULK_JOBS_MAXPARALLEL,
                               Capability.CALLBACK, Capability.JT_STAGING})
     native_hold = True
+    #: Errors of a start that mean the job cannot run at all (it has failed, not stayed queued).
+    unrunnable: tuple[type[Drmaa2Error], ...] = (InvalidArgumentError,)
     #: How messages name the engine ("the Docker engine"), followed by " at ADDRESS".
     engine_name = "the container engine"
     address: str
@@ -185,6 +200,62 @@ class ContainerTracker(JobTracker):
                     extensions={"container_id": tracker_id})
         return self._info(json.loads(row.inspect), row)
 
+    # -- control -----------------------------------------------------------------------------------
+    def control(self, tracker_id: str, action: Action) -> None:
+        cid = tracker_id
+        if action is Action.SUSPEND:
+            self._pause(cid)
+        elif action is Action.RESUME:
+            self._unpause(cid)
+        elif action is Action.TERMINATE:
+            self._terminate(cid)
+        elif action is Action.HOLD:
+            self._hold(cid)
+        elif action is Action.RELEASE:
+            self._release(cid)
+
+    def _terminate(self, cid: str) -> None:
+        self._set(cid, "terminated", 1)
+        try:
+            self._kill(cid)
+            return
+        except InvalidStateError:
+            data = self._inspect(cid)
+            if data is None:
+                raise
+        if self._has_ended(data, False):  # it ended on its own before the kill
+            self._set(cid, "terminated", 0)
+        elif self._not_started(data):
+            self._finalize(cid, data, JobState.FAILED, "terminated before it started")
+            self._nudge(cid)
+        else:
+            raise InvalidStateError(
+                f"container {cid[:12]} is {self._status_word(data, False)}; {self.engine_name} "
+                f"at {self.address} cannot kill it now")
+
+    def _hold(self, cid: str) -> None:
+        data = self._inspect(cid)
+        if data is None or not self._not_started(data):
+            status = "gone" if data is None else self._status_word(data, False)
+            raise InvalidStateError(
+                f"container {cid[:12]} is {status}: {self.engine_name} can hold a container "
+                "only before it starts")
+        self._set(cid, "held", 1)
+        self._nudge(cid)
+
+    def _release(self, cid: str) -> None:
+        row = self._row(cid)
+        if row is None or not row.held:
+            raise InvalidStateError(f"container {cid[:12]} is not held by pydrmaa2")
+        self._set(cid, "held", 0)
+        try:
+            self._start(cid, row.files.input_path)
+        except self.unrunnable as e:
+            # The job cannot run (its command, user or GPUs are missing): it has failed.
+            self._finalize(cid, None, JobState.FAILED, str(e))
+            self._nudge(cid)
+            raise
+
     # -- the engine's hooks ------------------------------------------------------------------------
     @abstractmethod
     def _inspect(self, cid: str) -> dict[str, Any] | None:
@@ -214,6 +285,31 @@ class ContainerTracker(JobTracker):
     @abstractmethod
     def _info(self, data: Mapping[str, Any], row: ContainerRow | None) -> JobInfo:
         """The JobInfo of an inspect record and the tracker's row."""
+
+    @abstractmethod
+    def _not_started(self, data: Mapping[str, Any]) -> bool:
+        """Whether the record is of a container created and not yet started (holdable)."""
+
+    @abstractmethod
+    def _start(self, cid: str, input_path: str | None) -> None:
+        """Start a created container, feeding ``input_path`` to its stdin."""
+
+    @abstractmethod
+    def _pause(self, cid: str) -> None:
+        """Freeze the container (SUSPEND)."""
+
+    @abstractmethod
+    def _unpause(self, cid: str) -> None:
+        """Thaw the container (RESUME)."""
+
+    @abstractmethod
+    def _kill(self, cid: str) -> None:
+        """SIGKILL the container; InvalidStateError when it is not running."""
+
+    @abstractmethod
+    def _nudge(self, cid: str) -> None:
+        """Make the engine announce a change it does not see itself (hold, an end recorded
+        by us), so that waiters on its event stream look again."""
 
     def _ended_record(self, cid: str) -> Mapping[str, Any] | None:
         """An inspect record of the container's end that the engine's events already gave."""

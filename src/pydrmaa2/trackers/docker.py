@@ -65,23 +65,13 @@ from ._container import (
     local_files,
 )
 from ._container_tracker import ContainerRow, ContainerTracker
-from .base import Action, ChangeFeed, Contact
+from .base import ChangeFeed, Contact
 
 __all__ = ["DockerTracker"]
 
 log = logging.getLogger("pydrmaa2.docker")
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-
-#: Job control (seed 000 names signals; pause/unpause are the freezer's SIGSTOP/SIGCONT, which a
-#: job cannot catch or see). HOLD and RELEASE act on a container not yet started.
-CONTROL: dict[Action, str] = {
-    Action.SUSPEND: "pause",
-    Action.RESUME: "unpause",
-    Action.TERMINATE: "kill",          # SIGKILL
-    Action.HOLD: "keep created",
-    Action.RELEASE: "start",
-}
 
 #: Engine events that can change a watched job's state ("update" is our nudge after a change
 #: that Docker does not announce: hold, or a terminate before the container started).
@@ -480,63 +470,20 @@ class DockerTracker(ContainerTracker):
         return job_info(data, held=row.held, terminated=row.terminated, annotation=row.annotation,
                         state=row.state)
 
-    def control(self, tracker_id: str, action: Action) -> None:
-        cid = tracker_id
-        if action is Action.SUSPEND:
-            with self._engine(f"{CONTROL[action]} container {cid[:12]}"):
-                self.api.pause(cid)
-        elif action is Action.RESUME:
-            with self._engine(f"{CONTROL[action]} container {cid[:12]}"):
-                self.api.unpause(cid)
-        elif action is Action.TERMINATE:
-            self._terminate(cid)
-        elif action is Action.HOLD:
-            self._hold(cid)
-        elif action is Action.RELEASE:
-            self._release(cid)
+    def _pause(self, cid: str) -> None:
+        with self._engine(f"pausing container {cid[:12]}"):
+            self.api.pause(cid)
 
-    def _terminate(self, cid: str) -> None:
-        self._set(cid, "terminated", 1)
-        try:
-            with self._engine(f"killing container {cid[:12]}"):
-                self.api.kill(cid)
-            return
-        except InvalidStateError:
-            data = self._inspect(cid)
-            if data is None:
-                raise
-        status = data.get("State", {}).get("Status")
-        if ended(data):  # it ended on its own before the kill
-            self._set(cid, "terminated", 0)
-        elif status == "created":
-            self._finalize(cid, data, JobState.FAILED, "terminated before it started")
-            self._nudge(cid)
-        else:
-            raise InvalidStateError(
-                f"container {cid[:12]} is {status}; the Docker engine at {self.address} cannot kill it")
+    def _unpause(self, cid: str) -> None:
+        with self._engine(f"unpausing container {cid[:12]}"):
+            self.api.unpause(cid)
 
-    def _hold(self, cid: str) -> None:
-        data = self._inspect(cid)
-        status = (data or {}).get("State", {}).get("Status")
-        if status != "created":
-            raise InvalidStateError(
-                f"container {cid[:12]} is {status or 'gone'}: Docker can hold a container only "
-                "before it starts")
-        self._set(cid, "held", 1)
-        self._nudge(cid)
+    def _kill(self, cid: str) -> None:
+        with self._engine(f"killing container {cid[:12]}"):
+            self.api.kill(cid)
 
-    def _release(self, cid: str) -> None:
-        row = self._row(cid)
-        if row is None or not row.held:
-            raise InvalidStateError(f"container {cid[:12]} is not held by pydrmaa2")
-        self._set(cid, "held", 0)
-        try:
-            self._start(cid, row.files.input_path)
-        except InvalidArgumentError as e:
-            # The job cannot run (its command or user is missing in the image): it has failed.
-            self._finalize(cid, None, JobState.FAILED, str(e))
-            self._nudge(cid)
-            raise
+    def _not_started(self, data: Mapping[str, Any]) -> bool:
+        return data.get("State", {}).get("Status") == "created"
 
     def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
         return _EventFeed(self._hub, tracker_ids)

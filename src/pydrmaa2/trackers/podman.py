@@ -57,7 +57,7 @@ from ._container import (
     local_files,
 )
 from ._container_tracker import ContainerRow, ContainerTracker
-from .base import Action, ChangeFeed, Contact
+from .base import ChangeFeed, Contact
 from .process import local_machine
 
 __all__ = ["PodmanTracker"]
@@ -66,16 +66,6 @@ log = logging.getLogger("pydrmaa2.podman")
 
 #: The rootful service's socket; other users talk to their own (see ``_default_socket``).
 ROOT_SOCKET = "/run/podman/podman.sock"
-
-#: Seed 004's job control. HOLD and RELEASE (unsupported in the seed) act on a container that
-#: has not started: it stays created until released.
-CONTROL: dict[Action, str] = {
-    Action.SUSPEND: "pause",           # the cgroup freezer (not rootless on cgroup v1)
-    Action.RESUME: "unpause",
-    Action.TERMINATE: "kill",          # SIGKILL
-    Action.HOLD: "keep created",
-    Action.RELEASE: "start",
-}
 
 #: Seed 004's state mapping: Podman's status word -> DRMAA2 state. ``None``: the container has
 #: ended, DONE for exit code 0, else FAILED. A created container is QUEUED_HELD while pydrmaa2
@@ -321,6 +311,7 @@ class PodmanTracker(ContainerTracker):
 
     scheme = "podman"
     engine_name = "the Podman service"
+    unrunnable: tuple[type[Drmaa2Error], ...] = (InvalidArgumentError, UnsupportedAttributeError)
 
     def __init__(self, contact: Contact, home: Path) -> None:
         super().__init__(contact, home)
@@ -621,68 +612,23 @@ class PodmanTracker(ContainerTracker):
         info.sub_state = status
         return info
 
-    def control(self, tracker_id: str, action: Action) -> None:
-        cid = tracker_id
-        if action is Action.SUSPEND:
-            self._call("post", f"/containers/{cid}/pause", f"pausing container {cid[:12]}")
-        elif action is Action.RESUME:
-            self._call("post", f"/containers/{cid}/unpause", f"unpausing container {cid[:12]}")
-        elif action is Action.TERMINATE:
-            self._terminate(cid)
-        elif action is Action.HOLD:
-            self._hold(cid)
-        elif action is Action.RELEASE:
-            self._release(cid)
+    def _pause(self, cid: str) -> None:
+        self._call("post", f"/containers/{cid}/pause", f"pausing container {cid[:12]}")
 
-    def _terminate(self, cid: str) -> None:
-        self._set(cid, "terminated", 1)
-        try:
-            self._call("post", f"/containers/{cid}/kill", f"killing container {cid[:12]}",
-                       params={"signal": "SIGKILL"})
-        except InvalidStateError:
+    def _unpause(self, cid: str) -> None:
+        self._call("post", f"/containers/{cid}/unpause", f"unpausing container {cid[:12]}")
+
+    def _kill(self, cid: str) -> None:
+        self._call("post", f"/containers/{cid}/kill", f"killing container {cid[:12]}",
+                   params={"signal": "SIGKILL"})
+        # A frozen process dies of SIGKILL only once thawed (the cgroup v1 freezer).
+        with contextlib.suppress(Drmaa2Error):
             data = self._inspect(cid)
-            if data is None:
-                raise
-        else:
-            # A frozen process dies of SIGKILL only once thawed (the cgroup v1 freezer).
-            with contextlib.suppress(Drmaa2Error):
-                data = self._inspect(cid)
-                if data is not None and data.get("State", {}).get("Status") == "paused":
-                    self._call("post", f"/containers/{cid}/unpause", "unpausing a killed container")
-            return
-        status = data.get("State", {}).get("Status")
-        if _ended(data):  # it ended on its own before the kill
-            self._set(cid, "terminated", 0)
-        elif CONTAINER_STATES.get(status) is JobState.QUEUED:
-            self._finalize(cid, data, JobState.FAILED, "terminated before it started")
-            self._nudge(cid)
-        else:
-            raise InvalidStateError(
-                f"container {cid[:12]} is {_status(data)}; the Podman service at {self.address} "
-                "cannot kill it now")
+            if data is not None and data.get("State", {}).get("Status") == "paused":
+                self._call("post", f"/containers/{cid}/unpause", "unpausing a killed container")
 
-    def _hold(self, cid: str) -> None:
-        data = self._inspect(cid)
-        status = (data or {}).get("State", {}).get("Status")
-        if CONTAINER_STATES.get(status or "") is not JobState.QUEUED:
-            raise InvalidStateError(
-                f"container {cid[:12]} is {status or 'gone'}: Podman can hold a container only "
-                "before it starts")
-        self._set(cid, "held", 1)
-        self._nudge(cid)
-
-    def _release(self, cid: str) -> None:
-        row = self._row(cid)
-        if row is None or not row.held:
-            raise InvalidStateError(f"container {cid[:12]} is not held by pydrmaa2")
-        self._set(cid, "held", 0)
-        try:
-            self._start(cid, row.files.input_path)
-        except (InvalidArgumentError, UnsupportedAttributeError) as e:
-            # The job cannot run (its command, user or GPUs are missing): it has failed.
-            self._finalize(cid, None, JobState.FAILED, str(e))
-            self._nudge(cid)
-            raise
+    def _not_started(self, data: Mapping[str, Any]) -> bool:
+        return CONTAINER_STATES.get(data.get("State", {}).get("Status") or "") is JobState.QUEUED
 
     def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
         return _EventFeed(self, list(tracker_ids))
