@@ -184,6 +184,25 @@ class ContainerTracker(JobTracker):
             self._remove_ended(cid)
         return state, sub
 
+    def state(self, tracker_id: str) -> tuple[JobState, str]:
+        return self.states([tracker_id])[tracker_id]
+
+    def _recorded_states(self, tracker_ids: Sequence[str]
+                         ) -> tuple[dict[str, ContainerRow], dict[str, tuple[JobState, str]], list[str]]:
+        """The rows of these containers, the states of those whose end is recorded, and the
+        others (still to ask the engine about), each container once."""
+        ids = list(dict.fromkeys(tracker_ids))
+        rows = self._rows(ids)
+        out: dict[str, tuple[JobState, str]] = {}
+        live = []
+        for cid in ids:
+            row = rows.get(cid)
+            if row is not None and row.state is not None:
+                out[cid] = (row.state, row.sub_state or "")
+            else:
+                live.append(cid)
+        return rows, out, live
+
     def info(self, tracker_id: str) -> JobInfo:
         row = self._row(tracker_id)
         if row is None or row.state is None:

@@ -566,20 +566,8 @@ class PodmanTracker(ContainerTracker):
         with contextlib.suppress(Drmaa2Error):
             self._remove(cid, force=True)
 
-    def state(self, tracker_id: str) -> tuple[JobState, str]:
-        return self.states([tracker_id])[tracker_id]
-
     def states(self, tracker_ids: Sequence[str]) -> dict[str, tuple[JobState, str]]:
-        ids = list(dict.fromkeys(tracker_ids))
-        rows = self._rows(ids)
-        out: dict[str, tuple[JobState, str]] = {}
-        live = []
-        for cid in ids:
-            row = rows.get(cid)
-            if row is not None and row.state is not None:
-                out[cid] = (row.state, row.sub_state or "")
-            else:
-                live.append(cid)
+        rows, out, live = self._recorded_states(tracker_ids)
         listed: dict[str, str] = {}
         for i in range(0, len(live), MAX_ID_FILTER):
             found = self._call("get", "/containers/json", "listing containers", params={
