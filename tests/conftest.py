@@ -6,10 +6,14 @@ available fail instead of skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import pytest
 
+import pydrmaa2 as d2
+from pydrmaa2._agent import AgentClient
 from pydrmaa2.testing.targets import TARGETS, Target
 from pydrmaa2.trackers import tracker_class
 
@@ -44,3 +48,28 @@ def require(name: str) -> Target:
             pytest.fail(f"tracker {name!r} is required (PYDRMAA2_REQUIRE) but unavailable: {reason}")
         pytest.skip(f"tracker {name!r} unavailable: {reason}")
     return TARGETS[name]
+
+
+@pytest.fixture
+def sm(tmp_path) -> Iterator[d2.SessionManager]:
+    """A SessionManager on a home of the test's own; its notifier and agent stop afterwards."""
+    home = tmp_path / "home"
+    manager = d2.SessionManager(home=home)
+    yield manager
+    manager._notifier_stop.set()
+    AgentClient.for_home(home).close()
+
+
+def end_and_reap(session: d2.JobSession) -> None:
+    """Terminate whatever a test left running in the session, wait for it, reap every job."""
+    jobs = session.get_jobs()
+    for j in jobs:
+        with contextlib.suppress(d2.Drmaa2Error):
+            if not j.state.is_terminal:
+                j.terminate()
+    with contextlib.suppress(d2.Drmaa2Error):
+        if jobs:
+            session.wait_all_terminated(jobs, 30)
+    for j in jobs:
+        with contextlib.suppress(d2.Drmaa2Error):
+            j.reap()

@@ -4,7 +4,6 @@ leaving nothing behind, shim-written files, monitoring and a missing daemon."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -17,10 +16,9 @@ import time
 import pytest
 
 import pydrmaa2 as d2
-from pydrmaa2._agent import AgentClient
 from pydrmaa2.testing.targets import TEST_IMAGE
 from pydrmaa2.trackers.base import Action
-from tests.conftest import require
+from tests.conftest import end_and_reap, require
 
 try:
     from pydrmaa2.trackers import containerd as cd
@@ -77,29 +75,10 @@ def nothing_leaks(engine):
 
 
 @pytest.fixture
-def sm(tmp_path):
-    home = tmp_path / "home"
-    manager = d2.SessionManager(home=home)
-    yield manager
-    manager._notifier_stop.set()
-    AgentClient.for_home(home).close()
-
-
-@pytest.fixture
 def js(sm, target):
     session = sm.create_job_session("c", contact=target.contact)
     yield session
-    jobs = session.get_jobs()
-    for j in jobs:
-        with contextlib.suppress(d2.Drmaa2Error):
-            if not j.state.is_terminal:
-                j.terminate()
-    with contextlib.suppress(d2.Drmaa2Error):
-        if jobs:
-            session.wait_all_terminated(jobs, 30)
-    for j in jobs:
-        with contextlib.suppress(d2.Drmaa2Error):
-            j.reap()
+    end_and_reap(session)
     session.close()
 
 

@@ -5,7 +5,6 @@ that cannot be reached. Every test leaves the service with the containers it fou
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -15,10 +14,9 @@ from pathlib import Path
 import pytest
 
 import pydrmaa2 as d2
-from pydrmaa2._agent import AgentClient
 from pydrmaa2.testing.targets import TEST_IMAGE
 from pydrmaa2.trackers.base import Contact
-from tests.conftest import require
+from tests.conftest import end_and_reap, require
 
 try:
     import podman
@@ -59,29 +57,10 @@ def nothing_leaks(engine, tmp_path):
 
 
 @pytest.fixture
-def sm(tmp_path):
-    home = tmp_path / "home"
-    manager = d2.SessionManager(home=home)
-    yield manager
-    manager._notifier_stop.set()
-    AgentClient.for_home(home).close()
-
-
-@pytest.fixture
 def js(sm, target):
     session = sm.create_job_session("p", contact=target.contact)
     yield session
-    jobs = session.get_jobs()
-    for j in jobs:
-        with contextlib.suppress(d2.Drmaa2Error):
-            if not j.state.is_terminal:
-                j.terminate()
-    with contextlib.suppress(d2.Drmaa2Error):
-        if jobs:
-            session.wait_all_terminated(jobs, 30)
-    for j in jobs:
-        with contextlib.suppress(d2.Drmaa2Error):
-            j.reap()
+    end_and_reap(session)
     session.close()
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 import pydrmaa2 as d2
-from pydrmaa2._agent import AgentClient
 from pydrmaa2.trackers import slurm
 from pydrmaa2.trackers.base import Contact
 from tests.conftest import require
@@ -196,12 +195,9 @@ def target():
 
 
 @pytest.fixture
-def sm(tmp_path, target):
-    home = tmp_path / "home"
-    manager = d2.SessionManager(home=home)
-    yield manager
-    manager._notifier_stop.set()
-    AgentClient.for_home(home).close()
+def sm(sm, target):
+    """conftest's, skipped (failed in CI) without a cluster."""
+    return sm
 
 
 def _cleanup(session: d2.JobSession) -> None:
