@@ -5,6 +5,7 @@ Unit tests may use fakes; the conformance suite never does.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -201,3 +202,25 @@ def test_a_native_array_the_store_cannot_record_is_terminated_in_the_engine(js, 
         FakeTracker.submit_array = real
     assert sorted(c[1] for c in FakeTracker.calls if c[0] == "control") == sorted(FakeTracker.jobs)
     assert set(FakeTracker.jobs.values()) == {d2.JobState.FAILED}
+
+
+def test_a_job_that_ended_before_the_notifier_saw_it_is_still_notified(js, tmp_path):
+    sm = d2.SessionManager(home=tmp_path)
+    session = sm.open_job_session("g")
+    seen: list[d2.Notification] = []
+    sm.register_event_notification(seen.append)
+
+    def wait_for(job: d2.Job, state: d2.JobState) -> None:
+        deadline = time.monotonic() + 10
+        while not any(n.job_id == job.id and n.state is state for n in seen):
+            assert time.monotonic() < deadline, f"no {state.name} notification for job {job.id}"
+            time.sleep(0.02)
+
+    first = session.run_job(d2.JobTemplate(remote_command="x"))
+    wait_for(first, d2.JobState.RUNNING)  # the notifier is listening
+    quick = session.run_job(d2.JobTemplate(remote_command="x"))
+    FakeTracker.jobs[f"t{quick.id}"] = d2.JobState.DONE
+    assert quick.state is d2.JobState.DONE  # recorded terminal in the store at once
+    wait_for(quick, d2.JobState.DONE)
+    sm._notifier_stop.set()
+    session.close()

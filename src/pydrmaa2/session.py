@@ -641,9 +641,12 @@ class JobSession(_Session):
                        emit: Callable[[Notification], None]) -> None:
         """Deliver NEW_STATE notifications for this session's jobs until ``stop`` is set."""
         seen: dict[str, JobState] = {}
+        # Jobs that had ended before anyone listened are not news; a job that ends before this
+        # loop first sees it (a waiter recorded its end first) is.
+        ended_before = {r.id for r in self._store.job_rows(self.session_name) if r.phase == TERMINAL}
         while not stop.is_set() and not self._closed:
             rows = [r for r in self._store.job_rows(self.session_name) if r.phase != TERMINAL
-                    or seen.get(r.id) not in (JobState(r.state), None)]
+                    or (r.id not in ended_before and seen.get(r.id) != JobState(r.state))]
             # New jobs are not in ``rows`` yet: through the agent, watch every key; otherwise
             # they are picked up at the next turn of this loop.
             feed = (self._agent.watch(["*"]) if self._tracker.uses_agent or not rows
