@@ -277,8 +277,9 @@ class Agent:
             "drive": self._op_drive,
         }
         self.busy_checks: list[Callable[[], bool]] = []
-        #: Called after each round of events: services batch their store writes there.
-        self.flush_hooks: list[Callable[[], None]] = []
+        #: Called after each round of events: services batch their store writes there. A hook
+        #: returns within how many seconds it wants to be called again (None: at the next event).
+        self.flush_hooks: list[Callable[[], float | None]] = []
         self.drivers: dict[tuple[str, str], threading.Thread] = {}
         self.drivers_lock = threading.Lock()
         self._last_activity = time.monotonic()
@@ -344,17 +345,30 @@ class Agent:
     def serve(self, listener: socket.socket) -> None:
         listener.setblocking(False)
         self.sel.register(listener, selectors.EVENT_READ, ("listen", None))
+        timeout = 1.0
         while not self._stop:
-            for key, mask in self.sel.select(timeout=1.0):
+            for key, mask in self.sel.select(timeout=timeout):
                 kind, cb = key.data
-                if kind == "listen":
-                    self._accept(listener)
-                elif kind == "fd":
-                    cb()
-                else:
-                    self._on_client(cb, mask)
+                # One job, one client or one failed write must never end the agent that
+                # supervises every job: each callback is isolated.
+                try:
+                    if kind == "listen":
+                        self._accept(listener)
+                    elif kind == "fd":
+                        cb()
+                    else:
+                        self._on_client(cb, mask)
+                except Exception:
+                    log.exception("the agent's %s callback failed", kind)
+            timeout = 1.0
             for hook in self.flush_hooks:
-                hook()
+                try:
+                    again = hook()
+                except Exception:
+                    log.exception("the agent's flush hook %r failed", hook)
+                    again = 1.0
+                if again is not None:
+                    timeout = min(timeout, max(again, 0.0))
             if self._busy():
                 self._last_activity = time.monotonic()
             elif time.monotonic() - self._last_activity > IDLE_EXIT:

@@ -1,4 +1,8 @@
-"""SQLite in WAL mode with one connection per thread (and per process after fork)."""
+"""SQLite in WAL mode with one connection per thread (and per process after fork).
+
+Every SQLite error becomes a named Drmaa2Error that carries the real cause (``__cause__``) and
+the file's path; a failed transaction leaves no partial rows.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,42 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from .errors import SessionManagementError
+from .errors import Drmaa2Error, OutOfResourceError, SessionManagementError, TryLaterError
+
+# SQLite's primary result codes (the low byte of sqlite_errorcode).
+_BUSY, _LOCKED, _FULL = 5, 6, 13
+
+
+def _primary_code(e: sqlite3.Error) -> int | None:
+    code = getattr(e, "sqlite_errorcode", None)  # Python >= 3.11
+    if code is not None:
+        return code & 0xFF
+    text = str(e).lower()
+    if "disk is full" in text:
+        return _FULL
+    if "locked" in text or "busy" in text:
+        return _BUSY
+    return None
+
+
+def store_error(e: sqlite3.Error, path: Path, doing: str) -> Drmaa2Error:
+    """The Drmaa2Error for SQLite error ``e`` on the file at ``path`` while ``doing`` something:
+    OutOfResourceError for a full disk, TryLaterError for a lock held too long, else
+    SessionManagementError. The message names the file and SQLite's own words."""
+    code = _primary_code(e)
+    words = f"{doing} {path} failed: {e}"
+    if code == _FULL:
+        err: Drmaa2Error = OutOfResourceError(f"{words} (free some space on its filesystem)")
+    elif code in (_BUSY, _LOCKED):
+        err = TryLaterError(f"{words} (another program holds the store's lock; try again)")
+    else:
+        err = SessionManagementError(words)
+    err.__cause__ = e
+    return err
 
 
 class Database:
@@ -25,7 +60,10 @@ class Database:
                 f"cannot create the directory {self.path.parent}: {e}") from e
         self._local = threading.local()
         # executescript commits on its own; CREATE ... IF NOT EXISTS makes it safe to race.
-        self._conn().executescript(schema)
+        try:
+            self._conn().executescript(schema)
+        except sqlite3.Error as e:
+            raise store_error(e, self.path, "opening the database") from e
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -38,7 +76,7 @@ class Database:
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute("PRAGMA busy_timeout=60000")
             except sqlite3.Error as e:
-                raise SessionManagementError(f"cannot open the database {self.path}: {e}") from e
+                raise store_error(e, self.path, "opening the database") from e
             self._local.conn = conn
             self._local.pid = os.getpid()
             self._local.depth = 0
@@ -46,7 +84,8 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (BEGIN IMMEDIATE), re-entrant within a thread."""
+        """A write transaction (BEGIN IMMEDIATE), re-entrant within a thread. An SQLite error in
+        it (the body's or the commit's) rolls it back whole and is raised as a Drmaa2Error."""
         conn = self._conn()
         if self._local.depth:
             self._local.depth += 1
@@ -55,21 +94,32 @@ class Database:
             finally:
                 self._local.depth -= 1
             return
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise store_error(e, self.path, "writing to") from e
         self._local.depth = 1
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
             conn.execute("COMMIT")
+        except BaseException as e:
+            # SQLite may have rolled back by itself already (a full disk): then there is
+            # nothing to roll back, and that is no error of its own.
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if isinstance(e, sqlite3.Error):
+                raise store_error(e, self.path, "writing to") from e
+            raise
         finally:
             self._local.depth = 0
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
         """A read outside any explicit transaction."""
-        return self._conn().execute(sql, tuple(params)).fetchall()
+        try:
+            return self._conn().execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as e:
+            raise store_error(e, self.path, "reading") from e
 
     def close(self) -> None:
         """Close this thread's connection."""

@@ -227,8 +227,8 @@ class Store(Database):
         """Write an array the engine has already, with its tasks (reserved id, index, tracker
         id), in one transaction; return the array's id."""
         begin, end, step, max_parallel = shape
-        try:
-            with self.transaction() as db:
+        with self.transaction() as db:
+            try:
                 array_id = db.execute(
                     "INSERT INTO arrays(session, template, begin_index, end_index, step, "
                     "max_parallel, created) VALUES (?,?,?,?,?,?,?)",
@@ -238,9 +238,9 @@ class Store(Database):
                     "submitted) VALUES (?,?,?,?,?,'submitted',?,?)",
                     [(int(job_id), session, array_id, index, tid, state, submitted)
                      for job_id, index, tid in tasks])
-        except sqlite3.IntegrityError as e:  # the session's row is gone (foreign key)
-            raise InvalidSessionError(
-                f"job session {session!r} was destroyed while an array was submitted") from e
+            except sqlite3.IntegrityError as e:  # the session's row is gone (foreign key)
+                raise InvalidSessionError(
+                    f"job session {session!r} was destroyed while an array was submitted") from e
         return str(array_id)
 
     def give_back_reserved(self) -> None:
@@ -260,15 +260,16 @@ class Store(Database):
                           tracker_id: str, submitted: float) -> None:
         """Write the row of a job that is in its engine already, under its reserved id; the same
         transaction reserves the next id of this process, so a submission costs one transaction."""
-        try:
-            with self.transaction() as db:
+        with self.transaction() as db:
+            try:
                 db.execute("INSERT INTO jobs(id, session, template, phase, state, tracker_id, "
                            "submitted) VALUES (?,?,?,'submitted',?,?,?)",
                            (int(job_id), session, template, state, tracker_id, submitted))
-                following = self._next_job_id(db)
-        except sqlite3.IntegrityError as e:  # the session's row is gone (foreign key)
-            raise InvalidSessionError(
-                f"job session {session!r} was destroyed while job {job_id} was submitted") from e
+            except sqlite3.IntegrityError as e:  # the session's row is gone (foreign key)
+                raise InvalidSessionError(
+                    f"job session {session!r} was destroyed while job {job_id} was submitted"
+                ) from e
+            following = self._next_job_id(db)
         with self._reserve_lock():
             self._reserved.append(following)
         _RESERVING.add(self)

@@ -68,6 +68,20 @@ class JobTemplate:
             value = getattr(self, name)
             if not isinstance(value, dict):
                 raise InvalidArgumentError(f"JobTemplate.{name} must be a dict, got {value!r}")
+        for name in ("remote_command", "working_directory", "job_category", "job_name",
+                     "input_path", "output_path", "error_path", "reservation_id", "queue_name",
+                     "accounting_id"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise InvalidArgumentError(
+                    f"JobTemplate.{name} must be a string, got {type(value).__name__} {value!r}")
+        for name in ("stage_in_files", "stage_out_files"):
+            for k, v in getattr(self, name).items():
+                if not isinstance(k, str) or not isinstance(v, str):
+                    raise InvalidArgumentError(
+                        f"JobTemplate.{name} entry {k!r}: {v!r} must map a path string to a "
+                        "path string")
+        self._refuse_nul()
         for k, v in self.job_environment.items():
             if not isinstance(k, str) or not k or "=" in k or not isinstance(v, str):
                 raise InvalidArgumentError(
@@ -79,6 +93,19 @@ class JobTemplate:
         if self.min_slots and self.max_slots and self.min_slots > self.max_slots:
             raise InvalidArgumentError(
                 f"JobTemplate.min_slots {self.min_slots} is larger than max_slots {self.max_slots}")
+
+    def _refuse_nul(self) -> None:
+        """No engine can pass a NUL byte to a program (argv, environment, paths are C strings)."""
+        for name in _JOB_FIELDS:
+            value = getattr(self, name)
+            items = (value if isinstance(value, list)
+                     else [x for kv in value.items() for x in kv] if isinstance(value, dict)
+                     else [value])
+            for item in items:
+                if isinstance(item, str) and "\0" in item:
+                    raise InvalidArgumentError(
+                        f"JobTemplate.{name} holds a NUL byte ({item!r}): no program can be "
+                        "given one")
 
 
 _JOB_FIELDS = tuple(f.name for f in dataclasses.fields(JobTemplate))

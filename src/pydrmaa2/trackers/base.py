@@ -8,6 +8,7 @@ notifications) lives once above it. This module imports nothing from the layers 
 from __future__ import annotations
 
 import enum
+import signal
 import threading
 import time
 import urllib.parse
@@ -28,7 +29,7 @@ from ..info import JobInfo, MachineInfo, QueueInfo, ReservationInfo
 from ..states import Capability, JobState
 from ..templates import JobTemplate, ReservationTemplate
 
-__all__ = ["Action", "ChangeFeed", "Contact", "JobTracker", "PollFeed"]
+__all__ = ["Action", "ChangeFeed", "Contact", "JobTracker", "PollFeed", "signal_name"]
 
 
 class Action(enum.Enum):
@@ -232,6 +233,24 @@ class JobTracker(ABC):
 
     def close(self) -> None:
         """Release connections to the engine."""
+
+
+def signal_name(signum: int) -> str:
+    """The name of signal ``signum`` as ``kill -l`` spells it: SIGTERM, SIGRTMIN+3, SIGRTMAX-2;
+    a number no signal has is ``SIG<n>``. Every wait status gets a name, real-time ones too."""
+    rtmin, rtmax = int(signal.SIGRTMIN), int(signal.SIGRTMAX)
+    if rtmin <= signum <= rtmax:
+        if signum == rtmin:
+            return "SIGRTMIN"
+        if signum == rtmax:
+            return "SIGRTMAX"
+        half = (rtmax - rtmin) // 2
+        return (f"SIGRTMIN+{signum - rtmin}" if signum - rtmin <= half
+                else f"SIGRTMAX-{rtmax - signum}")
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"SIG{signum}"
 
 
 def deadline_after(timeout: float | None) -> float | None:

@@ -27,11 +27,16 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from .._sqlite import Database
-from ..errors import InvalidArgumentError, InvalidStateError, UnsupportedAttributeError
+from ..errors import (
+    Drmaa2Error,
+    InvalidArgumentError,
+    InvalidStateError,
+    UnsupportedAttributeError,
+)
 from ..info import JobInfo, MachineInfo, QueueInfo, Version
 from ..states import CPU, OS, Capability, JobState
 from ..templates import JobTemplate
-from .base import Action, ChangeFeed, Contact, JobTracker
+from .base import Action, ChangeFeed, Contact, JobTracker, signal_name
 
 if TYPE_CHECKING:
     from .._agent import Agent
@@ -331,11 +336,11 @@ INSERT_FAILED = ("INSERT OR REPLACE INTO procs(tid, state, sub_state, annotation
 class _Child:
     __slots__ = ("tid", "popen", "pidfd", "started", "stage_out", "terminated")
 
-    def __init__(self, tid: str, popen: subprocess.Popen, pidfd: int, started: float,
+    def __init__(self, tid: str, popen: subprocess.Popen, pidfd: int | None, started: float,
                  stage_out: dict[str, str]) -> None:
         self.tid = tid
         self.popen = popen
-        self.pidfd = pidfd
+        self.pidfd = pidfd  # None: pidfd_open failed, the child is polled each loop turn
         self.started = started
         self.stage_out = stage_out
         self.terminated = False
@@ -351,6 +356,29 @@ def _copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
+def _why(e: BaseException) -> str:
+    """An exception in a few words for an annotation: OSError's strerror, else type and text."""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    if isinstance(e, Drmaa2Error):
+        return str(e)
+    return f"{type(e).__name__}: {e}"
+
+
+def decode_wait_status(status: int) -> tuple[int, str | None]:
+    """(exit status, signal name) of a wait status; a signal N gives 128+N as shells do, and
+    every signal 1-64 has a name (real-time ones as SIGRTMIN+n)."""
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        return 128 + signum, signal_name(signum)
+    return os.WEXITSTATUS(status), None
+
+
+#: Pending store writes are retried after a failure, waiting this long at first and doubling
+#: up to RETRY_MAX between attempts.
+RETRY_FIRST, RETRY_MAX = 0.05, 5.0
+
+
 class ProcessService:
     """In the agent: spawns jobs, reaps them with wait4 and records the outcome in process.sqlite."""
 
@@ -358,14 +386,21 @@ class ProcessService:
         self.agent = agent
         self.db = Database(agent.home / "process.sqlite", SCHEMA)
         self.children: dict[str, _Child] = {}
+        #: Children whose pidfd could not be opened: looked at each loop turn instead.
+        self.polled: dict[str, _Child] = {}
         #: Jobs of an earlier agent that still run: tid -> pid (their process group).
         self.orphans: dict[str, int] = {}
         self._writes: list[tuple[str, tuple]] = []
         self._changed: list[str] = []
+        #: The store error that keeps pending writes queued (None: the store takes writes).
+        self.write_error: Drmaa2Error | None = None
+        self._retry_at = 0.0
+        self._backoff = 0.0
         agent.flush_hooks.append(self.flush)
         agent.handlers["proc.spawn"] = self.spawn
         agent.handlers["proc.control"] = self.control
-        agent.busy_checks.append(lambda: bool(self.children or self.orphans))
+        agent.busy_checks.append(
+            lambda: bool(self.children or self.orphans or self._writes))
         self._reconcile()
 
     def _reconcile(self) -> None:
@@ -376,14 +411,26 @@ class ProcessService:
             alive = False
             # The same pid with a start time a second off is another process (pid reuse).
             with contextlib.suppress(psutil.Error):
-                alive = pid is not None and abs(psutil.Process(pid).create_time() - started) < 1
-            if not alive:
-                self._finish_lost(tid)
+                alive = (pid is not None and started is not None
+                         and abs(psutil.Process(pid).create_time() - started) < 1)
+            if alive:
+                self._adopt(tid, pid)
             else:
-                # Not our child any more: pidfd still tells when it ends, not how.
-                self.orphans[tid] = pid
-                fd = os.pidfd_open(pid)
-                self.agent.add_reader(fd, lambda tid=tid, fd=fd: self._on_orphan_exit(tid, fd))
+                self._finish_lost(tid)
+
+    def _adopt(self, tid: str, pid: int) -> None:
+        """Watch a job an earlier agent started: not our child any more, so its pidfd tells
+        when it ends, not how."""
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:  # it ended in this very instant
+            self._finish_lost(tid)
+            return
+        except OSError:  # no pidfd to be had (EMFILE): look at it each loop turn
+            self.orphans[tid] = pid
+            return
+        self.orphans[tid] = pid
+        self.agent.add_reader(fd, lambda: self._on_orphan_exit(tid, fd))
 
     def _finish_lost(self, tid: str) -> None:
         self._write(tid, "UPDATE procs SET state='failed', sub_state='lost', finished=?, "
@@ -402,27 +449,67 @@ class ProcessService:
         self._writes.append((sql, params))
         self._changed.append(f"proc:{tid}")
 
-    def flush(self) -> None:
+    def flush(self) -> float | None:
+        """Write what the last loop turn recorded, in one transaction. A write the store refuses
+        (full disk, lock held too long, I/O error) stays queued and is retried with backoff;
+        nothing is dropped. Returns when to be called again."""
+        self._poll()
         if not self._writes:
-            return
-        writes, self._writes = self._writes, []
+            return 0.05 if self.polled else None
+        now = time.monotonic()
+        if now < self._retry_at:
+            return self._retry_at - now
+        try:
+            with self.db.transaction() as db:
+                for sql, params in self._writes:
+                    db.execute(sql, params)
+        except Drmaa2Error as e:
+            if self.write_error is None or str(self.write_error) != str(e):
+                log.error("%d store writes kept for a retry: %s", len(self._writes), e)
+            self.write_error = e
+            self._backoff = min(RETRY_MAX, self._backoff * 2 or RETRY_FIRST)
+            self._retry_at = now + self._backoff
+            return self._backoff
+        if self.write_error is not None:
+            log.info("the store takes writes again: %d written", len(self._writes))
+        self.write_error, self._backoff, self._retry_at = None, 0.0, 0.0
+        self._writes = []
         changed, self._changed = self._changed, []
-        with self.db.transaction() as db:
-            for sql, params in writes:
-                db.execute(sql, params)
         self.agent.publish(changed)
+        return 0.05 if self.polled else None
+
+    def _poll(self) -> None:
+        """Children and orphans without a pidfd: look whether they ended."""
+        for child in list(self.polled.values()):
+            self._on_exit(child)
+        for tid, pid in list(self.orphans.items()):
+            if not psutil.pid_exists(pid):
+                self.orphans.pop(tid, None)
+                self._finish_lost(tid)
 
     # -- requests ---------------------------------------------------------------------------------
     def spawn(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Start one job. Whatever keeps it from starting ends it FAILED with the cause, so a
+        job accepted by a client is never left without a record."""
+        tid = msg.get("tid")
+        if not isinstance(tid, str) or not tid:
+            raise InvalidArgumentError(f"proc.spawn without a job id: {str(msg)[:200]}")
         try:
             return self._spawn(msg)
-        except (InvalidArgumentError, OSError) as e:
+        except Exception as e:
             if not msg.get("noreply"):
                 raise
-            self._write(msg["tid"], INSERT_FAILED,
-                        (msg["tid"], "failed", "not started", str(e), msg.get("job_name"),
-                         msg["cwd"], " ".join(msg["argv"]), time.time(), time.time()))
+            self._record_not_started(tid, msg, "not started", f"cannot start the job: {_why(e)}")
             return {}
+
+    def _record_not_started(self, tid: str, msg: dict[str, Any], sub: str, why: str) -> None:
+        now = time.time()
+        argv = msg.get("argv")
+        cmdline = " ".join(map(str, argv)) if isinstance(argv, list) else str(argv)
+        job_name = msg.get("job_name")
+        self._write(tid, INSERT_FAILED,
+                    (tid, "failed", sub, why, None if job_name is None else str(job_name),
+                     str(msg.get("cwd")), cmdline.replace("\0", "\\0"), now, now))
 
     def _spawn(self, msg: dict[str, Any]) -> dict[str, Any]:
         tid = msg["tid"]
@@ -431,11 +518,9 @@ class ProcessService:
         for src, dst in (msg.get("stage_in") or {}).items():
             try:
                 _copy(src, dst)
-            except OSError as e:
-                self._write(tid, INSERT_FAILED,
-                            (tid, "failed", "stage-in failed",
-                             f"stage-in of {src!r} to {dst!r} failed: {e.strerror or e}",
-                             msg.get("job_name"), msg["cwd"], cmdline, now, time.time()))
+            except (OSError, TypeError, ValueError) as e:
+                self._record_not_started(tid, msg, "stage-in failed",
+                                         f"stage-in of {src!r} to {dst!r} failed: {_why(e)}")
                 return {"tid": tid}
         files: list[int] = []
         try:
@@ -455,23 +540,33 @@ class ProcessService:
                     stdout=devnull if stdout is None else stdout,
                     stderr=devnull if stderr is None else stderr,
                     close_fds=True, start_new_session=True)
-            except OSError as e:
+            except (OSError, ValueError, TypeError) as e:
                 raise InvalidArgumentError(
                     f"cannot start JobTemplate.remote_command {msg['argv'][0]!r}: "
-                    f"{e.strerror or e}") from None
+                    f"{_why(e)}") from None
         finally:
             for fd in files:
                 os.close(fd)
         started = time.time()
-        pidfd = os.pidfd_open(popen.pid)
+        try:
+            pidfd: int | None = os.pidfd_open(popen.pid)
+        except OSError as e:  # our child exists until reaped; a pidfd can still be refused
+            log.warning("no pidfd for job %s (pid %s): %s; looking at it each loop turn",
+                        tid, popen.pid, e)
+            pidfd = None
         child = _Child(tid, popen, pidfd, started, msg.get("stage_out") or {})
         self.children[tid] = child
+        job_name = msg.get("job_name")
         self._write(tid,
                     "INSERT OR REPLACE INTO procs(tid, pid, state, sub_state, job_name, "
                     "workdir, cmdline, submitted, started) VALUES (?,?,?,?,?,?,?,?,?)",
                     (tid, popen.pid, "running", "running",
-                     msg.get("job_name"), msg["cwd"], cmdline, now, started))
-        self.agent.add_reader(pidfd, lambda: self._on_exit(child))
+                     None if job_name is None else str(job_name), msg["cwd"], cmdline, now,
+                     started))
+        if pidfd is None:
+            self.polled[tid] = child
+        else:
+            self.agent.add_reader(pidfd, lambda: self._on_exit(child))
         return {"tid": tid, "pid": popen.pid}
 
     @staticmethod
@@ -480,9 +575,9 @@ class ProcessService:
             return None
         try:
             fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
-        except OSError as e:
+        except (OSError, ValueError, TypeError) as e:
             raise InvalidArgumentError(
-                f"JobTemplate.{field} {path!r} cannot be opened: {e.strerror or e}") from None
+                f"JobTemplate.{field} {path!r} cannot be opened: {_why(e)}") from None
         files.append(fd)
         return fd
 
@@ -507,41 +602,38 @@ class ProcessService:
             self._write(tid, "UPDATE procs SET state=?, sub_state=? WHERE tid=? AND state IN "
                         "('running','suspended')", (new, new, tid))
             self.flush()  # the caller looks right after we answer
+            if self.write_error is not None:  # done, but the store does not show it yet
+                raise self.write_error
         return {}
 
     # -- exits -------------------------------------------------------------------------------------
+    def _forget(self, child: _Child) -> None:
+        if child.pidfd is not None:
+            self.agent.remove_reader(child.pidfd)
+            os.close(child.pidfd)
+            child.pidfd = None
+        self.polled.pop(child.tid, None)
+        self.children.pop(child.tid, None)
+
     def _on_exit(self, child: _Child) -> None:
         try:
             pid, status, ru = os.wait4(child.popen.pid, os.WNOHANG)
         except ChildProcessError:  # reaped elsewhere: nothing left to learn
-            pid, status, ru = child.popen.pid, None, None
-        if pid == 0:
-            return  # the pidfd woke us before the kernel made the child waitable
-        if status is None:
-            self.agent.remove_reader(child.pidfd)
-            os.close(child.pidfd)
-            self.children.pop(child.tid, None)
+            self._forget(child)
             self._finish_lost(child.tid)
             return
-        self.agent.remove_reader(child.pidfd)
-        os.close(child.pidfd)
+        if pid == 0:
+            return  # the pidfd woke us before the kernel made the child waitable
+        self._forget(child)
         child.popen.returncode = status  # keep Popen from ever waiting on this pid
-        self.children.pop(child.tid, None)
         finished = time.time()
-        exit_status: int | None
-        sig_name = None
-        if os.WIFSIGNALED(status):
-            signum = os.WTERMSIG(status)
-            sig_name = signal.Signals(signum).name
-            exit_status = 128 + signum
-        else:
-            exit_status = os.WEXITSTATUS(status)
+        exit_status, sig_name = decode_wait_status(status)
         annotation = "terminated" if child.terminated else None
         for dst, src in child.stage_out.items():
             try:
                 _copy(src, dst)
-            except OSError as e:
-                annotation = f"stage-out of {src!r} to {dst!r} failed: {e.strerror or e}"
+            except Exception as e:  # noqa: BLE001 - any failed copy fails the job, says why
+                annotation = f"stage-out of {src!r} to {dst!r} failed: {_why(e)}"
         ok = exit_status == 0 and annotation is None
         rusage = {k: getattr(ru, attr) for k, attr in RUSAGE_EXTENSIONS.items()}
         rusage["user_time_ms"] = int(ru.ru_utime * 1000)
@@ -555,5 +647,14 @@ class ProcessService:
                      child.tid))
 
     def close(self) -> None:
-        self.flush()
+        """Write what is pending (retrying while the store refuses, up to RETRY_MAX * 6 s)."""
+        deadline = time.monotonic() + RETRY_MAX * 6
+        while self._writes and time.monotonic() < deadline:
+            self._retry_at = 0.0
+            again = self.flush()
+            if self._writes:
+                time.sleep(min(again or RETRY_FIRST, RETRY_MAX))
+        if self._writes:
+            log.error("exiting with %d store writes not written: %s", len(self._writes),
+                      self.write_error)
         self.db.close()
