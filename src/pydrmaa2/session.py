@@ -62,6 +62,9 @@ WITHDRAW_TIMEOUT = 10.0
 #: can miss an event that happens right after subscribing (Podman 4.3), so a missed event costs
 #: at most this long instead of a hang.
 RESYNC_INTERVAL = 5.0
+#: A wait that loses its engine (or the agent) tries again after this long, doubling up to
+#: OUTAGE_BACKOFF_MAX, until the engine answers or the wait's deadline passes.
+OUTAGE_BACKOFF_FIRST, OUTAGE_BACKOFF_MAX = 0.1, 2.0
 
 
 def _tracker(contact: str, home: Path) -> JobTracker:
@@ -116,6 +119,7 @@ class _MultiFeed(ChangeFeed):
         self.feeds = feeds
         self.event = threading.Event()
         self.stop = threading.Event()
+        self.broken: Exception | None = None
         self.threads = [threading.Thread(target=self._pump, args=(f,), daemon=True) for f in feeds]
         for t in self.threads:
             t.start()
@@ -125,13 +129,18 @@ class _MultiFeed(ChangeFeed):
             try:
                 if feed.wait(self.SLICE):
                     self.event.set()
-            except Exception:  # noqa: BLE001 - a broken or closed feed: the waiter looks again
+            except Exception as e:  # noqa: BLE001 - a broken feed: the waiter hears of it
+                if not self.stop.is_set():
+                    self.broken = e
                 self.event.set()
                 return
 
     def wait(self, timeout: float | None) -> bool:
         fired = self.event.wait(timeout)
         self.event.clear()
+        if self.broken is not None:  # one feed is gone: the waiter subscribes again
+            raise (self.broken if isinstance(self.broken, DrmCommunicationError)
+                   else DrmCommunicationError(f"a change feed broke: {self.broken!r}"))
         return fired
 
     def close(self) -> None:
@@ -569,6 +578,12 @@ class JobSession(_Session):
         jobs = list(jobs)
         if not jobs:
             raise InvalidArgumentError("nothing to wait for: the list of jobs is empty")
+        bad = [j for j in jobs if not isinstance(j, Job)]
+        if bad:
+            raise InvalidArgumentError(f"jobs: {bad[0]!r} is not a Job")
+        if timeout is not None and (isinstance(timeout, bool)
+                                    or not isinstance(timeout, (int, float)) or timeout != timeout):
+            raise InvalidArgumentError(f"timeout {timeout!r} is not a number of seconds or None")
         if timeout is not None and timeout < 0:
             raise InvalidArgumentError(f"timeout {timeout!r} is negative")
         deadline = deadline_after(timeout)
@@ -579,7 +594,8 @@ class JobSession(_Session):
 
         feed: ChangeFeed | None = None
         phases: tuple | None = None
-        lost = 0
+        outage: DrmCommunicationError | None = None
+        backoff = 0.0
         try:
             while True:
                 rows = self._store.job_rows(self.session_name, ids)
@@ -587,38 +603,53 @@ class JobSession(_Session):
                     missing = sorted(set(ids) - {r.id for r in rows})
                     raise InvalidArgumentError(
                         f"job {missing[0]!r} is not in session {self.session_name!r}")
-                now_phases = tuple((r.phase == SUBMITTED, r.tracker_id) for r in rows)
-                if feed is None or now_phases != phases:
-                    # Subscribe, then look again: no change slips between look and wait.
+                try:
+                    now_phases = tuple((r.phase == SUBMITTED, r.tracker_id) for r in rows)
+                    if feed is None or now_phases != phases:
+                        # Subscribe, then look again: no change slips between look and wait.
+                        if feed is not None:
+                            feed.close()
+                            feed = None
+                        feed, phases = self._feed(rows), now_phases
+                        continue
+                    states = self._states_of(rows)
+                    outage, backoff = None, 0.0
+                    done = [j for j in jobs if reached(states[j.id][0])]
+                    if any_ and done:
+                        return done[0]
+                    if not any_ and len(done) == len(jobs):
+                        return None
+                    left = remaining(deadline)
+                    if left == 0:
+                        raise self._timeout(ids, any_, started, timeout, None)
+                    feed.wait(RESYNC_INTERVAL if left is None else min(left, RESYNC_INTERVAL))
+                except DrmCommunicationError as e:
+                    # The engine (or the agent) went away: inside a wait with time left, ride
+                    # the outage out. Drop the feed, back off, subscribe again and re-read the
+                    # states once it answers; only the deadline or a job state ends the wait.
                     if feed is not None:
                         feed.close()
-                    feed, phases = self._feed(rows), now_phases
-                    continue
-                states = self._states_of(rows)
-                done = [j for j in jobs if reached(states[j.id][0])]
-                if any_ and done:
-                    return done[0]
-                if not any_ and len(done) == len(jobs):
-                    return None
-                left = remaining(deadline)
-                if left == 0:
-                    what = "started" if started else "ended"
-                    raise TimeoutError(
-                        f"{'no' if any_ else 'not every'} job of {ids[:5]}"
-                        f"{'...' if len(ids) > 5 else ''} {what} within {timeout} s")
-                try:
-                    feed.wait(RESYNC_INTERVAL if left is None else min(left, RESYNC_INTERVAL))
-                except DrmCommunicationError:
-                    # The agent went away (killed, or idle exit raced us): a new one takes
-                    # over the jobs; subscribe again and look again.
-                    feed.close()
-                    feed = None
-                    lost += 1
-                    if lost > 3:
-                        raise
+                        feed = None
+                    if outage is None:
+                        log.warning("waiting through an outage: %s", e)
+                    outage = e
+                    left = remaining(deadline)
+                    if left == 0:
+                        raise self._timeout(ids, any_, started, timeout, e) from e
+                    backoff = min(OUTAGE_BACKOFF_MAX, backoff * 2 or OUTAGE_BACKOFF_FIRST)
+                    time.sleep(backoff if left is None else min(backoff, left))
         finally:
             if feed is not None:
                 feed.close()
+
+    @staticmethod
+    def _timeout(ids: Sequence[str], any_: bool, started: bool, timeout: float | None,
+                 outage: DrmCommunicationError | None) -> TimeoutError:
+        what = "started" if started else "ended"
+        why = f"; the engine could not be reached: {outage}" if outage is not None else ""
+        return TimeoutError(
+            f"{'no' if any_ else 'not every'} job of {list(ids[:5])}"
+            f"{'...' if len(ids) > 5 else ''} {what} within {timeout} s{why}")
 
     def wait_any_started(self, jobs: Sequence[Job], timeout: float | None = None) -> Job:
         """The first of ``jobs`` to have started; TimeoutError when ``timeout`` passes."""
