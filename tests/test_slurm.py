@@ -10,8 +10,10 @@ import datetime as dt
 import getpass
 import os
 import subprocess
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -186,6 +188,83 @@ def test_a_command_that_hangs_is_a_communication_error_naming_the_cluster(tmp_pa
         tracker._run(["no-such-slurm-command"], "testing")
 
 
+def _squeue_record(job: str, state: str, nodes: str = "vm") -> dict[str, str]:
+    """One squeue record (SQUEUE_FIELDS) of a job that ran on ``nodes``."""
+    r = dict.fromkeys(slurm.SQUEUE_FIELDS, "N/A")
+    r.update(JobArrayID=job, ArrayJobID=job, JobID=job, State=state, Reason="None", exit_code="0",
+             RestartCnt="0", SubmitTime="2026-01-02T03:04:05", StartTime="2026-01-02T03:04:06",
+             EndTime="2026-01-02T03:04:08", TimeUsed="0:02", NodeList=nodes, NumCPUs="1",
+             Name="job")
+    return r
+
+
+def _sacct_record(job: str, state: str, end: str = "Unknown") -> dict[str, str]:
+    """One sacct record (SACCT_FIELDS); ``end`` Unknown: slurmdbd has not recorded the end."""
+    r = dict.fromkeys(slurm.SACCT_FIELDS, "")
+    r.update(JobID=job, JobIDRaw=job, State=state, ExitCode="0:0", Reason="None",
+             Submit="2026-01-02T03:04:05", Start="2026-01-02T03:04:06", End=end,
+             ElapsedRaw="2", TotalCPU="00:01.250", NodeList="vm", AllocCPUS="1", JobName="job")
+    return r
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """A tracker (accounting on) whose squeue and sacct answer from the test's lists, each
+    answer used once, the last one again; it counts the sacct calls."""
+    tracker = slurm.SlurmTracker(Contact.parse("slurm"), tmp_path)
+    tracker._config = {"AccountingStorageType": "accounting_storage/slurmdbd"}
+    tracker.squeue_answers, tracker.sacct_answers, tracker.sacct_calls = [], [], []
+
+    def answer(answers: list, calls: list | None) -> list:
+        if calls is not None:
+            calls.append(time.monotonic())
+        return answers.pop(0) if len(answers) > 1 else answers[0]
+
+    monkeypatch.setattr(tracker, "_squeue", lambda bases: answer(tracker.squeue_answers, None))
+    monkeypatch.setattr(tracker, "_sacct",
+                        lambda bases: answer(tracker.sacct_answers, tracker.sacct_calls))
+    yield tracker
+    tracker.close()
+
+
+def test_a_job_ended_in_squeue_is_never_running_while_sacct_catches_up(offline):
+    """squeue shows the end first; sacct records it a moment later: the look waits for that
+    record (the CPU time) and reports the end, not RUNNING meanwhile."""
+    offline.squeue_answers.append([_squeue_record("70", "COMPLETED")])
+    offline.sacct_answers += [[_sacct_record("70", "RUNNING")], [_sacct_record("70", "RUNNING")],
+                              [_sacct_record("70", "COMPLETED", end="2026-01-02T03:04:08")]]
+    assert offline.states(["70"]) == {"70": (d2.JobState.DONE, "COMPLETED")}
+    assert len(offline.sacct_calls) == 3
+    info = offline.info("70")
+    assert info.state is d2.JobState.DONE and info.exit_status == 0
+    assert info.cpu_time == dt.timedelta(seconds=1, milliseconds=250)
+
+
+def test_a_job_sacct_does_not_record_in_time_is_reported_ended_without_cpu_time(offline,
+                                                                                monkeypatch):
+    monkeypatch.setattr(slurm, "ACCOUNTING_LAG", 0.3)
+    offline.squeue_answers.append([_squeue_record("71", "FAILED")])
+    offline.sacct_answers.append([_sacct_record("71", "RUNNING")])
+    t0 = time.monotonic()
+    assert offline.states(["71"])["71"][0] is d2.JobState.FAILED
+    assert 0.3 <= time.monotonic() - t0 < 2
+    assert offline.info("71").cpu_time is None
+    # the lag is counted from the first look: a later look does not wait again
+    t0 = time.monotonic()
+    assert offline.states(["71"])["71"][0] is d2.JobState.FAILED
+    assert time.monotonic() - t0 < 0.2
+
+
+def test_a_job_slurmctld_no_longer_holds_is_not_running_whatever_sacct_last_recorded(offline):
+    offline.squeue_answers.append([])
+    offline.sacct_answers += [[_sacct_record("72", "RUNNING")], [_sacct_record("72", "RUNNING")],
+                              [_sacct_record("72", "COMPLETED", end="2026-01-02T03:04:08")]]
+    state, sub = offline.states(["72"])["72"]
+    assert state is d2.JobState.UNDETERMINED and "unknown to slurmctld" in sub
+    assert "no longer known to slurmctld" in offline.info("72").annotation
+    assert offline.states(["72"])["72"] == (d2.JobState.DONE, "COMPLETED")
+
+
 # -- against the cluster ---------------------------------------------------------------------------
 
 
@@ -285,6 +364,63 @@ def test_native_array_is_one_sbatch_with_max_parallel_and_tasks_are_jobs(js, cal
         assert (tmp_path / f"task.{i}").read_text() == f"{i} {job.id}\n"
         assert job.state is d2.JobState.DONE
         assert job.info.extensions["task_id"] == str(i)
+
+
+def test_an_observer_never_sees_more_tasks_running_than_max_parallel(js):
+    """Every look at the tasks' states, while the array runs: one look at them all (get_jobs,
+    one squeue) never finds more than max_parallel running, and a task seen ended is never seen
+    running again. Tasks looked at one by one (job.state) were surely running between the end
+    of the first call that saw one running and the start of the last: never more than
+    max_parallel such spans overlap."""
+    arr = js.run_bulk_jobs(sh("sleep 1"), 1, 6, max_parallel=2)
+    stop = threading.Event()
+    snapshots: list[int] = []
+    seen: dict[str, list[tuple[float, float, d2.JobState]]] = {j.id: [] for j in arr.jobs}
+    errors: list[BaseException] = []
+
+    def one_look_at_all() -> None:
+        while not stop.is_set():
+            snapshots.append(len(js.get_jobs(d2.JobInfo(state=d2.JobState.RUNNING))))
+
+    def one_by_one() -> None:
+        while not stop.is_set():
+            for job in arr.jobs:
+                t0 = time.monotonic()
+                state = job.state
+                seen[job.id].append((t0, time.monotonic(), state))
+
+    def guarded(look) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                look()
+            except BaseException as e:  # noqa: BLE001 - reported by the test below
+                errors.append(e)
+        return run
+
+    threads = [threading.Thread(target=guarded(f)) for f in (one_look_at_all, one_by_one)]
+    for t in threads:
+        t.start()
+    try:
+        js.wait_all_terminated(arr.jobs, 120)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    assert {j.state for j in arr.jobs} == {d2.JobState.DONE}
+    assert snapshots and max(snapshots) <= 2, snapshots
+    spans = []
+    for job_id, looks in seen.items():
+        ended = [end for _, end, st in looks if st.is_terminal]
+        later = [start for start, _, st in looks if not st.is_terminal and ended
+                 and start > min(ended)]
+        assert not later, f"task {job_id} seen {looks}"
+        running = [(start, end) for start, end, st in looks if st is d2.JobState.RUNNING]
+        assert running, f"task {job_id} was never seen running"
+        if running[0][1] < running[-1][0]:
+            spans.append((running[0][1], running[-1][0]))
+    overlap = max(sum(1 for a, b in spans if a <= t <= b) for t, _ in spans)
+    assert overlap <= 2, sorted(spans)
 
 
 def test_array_beyond_max_array_size_is_split_and_behaves_as_one(sm, tmp_path):

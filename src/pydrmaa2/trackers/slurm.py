@@ -17,9 +17,10 @@ holds for the whole array, at the price of no overlap between consecutive chunks
 The states of all the jobs a session asks about come from ONE ``squeue`` call (per 100 kB of job
 ids), plus ONE ``sacct`` call for the jobs that ended or that ``squeue`` no longer knows. A JobInfo
 comes from squeue's record while slurmctld has the job (it is authoritative), with the CPU time
-from sacct; a job that ran is reported ended once sacct has its end too, or ``ACCOUNTING_LAG``
-seconds after squeue showed it (then without CPU time). Jobs slurmctld forgot (``MinJobAge``) are
-answered from sacct alone.
+from sacct; the look at a job that ran and ended waits for sacct to record its end, at most
+``ACCOUNTING_LAG`` seconds after squeue first showed it ended (then it is reported without CPU
+time), and never reports it running meanwhile. Jobs slurmctld forgot (``MinJobAge``) are answered
+from sacct alone, once sacct has their end: until then their state is undetermined.
 Paths, the working directory and the command are checked on the submitting host, as Slurm
 clusters share their file systems.
 """
@@ -246,10 +247,13 @@ POLL_INTERVAL = 0.5
 #: (Slurm's own connection retries take about MessageTimeout, 10 s by default).
 COMMAND_TIMEOUT = 60.0
 #: slurmdbd records a job's end after squeue shows it: 0.1-0.2 s on an idle cluster, seconds when
-#: many jobs end at once. A job that ran is reported ended once sacct has its end (so its JobInfo
-#: has the CPU time), but waiting longer than this delays every waiter: then it is reported ended
-#: from squeue's record alone, without CPU time.
+#: many jobs end at once. A look at a job squeue shows ended after it ran waits (asking sacct
+#: again) until sacct has its end, so its JobInfo has the CPU time, but at most this long after
+#: it was first seen ended: then it is reported ended from squeue's record alone, without CPU
+#: time. Meanwhile it is never reported as still running.
 ACCOUNTING_LAG = 1.0
+#: How often sacct is asked again for the end of a job squeue shows ended.
+ACCOUNTING_POLL = 0.05
 #: The most characters of job ids put in one squeue/sacct -j argument (Linux allows 128 kB).
 MAX_ID_LIST = 100_000
 
@@ -551,6 +555,12 @@ def info_from_sacct(r: Mapping[str, str]) -> JobInfo:
         cpu_time=parse_duration(r["TotalCPU"]) if started else None,
         submission_time=parse_time(r["Submit"]), dispatch_time=start, finish_time=end,
         extensions=ext)
+
+
+def _acct_record(acct: Mapping[str, dict[str, str]], tid: str) -> dict[str, str] | None:
+    """sacct's record of a job or array task. (slurmdbd may keep an array's pending tasks
+    under the bare array job id: a record made from the end message, without the index range.)"""
+    return acct.get(tid) or (acct.get(base_id(tid)) if "_" in tid else None)
 
 
 def accounted(q: Mapping[str, str], a: Mapping[str, str]) -> bool:
@@ -1224,49 +1234,79 @@ class SlurmTracker(JobTracker):
             else:
                 out[tid] = (state, sub_state(r["State"], r["Reason"]))
         if ask:
-            acct: dict[str, dict[str, str]] = {}
-            acct_bases: set[str] = set()
-            if self.accounting:
-                for r in self._sacct(dict.fromkeys(base_id(t) for t in ask)):
-                    acct_bases.add(base_id(r["JobID"]))
-                    for task in expand_array_id(r["JobID"]):
-                        acct[task] = r
+            acct, acct_bases = self._accounting(ask, queue)
             for tid in ask:
-                # slurmdbd may keep an array's pending tasks under the bare array job id (a
-                # record made from the end message, without the array's index range).
-                a = acct.get(tid) or (acct.get(base_id(tid)) if "_" in tid else None)
-                out[tid] = self._settle(tid, queue.get(tid), a,
+                out[tid] = self._settle(tid, queue.get(tid), _acct_record(acct, tid),
                                         base_id(tid) in queue_bases | acct_bases)
         for tid, (state, _) in out.items():
             if state.is_terminal and tid not in self._final:
                 self._final[tid] = self._build_info(tid, *out[tid])
         return out
 
+    def _accounting(self, ask: Sequence[str], queue: Mapping[str, dict[str, str]]
+                    ) -> tuple[dict[str, dict[str, str]], set[str]]:
+        """sacct's records of the jobs ``ask`` (by task id) and the array job ids it knows.
+
+        A job squeue shows ended after it ran, whose end sacct has not recorded yet, is asked
+        again every ACCOUNTING_POLL seconds until sacct has it (for its CPU time) or until
+        ACCOUNTING_LAG seconds have passed since it was first seen so: its state is never
+        reported before then, and never as running once slurmctld has it ended."""
+        acct: dict[str, dict[str, str]] = {}
+        bases: set[str] = set()
+        if not self.accounting:
+            return acct, bases
+        todo = list(ask)
+        while todo:
+            for r in self._sacct(dict.fromkeys(base_id(t) for t in todo)):
+                bases.add(base_id(r["JobID"]))
+                for task in expand_array_id(r["JobID"]):
+                    acct[task] = r
+            now = time.monotonic()
+            todo = [t for t in todo if self._awaits_accounting(t, queue.get(t),
+                                                               _acct_record(acct, t), now)]
+            if todo:
+                time.sleep(ACCOUNTING_POLL)
+        return acct, bases
+
+    def _awaits_accounting(self, tid: str, q: Mapping[str, str] | None,
+                           a: Mapping[str, str] | None, now: float) -> bool:
+        """Whether squeue shows the job ended after it ran, sacct has not recorded that end
+        yet, and ACCOUNTING_LAG has not passed since it was first seen so."""
+        if q is None or q["NodeList"] in _NO_VALUE or not job_state(q["State"]).is_terminal:
+            return False
+        if a is not None and accounted(q, a):
+            self._lagging.pop(tid, None)
+            return False
+        return now - self._lagging.setdefault(tid, now) <= ACCOUNTING_LAG
+
     def _settle(self, tid: str, q: dict[str, str] | None, a: dict[str, str] | None,
                 array_known: bool) -> tuple[JobState, str]:
-        """The state of a job squeue does not know, or knows as ended: sacct's record decides."""
+        """The state of a job squeue does not know, or knows as ended: squeue's record decides
+        while slurmctld has the job, else sacct's, which is not believed where it still has the
+        job queued or running: slurmctld would hold it."""
+        if q is not None:
+            # slurmctld's record is authoritative; sacct adds the CPU time once it has the end.
+            recorded = a is not None and accounted(q, a)
+            self._seen[tid] = _Seen(queue=q, acct=a if recorded else None)
+            if recorded:
+                self._lagging.pop(tid, None)
+            return job_state(q["State"], q["Reason"]), sub_state(q["State"], q["Reason"])
         if a is not None:
             state = job_state(a["State"], a["Reason"])
-            if q is None:  # squeue forgot the job: accounting is all there is
+            if state.is_terminal:  # squeue forgot the job: accounting is all there is
                 self._seen[tid] = _Seen(acct=a)
                 return state, sub_state(a["State"], a["Reason"])
-            if state.is_terminal and accounted(q, a):
-                self._lagging.pop(tid, None)
-                self._seen[tid] = _Seen(queue=q, acct=a)
-                return job_state(q["State"], q["Reason"]), sub_state(q["State"], q["Reason"])
-        if q is not None:
-            state = job_state(q["State"], q["Reason"])
-            ran = q["NodeList"] not in _NO_VALUE
-            first = self._lagging.setdefault(tid, time.monotonic())
-            if not ran or not self.accounting or time.monotonic() - first > ACCOUNTING_LAG:
-                self._lagging.pop(tid, None)  # nothing to wait for: no CPU time to learn
-                return state, sub_state(q["State"], q["Reason"])
-            # Ended in squeue, not yet in sacct: still running, as far as waiters can tell.
-            return JobState.RUNNING, f"{sub_state(q['State'], q['Reason'])}, waiting for accounting"
         if "_" in tid and array_known:
             # Slurm drops a pending array task it cancels from the array without a trace.
             self._seen[tid] = _Seen(note="cancelled before it started")
             return JobState.FAILED, "CANCELLED (before it started)"
+        if a is not None:
+            # Neither ended nor live: slurmctld lost it (its state was reset), or purged it
+            # (MinJobAge) before slurmdbd recorded its end. Only that end can tell.
+            note = (f"Slurm job {tid} is no longer known to slurmctld; accounting has not "
+                    f"recorded its end (last recorded: {sub_state(a['State'], a['Reason'])})")
+            self._seen[tid] = _Seen(acct=a, note=note)
+            return JobState.UNDETERMINED, f"{sub_state(a['State'], a['Reason'])}, unknown to slurmctld"
         self._seen[tid] = _Seen(note=f"Slurm job {tid} is unknown to squeue" +
                                 (" and sacct" if self.accounting else " (accounting is off)"))
         return JobState.UNDETERMINED, "unknown to Slurm"
@@ -1293,7 +1333,8 @@ class SlurmTracker(JobTracker):
         elif seen.acct is not None:
             info = info_from_sacct(seen.acct)
         else:
-            info = JobInfo(annotation=seen.note, extensions={"slurm_id": tracker_id})
+            info = JobInfo(extensions={"slurm_id": tracker_id})
+        info.annotation = seen.note or info.annotation
         info.state, info.sub_state = state, sub
         return info
 
