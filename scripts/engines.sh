@@ -1234,7 +1234,7 @@ main() {
     declare -A WANT=()
     for e in "${ENGINES[@]}"; do WANT[$e]=1; done
 
-    PKGS=(iproute2) # ss: which pid serves a socket or port
+    PKGS=(iproute2 procps) # ss (which pid serves a socket or port), pgrep
     if [[ -n ${WANT[docker]:-} || -n ${WANT[podman]:-} || -n ${WANT[containerd]:-} ]]; then
         PKGS+=(busybox-static curl)
     fi
