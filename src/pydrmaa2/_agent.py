@@ -284,6 +284,9 @@ class Agent:
         self.drivers_lock = threading.Lock()
         self._last_activity = time.monotonic()
         self._stop = False
+        self._listener: socket.socket | None = None
+        self._current: _Client | None = None  # the client whose request is being handled
+        self._reading = False
 
     # services (the process tracker) plug in here
     def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
@@ -321,12 +324,21 @@ class Agent:
             t.start()
 
     def _run_driver(self, session: str, array_id: str) -> None:
-        from .session import SessionManager
+        # The layer below the sessions: the agent knows nothing of them.
+        from ._book import JobBook, open_tracker
+        from ._store import Store
 
         try:
-            sm = SessionManager(home=self.home)
-            with sm.open_job_session(session) as js:
-                js._drive_array(array_id)
+            store = Store(self.home / "store.sqlite")
+            row = store.session(session, "job")
+            if row is None:
+                return
+            tracker = open_tracker(row[0], self.home)
+            try:
+                JobBook(store, tracker, AgentClient.for_home(self.home), session).drive_array(
+                    array_id)
+            finally:
+                tracker.close()
         except Exception:
             log.exception("driving array %s of session %s failed", array_id, session)
         finally:
@@ -344,6 +356,7 @@ class Agent:
 
     def serve(self, listener: socket.socket) -> None:
         listener.setblocking(False)
+        self._listener = listener
         self.sel.register(listener, selectors.EVENT_READ, ("listen", None))
         timeout = 1.0
         while not self._stop:
@@ -373,6 +386,22 @@ class Agent:
                 self._last_activity = time.monotonic()
             elif time.monotonic() - self._last_activity > IDLE_EXIT:
                 break
+
+    def read_pending(self) -> None:
+        """Handle every request already sent by any other client (those of clients that died
+        included, connections not yet accepted too) before answering a question about what
+        was sent."""
+        if self._reading:
+            return
+        self._reading = True
+        try:
+            if self._listener is not None:
+                self._accept(self._listener)
+            for c in list(self.clients.values()):
+                if c is not self._current and c.sock.fileno() in self.clients:
+                    self._on_client(c, selectors.EVENT_READ)
+        finally:
+            self._reading = False
 
     def _accept(self, listener: socket.socket) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -439,7 +468,11 @@ class Agent:
             handler = self.handlers.get(op)
             if handler is None:
                 raise errors.InternalError(f"the pydrmaa2 agent knows no operation {op!r}")
-            reply = handler(msg)
+            outer, self._current = self._current, c
+            try:
+                reply = handler(msg)
+            finally:
+                self._current = outer
         except errors.Drmaa2Error as e:
             reply = {"error": type(e).__name__, "message": str(e)}
         except Exception as e:  # a bug must not kill the agent that supervises every job
@@ -478,9 +511,12 @@ def main(argv: list[str]) -> int:
     # Throttled arrays whose driver died with an earlier agent are taken up again.
     from ._store import Store, default_home  # noqa: F401 - keeps the import order explicit
 
-    store = Store(home / "store.sqlite")
-    for session, array_id in store.arrays_with_pending():
-        agent.drive(session, array_id)
+    try:
+        store = Store(home / "store.sqlite")
+        for session, array_id in store.arrays_with_pending():
+            agent.drive(session, array_id)
+    except errors.Drmaa2Error as e:  # a store it cannot read: serve the jobs it can
+        log.error("cannot resume throttled arrays: %s", e)
     log.info("serving %s", path)
     try:
         agent.serve(listener)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from ._sqlite import Database
 from .errors import InvalidArgumentError, InvalidSessionError
 
@@ -49,7 +51,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     state       TEXT NOT NULL,
     sub_state   TEXT,
     info        TEXT,                  -- JSON JobInfo once terminal
-    submitted   REAL NOT NULL
+    submitted   REAL NOT NULL,
+    claimer     TEXT                   -- 'pid:start time' of whoever moved it to 'starting'
 );
 CREATE INDEX IF NOT EXISTS jobs_by_session ON jobs(session, id);
 CREATE INDEX IF NOT EXISTS jobs_by_array ON jobs(array_id, phase);
@@ -101,6 +104,29 @@ def _give_back_all() -> None:
             store.give_back_reserved()
 
 
+_CLAIMER: tuple[int, str] | None = None
+
+
+def claimer() -> str:
+    """This process as a claimer of jobs: 'pid:start time' (a reused pid is another claimer)."""
+    global _CLAIMER
+    pid = os.getpid()
+    if _CLAIMER is None or _CLAIMER[0] != pid:
+        _CLAIMER = (pid, f"{pid}:{psutil.Process(pid).create_time():.2f}")
+    return _CLAIMER[1]
+
+
+def claimer_alive(who: str | None) -> bool:
+    """Whether the process that made a claim still runs (a claim with no claimer: no)."""
+    if not who:
+        return False
+    pid, _, started = who.partition(":")
+    try:
+        return f"{psutil.Process(int(pid)).create_time():.2f}" == started
+    except (psutil.Error, ValueError):
+        return False
+
+
 def default_home() -> Path:
     """``$PYDRMAA2_HOME``, else ``$XDG_DATA_HOME/pydrmaa2`` (``~/.local/share/pydrmaa2``)."""
     if os.environ.get("PYDRMAA2_HOME"):
@@ -114,6 +140,10 @@ class Store(Database):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, SCHEMA)
+        if "claimer" not in {r[1] for r in self.query("PRAGMA table_info(jobs)")}:
+            with self.transaction() as db:  # a store written before claims were recorded
+                if "claimer" not in {r[1] for r in db.execute("PRAGMA table_info(jobs)")}:
+                    db.execute("ALTER TABLE jobs ADD COLUMN claimer TEXT")
         self._lock = threading.Lock()
         self._reserved: list[str] = []
         self._reserved_pid = os.getpid()
@@ -170,8 +200,10 @@ class Store(Database):
             "SELECT id FROM jobs WHERE array_id=? ORDER BY id", (array_id,))]
 
     def arrays_with_pending(self, session: str | None = None) -> list[tuple[str, str]]:
-        """(session, array id) of arrays that still have tasks waiting for a slot."""
-        sql = "SELECT DISTINCT session, array_id FROM jobs WHERE phase='pending' AND array_id IS NOT NULL"
+        """(session, array id) of arrays that still have tasks waiting for a slot (or being
+        started: their claimer may have died)."""
+        sql = ("SELECT DISTINCT session, array_id FROM jobs WHERE phase IN ('pending','starting') "
+               "AND array_id IS NOT NULL")
         params: tuple = ()
         if session is not None:
             sql += " AND session=?"
@@ -192,8 +224,25 @@ class Store(Database):
             rows = db.execute(
                 f"{JOB_SELECT} WHERE jobs.array_id=? AND jobs.phase='pending' "
                 "ORDER BY jobs.id LIMIT ?", (array_id, limit)).fetchall()
-            db.executemany("UPDATE jobs SET phase='starting' WHERE id=?", [(r[0],) for r in rows])
+            db.executemany("UPDATE jobs SET phase='starting', claimer=? WHERE id=?",
+                           [(claimer(), r[0]) for r in rows])
         return [JobRow.from_tuple(r) for r in rows]
+
+    def claim_held(self, job_id: str) -> bool:
+        """Atomically move a held job to 'starting' for this process to submit it."""
+        with self.transaction() as db:
+            return db.execute("UPDATE jobs SET phase='starting', state='queued', sub_state=NULL, "
+                              "claimer=? WHERE id=? AND phase='held'",
+                              (claimer(), job_id)).rowcount > 0
+
+    def stale_starting(self, session: str, array_id: str | None = None) -> list[JobRow]:
+        """Jobs in 'starting' whose claimer has died (it will never record them)."""
+        sql = "SELECT id, claimer FROM jobs WHERE session=? AND phase='starting'"
+        params: tuple = (session,)
+        if array_id is not None:
+            sql, params = sql + " AND array_id=?", (session, array_id)
+        dead = [str(r[0]) for r in self.query(sql, params) if not claimer_alive(r[1])]
+        return self.job_rows(session, dead) if dead else []
 
     # -- jobs --------------------------------------------------------------------------------------
     def add_job(self, session: str, template: str, phase: str, state: str) -> str:

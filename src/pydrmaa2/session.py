@@ -19,6 +19,17 @@ from typing import Any
 
 from . import _codec
 from ._agent import AgentClient
+from ._book import (
+    HELD,
+    PENDING,
+    RESYNC_INTERVAL,
+    STARTING,
+    SUBMITTED,
+    TERMINAL,
+    JobBook,
+    MultiFeed,
+    open_tracker,
+)
 from ._store import JobRow, Store, default_home, dumps
 from .errors import (
     Drmaa2Error,
@@ -49,29 +60,18 @@ DRMS_NAME = "pydrmaa2"
 VERSION = Version("0", "1")
 DEFAULT_CONTACT = "process"
 
-# Generic phases of a job row, and the DRMAA2 state each one means while it lasts.
-HELD, PENDING, STARTING, SUBMITTED, TERMINAL = "held", "pending", "starting", "submitted", "terminal"
-NOT_STARTED = (HELD, PENDING, STARTING)
 #: A job in STARTING is between two store writes around one engine call: look again this often,
 #: for at most this long (the submitter publishes no event for it).
 STARTING_POLL = 0.01
 STARTING_TIMEOUT = 60.0
 #: A job the store could not record is terminated, then deleted once it has ended (this long).
 WITHDRAW_TIMEOUT = 10.0
-#: A waiter looks again at least this often even without an event: some engines' event streams
-#: can miss an event that happens right after subscribing (Podman 4.3), so a missed event costs
-#: at most this long instead of a hang.
-RESYNC_INTERVAL = 5.0
 #: A wait that loses its engine (or the agent) tries again after this long, doubling up to
 #: OUTAGE_BACKOFF_MAX, until the engine answers or the wait's deadline passes.
 OUTAGE_BACKOFF_FIRST, OUTAGE_BACKOFF_MAX = 0.1, 2.0
 
 
-def _tracker(contact: str, home: Path) -> JobTracker:
-    c = Contact.parse(contact)
-    tracker = tracker_class(c.scheme)(c, home)
-    tracker.check()
-    return tracker
+_tracker = open_tracker
 
 
 class _Session:
@@ -109,49 +109,6 @@ class _Session:
             self.close()
 
 
-class _MultiFeed(ChangeFeed):
-    """Several change feeds as one: a thread per extra feed sets a shared event."""
-
-    #: How often a helper thread looks whether the wait is over (it wakes at once on a change).
-    SLICE = 0.25
-
-    def __init__(self, feeds: list[ChangeFeed]) -> None:
-        self.feeds = feeds
-        self.event = threading.Event()
-        self.stop = threading.Event()
-        self.broken: Exception | None = None
-        self.threads = [threading.Thread(target=self._pump, args=(f,), daemon=True) for f in feeds]
-        for t in self.threads:
-            t.start()
-
-    def _pump(self, feed: ChangeFeed) -> None:
-        while not self.stop.is_set():
-            try:
-                if feed.wait(self.SLICE):
-                    self.event.set()
-            except Exception as e:  # noqa: BLE001 - a broken feed: the waiter hears of it
-                if not self.stop.is_set():
-                    self.broken = e
-                self.event.set()
-                return
-
-    def wait(self, timeout: float | None) -> bool:
-        fired = self.event.wait(timeout)
-        self.event.clear()
-        if self.broken is not None:  # one feed is gone: the waiter subscribes again
-            raise (self.broken if isinstance(self.broken, DrmCommunicationError)
-                   else DrmCommunicationError(f"a change feed broke: {self.broken!r}"))
-        return fired
-
-    def close(self) -> None:
-        # Closing each feed wakes its pump at once; joining first would wait out a SLICE.
-        self.stop.set()
-        for f in self.feeds:
-            f.close()
-        for t in self.threads:
-            t.join()
-
-
 class JobSession(_Session):
     """A named, persistent set of jobs on one tracker."""
 
@@ -161,7 +118,10 @@ class JobSession(_Session):
         self._store = manager._store
         self._agent = AgentClient.for_home(manager.home)
         self._templates: dict[str, JobTemplate] = {}
-        # Arrays left with waiting tasks by a program that exited go on now (and in the agent).
+        self._book = JobBook(self._store, tracker, self._agent, name)
+        # Jobs whose submitter died mid-submission are adopted or put back to wait; arrays
+        # left with waiting tasks by a program that exited go on now (and in the agent).
+        self._book.recover_starting()
         for _, array_id in self._store.arrays_with_pending(name):
             self._agent.request("drive", session=name, array=array_id)
 
@@ -270,6 +230,12 @@ class JobSession(_Session):
                 self._start_claimed(template, self._store.claim_pending(array_id, limit),
                                     first_fails=True)
         except BaseException:
+            # Nothing may run that no session knows: tasks already submitted are withdrawn
+            # before the array's rows go.
+            tids = [r.tracker_id for r in self._store.job_rows(self.session_name, ids)
+                    if r.tracker_id]
+            for tid in tids:
+                self._withdraw(tid)
             with self._store.transaction() as db:
                 db.execute("DELETE FROM arrays WHERE id=?", (array_id,))
             raise
@@ -279,44 +245,7 @@ class JobSession(_Session):
 
     def _start_claimed(self, template: JobTemplate, rows: Sequence[JobRow],
                        first_fails: bool = False) -> None:
-        """Submit claimed tasks; a task that cannot start ends FAILED with the reason."""
-        for n, row in enumerate(rows):
-            try:
-                tid = self._tracker.submit(row.id, for_task(template, row.task_index),
-                                           row.task_index)
-            except Drmaa2Error as e:
-                if first_fails and n == 0:
-                    raise
-                info = JobInfo(id=row.id, state=JobState.FAILED, annotation=f"not started: {e}",
-                               job_name=template.job_name)
-                self._store.set_phase(row.id, TERMINAL, JobState.FAILED.value, sub_state="not started",
-                                      info=dumps(_codec.encode(info)))
-            else:
-                self._store.set_phase(row.id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid)
-        if rows:
-            self._agent.notify(f"job:{r.id}" for r in rows)
-
-    def _drive_array(self, array_id: str) -> None:
-        """Start waiting tasks as slots free up, until none waits (runs in the agent)."""
-        arr = self._store.array(self.session_name, array_id)
-        if arr is None:
-            return
-        template = _codec.decode(JobTemplate, json.loads(arr[1]))
-        limit = arr[5]
-        while True:
-            self._start_claimed(template, self._store.claim_pending(array_id, limit))
-            rows = [r for r in self._store.job_rows(self.session_name,
-                                                    self._store.array_job_ids(array_id))]
-            if not any(r.phase == PENDING for r in rows):
-                return
-            active = [r for r in rows if r.phase in (STARTING, SUBMITTED)]
-            feed = self._feed(rows)
-            try:
-                states = self._states_of(active)
-                if all(not s[0].is_terminal for s in states.values()):
-                    feed.wait(RESYNC_INTERVAL)
-            finally:
-                feed.close()
+        self._book.start_claimed(template, rows, first_fails)
 
     # -- state -------------------------------------------------------------------------------------
     def _row(self, job_id: str) -> JobRow:
@@ -336,31 +265,7 @@ class JobSession(_Session):
         return _codec.decode(JobTemplate, json.loads(arr[1]))
 
     def _states_of(self, rows: Sequence[JobRow]) -> dict[str, tuple[JobState, str]]:
-        """Current states; asks the tracker once for all jobs it owns, and caches every terminal
-        state with its JobInfo (in one transaction), so they outlive the engine's record."""
-        out: dict[str, tuple[JobState, str]] = {}
-        live = []
-        for r in rows:
-            if r.phase == SUBMITTED and r.tracker_id is not None:
-                live.append(r)
-            elif r.phase == PENDING or r.phase == STARTING:
-                out[r.id] = (JobState.QUEUED, "waiting for a free slot of its array"
-                             if r.phase == PENDING else "starting")
-            else:
-                out[r.id] = (JobState(r.state), r.sub_state or "")
-        if live:
-            states = self._tracker.states([r.tracker_id for r in live])  # type: ignore[misc]
-            ended = []
-            for r in live:
-                st, sub = states[r.tracker_id]  # type: ignore[index]
-                out[r.id] = (st, sub)
-                if st.is_terminal:
-                    info = self._tracker_info(r)
-                    info.state, info.sub_state = st, sub
-                    ended.append((r.id, st.value, sub, dumps(_codec.encode(info))))
-            if ended:
-                self._store.set_terminal(ended)
-        return out
+        return self._book.states_of(rows)
 
     def _job_state(self, job_id: str) -> tuple[JobState, str]:
         self._check_open()
@@ -373,21 +278,10 @@ class JobSession(_Session):
         return self._states_of([self._row(job_id)])[job_id]
 
     def _tracker_info(self, row: JobRow) -> JobInfo:
-        info = self._tracker.info(row.tracker_id) if row.tracker_id else JobInfo()
-        return self._complete_info(row, info)
+        return self._book.tracker_info(row)
 
     def _complete_info(self, row: JobRow, info: JobInfo) -> JobInfo:
-        info.id = row.id
-        template = json.loads(row.template or "{}")
-        info.job_name = info.job_name or template.get("job_name")
-        if info.submission_time is None:
-            import datetime as dt
-
-            info.submission_time = dt.datetime.fromtimestamp(row.submitted, dt.timezone.utc)
-        if row.task_index is not None:
-            info.extensions.setdefault("task_id", str(row.task_index))
-            info.extensions.setdefault("array_id", row.array_id or "")
-        return info
+        return self._book.complete_info(row, info)
 
     def _job_info(self, job_id: str) -> JobInfo:
         self._check_open()
@@ -531,7 +425,7 @@ class JobSession(_Session):
                 ok = self._store.set_phase(row.id, PENDING, JobState.QUEUED.value, expect=(HELD,))
                 drive.add(row.array_id)
                 return ok
-        if not self._store.set_phase(row.id, STARTING, JobState.QUEUED.value, expect=(HELD,)):
+        if not self._store.claim_held(row.id):
             return False
         template = _codec.decode(JobTemplate, json.loads(row.template or "{}"))
         try:
@@ -558,19 +452,7 @@ class JobSession(_Session):
 
     # -- waiting -----------------------------------------------------------------------------------
     def _feed(self, rows: Sequence[JobRow]) -> ChangeFeed:
-        """One feed for changes of these jobs: generic transitions (agent) and the engine's."""
-        keys = [f"job:{r.id}" for r in rows]
-        tids = [r.tracker_id for r in rows if r.tracker_id]
-        if self._tracker.uses_agent:
-            return self._agent.watch(keys + [f"proc:{r.id}" for r in rows])
-        feeds: list[ChangeFeed] = []
-        if any(r.phase in NOT_STARTED for r in rows):
-            feeds.append(self._agent.watch(keys))
-        if tids:
-            feeds.append(self._tracker.watch(tids))  # type: ignore[arg-type]
-        if len(feeds) == 1:
-            return feeds[0]
-        return _MultiFeed(feeds)
+        return self._book.feed(rows)
 
     def _wait(self, jobs: Sequence[Job], started: bool, any_: bool,
               timeout: float | None) -> Job | None:
@@ -687,7 +569,7 @@ class JobSession(_Session):
                     if seen.get(job_id) != st:
                         seen[job_id] = st
                         emit(Notification(Event.NEW_STATE, job_id, self.session_name, st))
-                feed.wait(_MultiFeed.SLICE * 4)
+                feed.wait(MultiFeed.SLICE * 4)
             finally:
                 feed.close()
 
@@ -917,4 +799,4 @@ class SessionManager:
                                          args=(self._notifier_stop, self._emit), daemon=True)
                     watchers[id(s)] = t
                     t.start()
-            self._notifier_stop.wait(_MultiFeed.SLICE * 4)
+            self._notifier_stop.wait(MultiFeed.SLICE * 4)

@@ -11,6 +11,7 @@ at the bottom of ``ContainerTracker``.
 from __future__ import annotations
 
 import json
+import re
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .._sqlite import Database
-from ..errors import Drmaa2Error, InvalidArgumentError, InvalidStateError
+from ..errors import Drmaa2Error, DrmCommunicationError, InvalidArgumentError, InvalidStateError
 from ..info import JobInfo
 from ..states import Capability, JobState
 from ._container import LocalFiles
@@ -53,6 +54,22 @@ CONTROL: dict[Action, str] = {
     Action.HOLD: "keep created",
     Action.RELEASE: "start",
 }
+
+#: Words of an engine's error answer (HTTP 5xx) saying that the engine, or what it stands on
+#: (dockerd's containerd), cannot act just now rather than that the request is wrong: such an
+#: answer is a DrmCommunicationError, as a refused connection is. Dockerd says e.g. 'connection
+#: error: desc = "transport: Error while dialing dial unix /run/containerd/containerd.sock:
+#: connect: connection refused": unavailable' while containerd is down.
+OUTAGE = re.compile(r"connection refused|connection reset|broken pipe|connection error|"
+                    r"error while dialing|transport is closing|did not receive an exit event|"
+                    r"containerd\.sock", re.IGNORECASE)
+
+
+def outage(status: int | None, explanation: str) -> bool:
+    """Whether an engine's error answer means that it cannot act just now (see OUTAGE)."""
+    code = status or 0
+    return code in (502, 503, 504) or (code >= 500 and OUTAGE.search(explanation) is not None)
+
 
 _COLUMNS = ("cid, held, terminated, remove, input_path, output_path, error_path, join_files, "
             "state, sub_state, annotation, inspect, starter")
@@ -238,6 +255,9 @@ class ContainerTracker(JobTracker):
         try:
             self._kill(cid)
             return
+        except DrmCommunicationError:
+            self._set(cid, "terminated", 0)  # not killed: the engine is away
+            raise
         except InvalidStateError:
             data = self._inspect(cid)
             if data is None:
@@ -295,7 +315,8 @@ class ContainerTracker(JobTracker):
     @abstractmethod
     def _write_outputs(self, cid: str, files: LocalFiles) -> str | None:
         """Copy the container's log into its output files; a problem is returned as the job's
-        annotation (the job has ended; its files are what failed)."""
+        annotation (the job has ended; its files are what failed). An engine that goes away
+        meanwhile raises DrmCommunicationError: nothing is recorded, a later look tries again."""
 
     @abstractmethod
     def _remove_ended(self, cid: str) -> None:

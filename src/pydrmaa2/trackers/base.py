@@ -157,6 +157,14 @@ class JobTracker(ABC):
         """Submit a whole array natively (only where ``native_arrays``); one id per task."""
         raise UnsupportedOperationError(f"the {self.scheme!r} tracker has no native arrays")
 
+    def find_job(self, job_id: str) -> str | None:
+        """The tracker id of the engine's job that carries pydrmaa2 job id ``job_id`` (a label,
+        a comment, the agent's record), or None when the engine has none: how a submission
+        interrupted between the engine call and the store write is reconciled. Trackers whose
+        engine objects carry no job id raise UnsupportedOperationError."""
+        raise UnsupportedOperationError(
+            f"the {self.scheme!r} tracker cannot look a job up by its pydrmaa2 id")
+
     @abstractmethod
     def state(self, tracker_id: str) -> tuple[JobState, str]:
         """The job's state and the engine's own word for it (sub_state)."""

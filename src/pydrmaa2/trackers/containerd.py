@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import platform
+import re
 import secrets
 import signal
 import socket
@@ -116,6 +117,20 @@ GRACE_PERIOD = 5.0
 LEASE_EXPIRY = dt.timedelta(hours=1)
 #: Seconds a watch waits at first for its own ping (doubling) to learn the subscription is live.
 PING_FIRST_WAIT = 0.005
+#: gRPC's reconnection backoff (ms): the channel tries containerd again at most this long after a
+#: failed attempt, so a call works within about a second of containerd's return (gRPC's default
+#: backoff grows to 120 s: after a 30 s outage the channel stayed down 11 s after containerd was
+#: back). A channel of its own subchannel pool: a fresh channel of the same target and options
+#: would share the one in backoff.
+RECONNECT_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.use_local_subchannel_pool", 1),
+]
+#: Details of a gRPC error of another code that still mean the connection to containerd broke.
+TRANSPORT_BROKEN = re.compile(r"stream removed|socket closed|connection reset|broken pipe|goaway|"
+                              r"failed to connect|connection refused", re.IGNORECASE)
 
 HOSTNAME = socket.gethostname()
 LABEL = "org.pydrmaa2."
@@ -250,6 +265,29 @@ def _host_path(path: str | None) -> str | None:
     return None if path is None else os.path.abspath(path)
 
 
+class _Client(api.Client):
+    """``_containerd_api.Client`` whose channel reconnects promptly (see RECONNECT_OPTIONS)."""
+
+    def _connect(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid() and self._channel is not None:
+                return
+            self._channel = grpc.insecure_channel(self.target, options=[
+                ("grpc.max_receive_message_length", 64 << 20),
+                ("grpc.enable_retries", 0),
+                *RECONNECT_OPTIONS,
+            ])
+            self._unary = {
+                k: self._channel.unary_unary(path, request_serializer=api._serializer(req),
+                                             response_deserializer=api._parser(resp))
+                for k, (path, req, resp) in api.METHODS.items()}
+            self._streams = {
+                k: self._channel.unary_stream(path, request_serializer=api._serializer(req),
+                                              response_deserializer=api._parser(resp))
+                for k, (path, req, resp) in api._STREAMS.items()}
+            self._pid = os.getpid()
+
+
 def _check_writable(path: str, field: str) -> None:
     parent = os.path.dirname(path)
     if os.path.isdir(path) or not os.path.isdir(parent) or not os.access(parent, os.W_OK) or (
@@ -289,7 +327,7 @@ class ContainerdTracker(JobTracker):
         self.namespace = contact.options.get("namespace", DEFAULT_NAMESPACE)
         self.snapshotter = contact.options.get("snapshotter", DEFAULT_SNAPSHOTTER)
         self.runtime = contact.options.get("runtime", DEFAULT_RUNTIME)
-        self.client = api.Client(target, self.namespace)
+        self.client = _Client(target, self.namespace)
         self.db = Database(home / "containerd.sqlite", SCHEMA)
         self._images: dict[str, Image] = {}
         self._events: _Subscription | None = None
@@ -309,7 +347,9 @@ class ContainerdTracker(JobTracker):
                not_found: type[Drmaa2Error] = InvalidArgumentError) -> Drmaa2Error:
         code, details = e.code(), e.details()  # type: ignore[attr-defined]
         where = f"containerd at {self.address}"
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED) or (
+                code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL)
+                and TRANSPORT_BROKEN.search(details or "")):
             return DrmCommunicationError(f"{what}: cannot reach {where}: {details}")
         if code is grpc.StatusCode.DEADLINE_EXCEEDED:
             return DrmCommunicationError(f"{what}: {where} did not answer in time")
@@ -672,11 +712,12 @@ class ContainerdTracker(JobTracker):
         output files before it answers, and containerd would forget the exit status anyway."""
         sig = _signal_name(exit_status)
         sub = "stopped" if sig is None else f"stopped, killed by {sig}"
+        finished = exited_at or time.time()
         with self.db.transaction() as db:
-            db.execute("UPDATE containers SET finished=?, exit_status=?, sub_state=?, "
-                       "annotation=CASE WHEN terminated THEN 'terminated' ELSE annotation END "
-                       "WHERE cid=? AND finished IS NULL",
-                       (exited_at or time.time(), exit_status, sub, cid))
+            ours = db.execute("UPDATE containers SET finished=?, exit_status=?, sub_state=?, "
+                              "annotation=CASE WHEN terminated THEN 'terminated' ELSE annotation "
+                              "END WHERE cid=? AND finished IS NULL",
+                              (finished, exit_status, sub, cid)).rowcount
         for attempt in (1, 2):
             try:
                 self._call("tasks.Delete", f"deleting the stopped task of container {cid}",
@@ -684,6 +725,17 @@ class ContainerdTracker(JobTracker):
                 break
             except (InvalidArgumentError, InvalidStateError):
                 break  # already deleted
+            except DrmCommunicationError:
+                # containerd went away: the task (and its exit status) stays with the shim, and
+                # the output may not be complete before the delete. The end is recorded at a
+                # later look, when the delete can be done.
+                if ours:
+                    with self.db.transaction() as db:
+                        db.execute("UPDATE containers SET finished=NULL, exit_status=NULL, "
+                                   "sub_state=NULL, annotation=CASE WHEN terminated THEN NULL "
+                                   "ELSE annotation END WHERE cid=? AND finished=?",
+                                   (cid, finished))
+                raise
             except ImplementationSpecificError:
                 # Under load the shim may close its ttrpc connection as the task is deleted
                 # ("ttrpc: closed"): the exit is recorded above; look once more, then go on.

@@ -23,6 +23,7 @@ threads, so a throttled array keeps max_parallel containers starting side by sid
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ import docker
 import docker.errors
 import docker.utils
 import requests.exceptions
+import urllib3.exceptions
 
 from ..errors import (
     DeniedByDrmsError,
@@ -64,7 +66,7 @@ from ._container import (
     job_labels,
     local_files,
 )
-from ._container_tracker import ContainerRow, ContainerTracker
+from ._container_tracker import ContainerRow, ContainerTracker, outage
 from .base import ChangeFeed, Contact
 
 __all__ = ["DockerTracker"]
@@ -92,6 +94,13 @@ START_WORKERS = 8
 SETTLE_WORKERS = 4
 #: Connections per client: the event subscription holds one, starts and settles run side by side.
 POOL_SIZE = 32
+#: What the client raises when the engine is away (down, restarting, a connection or stream cut
+#: short), whatever layer notices: all of it is DrmCommunicationError. APIError (an answer) is
+#: told apart before these.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    requests.exceptions.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+    docker.errors.DockerException, ConnectionError, TimeoutError, FileNotFoundError)
+
 
 def _starter() -> str:
     """This program, as the starter of containers it starts in the background."""
@@ -198,6 +207,8 @@ class DockerTracker(ContainerTracker):
         self._started_shapes: set[str] = set()
         self._hub = _EventHub(self)
         self._pool: ThreadPoolExecutor | None = None
+        #: Containers whose background start is queued or under way in this program.
+        self._starting: set[str] = set()
 
     # -- the one boundary to the engine ----------------------------------------------------------------
     @contextlib.contextmanager
@@ -207,10 +218,12 @@ class DockerTracker(ContainerTracker):
             yield
         except docker.errors.APIError as e:
             self._raise(doing, e)
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                docker.errors.DockerException, ConnectionError, FileNotFoundError) as e:
-            raise DrmCommunicationError(
-                f"{doing}: cannot reach the Docker engine at {self.address}: {e}") from e
+        except UNREACHABLE as e:
+            raise self._unreachable(doing, e) from e
+
+    def _unreachable(self, doing: str, e: BaseException) -> DrmCommunicationError:
+        return DrmCommunicationError(
+            f"{doing}: cannot reach the Docker engine at {self.address}: {e}")
 
     def _raise(self, doing: str, e: docker.errors.APIError) -> NoReturn:
         explanation = e.explanation or str(e)
@@ -218,6 +231,9 @@ class DockerTracker(ContainerTracker):
             explanation = explanation.decode(errors="replace")
         message = f"{doing}: {explanation} (Docker engine at {self.address})"
         code = e.status_code or 0
+        if outage(code, explanation):
+            raise DrmCommunicationError(
+                f"{doing}: the Docker engine at {self.address} cannot act now: {explanation}") from e
         if code == 404 or code == 400:
             raise InvalidArgumentError(message) from e
         if code == 409 or code == 304:
@@ -279,7 +295,7 @@ class DockerTracker(ContainerTracker):
                          starter=_starter() if background else None)
             files.create_outputs()
             if background:
-                self._starters().submit(self._start_in_background, cid, files.input_path)
+                self._start_later(cid, files.input_path)
             elif not hold:
                 self._start(cid, files.input_path)
                 if task_index is not None:
@@ -305,16 +321,14 @@ class DockerTracker(ContainerTracker):
                     if attached is not None:
                         attached.close()
                     return
-                if e.status_code in (404, 409):
-                    self._raise("starting the job's container", e)
                 expl = e.explanation or str(e)
+                if e.status_code in (404, 409) or outage(e.status_code, str(expl)):
+                    self._raise("starting the job's container", e)
                 raise InvalidArgumentError(
                     f"the Docker engine at {self.address} cannot start the job's container: "
                     f"{expl}") from e
-            except (requests.exceptions.ConnectionError, docker.errors.DockerException) as e:
-                raise DrmCommunicationError(
-                    f"starting the job's container: cannot reach the Docker engine at "
-                    f"{self.address}: {e}") from e
+            except UNREACHABLE as e:
+                raise self._unreachable("starting the job's container", e) from e
         except BaseException:
             if attached is not None:
                 with contextlib.suppress(OSError):
@@ -332,15 +346,33 @@ class DockerTracker(ContainerTracker):
                 self._pool = ThreadPoolExecutor(START_WORKERS, thread_name_prefix="pydrmaa2-start")
             return self._pool
 
+    def _start_later(self, cid: str, input_path: str | None) -> None:
+        """Start a container in the background, unless this program is starting it already."""
+        with self._seen_lock:
+            if cid in self._starting:
+                return
+            self._starting.add(cid)
+        try:
+            self._starters().submit(self._start_in_background, cid, input_path)
+        except BaseException:
+            with self._seen_lock:
+                self._starting.discard(cid)
+            raise
+
     def _start_in_background(self, cid: str, input_path: str | None) -> None:
         """Start an array task's container unless it was held or ended meanwhile; a start that
-        fails ends the job FAILED with the engine's reason."""
+        fails ends the job FAILED with the engine's reason. A start the engine was away for
+        leaves the job queued, with this program as its starter: the next look at its state
+        after the engine is back starts it (``states``)."""
         try:
             row = self._row(cid)
             if row is None or row.held or row.state is not None:
                 return
             try:
                 self._start(cid, input_path)
+            except DrmCommunicationError as e:
+                log.info("container %s not started yet, the engine is away: %s", cid[:12], e)
+                return
             except Drmaa2Error as e:
                 self._finalize(cid, None, JobState.FAILED, f"not started: {e}")
                 self._nudge(cid)
@@ -353,9 +385,21 @@ class DockerTracker(ContainerTracker):
                     self.api.kill(cid)
         except Exception:  # noqa: BLE001 - a background thread has nobody to raise to
             log.exception("starting container %s failed", cid[:12])
+        finally:
+            with self._seen_lock:
+                self._starting.discard(cid)
 
     def _adopt(self, cid: str, starter: str) -> None:
-        """Start a container whose background start died with its program (same machine only)."""
+        """Start a container whose background start died with its program (same machine only),
+        or failed in this program while the engine was away."""
+        if starter == _starter():
+            with self._seen_lock:
+                if cid in self._starting:
+                    return
+            row = self._row(cid)
+            if row is not None and row.starter == starter and not row.held and row.state is None:
+                self._start_later(cid, row.files.input_path)
+            return
         host, _, pid = starter.rpartition(":")
         if host != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
             return
@@ -364,7 +408,7 @@ class DockerTracker(ContainerTracker):
                                  (_starter(), cid, starter)).rowcount
         row = self._row(cid)
         if claimed and row is not None:
-            self._starters().submit(self._start_in_background, cid, row.files.input_path)
+            self._start_later(cid, row.files.input_path)
 
     def _inspect(self, cid: str) -> dict[str, Any] | None:
         """The container's inspect record, None when the engine no longer has it."""
@@ -392,6 +436,8 @@ class DockerTracker(ContainerTracker):
                     for chunk in self.api.logs(cid, stdout=stdout, stderr=stderr, stream=True,
                                                follow=False):
                         f.write(chunk)
+            except DrmCommunicationError:
+                raise  # the engine went away: the end is recorded at a later look
             except (OSError, Drmaa2Error) as e:
                 return f"the job's output could not be written to {path}: {e}"
         return None

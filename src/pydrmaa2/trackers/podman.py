@@ -17,6 +17,7 @@ program (a non-daemon thread, so a program that exits waits for it).
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from typing import Any
 import podman
 import podman.errors
 import requests.exceptions
+import urllib3.exceptions
 
 from ..errors import (
     DeniedByDrmsError,
@@ -56,7 +58,7 @@ from ._container import (
     job_labels,
     local_files,
 )
-from ._container_tracker import ContainerRow, ContainerTracker
+from ._container_tracker import ContainerRow, ContainerTracker, outage
 from .base import ChangeFeed, Contact
 from .process import local_machine
 
@@ -123,6 +125,12 @@ MAX_ID_FILTER = 200
 RESYNC_INTERVAL = 5.0
 #: Connections per client: each event subscription holds one while it lasts.
 POOL_SIZE = 64
+#: What the client raises when the service is away (down, restarting, a connection or stream
+#: cut short), whatever layer notices: all of it is DrmCommunicationError. APIError (an answer,
+#: or podman-py's word for no connection) is told apart before these.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    requests.exceptions.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+    podman.errors.PodmanError, ConnectionError, TimeoutError, FileNotFoundError)
 
 # -- the contact ------------------------------------------------------------------------------------
 
@@ -335,8 +343,7 @@ class PodmanTracker(ContainerTracker):
                     f"{doing}: cannot reach the Podman service at {self.address}: "
                     f"{e.__cause__ or e}") from e
             raise self._error(doing, e, default) from e
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                podman.errors.PodmanError, ConnectionError, FileNotFoundError) as e:
+        except UNREACHABLE as e:
             raise DrmCommunicationError(
                 f"{doing}: cannot reach the Podman service at {self.address}: {e}") from e
 
@@ -346,6 +353,9 @@ class PodmanTracker(ContainerTracker):
         explanation = e.explanation or cause or str(e)
         message = f"{doing}: {explanation} (Podman service at {self.address})"
         code = e.status_code or 0
+        if outage(code, explanation):
+            return DrmCommunicationError(
+                f"{doing}: the Podman service at {self.address} cannot act now: {explanation}")
         if cause in ERROR_CAUSES:
             return ERROR_CAUSES[cause](message)
         if code in (404, 400):
@@ -410,7 +420,8 @@ class PodmanTracker(ContainerTracker):
             if not hold:
                 self._start(cid, files.input_path)
         except BaseException:
-            self._remove(cid, force=True)
+            with contextlib.suppress(Drmaa2Error):  # the service may be away: the job's error counts
+                self._remove(cid, force=True)
             self._forget(cid)
             raise
         return cid
@@ -462,7 +473,11 @@ class PodmanTracker(ContainerTracker):
             sock = socket.create_connection((self.contact.host, self.contact.port or 8080))
         else:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.connect(self.address.removeprefix("unix://"))
+            try:
+                sock.connect(self.address.removeprefix("unix://"))
+            except OSError:  # the service is away
+                sock.close()
+                raise
         try:
             # Empty detachKeys: the input may hold ctrl-p ctrl-q, Podman's default detach keys.
             sock.sendall(
@@ -549,6 +564,8 @@ class PodmanTracker(ContainerTracker):
                         path = out_path if stream == STDOUT else err_path
                         if path is not None:
                             targets[path].write(payload)
+        except DrmCommunicationError:
+            raise  # the service went away: the end is recorded at a later look
         except (OSError, Drmaa2Error) as e:
             return f"the job's output could not be written to {out_path or err_path}: {e}"
         return None

@@ -202,6 +202,10 @@ class ProcessTracker(JobTracker):
             job_name=template.job_name)
         return job_id
 
+    def find_job(self, job_id: str) -> str | None:
+        """The agent's record of the job (its tracker id is the job id), or None."""
+        return job_id if self.agent.request("proc.find", tid=job_id)["found"] else None
+
     def _row(self, tracker_id: str) -> tuple | None:
         rows = self.db.query(
             "SELECT state, sub_state, pid, exit_status, signal, annotation, job_name, workdir, "
@@ -392,6 +396,9 @@ class ProcessService:
         self.orphans: dict[str, int] = {}
         self._writes: list[tuple[str, tuple]] = []
         self._changed: list[str] = []
+        #: Spawn requests of this loop turn: started once their 'starting' rows are written, so
+        #: an agent killed at any instant leaves a record of every job it may have started.
+        self._to_spawn: list[dict[str, Any]] = []
         #: The store error that keeps pending writes queued (None: the store takes writes).
         self.write_error: Drmaa2Error | None = None
         self._retry_at = 0.0
@@ -399,15 +406,21 @@ class ProcessService:
         agent.flush_hooks.append(self.flush)
         agent.handlers["proc.spawn"] = self.spawn
         agent.handlers["proc.control"] = self.control
+        agent.handlers["proc.find"] = self.find
         agent.busy_checks.append(
-            lambda: bool(self.children or self.orphans or self._writes))
+            lambda: bool(self.children or self.orphans or self._writes or self._to_spawn))
         self._reconcile()
 
     def _reconcile(self) -> None:
         """Jobs an earlier agent started and could not see end: record what can be known."""
         rows = self.db.query("SELECT tid, pid, started FROM procs WHERE state IN "
                              "('running','suspended','queued')")
+        unsure = {tid for tid, pid, _ in rows if pid is None}
+        if unsure:
+            self._reconcile_starting(unsure)
         for tid, pid, started in rows:
+            if tid in unsure:
+                continue
             alive = False
             # The same pid with a start time a second off is another process (pid reuse).
             with contextlib.suppress(psutil.Error):
@@ -417,6 +430,33 @@ class ProcessService:
                 self._adopt(tid, pid)
             else:
                 self._finish_lost(tid)
+
+    def _reconcile_starting(self, tids: set[str]) -> None:
+        """Jobs an earlier agent was starting when it ended: the process that carries the job's
+        JOB_ID in its environment (a session leader of ours) is adopted; with none, whether the
+        job ran cannot be known, and it ends FAILED saying so."""
+        found: dict[str, psutil.Process] = {}
+        for p in psutil.process_iter(["pid", "uids"]):
+            with contextlib.suppress(psutil.Error, OSError):
+                if p.info["uids"] is None or p.info["uids"].real != os.getuid():
+                    continue
+                if os.getsid(p.pid) != p.pid:
+                    continue
+                job = p.environ().get("JOB_ID")
+                if job in tids:
+                    found[job] = p
+        for tid in tids:
+            p = found.get(tid)
+            if p is not None:
+                with contextlib.suppress(psutil.Error):
+                    self._write(tid, "UPDATE procs SET pid=?, state='running', sub_state='running', "
+                                "started=? WHERE tid=?", (p.pid, p.create_time(), tid))
+                    self._adopt(tid, p.pid)
+                    continue
+            self._write(tid, "UPDATE procs SET state='failed', sub_state='lost', finished=?, "
+                        "annotation=? WHERE tid=?",
+                        (time.time(), "the pydrmaa2 agent ended while it was starting this job; "
+                         "whether the job ran is unknown", tid))
 
     def _adopt(self, tid: str, pid: int) -> None:
         """Watch a job an earlier agent started: not our child any more, so its pidfd tells
@@ -454,15 +494,22 @@ class ProcessService:
         (full disk, lock held too long, I/O error) stays queued and is retried with backoff;
         nothing is dropped. Returns when to be called again."""
         self._poll()
-        if not self._writes:
+        if not self._writes and not self._to_spawn:
             return 0.05 if self.polled else None
         now = time.monotonic()
         if now < self._retry_at:
             return self._retry_at - now
+        spawn = self._to_spawn
         try:
             with self.db.transaction() as db:
                 for sql, params in self._writes:
                     db.execute(sql, params)
+                # Write-ahead: a job's row exists before its process does. A tid recorded
+                # already is a duplicate request and is not started twice.
+                spawn = [m for m in spawn if db.execute(
+                    "INSERT OR IGNORE INTO procs(tid, state, sub_state, job_name, workdir, "
+                    "cmdline, submitted) VALUES (?,?,?,?,?,?,?)",
+                    self._starting_row(m)).rowcount]
         except Drmaa2Error as e:
             if self.write_error is None or str(self.write_error) != str(e):
                 log.error("%d store writes kept for a retry: %s", len(self._writes), e)
@@ -473,10 +520,24 @@ class ProcessService:
         if self.write_error is not None:
             log.info("the store takes writes again: %d written", len(self._writes))
         self.write_error, self._backoff, self._retry_at = None, 0.0, 0.0
-        self._writes = []
+        self._writes, self._to_spawn = [], []
         changed, self._changed = self._changed, []
         self.agent.publish(changed)
+        if spawn:
+            for msg in spawn:
+                self._start(msg)
+            # Their running rows go with the next turn's writes (at once when idle): one
+            # transaction per turn while jobs keep coming.
+            return 0.0
         return 0.05 if self.polled else None
+
+    @staticmethod
+    def _starting_row(msg: dict[str, Any]) -> tuple:
+        argv = msg.get("argv")
+        cmdline = " ".join(map(str, argv)) if isinstance(argv, list) else str(argv)
+        job_name = msg.get("job_name")
+        return (msg["tid"], "queued", "starting", None if job_name is None else str(job_name),
+                str(msg.get("cwd")), cmdline.replace("\0", "\\0"), time.time())
 
     def _poll(self) -> None:
         """Children and orphans without a pidfd: look whether they ended."""
@@ -494,13 +555,22 @@ class ProcessService:
         tid = msg.get("tid")
         if not isinstance(tid, str) or not tid:
             raise InvalidArgumentError(f"proc.spawn without a job id: {str(msg)[:200]}")
+        self._to_spawn.append(msg)
+        if msg.get("noreply"):
+            return {}  # started at the end of this loop turn, after its row is written
+        self.flush()
+        if self.write_error is not None:
+            raise self.write_error
+        child = self.children.get(tid)
+        return {"tid": tid, "pid": child.popen.pid if child is not None else None}
+
+    def _start(self, msg: dict[str, Any]) -> None:
+        """Start one job whose row is written; a failure ends it FAILED with the cause."""
         try:
-            return self._spawn(msg)
-        except Exception as e:
-            if not msg.get("noreply"):
-                raise
-            self._record_not_started(tid, msg, "not started", f"cannot start the job: {_why(e)}")
-            return {}
+            self._spawn(msg)
+        except Exception as e:  # noqa: BLE001 - whatever it was, the job records it
+            self._record_not_started(msg["tid"], msg, "not started",
+                                     f"cannot start the job: {_why(e)}")
 
     def _record_not_started(self, tid: str, msg: dict[str, Any], sub: str, why: str) -> None:
         now = time.time()
@@ -581,9 +651,21 @@ class ProcessService:
         files.append(fd)
         return fd
 
+    def find(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Whether this agent started (or recorded) job ``tid``: the spawn requests of clients
+        that died are read first, so a spawn already sent is never missed."""
+        tid = msg["tid"]
+        self.agent.read_pending()
+        if (tid in self.children or any(m["tid"] == tid for m in self._to_spawn)
+                or any(params and params[0] == tid for _, params in self._writes)):
+            return {"found": True}
+        return {"found": bool(self.db.query("SELECT 1 FROM procs WHERE tid=?", (tid,)))}
+
     def control(self, msg: dict[str, Any]) -> dict[str, Any]:
         tid = msg["tid"]
         action = Action(msg["action"])
+        if any(m["tid"] == tid for m in self._to_spawn):
+            self.flush()  # a job asked for in the same turn it was sent: start it first
         child = self.children.get(tid)
         pid = child.popen.pid if child is not None else self.orphans.get(tid)
         if pid is None:

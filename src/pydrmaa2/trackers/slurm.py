@@ -256,6 +256,12 @@ ACCOUNTING_LAG = 1.0
 ACCOUNTING_POLL = 0.05
 #: The most characters of job ids put in one squeue/sacct -j argument (Linux allows 128 kB).
 MAX_ID_LIST = 100_000
+#: How far back find_job looks in accounting for a job slurmctld no longer holds.
+FIND_JOB_WINDOW = "now-14days"
+#: Every state sacct knows: with a time window and no state, sacct lists only the jobs that were
+#: eligible in it, never one held from its submission to its end. (The window ends a day from now:
+#: sacct leaves out a job that ended in the second the window ends.)
+SACCT_STATES = "PD,R,S,CD,CA,F,TO,NF,PR,BF,DL,OOM,RQ,RV,RS"
 
 #: The batch script of every job: JOB_ID and TASK_ID, the CPU time limit, the paths Slurm cannot
 #: express (array chunks re-indexed from 0, a working directory holding the task index), then
@@ -264,7 +270,7 @@ MAX_ID_LIST = 100_000
 #: as arguments keeps sbatch's environment the submitter's own, which it need not copy.
 BATCH_SCRIPT = r"""#!/bin/sh
 # pydrmaa2 Slurm batch script: sets JOB_ID and TASK_ID, then runs the job's argv unchanged.
-pydrmaa2_vars='PYDRMAA2_SLURM_JOB_ID PYDRMAA2_SLURM_TASK_ID PYDRMAA2_SLURM_FIRST_ID
+pydrmaa2_vars='PYDRMAA2_SLURM_KEY PYDRMAA2_SLURM_JOB_ID PYDRMAA2_SLURM_TASK_ID PYDRMAA2_SLURM_FIRST_ID
     PYDRMAA2_SLURM_FIRST_INDEX PYDRMAA2_SLURM_STEP PYDRMAA2_SLURM_REINDEXED
     PYDRMAA2_SLURM_CPU_LIMIT PYDRMAA2_SLURM_WORKDIR PYDRMAA2_SLURM_STDIN
     PYDRMAA2_SLURM_STDOUT PYDRMAA2_SLURM_STDERR PYDRMAA2_SLURM_JOIN'
@@ -324,6 +330,9 @@ _ARRAY_ID = re.compile(r"^(\d+)_\[([^\]]*)\]$")
 _DURATION = re.compile(r"^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)(?:\.(\d+))?$")
 _SIZE = re.compile(r"^\d+[KMGT]?$")
 _OPTION_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+#: The batch script in squeue's Command and sacct's SubmitLine, and its first argument, the job's
+#: key (see SlurmTracker.find_job). Only the first match counts: the job's own arguments follow.
+_KEY_ARGUMENT = re.compile(r"pydrmaa2-job-[0-9a-f]+\.sh (?:PYDRMAA2_SLURM_KEY=(\S+))?")
 
 
 def parse_key_values(line: str) -> dict[str, str]:
@@ -828,6 +837,7 @@ class SlurmTracker(JobTracker):
         self._final: dict[str, JobInfo] = {}
         self._lagging: dict[str, float] = {}
         self._watchdog = _Watchdog()
+        self.store_key = hashlib.sha256(os.fsencode(Path(home).resolve())).hexdigest()[:16]
 
     # -- the command runner ----------------------------------------------------------------------
     def _run(self, argv: Sequence[str], what: str, *, fds: Sequence[int] = (),
@@ -1106,7 +1116,8 @@ class SlurmTracker(JobTracker):
         if template.working_directory is not None:
             opts.append(f"--chdir={template.working_directory}")
         opts += self._path_options(template, lambda p: slurm_path(p))
-        extra = {"PYDRMAA2_SLURM_JOB_ID": job_id}
+        extra = {"PYDRMAA2_SLURM_KEY": f"{self.store_key}:{job_id}",
+                 "PYDRMAA2_SLURM_JOB_ID": job_id}
         if task_index is not None:  # a task started one by one (not by this tracker's arrays)
             extra["PYDRMAA2_SLURM_TASK_ID"] = str(task_index)
         return self._sbatch(opts, self._variables(template, extra), template,
@@ -1150,7 +1161,12 @@ class SlurmTracker(JobTracker):
         try:
             for chunk in chunks:
                 opts = list(base_opts)
-                extra = {"PYDRMAA2_SLURM_FIRST_INDEX": str(chunk.indices[0]),
+                ids = (f"{chunk.job_ids[0]}+{len(chunk.job_ids)}" if ids_consecutive
+                       else ",".join(chunk.job_ids))
+                slurm_step = 1 if chunk.reindexed else step
+                extra = {"PYDRMAA2_SLURM_KEY":
+                         f"{self.store_key}:{ids}:{chunk.slurm_indices[0]}:{slurm_step}",
+                         "PYDRMAA2_SLURM_FIRST_INDEX": str(chunk.indices[0]),
                          "PYDRMAA2_SLURM_STEP": str(step)}
                 if ids_consecutive:
                     extra["PYDRMAA2_SLURM_FIRST_ID"] = chunk.job_ids[0]
@@ -1436,6 +1452,74 @@ class SlurmTracker(JobTracker):
         self._final.pop(tracker_id, None)
         self._seen.pop(tracker_id, None)
         self._lagging.pop(tracker_id, None)
+
+    # -- finding a job by its pydrmaa2 id -------------------------------------------------------
+    def find_job(self, job_id: str) -> str | None:
+        """The Slurm id (``N``, or ``N_INDEX`` for an array task) of the job of this store that
+        carries pydrmaa2 job id ``job_id``, or None: slurmctld's jobs of this user first
+        (squeue), then accounting's of the last FIND_JOB_WINDOW (sacct), as a job slurmctld
+        forgot (MinJobAge) may still be one that a submitter never recorded.
+
+        Every submission's batch script has the job's key as its first argument
+        (``PYDRMAA2_SLURM_KEY=STORE:ID`` or, for an array, ``STORE:FIRST+COUNT:INDEX:STEP``):
+        squeue shows it in the job's Command, sacct in its SubmitLine. The key is pydrmaa2's
+        own argument, so no template field (a comment, a name) can clobber it, and STORE (a
+        hash of the store's home) keeps apart the equal job ids of different stores. (sacct
+        lists no job that is still held from its submission on; slurmctld keeps those.)"""
+        user = getpass.getuser()
+        fields = ("JobID", "ArrayJobID", "Command")
+        text = self._run(["squeue", "-h", "-t", "all", "-u", user, "-O",
+                          ",".join(f"{f}:{SEP}" for f in fields)],
+                         f"looking for pydrmaa2 job {job_id} in squeue")
+        for r in records(text, fields, trailing=True):
+            found = self.key_tracker_id(r["Command"], r["JobID"], r["ArrayJobID"], job_id)
+            if found is not None:
+                return found
+        if not self.accounting:
+            return None
+        fields = ("JobID", "JobIDRaw", "SubmitLine")
+        text = self._run(["sacct", "-n", "-P", "-X", f"--delimiter={SEP}", "-u", user,
+                          "-S", FIND_JOB_WINDOW, "-E", "now+1days", "-s", SACCT_STATES,
+                          "-o", ",".join(fields)],
+                         f"looking for pydrmaa2 job {job_id} in sacct")
+        for r in reversed(records(text, fields, trailing=False)):  # the newest first
+            found = self.key_tracker_id(r["SubmitLine"], r["JobIDRaw"], base_id(r["JobID"]),
+                                        job_id)
+            if found is not None:
+                return found
+        return None
+
+    def key_tracker_id(self, command: str, slurm_id: str, array_id: str,
+                       job_id: str) -> str | None:
+        """The Slurm id of pydrmaa2 job ``job_id`` when the job whose command (or submit line)
+        is ``command`` carries it in its key (an array: one of its tasks), else None.
+        ``slurm_id`` is the Slurm job's own id, ``array_id`` its array's (for an array task)."""
+        m = _KEY_ARGUMENT.search(command)
+        if m is None or m.group(1) is None:
+            return None
+        store, _, rest = m.group(1).partition(":")
+        if store != self.store_key:
+            return None
+        parts = rest.split(":")
+        if len(parts) == 1:
+            return slurm_id.strip() if parts[0] == job_id else None
+        if len(parts) != 3:
+            return None
+        spec, first_index, step = parts
+        try:
+            if "+" in spec:  # consecutive ids FIRST..FIRST+COUNT-1
+                first, _, count = spec.partition("+")
+                k = int(job_id) - int(first) if job_id.isdigit() else -1
+                if not 0 <= k < int(count):
+                    return None
+            else:
+                ids = spec.split(",")
+                if job_id not in ids:
+                    return None
+                k = ids.index(job_id)
+            return f"{array_id.strip()}_{int(first_index) + k * int(step)}"
+        except ValueError:  # not a key this tracker wrote
+            return None
 
     def list_jobs(self) -> list[str]:
         text = self._run(["squeue", "-h", "-r", "-t", "all", "-u", getpass.getuser(), "-O",

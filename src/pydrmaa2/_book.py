@@ -1,0 +1,237 @@
+"""A session's jobs as the store and the tracker know them together, below the sessions.
+
+``JobBook`` holds what both the sessions and the agent need: the states of jobs (terminal ones
+cached in the store with their JobInfo), change feeds, starting claimed array tasks, recovering
+tasks whose claimer died, and driving a throttled array. It imports no session code, so the
+agent can drive arrays without the session layer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import _codec
+from ._agent import AgentClient
+from ._store import JobRow, Store, dumps
+from .errors import Drmaa2Error, DrmCommunicationError, UnsupportedOperationError
+from .info import JobInfo
+from .states import JobState
+from .templates import JobTemplate, for_task
+from .trackers import ChangeFeed, Contact, JobTracker, tracker_class
+
+log = logging.getLogger("pydrmaa2")
+
+# Generic phases of a job row, and the DRMAA2 state each one means while it lasts.
+HELD, PENDING, STARTING, SUBMITTED, TERMINAL = "held", "pending", "starting", "submitted", "terminal"
+NOT_STARTED = (HELD, PENDING, STARTING)
+#: A waiter looks again at least this often even without an event: some engines' event streams
+#: can miss an event that happens right after subscribing (Podman 4.3), so a missed event costs
+#: at most this long instead of a hang.
+RESYNC_INTERVAL = 5.0
+
+
+def open_tracker(contact: str, home: Path) -> JobTracker:
+    """The tracker of ``contact``, checked to answer."""
+    c = Contact.parse(contact)
+    tracker = tracker_class(c.scheme)(c, home)
+    tracker.check()
+    return tracker
+
+
+class MultiFeed(ChangeFeed):
+    """Several change feeds as one: a thread per extra feed sets a shared event."""
+
+    #: How often a helper thread looks whether the wait is over (it wakes at once on a change).
+    SLICE = 0.25
+
+    def __init__(self, feeds: list[ChangeFeed]) -> None:
+        self.feeds = feeds
+        self.event = threading.Event()
+        self.stop = threading.Event()
+        self.broken: Exception | None = None
+        self.threads = [threading.Thread(target=self._pump, args=(f,), daemon=True) for f in feeds]
+        for t in self.threads:
+            t.start()
+
+    def _pump(self, feed: ChangeFeed) -> None:
+        while not self.stop.is_set():
+            try:
+                if feed.wait(self.SLICE):
+                    self.event.set()
+            except Exception as e:  # noqa: BLE001 - a broken feed: the waiter hears of it
+                if not self.stop.is_set():
+                    self.broken = e
+                self.event.set()
+                return
+
+    def wait(self, timeout: float | None) -> bool:
+        fired = self.event.wait(timeout)
+        self.event.clear()
+        if self.broken is not None:  # one feed is gone: the waiter subscribes again
+            raise (self.broken if isinstance(self.broken, DrmCommunicationError)
+                   else DrmCommunicationError(f"a change feed broke: {self.broken!r}"))
+        return fired
+
+    def close(self) -> None:
+        # Closing each feed wakes its pump at once; joining first would wait out a SLICE.
+        self.stop.set()
+        for f in self.feeds:
+            f.close()
+        for t in self.threads:
+            t.join()
+
+
+class JobBook:
+    """The jobs of one session: store rows, the tracker's states, and the agent's events."""
+
+    def __init__(self, store: Store, tracker: JobTracker, agent: AgentClient, session: str) -> None:
+        self.store = store
+        self.tracker = tracker
+        self.agent = agent
+        self.session = session
+
+    # -- states ------------------------------------------------------------------------------------
+    def states_of(self, rows: Sequence[JobRow]) -> dict[str, tuple[JobState, str]]:
+        """Current states; asks the tracker once for all jobs it owns, and caches every terminal
+        state with its JobInfo (in one transaction), so they outlive the engine's record."""
+        out: dict[str, tuple[JobState, str]] = {}
+        live = []
+        for r in rows:
+            if r.phase == SUBMITTED and r.tracker_id is not None:
+                live.append(r)
+            elif r.phase == PENDING or r.phase == STARTING:
+                out[r.id] = (JobState.QUEUED, "waiting for a free slot of its array"
+                             if r.phase == PENDING else "starting")
+            else:
+                out[r.id] = (JobState(r.state), r.sub_state or "")
+        if live:
+            states = self.tracker.states([r.tracker_id for r in live])  # type: ignore[misc]
+            ended = []
+            for r in live:
+                st, sub = states[r.tracker_id]  # type: ignore[index]
+                out[r.id] = (st, sub)
+                if st.is_terminal:
+                    info = self.tracker_info(r)
+                    info.state, info.sub_state = st, sub
+                    ended.append((r.id, st.value, sub, dumps(_codec.encode(info))))
+            if ended:
+                self.store.set_terminal(ended)
+        return out
+
+    def tracker_info(self, row: JobRow) -> JobInfo:
+        """The engine's JobInfo of a submitted job, completed from its row."""
+        info = self.tracker.info(row.tracker_id) if row.tracker_id else JobInfo()
+        return self.complete_info(row, info)
+
+    @staticmethod
+    def complete_info(row: JobRow, info: JobInfo) -> JobInfo:
+        """Fill what the store knows and the engine may not: id, name, submission, task."""
+        info.id = row.id
+        template = json.loads(row.template or "{}")
+        info.job_name = info.job_name or template.get("job_name")
+        if info.submission_time is None:
+            info.submission_time = dt.datetime.fromtimestamp(row.submitted, dt.timezone.utc)
+        if row.task_index is not None:
+            info.extensions.setdefault("task_id", str(row.task_index))
+            info.extensions.setdefault("array_id", row.array_id or "")
+        return info
+
+    def feed(self, rows: Sequence[JobRow]) -> ChangeFeed:
+        """One feed for changes of these jobs: generic transitions (agent) and the engine's."""
+        keys = [f"job:{r.id}" for r in rows]
+        tids = [r.tracker_id for r in rows if r.tracker_id]
+        if self.tracker.uses_agent:
+            return self.agent.watch(keys + [f"proc:{r.id}" for r in rows])
+        feeds: list[ChangeFeed] = []
+        if any(r.phase in NOT_STARTED for r in rows):
+            feeds.append(self.agent.watch(keys))
+        if tids:
+            feeds.append(self.tracker.watch(tids))  # type: ignore[arg-type]
+        if len(feeds) == 1:
+            return feeds[0]
+        return MultiFeed(feeds)
+
+    # -- starting claimed tasks ------------------------------------------------------------------
+    def start_claimed(self, template: JobTemplate, rows: Sequence[JobRow],
+                      first_fails: bool = False) -> None:
+        """Submit claimed tasks; a task that cannot start ends FAILED with the reason."""
+        for n, row in enumerate(rows):
+            try:
+                tid = self.tracker.submit(row.id, for_task(template, row.task_index),
+                                          row.task_index)
+            except Drmaa2Error as e:
+                if first_fails and n == 0:
+                    raise
+                self.fail_unstarted(row, f"not started: {e}", template.job_name)
+            else:
+                self.store.set_phase(row.id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid)
+        if rows:
+            self.agent.notify(f"job:{r.id}" for r in rows)
+
+    def fail_unstarted(self, row: JobRow, annotation: str, job_name: str | None = None,
+                       expect: Sequence[str] | None = None) -> bool:
+        """End a job that never ran FAILED, with ``annotation`` saying why."""
+        info = JobInfo(id=row.id, state=JobState.FAILED, annotation=annotation, job_name=job_name)
+        return self.store.set_phase(row.id, TERMINAL, JobState.FAILED.value,
+                                    sub_state="not started", expect=expect,
+                                    info=dumps(_codec.encode(self.complete_info(row, info))))
+
+    def recover_starting(self, array_id: str | None = None) -> int:
+        """Tasks left 'starting' by a claimer that died between claiming and recording them:
+        adopted where the engine has the job (found by its pydrmaa2 job id), put back to wait
+        where it never got it, FAILED with an annotation where the engine cannot tell. Returns
+        how many were recovered."""
+        rows = self.store.stale_starting(self.session, array_id)
+        for row in rows:
+            back = PENDING if row.array_id is not None else HELD
+            try:
+                tid = self.tracker.find_job(row.id)
+            except UnsupportedOperationError:
+                self.fail_unstarted(
+                    row, "its submission was interrupted (the submitting program ended) and the "
+                    f"{self.tracker.scheme!r} tracker cannot tell whether the engine got it",
+                    expect=(STARTING,))
+                continue
+            if tid is not None:
+                self.store.set_phase(row.id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid,
+                                     expect=(STARTING,))
+            else:
+                self.store.set_phase(row.id, back, JobState.QUEUED.value if back == PENDING
+                                     else JobState.QUEUED_HELD.value, expect=(STARTING,))
+            log.info("job %s of session %s: its claimer died; %s", row.id, self.session,
+                     f"adopted as {tid}" if tid else f"back to {back}")
+        if rows:
+            self.agent.notify(f"job:{r.id}" for r in rows)
+        return len(rows)
+
+    # -- throttled arrays --------------------------------------------------------------------------
+    def drive_array(self, array_id: str) -> None:
+        """Start waiting tasks as slots free up, until none waits (runs in the agent)."""
+        arr = self.store.array(self.session, array_id)
+        if arr is None:
+            return
+        template = _codec.decode(JobTemplate, json.loads(arr[1]))
+        limit = arr[5]
+        while True:
+            self.recover_starting(array_id)
+            self.start_claimed(template, self.store.claim_pending(array_id, limit))
+            rows = self.store.job_rows(self.session, self.store.array_job_ids(array_id))
+            if not any(r.phase == PENDING for r in rows):
+                return
+            active = [r for r in rows if r.phase in (STARTING, SUBMITTED)]
+            try:
+                feed = self.feed(rows)
+                try:
+                    states = self.states_of(active)
+                    if all(not s[0].is_terminal for s in states.values()):
+                        feed.wait(RESYNC_INTERVAL)
+                finally:
+                    feed.close()
+            except DrmCommunicationError as e:  # the engine is away: look again shortly
+                log.warning("driving array %s: %s", array_id, e)
+                threading.Event().wait(1.0)
