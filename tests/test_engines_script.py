@@ -155,5 +155,5 @@ def test_a_daemon_stopped_for_a_failed_reconfiguration_is_started_again(tmp_path
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-        pidfile.unlink(missing_ok=True)
-        logfile.unlink(missing_ok=True)
+        for f in (pidfile, Path(f"{pidfile}.start"), logfile):
+            f.unlink(missing_ok=True)

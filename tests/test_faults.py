@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 import pydrmaa2 as d2
@@ -277,3 +278,32 @@ def test_a_wait_rides_out_an_agent_killed_and_restarted(sm):
     assert not t.is_alive() and not err
     assert job.state.is_terminal
     assert job.state is d2.JobState.FAILED and "agent" in job.info.annotation
+
+
+def test_a_job_the_engine_took_just_before_its_submitter_died_is_withdrawn(sm, tmp_path):
+    """The submitter is killed between the engine's accepting a job and the job's row being
+    written: the next open of the session finds the job by its pydrmaa2 id and withdraws it,
+    so nothing runs that no session knows."""
+    sm.create_job_session("died-before-row").close()
+    p = _python("""
+        import os, pydrmaa2 as d2
+        from pydrmaa2._store import Store
+        js = d2.SessionManager().open_job_session("died-before-row")
+        def die(self, session, job_id, *rest):  # the fault: death right after the engine call
+            print(job_id, flush=True)
+            os.kill(os.getpid(), 9)
+        Store.add_submitted_job = die
+        js.run_job(d2.JobTemplate(remote_command="/bin/sleep", args=["300"]))
+    """, sm.home)
+    job_id = p.stdout.readline().strip()
+    p.wait()
+    assert p.returncode == -signal.SIGKILL and job_id
+    store = Store(sm.home / "store.sqlite")
+    assert store.job(job_id) is None
+    js = sm.open_job_session("died-before-row")
+    assert js._tracker.find_job(job_id) is None  # terminated and deleted in the engine
+    assert store.query("SELECT COUNT(*) FROM id_claims")[0][0] == 0
+    leftover = [q for q in psutil.process_iter(["cmdline"])
+                if q.info["cmdline"] == ["/bin/sleep", "300"]
+                and q.environ().get("JOB_ID") == job_id]
+    assert not leftover

@@ -265,6 +265,32 @@ def test_a_job_slurmctld_no_longer_holds_is_not_running_whatever_sacct_last_reco
     assert offline.states(["72"])["72"] == (d2.JobState.DONE, "COMPLETED")
 
 
+def test_a_job_key_names_its_store_and_pydrmaa2_ids_and_maps_them_to_slurm_ids(tmp_path):
+    tracker = slurm.SlurmTracker(Contact.parse("slurm"), tmp_path / "a")
+    other = slurm.SlurmTracker(Contact.parse("slurm"), tmp_path / "b")
+    assert tracker.store_key != other.store_key
+    script = f"{tmp_path}/my home/slurm/pydrmaa2-job-0123abcd.sh"
+    k = tracker.store_key
+
+    def line(key: str) -> str:
+        return f"{script} PYDRMAA2_SLURM_KEY={key} PYDRMAA2_SLURM_JOB_ID=7 -- /bin/sh -c x"
+
+    assert tracker.key_tracker_id(line(f"{k}:7"), "501", "501", "7") == "501"
+    assert tracker.key_tracker_id(line(f"{k}:7"), "501", "501", "8") is None
+    assert other.key_tracker_id(line(f"{k}:7"), "501", "501", "7") is None
+    # an array of ids 10..14, Slurm indices 3, 5, ..., 11; one of ids 20, 22 re-indexed from 0
+    assert tracker.key_tracker_id(line(f"{k}:10+5:3:2"), "530", "520", "13") == "520_9"
+    assert tracker.key_tracker_id(line(f"{k}:10+5:3:2"), "530", "520", "15") is None
+    assert tracker.key_tracker_id(line(f"{k}:10+5:3:2"), "530", "520", "9") is None
+    assert tracker.key_tracker_id(line(f"{k}:20,22:0:1"), "540", "540", "22") == "540_1"
+    # the key is the script's first argument: the job's own arguments cannot forge one
+    forged = f"{script} PYDRMAA2_SLURM_JOB_ID=1 -- /bin/echo {line(f'{k}:7')}"
+    assert tracker.key_tracker_id(forged, "1", "1", "7") is None
+    assert tracker.key_tracker_id(f"sbatch --parsable -H {line(f'{k}:7')}", "2", "2", "7") == "2"
+    assert tracker.key_tracker_id("/bin/other.sh PYDRMAA2_SLURM_KEY=x", "3", "3", "7") is None
+    assert tracker.key_tracker_id(line(f"{k}:a+b:c:d"), "4", "4", "7") is None
+
+
 # -- against the cluster ---------------------------------------------------------------------------
 
 
@@ -519,6 +545,58 @@ def test_states_of_many_jobs_take_one_squeue_call_and_forgotten_jobs_one_sacct_c
         assert info.state is d2.JobState.FAILED and info.dispatch_time is None
         assert info.exit_status is None and info.submission_time is not None
     assert seen == ["sacct"]
+
+
+def test_find_job_finds_what_sbatch_accepted_by_its_pydrmaa2_id(js, tmp_path):
+    """A submitter that dies between sbatch and writing the job's row leaves a Slurm job no row
+    names: its pydrmaa2 id finds it (squeue, or sacct once slurmctld forgot it), in this store
+    only, whether a job, a task of an array, or of an array split beyond MaxArraySize."""
+    jt = d2.JobTemplate(remote_command="/bin/true", submit_as_hold=True)
+    tracker = js._tracker
+    split = slurm.SlurmTracker(Contact.parse("slurm?max_array_size=4"), tracker.home)
+    raw: list[str] = []
+    try:
+        raw.append(tracker.submit("990001", jt, None, hold=True))
+        ids = [str(990010 + k) for k in range(5)]
+        tasks = tracker.submit_array(ids, jt, [3, 5, 7, 9, 11], 2, hold=True)
+        split_ids = [str(990020 + k) for k in range(6)]
+        split_tasks = split.submit_array(split_ids, jt, list(range(2, 14, 2)), None, hold=True)
+        raw += tasks + split_tasks
+        assert len({t.split("_")[0] for t in split_tasks}) == 2  # two sbatch, re-indexed
+        assert tracker.find_job("990001") == raw[0]
+        for job_id, tid in zip(ids + split_ids, tasks + split_tasks, strict=True):
+            assert tracker.find_job(job_id) == tid
+        assert tracker.find_job("990015") is None and tracker.find_job("990002") is None
+        job = js.run_job(jt)
+        arr = js.run_bulk_jobs(jt, 1, 3)
+        for j in (job, *arr.jobs):
+            assert tracker.find_job(j.id) == _tid(js, j)
+        # the same ids in another store are other jobs
+        elsewhere = slurm.SlurmTracker(Contact.parse("slurm"), tmp_path / "elsewhere")
+        assert elsewhere.find_job("990001") is None and elsewhere.find_job(job.id) is None
+        if not tracker.accounting:
+            return
+        # ended, then forgotten by slurmctld (MinJobAge): accounting still has them
+        ended = [raw[0], tasks[0].split("_")[0]]
+        subprocess.run(["scancel", *ended], check=True)
+
+        def accounted() -> bool:  # the end, and the submit line (recorded up to 1 s later)
+            lines = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State,SubmitLine", "-j",
+                                    ",".join(ended)], capture_output=True, text=True).stdout
+            return len(lines.splitlines()) >= 2 and all(
+                w.startswith("CANCELLED") and "PYDRMAA2_SLURM_KEY" in w for w in lines.splitlines())
+
+        _wait_for(accounted, 30)
+        forgetful = slurm.SlurmTracker(Contact.parse("slurm"), tracker.home)
+        real = forgetful._run
+        forgetful._run = lambda argv, what, **kw: "" if argv[0] == "squeue" else real(
+            argv, what, **kw)
+        assert forgetful.find_job("990001") == raw[0]
+        assert forgetful.find_job("990013") == tasks[3]
+        assert forgetful.find_job("990003") is None
+    finally:
+        subprocess.run(["scancel", *{t.split("_")[0] for t in raw}], check=False)
+        split.close()
 
 
 def test_template_fields_reach_slurm(js, sm, tmp_path):

@@ -12,17 +12,24 @@ import datetime as dt
 import json
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import _codec
 from ._agent import AgentClient
 from ._store import JobRow, Store, dumps
-from .errors import Drmaa2Error, DrmCommunicationError, UnsupportedOperationError
+from .errors import (
+    Drmaa2Error,
+    DrmCommunicationError,
+    InvalidStateError,
+    UnsupportedOperationError,
+)
 from .info import JobInfo
 from .states import JobState
 from .templates import JobTemplate, for_task
-from .trackers import ChangeFeed, Contact, JobTracker, tracker_class
+from .trackers import Action, ChangeFeed, Contact, JobTracker, tracker_class
+from .trackers.base import deadline_after, remaining
 
 log = logging.getLogger("pydrmaa2")
 
@@ -33,6 +40,8 @@ NOT_STARTED = (HELD, PENDING, STARTING)
 #: can miss an event that happens right after subscribing (Podman 4.3), so a missed event costs
 #: at most this long instead of a hang.
 RESYNC_INTERVAL = 5.0
+#: A job the store could not record is terminated, then deleted once it has ended (this long).
+WITHDRAW_TIMEOUT = 10.0
 
 
 def open_tracker(contact: str, home: Path) -> JobTracker:
@@ -208,6 +217,53 @@ class JobBook:
         if rows:
             self.agent.notify(f"job:{r.id}" for r in rows)
         return len(rows)
+
+    def withdraw(self, tracker_id: str) -> None:
+        """Take back a job no row may claim (the store could not record it, or its submitter
+        died first): nothing may run that no session knows. Best effort: logged on failure."""
+        try:
+            self.tracker.control(tracker_id, Action.TERMINATE)
+        except InvalidStateError:
+            pass  # it has ended already
+        except Exception:  # noqa: BLE001 - the caller's error is the one that matters
+            log.warning("could not take back job %s from the engine", tracker_id, exc_info=True)
+            return
+        try:
+            deadline = deadline_after(WITHDRAW_TIMEOUT)
+            while not self.tracker.state(tracker_id)[0].is_terminal and remaining(deadline):
+                time.sleep(0.01)
+            self.tracker.delete(tracker_id)
+        except Exception:  # noqa: BLE001
+            log.warning("could not delete withdrawn job %s", tracker_id, exc_info=True)
+
+    def withdraw_orphans(self) -> int:
+        """Engine jobs whose submitter died after the engine took them and before their row
+        was written (their ids still claimed by a dead process): found by their pydrmaa2 job id
+        and withdrawn. Returns how many were found."""
+        found = 0
+        settled = []
+        for job_id in self.store.dead_claims(self.session):
+            try:
+                tid = self.tracker.find_job(job_id)
+            except UnsupportedOperationError:
+                tid = None
+            except DrmCommunicationError as e:  # look again at the next reconciliation
+                log.warning("cannot reconcile job id %s now: %s", job_id, e)
+                continue
+            if tid is not None:
+                log.warning("job %s of session %s reached the engine (%s) but its submitter "
+                            "died before recording it: withdrawn", job_id, self.session, tid)
+                self.withdraw(tid)
+                found += 1
+            settled.append(job_id)
+        if settled:
+            self.store.release_claims(settled)
+        return found
+
+    def reconcile(self) -> None:
+        """What dead claimers left: tasks in 'starting' and engine jobs with no row."""
+        self.recover_starting()
+        self.withdraw_orphans()
 
     # -- throttled arrays --------------------------------------------------------------------------
     def drive_array(self, array_id: str) -> None:

@@ -56,6 +56,11 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_session ON jobs(session, id);
 CREATE INDEX IF NOT EXISTS jobs_by_array ON jobs(array_id, phase);
+CREATE TABLE IF NOT EXISTS id_claims (  -- ids handed out for a submission not yet recorded
+    id       INTEGER PRIMARY KEY,
+    session  TEXT,
+    claimer  TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS reservations (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     session     TEXT NOT NULL REFERENCES sessions(name) ON DELETE CASCADE,
@@ -145,7 +150,7 @@ class Store(Database):
                 if "claimer" not in {r[1] for r in db.execute("PRAGMA table_info(jobs)")}:
                     db.execute("ALTER TABLE jobs ADD COLUMN claimer TEXT")
         self._lock = threading.Lock()
-        self._reserved: list[str] = []
+        self._reserved: dict[str | None, list[str]] = {}  # per session
         self._reserved_pid = os.getpid()
 
     # -- sessions ----------------------------------------------------------------------------------
@@ -169,6 +174,7 @@ class Store(Database):
 
     def destroy_session(self, name: str, kind: str) -> bool:
         with self.transaction() as db:
+            db.execute("DELETE FROM id_claims WHERE session=?", (name,))
             return db.execute("DELETE FROM sessions WHERE name=? AND kind=?", (name, kind)).rowcount > 0
 
     # -- arrays ------------------------------------------------------------------------------------
@@ -251,23 +257,40 @@ class Store(Database):
                              "VALUES (?,?,?,?,?)", (session, template, phase, state, time.time()))
             return str(cur.lastrowid)
 
-    def reserve_job_id(self) -> str:
-        """A job id nobody else will get, for a job whose row is written once it is submitted
-        (``add_submitted_job``): from this process's reserve, else in a transaction of its own.
-        An id whose submission failed is not used again (the engine may have seen it)."""
+    def reserve_job_id(self, session: str | None = None) -> str:
+        """A job id nobody else will get, for a job of ``session`` whose row is written once it
+        is submitted (``add_submitted_job``): from this process's reserve, else in a
+        transaction of its own. Until its row is written the id is claimed by this process (a
+        claimer that dies leaves the claim for ``dead_claims``). An id whose submission failed
+        is not used again (the engine may have seen it)."""
         with self._reserve_lock():
-            if self._reserved:
-                return self._reserved.pop()
+            if self._reserved.get(session):
+                return self._reserved[session].pop()
         with self.transaction() as db:
-            return self._next_job_id(db)
+            return self._next_job_id(db, session)
 
-    def reserve_job_ids(self, count: int) -> list[str]:
+    def reserve_job_ids(self, count: int, session: str | None = None) -> list[str]:
         """``count`` consecutive job ids nobody else will get (a native array's tasks)."""
         with self.transaction() as db:
-            first = int(self._next_job_id(db))
+            first = int(self._next_job_id(db, session))
             if count > 1:
                 db.execute("UPDATE sqlite_sequence SET seq=seq+? WHERE name='jobs'", (count - 1,))
+                db.executemany("INSERT OR REPLACE INTO id_claims(id, session, claimer) "
+                               "VALUES (?,?,?)",
+                               [(first + k, session, claimer()) for k in range(1, count)])
         return [str(first + k) for k in range(count)]
+
+    def release_claims(self, job_ids: Sequence[str]) -> None:
+        """Forget the claims on ids whose submission is settled (recorded, failed, withdrawn)."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM id_claims WHERE id=?", [(int(j),) for j in job_ids])
+
+    def dead_claims(self, session: str) -> list[str]:
+        """Ids of ``session`` handed out to a process that died before it recorded their
+        submission: the engine may hold a job no row claims."""
+        return [str(r[0]) for r in self.query(
+            "SELECT id, claimer FROM id_claims WHERE session=? ORDER BY id", (session,))
+            if not claimer_alive(r[1])]
 
     def add_submitted_array(self, session: str, template: str,
                             shape: tuple[int, int, int, int | None],
@@ -287,6 +310,8 @@ class Store(Database):
                     "submitted) VALUES (?,?,?,?,?,'submitted',?,?)",
                     [(int(job_id), session, array_id, index, tid, state, submitted)
                      for job_id, index, tid in tasks])
+                db.executemany("DELETE FROM id_claims WHERE id=?",
+                               [(int(job_id),) for job_id, _, _ in tasks])
             except sqlite3.IntegrityError as e:  # the session's row is gone (foreign key)
                 raise InvalidSessionError(
                     f"job session {session!r} was destroyed while an array was submitted") from e
@@ -298,17 +323,20 @@ class Store(Database):
         if self._reserved_pid != os.getpid():  # a forked child: the reserve is its parent's
             return
         with self._reserve_lock():
-            ids, self._reserved = self._reserved, []
+            ids = [j for reserve in self._reserved.values() for j in reserve]
+            self._reserved = {}
         if ids:
             with self.transaction() as db:
                 for job_id in sorted(ids, key=int, reverse=True):
                     db.execute("UPDATE sqlite_sequence SET seq=seq-1 WHERE name='jobs' AND seq=?",
                                (int(job_id),))
+                    db.execute("DELETE FROM id_claims WHERE id=?", (int(job_id),))
 
     def add_submitted_job(self, session: str, job_id: str, template: str, state: str,
                           tracker_id: str, submitted: float) -> None:
         """Write the row of a job that is in its engine already, under its reserved id; the same
-        transaction reserves the next id of this process, so a submission costs one transaction."""
+        transaction reserves the next id of this process for the session, so a submission
+        costs one transaction."""
         with self.transaction() as db:
             try:
                 db.execute("INSERT INTO jobs(id, session, template, phase, state, tracker_id, "
@@ -318,9 +346,10 @@ class Store(Database):
                 raise InvalidSessionError(
                     f"job session {session!r} was destroyed while job {job_id} was submitted"
                 ) from e
-            following = self._next_job_id(db)
+            db.execute("DELETE FROM id_claims WHERE id=?", (int(job_id),))
+            following = self._next_job_id(db, session)
         with self._reserve_lock():
-            self._reserved.append(following)
+            self._reserved.setdefault(session, []).append(following)
         _RESERVING.add(self)
 
     def _reserve_lock(self) -> threading.Lock:
@@ -328,16 +357,20 @@ class Store(Database):
         empty reserve (its parent's ids are its parent's, and a lock held by another thread
         at the fork would never be released in the child)."""
         if self._reserved_pid != os.getpid():
-            self._lock, self._reserved, self._reserved_pid = threading.Lock(), [], os.getpid()
+            self._lock, self._reserved, self._reserved_pid = threading.Lock(), {}, os.getpid()
         return self._lock
 
     @staticmethod
-    def _next_job_id(db: sqlite3.Connection) -> str:
-        """Take the next id of ``jobs``' AUTOINCREMENT sequence (never handed out again)."""
+    def _next_job_id(db: sqlite3.Connection, session: str | None) -> str:
+        """Take the next id of ``jobs``' AUTOINCREMENT sequence (never handed out again),
+        claimed by this process for a submission to ``session``."""
         if db.execute("UPDATE sqlite_sequence SET seq=seq+1 WHERE name='jobs'").rowcount == 0:
             db.execute("INSERT INTO sqlite_sequence(name, seq) "
                        "SELECT 'jobs', COALESCE(MAX(id), 0) + 1 FROM jobs")
-        return str(db.execute("SELECT seq FROM sqlite_sequence WHERE name='jobs'").fetchone()[0])
+        job_id = db.execute("SELECT seq FROM sqlite_sequence WHERE name='jobs'").fetchone()[0]
+        db.execute("INSERT OR REPLACE INTO id_claims(id, session, claimer) VALUES (?,?,?)",
+                   (job_id, session, claimer()))
+        return str(job_id)
 
     def job(self, job_id: str) -> JobRow | None:
         rows = self.query(f"{JOB_SELECT} WHERE jobs.id=?", (job_id,))

@@ -64,8 +64,6 @@ DEFAULT_CONTACT = "process"
 #: for at most this long (the submitter publishes no event for it).
 STARTING_POLL = 0.01
 STARTING_TIMEOUT = 60.0
-#: A job the store could not record is terminated, then deleted once it has ended (this long).
-WITHDRAW_TIMEOUT = 10.0
 #: A wait that loses its engine (or the agent) tries again after this long, doubling up to
 #: OUTAGE_BACKOFF_MAX, until the engine answers or the wait's deadline passes.
 OUTAGE_BACKOFF_FIRST, OUTAGE_BACKOFF_MAX = 0.1, 2.0
@@ -121,7 +119,7 @@ class JobSession(_Session):
         self._book = JobBook(self._store, tracker, self._agent, name)
         # Jobs whose submitter died mid-submission are adopted or put back to wait; arrays
         # left with waiting tasks by a program that exited go on now (and in the agent).
-        self._book.recover_starting()
+        self._book.reconcile()
         for _, array_id in self._store.arrays_with_pending(name):
             self._agent.request("drive", session=name, array=array_id)
 
@@ -158,29 +156,28 @@ class JobSession(_Session):
                                                  JobState.QUEUED_HELD.value))
         # One transaction per job: the row is written once the engine has the job, under an id
         # reserved beforehand (the tracker gives it to the job as JOB_ID).
-        job_id = self._store.reserve_job_id()
+        job_id = self._store.reserve_job_id(self.session_name)
         submitted = time.time()
-        tid = self._tracker.submit(job_id, for_task(template, None), None,
-                                   hold=template.submit_as_hold)
+        try:
+            tid = self._tracker.submit(job_id, for_task(template, None), None,
+                                       hold=template.submit_as_hold)
+        except BaseException:
+            self._settle_claims([job_id])  # the id is burnt: the engine may have seen it
+            raise
         try:
             self._store.add_submitted_job(self.session_name, job_id, encoded,
                                           JobState.QUEUED.value, tid, submitted)
         except BaseException:
-            self._withdraw(tid)
+            self._book.withdraw(tid)
+            self._settle_claims([job_id])
             raise
         return Job(self, job_id)
 
-    def _withdraw(self, tracker_id: str) -> None:
-        """Take back a job the store could not record (its session destroyed meanwhile, a full
-        disk): nothing may run that no session knows. Best effort, the store's error follows."""
-        try:
-            self._tracker.control(tracker_id, Action.TERMINATE)
-            deadline = deadline_after(WITHDRAW_TIMEOUT)
-            while not self._tracker.state(tracker_id)[0].is_terminal and remaining(deadline):
-                time.sleep(STARTING_POLL)
-            self._tracker.delete(tracker_id)
-        except Exception:  # noqa: BLE001 - the error that made us withdraw is the one to raise
-            log.warning("could not take back job %s from the engine", tracker_id, exc_info=True)
+    def _settle_claims(self, job_ids: Sequence[str]) -> None:
+        """Drop the claims on ids whose submission failed; a claim that cannot be dropped
+        (the store refuses writes) is settled by the next reconciliation."""
+        with contextlib.suppress(Drmaa2Error):
+            self._store.release_claims(job_ids)
 
     def run_bulk_jobs(self, template: JobTemplate, begin: int, end: int, step: int = 1,
                       max_parallel: int | None = None) -> JobArray:
@@ -204,10 +201,14 @@ class JobSession(_Session):
         if self._tracker.native_arrays:
             # As run_job: the rows are written once, when the engine has the array, under a
             # block of ids reserved before (consecutive: the engine may map indices to them).
-            ids = self._store.reserve_job_ids(len(indices))
+            ids = self._store.reserve_job_ids(len(indices), self.session_name)
             submitted = time.time()
-            tids = self._tracker.submit_array(ids, template, indices, limit,
-                                              hold=template.submit_as_hold)
+            try:
+                tids = self._tracker.submit_array(ids, template, indices, limit,
+                                                  hold=template.submit_as_hold)
+            except BaseException:
+                self._settle_claims(ids)
+                raise
             try:
                 array_id = self._store.add_submitted_array(
                     self.session_name, encoded, (begin, end, step, limit),
@@ -217,6 +218,7 @@ class JobSession(_Session):
                     self._tracker.control_many(tids, Action.TERMINATE)
                 except Exception:  # noqa: BLE001 - the store's error is the one to raise
                     log.warning("could not take back array tasks %s..", tids[0], exc_info=True)
+                self._settle_claims(ids)
                 raise
             return JobArray(self, array_id, ids)
         # Without native arrays the tasks wait in the store, held or for a slot, whatever the
@@ -235,7 +237,7 @@ class JobSession(_Session):
             tids = [r.tracker_id for r in self._store.job_rows(self.session_name, ids)
                     if r.tracker_id]
             for tid in tids:
-                self._withdraw(tid)
+                self._book.withdraw(tid)
             with self._store.transaction() as db:
                 db.execute("DELETE FROM arrays WHERE id=?", (array_id,))
             raise
