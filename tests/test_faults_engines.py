@@ -115,12 +115,25 @@ class Daemons:
         assert r.returncode == 0, f"engines.sh {' '.join(engines)} failed:\n{r.stderr[-3000:]}"
         for n in names:
             assert daemon_pid(n) is not None, f"{n} does not run after engines.sh"
+        self.settle()
+
+    @staticmethod
+    def settle() -> None:
+        """Wait until a running dockerd is connected to containerd again (it reconnects with a
+        backoff of its own, up to 3 s, after containerd comes back)."""
+        if daemon_pid("dockerd") is None or daemon_pid("containerd") is None:
+            return
+        deadline = time.monotonic() + 30
+        while not _docker_has_containerd():
+            assert time.monotonic() < deadline, "dockerd does not reconnect to containerd"
+            time.sleep(0.1)
 
 
 @pytest.fixture
 def daemons() -> Iterator[Daemons]:
     """The engines' daemons; each one running before the test runs again after it."""
     d = Daemons()
+    d.settle()
     try:
         yield d
     finally:
@@ -147,6 +160,22 @@ class Waiter(threading.Thread):
         except BaseException as e:  # noqa: BLE001 - reported by the test
             self.error = e
         self.took = time.monotonic() - t
+
+
+def _docker_has_containerd() -> bool:
+    """Whether dockerd answers and has its connection to containerd (its version lists it)."""
+    import docker
+
+    try:
+        client = docker.APIClient(version="auto", timeout=5)
+    except Exception:  # noqa: BLE001 - not answering, however the client says it
+        return False
+    try:
+        return any(c.get("Name") == "containerd" for c in client.version().get("Components") or [])
+    except Exception:  # noqa: BLE001 - not answering, however the client says it
+        return False
+    finally:
+        client.close()
 
 
 def _docker_live_restore() -> bool:

@@ -44,8 +44,10 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 
 from .._sqlite import Database
 from ..errors import (
@@ -128,6 +130,8 @@ RECONNECT_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.use_local_subchannel_pool", 1),
 ]
+#: Details of an UNAVAILABLE gRPC error that mean no connection was made (nothing was sent).
+NOT_CONNECTED = re.compile(r"failed to connect|connect failed|connection refused", re.IGNORECASE)
 #: Details of a gRPC error of another code that still mean the connection to containerd broke.
 TRANSPORT_BROKEN = re.compile(r"stream removed|socket closed|connection reset|broken pipe|goaway|"
                               r"failed to connect|connection refused", re.IGNORECASE)
@@ -266,7 +270,41 @@ def _host_path(path: str | None) -> str | None:
 
 
 class _Client(api.Client):
-    """``_containerd_api.Client`` whose channel reconnects promptly (see RECONNECT_OPTIONS)."""
+    """``_containerd_api.Client`` whose channel reconnects promptly (see RECONNECT_OPTIONS), and
+    is replaced when it still backs off although containerd answers again."""
+
+    def call(self, method: str, request: Message | None = None, *,
+             timeout: float | None = api.DEFAULT_TIMEOUT, lease: str | None = None) -> Any:
+        try:
+            return super().call(method, request, timeout=timeout, lease=lease)
+        except grpc.RpcError as e:
+            # Not connected, so the request never left: a new channel may send it again.
+            if e.code() is not grpc.StatusCode.UNAVAILABLE or not NOT_CONNECTED.search(
+                    e.details() or "") or not self._answers():  # type: ignore[attr-defined]
+                raise
+        self._renew()
+        return super().call(method, request, timeout=timeout, lease=lease)
+
+    def _answers(self) -> bool:
+        """Whether containerd accepts a connection now (its socket or port)."""
+        try:
+            if self.target.startswith("unix://"):
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(1.0)
+                    s.connect(self.target.removeprefix("unix://"))
+            else:
+                host, _, port = self.target.rpartition(":")
+                socket.create_connection((host.strip("[]"), int(port)), timeout=1.0).close()
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def _renew(self) -> None:
+        """A new channel in place of the current one; calls under way end on the old one (it
+        is not closed under them, and goes once they are done)."""
+        with self._lock:
+            self._pid = -1
+        self._connect()
 
     def _connect(self) -> None:
         with self._lock:
@@ -906,6 +944,9 @@ class ContainerdTracker(JobTracker):
             if self._events is None or self._events.failed is not None:
                 if self._events is not None:
                     self._events.close()
+                    if isinstance(self._events.failed, DrmCommunicationError) and \
+                            self.client._answers():
+                        self.client._renew()  # containerd is back: not the channel in backoff
                 self._events = _Subscription(self)
             return self._events.feed(tracker_ids)
 
