@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import faulthandler
 import fcntl
 import hashlib
 import json
 import logging
 import os
 import selectors
+import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -40,14 +43,53 @@ START_POLL = 0.01
 
 
 def socket_path(home: Path) -> Path:
-    """The agent's socket: in the store's directory unless that path is too long for AF_UNIX."""
+    """The agent's socket: in the store's directory unless that path is too long for AF_UNIX,
+    then in ``$XDG_RUNTIME_DIR/pydrmaa2``, else in a ``/tmp/pydrmaa2-UID`` directory that is
+    checked to be ours, 0700 and no symlink."""
     p = Path(home) / "agent.sock"
     if len(os.fsencode(p)) < 100:
         return p
-    digest = hashlib.sha1(os.fsencode(Path(home).resolve())).hexdigest()[:16]
+    name = hashlib.sha1(os.fsencode(Path(home).resolve())).hexdigest()[:16] + ".sock"
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isabs(runtime):
+        d = Path(runtime) / "pydrmaa2"
+        if len(os.fsencode(d / name)) < 100:
+            _own_private_dir(d, create_parent=False)
+            return d / name
     d = Path(f"/tmp/pydrmaa2-{os.getuid()}")
-    d.mkdir(mode=0o700, exist_ok=True)
-    return d / f"{digest}.sock"
+    _own_private_dir(d, create_parent=False)
+    return d / name
+
+
+def _own_private_dir(d: Path, create_parent: bool) -> None:
+    """Create ``d`` with mode 0700 atomically, or check that the existing one is a directory
+    (not a symlink) owned by us with no access for others; else refuse with a named error."""
+    try:
+        if create_parent:
+            d.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(d, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise errors.SessionManagementError(f"cannot create the agent's directory {d}: {e}") from e
+    st = os.lstat(d)
+    if stat.S_ISLNK(st.st_mode):
+        why = "it is a symlink"
+    elif not stat.S_ISDIR(st.st_mode):
+        why = "it is not a directory"
+    elif st.st_uid != os.getuid() or st.st_mode & 0o077:
+        why = f"its owner is uid {st.st_uid} and its mode {oct(st.st_mode & 0o777)}"
+    else:
+        return
+    raise errors.SessionManagementError(
+        f"the agent's socket directory {d} is not a private directory of this user "
+        f"(uid {os.getuid()}): {why}; remove it or set PYDRMAA2_HOME to a shorter path")
+
+
+def _peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket (SO_PEERCRED)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -61,12 +103,23 @@ def _raise_remote(reply: dict[str, Any]) -> None:
     raise cls(reply.get("message", "the pydrmaa2 agent failed"))
 
 
+class AgentImpostorError(errors.DrmCommunicationError):
+    """The socket of the agent is held by another user's process."""
+
+
 class _Conn:
     """One connection to the agent; requests on it are serialized by a lock."""
 
     def __init__(self, path: Path) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(os.fspath(path))
+        # Nothing is sent (environments, commands) before we know who listens.
+        uid = _peer_uid(self.sock)
+        if uid != os.getuid():
+            self.sock.close()
+            raise AgentImpostorError(
+                f"the process listening at {path} runs as uid {uid}, not as this user "
+                f"(uid {os.getuid()}): refusing to talk to it")
         self.rfile = self.sock.makefile("rb")
         self.lock = threading.Lock()
 
@@ -113,8 +166,11 @@ class AgentClient:
             return _Conn(self.path)
         except OSError:
             pass
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.home / "agent.spawn.lock", "a+") as lockf:
+        from ._sqlite import private_dir
+
+        private_dir(self.home)
+        fd = os.open(self.home / "agent.spawn.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        with open(fd, "a+") as lockf:
             fcntl.flock(lockf, fcntl.LOCK_EX)
             try:
                 return _Conn(self.path)
@@ -144,7 +200,9 @@ class AgentClient:
         # Started through a launcher that exits at once, so the agent is not our child: it
         # outlives us without ever becoming our zombie.
         launcher = "import subprocess, sys; subprocess.Popen(sys.argv[1:], start_new_session=True)"
-        with open(self.home / "agent.log", "ab") as logf:
+        fd = os.open(self.home / "agent.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                     0o600)
+        with open(fd, "ab") as logf:
             subprocess.run([sys.executable, "-c", launcher, *agent], stdin=subprocess.DEVNULL,
                            stdout=logf, stderr=logf, close_fds=True, env=env, cwd="/",
                            check=True)
@@ -261,7 +319,8 @@ class _Client:
         self.watch: set[str] | None = None  # None: not a watcher
         # The agent's own array drivers connect to it too; they must not keep it alive.
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        self.own = struct.unpack("3i", creds)[0] == os.getpid()
+        pid, self.uid, _ = struct.unpack("3i", creds)
+        self.own = pid == os.getpid()
 
 
 class Agent:
@@ -409,6 +468,10 @@ class Agent:
                 sock, _ = listener.accept()
                 sock.setblocking(False)
                 c = _Client(sock)
+                if c.uid != os.getuid():  # only the owner reaches the agent
+                    log.warning("refused a connection from uid %d", c.uid)
+                    sock.close()
+                    continue
                 self.clients[sock.fileno()] = c
                 self.sel.register(sock, selectors.EVENT_READ, ("client", c))
 
@@ -476,19 +539,35 @@ class Agent:
         except errors.Drmaa2Error as e:
             reply = {"error": type(e).__name__, "message": str(e)}
         except Exception as e:  # a bug must not kill the agent that supervises every job
-            log.exception("request %r failed", line[:200])
+            # The log never holds a request's environment or arguments: its op and job only.
+            log.error("request %s failed: %s", _describe(line), type(e).__name__)
             reply = {"error": "InternalError", "message": f"pydrmaa2 agent: {e!r}"}
         if noreply:
             if "error" in reply:
-                log.warning("request %r failed: %s", line[:200], reply["message"])
+                log.warning("request %s failed: %s", _describe(line), reply["error"])
         else:
             self._send(c, reply)
 
 
+def _describe(line: bytes) -> str:
+    """A request in words for the log: its op and job id, never its fields' values."""
+    try:
+        msg = json.loads(line)
+        return f"op={str(msg.get('op'))[:40]!r} tid={str(msg.get('tid'))[:40]!r}"
+    except Exception:  # noqa: BLE001 - whatever it was, it is not logged verbatim
+        return f"({len(line)} bytes, not a JSON object)"
+
+
 def main(argv: list[str]) -> int:
+    # Whatever the agent creates (its socket, log, lock, stores) is for its owner only; jobs
+    # get their submitter's umask.
+    os.umask(0o077)
+    faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid>: every thread's stack to agent.log
     home = Path(argv[1])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s agent[%(process)d] %(message)s")
-    home.mkdir(parents=True, exist_ok=True)
+    from ._sqlite import private_dir
+
+    private_dir(home)
     lockf = open(home / "agent.lock", "a+")  # noqa: SIM115 - held for the agent's lifetime
     try:
         fcntl.flock(lockf, fcntl.LOCK_EX | fcntl.LOCK_NB)

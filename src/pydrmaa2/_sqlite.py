@@ -48,16 +48,41 @@ def store_error(e: sqlite3.Error, path: Path, doing: str) -> Drmaa2Error:
     return err
 
 
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and its parents) so that only its owner can enter it: mode 0700
+    whatever the umask; an existing directory of ours is narrowed to 0700."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = path.stat()
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError as e:
+        raise SessionManagementError(f"cannot create the directory {path}: {e}") from e
+
+
+def private_file(path: Path) -> None:
+    """Make sure ``path`` exists with mode 0600 (it holds templates, environments, logs).
+    An existing file is never opened here: closing any descriptor of a database file drops
+    the POSIX locks SQLite holds on it in this process."""
+    try:
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        except FileExistsError:
+            st = os.stat(path)
+            if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                os.chmod(path, 0o600)
+    except OSError as e:
+        raise SessionManagementError(f"cannot create {path}: {e}") from e
+
+
 class Database:
-    """A SQLite file shared by threads and processes; writes go through ``transaction``."""
+    """A SQLite file shared by threads and processes; writes go through ``transaction``.
+    The file is 0600 in a 0700 directory (SQLite gives its -wal and -shm files the same mode)."""
 
     def __init__(self, path: Path, schema: str) -> None:
         self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise SessionManagementError(
-                f"cannot create the directory {self.path.parent}: {e}") from e
+        private_dir(self.path.parent)
+        private_file(self.path)
         self._local = threading.local()
         # executescript commits on its own; CREATE ... IF NOT EXISTS makes it safe to race.
         try:

@@ -8,6 +8,8 @@ the agent.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import datetime as dt
 import getpass
@@ -20,7 +22,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -199,7 +201,7 @@ class ProcessTracker(JobTracker):
             stderr=local(template.error_path), join=bool(template.join_files),
             stage_in={local(k): local(v) for k, v in template.stage_in_files.items()},
             stage_out={local(k): local(v) for k, v in template.stage_out_files.items()},
-            job_name=template.job_name)
+            job_name=template.job_name, umask=current_umask())
         return job_id
 
     def find_job(self, job_id: str) -> str | None:
@@ -307,6 +309,17 @@ class ProcessTracker(JobTracker):
         return []
 
 
+def current_umask() -> int:
+    """This process's umask, read without changing it (os.umask would, for every thread)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # a kernel without the Umask line: the racy way
+    os.umask(mask)
+    return mask
+
+
 def local_machine() -> MachineInfo:
     """This host as a DRMAA2 machine: real sockets, cores, threads, memory, OS and architecture."""
     logical = psutil.cpu_count(logical=True) or 1
@@ -360,6 +373,19 @@ def _copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
+def _stage(pairs: list[tuple[str, str]], what: str, stop_at_first: bool) -> str | None:
+    """Copy each (source, destination); the failure in words (None: all copied)."""
+    failure = None
+    for src, dst in pairs:
+        try:
+            _copy(src, dst)
+        except Exception as e:  # noqa: BLE001 - any failed copy fails the job, says why
+            failure = f"{what} of {src!r} to {dst!r} failed: {_why(e)}"
+            if stop_at_first:
+                break
+    return failure
+
+
 def _why(e: BaseException) -> str:
     """An exception in a few words for an annotation: OSError's strerror, else type and text."""
     if isinstance(e, OSError) and e.strerror:
@@ -399,6 +425,16 @@ class ProcessService:
         #: Spawn requests of this loop turn: started once their 'starting' rows are written, so
         #: an agent killed at any instant leaves a record of every job it may have started.
         self._to_spawn: list[dict[str, Any]] = []
+        # Stage-in and stage-out copies run on worker threads, never in the event loop: one
+        # large copy must not stall every reap and every client. A finished copy queues its
+        # continuation and wakes the loop through a pipe.
+        self._pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="stage")
+        self._done: collections.deque[Callable[[], None]] = collections.deque()
+        self._done_r, self._done_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._copying = 0
+        self._staging: set[str] = set()   # jobs whose stage-in runs
+        self._cancelled: set[str] = set()  # ... and were terminated meanwhile
+        agent.add_reader(self._done_r, self._on_copies_done)
         #: The store error that keeps pending writes queued (None: the store takes writes).
         self.write_error: Drmaa2Error | None = None
         self._retry_at = 0.0
@@ -408,7 +444,8 @@ class ProcessService:
         agent.handlers["proc.control"] = self.control
         agent.handlers["proc.find"] = self.find
         agent.busy_checks.append(
-            lambda: bool(self.children or self.orphans or self._writes or self._to_spawn))
+            lambda: bool(self.children or self.orphans or self._writes or self._to_spawn
+                         or self._copying))
         self._reconcile()
 
     def _reconcile(self) -> None:
@@ -565,12 +602,59 @@ class ProcessService:
         return {"tid": tid, "pid": child.popen.pid if child is not None else None}
 
     def _start(self, msg: dict[str, Any]) -> None:
-        """Start one job whose row is written; a failure ends it FAILED with the cause."""
+        """Start one job whose row is written, after its stage-in (off the loop)."""
+        stage_in = msg.get("stage_in") or {}
+        if not stage_in:
+            self._launch(msg)
+            return
+        tid = msg["tid"]
+        self._staging.add(tid)
+        self._off_loop(lambda: _stage(list(stage_in.items()), "stage-in", True),
+                       lambda failure: self._after_stage_in(msg, failure))
+
+    def _after_stage_in(self, msg: dict[str, Any], failure: str | None) -> None:
+        tid = msg["tid"]
+        self._staging.discard(tid)
+        if tid in self._cancelled:
+            self._cancelled.discard(tid)
+            self._record_not_started(tid, msg, "terminated before start",
+                                     "terminated before it started")
+        elif failure is not None:
+            self._record_not_started(tid, msg, "stage-in failed", failure)
+        else:
+            self._launch(msg)
+
+    def _launch(self, msg: dict[str, Any]) -> None:
+        """Fork and exec one job; a failure ends it FAILED with the cause."""
         try:
             self._spawn(msg)
         except Exception as e:  # noqa: BLE001 - whatever it was, the job records it
             self._record_not_started(msg["tid"], msg, "not started",
                                      f"cannot start the job: {_why(e)}")
+
+    def _off_loop(self, work: Callable[[], str | None],
+                  then: Callable[[str | None], None]) -> None:
+        """Run ``work`` on a worker thread; ``then(its result)`` runs in the loop afterwards."""
+        self._copying += 1
+
+        def run() -> None:
+            try:
+                result = work()
+            except Exception as e:  # noqa: BLE001 - reported to the continuation
+                result = _why(e)
+            self._done.append(lambda: then(result))
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._done_w, b"x")
+
+        self._pool.submit(run)
+
+    def _on_copies_done(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._done_r, 4096)
+        while self._done:
+            continuation = self._done.popleft()
+            self._copying -= 1
+            continuation()
 
     def _record_not_started(self, tid: str, msg: dict[str, Any], sub: str, why: str) -> None:
         now = time.time()
@@ -585,13 +669,6 @@ class ProcessService:
         tid = msg["tid"]
         now = time.time()
         cmdline = " ".join(msg["argv"])
-        for src, dst in (msg.get("stage_in") or {}).items():
-            try:
-                _copy(src, dst)
-            except (OSError, TypeError, ValueError) as e:
-                self._record_not_started(tid, msg, "stage-in failed",
-                                         f"stage-in of {src!r} to {dst!r} failed: {_why(e)}")
-                return {"tid": tid}
         files: list[int] = []
         try:
             stdin = self._open(msg.get("stdin"), os.O_RDONLY, "input_path", files)
@@ -609,7 +686,7 @@ class ProcessService:
                     stdin=devnull if stdin is None else stdin,
                     stdout=devnull if stdout is None else stdout,
                     stderr=devnull if stderr is None else stderr,
-                    close_fds=True, start_new_session=True)
+                    close_fds=True, start_new_session=True, umask=int(msg.get("umask", -1)))
             except (OSError, ValueError, TypeError) as e:
                 raise InvalidArgumentError(
                     f"cannot start JobTemplate.remote_command {msg['argv'][0]!r}: "
@@ -656,7 +733,8 @@ class ProcessService:
         that died are read first, so a spawn already sent is never missed."""
         tid = msg["tid"]
         self.agent.read_pending()
-        if (tid in self.children or any(m["tid"] == tid for m in self._to_spawn)
+        if (tid in self.children or tid in self._staging
+                or any(m["tid"] == tid for m in self._to_spawn)
                 or any(params and params[0] == tid for _, params in self._writes)):
             return {"found": True}
         return {"found": bool(self.db.query("SELECT 1 FROM procs WHERE tid=?", (tid,)))}
@@ -668,6 +746,12 @@ class ProcessService:
             self.flush()  # a job asked for in the same turn it was sent: start it first
         child = self.children.get(tid)
         pid = child.popen.pid if child is not None else self.orphans.get(tid)
+        if pid is None and tid in self._staging:
+            if action is not Action.TERMINATE:
+                raise InvalidStateError(f"job {tid} is staging its input files; it has not "
+                                        f"started and cannot be {action.value}d yet")
+            self._cancelled.add(tid)
+            return {}
         if pid is None:
             raise InvalidStateError(f"job {tid} is not running (it has ended)")
         sig = CONTROL_SIGNALS.get(action)
@@ -711,22 +795,25 @@ class ProcessService:
         finished = time.time()
         exit_status, sig_name = decode_wait_status(status)
         annotation = "terminated" if child.terminated else None
-        for dst, src in child.stage_out.items():
-            try:
-                _copy(src, dst)
-            except Exception as e:  # noqa: BLE001 - any failed copy fails the job, says why
-                annotation = f"stage-out of {src!r} to {dst!r} failed: {_why(e)}"
-        ok = exit_status == 0 and annotation is None
         rusage = {k: getattr(ru, attr) for k, attr in RUSAGE_EXTENSIONS.items()}
         rusage["user_time_ms"] = int(ru.ru_utime * 1000)
         rusage["system_time_ms"] = int(ru.ru_stime * 1000)
-        state = "done" if ok else "failed"
-        sub = "exited" if sig_name is None else f"killed by {sig_name}"
-        self._write(child.tid,
-                    "UPDATE procs SET state=?, sub_state=?, exit_status=?, signal=?, annotation=?, "
-                    "finished=?, rusage=? WHERE tid=?",
-                    (state, sub, exit_status, sig_name, annotation, finished, json.dumps(rusage),
-                     child.tid))
+
+        def record(failure: str | None) -> None:
+            note = failure or annotation
+            state = "done" if exit_status == 0 and note is None else "failed"
+            sub = "exited" if sig_name is None else f"killed by {sig_name}"
+            self._write(child.tid,
+                        "UPDATE procs SET state=?, sub_state=?, exit_status=?, signal=?, "
+                        "annotation=?, finished=?, rusage=? WHERE tid=?",
+                        (state, sub, exit_status, sig_name, note, finished, json.dumps(rusage),
+                         child.tid))
+
+        if child.stage_out:  # the job has ended once its outputs are staged out (off the loop)
+            pairs = [(src, dst) for dst, src in child.stage_out.items()]
+            self._off_loop(lambda: _stage(pairs, "stage-out", False), record)
+        else:
+            record(None)
 
     def close(self) -> None:
         """Write what is pending (retrying while the store refuses, up to RETRY_MAX * 6 s)."""
@@ -739,4 +826,5 @@ class ProcessService:
         if self._writes:
             log.error("exiting with %d store writes not written: %s", len(self._writes),
                       self.write_error)
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self.db.close()
