@@ -148,7 +148,8 @@ tx_rollback() { # 0 if everything was put back
     for ((i = ${#TX_DIRS[@]} - 1; i >= 0; i--)); do
         path=${TX_DIRS[i]%%$'\t'*} bak=${TX_DIRS[i]#*$'\t'}
         if [[ -e $path ]]; then
-            local failed="$path.pydrmaa2-failed-$STAMP"
+            local failed
+            failed=$(backup_name "$path" failed)
             if mv -- "$path" "$failed"; then log "moved this run's $path to $failed"; else ok=1; fi
         fi
         if [[ -n $bak ]]; then
@@ -194,11 +195,12 @@ restart_saved() {
     log "the previous $name answers again"
 }
 
-# backup_name PATH: a name for a copy of PATH that does not exist yet
+# backup_name PATH [KIND]: PATH.pydrmaa2-KIND-STAMP[.N] (KIND: backup), a
+# name that does not exist yet
 backup_name() {
-    local b="$1.pydrmaa2-backup-$STAMP" n=1
+    local b="$1.pydrmaa2-${2:-backup}-$STAMP" n=1
     while [[ -e $b || -L $b ]]; do
-        b="$1.pydrmaa2-backup-$STAMP.$n"
+        b="$1.pydrmaa2-${2:-backup}-$STAMP.$n"
         n=$((n + 1))
     done
     echo "$b"
@@ -291,8 +293,9 @@ proc_start_time() { # PID -> its start time (clock ticks since boot)
 }
 
 # start_daemon [--as TEXT] NAME CMD...: start CMD detached, output to
-# /var/log/pydrmaa2-NAME.log; its pid (and start time, against pid reuse) goes
-# to $RUN_DIR/NAME.pid.  TEXT is what the logs show instead of CMD.
+# /var/log/pydrmaa2-NAME.log; its pid goes to $RUN_DIR/NAME.pid, and "PID
+# START-TIME" (against pid reuse) to $RUN_DIR/NAME.pid.start.  TEXT is what the
+# logs show instead of CMD.
 start_daemon() {
     local shown=
     if [[ $1 == --as ]]; then
@@ -309,16 +312,19 @@ start_daemon() {
     # 9>&-: the daemon must not inherit (and so hold forever) our lock fd
     setsid nohup "$@" >>"$logf" 2>&1 </dev/null 9>&- &
     local pid=$!
-    echo "$pid $(proc_start_time "$pid" || true)" >"$RUN_DIR/$name.pid"
+    echo "$pid $(proc_start_time "$pid" || true)" >"$RUN_DIR/$name.pid.start"
+    echo "$pid" >"$RUN_DIR/$name.pid"
     [[ -z $TX ]] || TX_STARTED+=("$name")
 }
 
 # our_pid NAME: pid of a daemon this script started, if it still runs
 our_pid() {
-    local f="$RUN_DIR/$1.pid" pid='' st=''
+    local f="$RUN_DIR/$1.pid" pid='' spid='' st=''
     [[ -s $f ]] || return 1
-    read -r pid st <"$f" || true
+    read -r pid _ <"$f" || true
     [[ $pid =~ ^[0-9]+$ ]] || return 1
+    if [[ -s $f.start ]]; then read -r spid st <"$f.start" || true; fi
+    [[ $spid == "$pid" ]] || st=
     kill -0 "$pid" 2>/dev/null || return 1
     [[ -z $st || $(proc_start_time "$pid") == "$st" ]] || return 1
     echo "$pid"
@@ -386,7 +392,7 @@ kill_pid() {
         sleep 0.5
     fi
     if [[ -s $f ]]; then read -r rec _ <"$f" || true; fi
-    if [[ $rec == "$pid" ]]; then rm -f "$f"; fi
+    if [[ $rec == "$pid" ]]; then rm -f "$f" "$f.start"; fi
     return 0
 }
 
@@ -611,9 +617,16 @@ docker_start() {
 dockerd_pid() { daemon_pid dockerd dockerd "$DOCKER_SOCK" || echo none; }
 
 docker_smoke() {
-    local out name="pydrmaa2-smoke-$$"
-    out=$(docker run --rm "$IMAGE_REF" /bin/echo ok 2>&1) || true
-    [[ $out == ok ]] || die "docker: 'docker run --rm $IMAGE_REF /bin/echo ok' gave: $out"
+    local out name="pydrmaa2-smoke-$$" deadline=$((SECONDS + TIMEOUT))
+    # after a restart of containerd, dockerd reconnects to it within seconds
+    while :; do
+        out=$(docker run --rm "$IMAGE_REF" /bin/echo ok 2>&1) || true
+        [[ $out != ok ]] || break
+        if [[ $out != *containerd.sock* ]] || ((SECONDS >= deadline)); then
+            die "docker: 'docker run --rm $IMAGE_REF /bin/echo ok' gave: $out"
+        fi
+        sleep 1
+    done
     out=$(docker run --rm --network none "$IMAGE_REF" /bin/echo ok 2>&1) || true
     [[ $out == ok ]] || die "docker: 'docker run --network none' gave: $out"
     docker run -d --name "$name" "$IMAGE_REF" sleep 30 >/dev/null || die "docker: cannot start a sleep container"
@@ -962,6 +975,13 @@ slurm_fits() {
         WHY="partition '$SLURM_PARTITION' has fewer than 2 usable CPUs (allocated/idle/other/total: ${cpus:-none})"
         return 1
     fi
+    # a node of this host that slurmctld still sees up, its slurmd gone
+    local me
+    me=$(hostname -s)
+    if sinfo -h -N -p "$SLURM_PARTITION" -o %N 2>/dev/null | grep -qxF -- "$me" && ! proc_running slurmd; then
+        WHY="no slurmd runs for node $me of partition '$SLURM_PARTITION'"
+        return 1
+    fi
     if ! sacctmgr -n -P show qos format=name 2>/dev/null | grep -qx normal; then
         WHY="slurmdbd has no QOS 'normal'"
         return 1
@@ -1168,11 +1188,15 @@ EOF
         if [[ -n $saved && $saved != "$SLURM_CLUSTER" ]]; then
             move_aside "$SLURM_STATE_DIR" "slurm: it holds the state of cluster '$saved'"
         fi
-        # the state left by an earlier version of this script: carried over,
-        # so that job ids go on (a new sequence would reuse ids that slurmdbd
-        # already has, and sacct would mix old and new jobs)
-        if [[ ! -e $SLURM_STATE_DIR && -f $SLURM_OLD_STATE_DIR/job_state &&
-            $(cat "$SLURM_OLD_STATE_DIR/clustername" 2>/dev/null) == "$SLURM_CLUSTER" ]]; then
+        # the state left by an earlier version of this script (when newer than
+        # ours) is carried over, so that job ids go on: a new sequence would
+        # reuse ids that slurmdbd already has, and sacct would mix old and new jobs
+        local old="$SLURM_OLD_STATE_DIR/job_state" new="$SLURM_STATE_DIR/job_state"
+        if [[ -f $old && $(cat "$SLURM_OLD_STATE_DIR/clustername" 2>/dev/null) == "$SLURM_CLUSTER" ]] &&
+            [[ ! -f $new || $(stat -c %Y "$old") -gt $(stat -c %Y "$new") ]]; then
+            if [[ -e $SLURM_STATE_DIR ]]; then
+                move_aside "$SLURM_STATE_DIR" "slurm: $SLURM_OLD_STATE_DIR holds newer state of cluster $SLURM_CLUSTER"
+            fi
             cp -a -- "$SLURM_OLD_STATE_DIR" "$SLURM_STATE_DIR"
             TX_DIRS+=("$SLURM_STATE_DIR"$'\t')
             log "slurm: copied the state of cluster $SLURM_CLUSTER from $SLURM_OLD_STATE_DIR to $SLURM_STATE_DIR"
