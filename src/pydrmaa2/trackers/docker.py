@@ -94,6 +94,9 @@ START_WORKERS = 8
 SETTLE_WORKERS = 4
 #: Connections per client: the event subscription holds one, starts and settles run side by side.
 POOL_SIZE = 32
+#: Seconds between looks for containers the engine lists as running after their end (see
+#: DockerTracker._check_running).
+STALE_CHECK = 10.0
 #: What the client raises when the engine is away (down, restarting, a connection or stream cut
 #: short), whatever layer notices: all of it is DrmCommunicationError. APIError (an answer) is
 #: told apart before these.
@@ -209,6 +212,11 @@ class DockerTracker(ContainerTracker):
         self._pool: ThreadPoolExecutor | None = None
         #: Containers whose background start is queued or under way in this program.
         self._starting: set[str] = set()
+        #: Stale "running" records (see _check_running): the pids of running containers, the
+        #: containers the engine was asked to look at again, when to look next.
+        self._pids: dict[str, int] = {}
+        self._nudged: set[str] = set()
+        self._stale_check_at = 0.0
 
     # -- the one boundary to the engine ----------------------------------------------------------------
     @contextlib.contextmanager
@@ -474,16 +482,19 @@ class DockerTracker(ContainerTracker):
     def states(self, tracker_ids: Sequence[str]) -> dict[str, tuple[JobState, str]]:
         rows, out, live = self._recorded_states(tracker_ids)
         listed: dict[str, str] = {}
+        created: dict[str, float] = {}
         if live:
             by = ({"id": live} if len(live) <= MAX_ID_FILTER
                   else {"label": f"{LABELS['home']}={self.home_label}"})
             with self._engine("listing containers"):
                 for c in self.api.containers(all=True, filters=by):
                     listed[c["Id"]] = c.get("State") or ""
+                    created[c["Id"]] = c.get("Created") or 0
                 missing = [cid for cid in live if cid not in listed]
                 if missing and "label" in by:  # not labelled as ours: ask for them by id
                     for c in self.api.containers(all=True, filters={"id": missing}):
                         listed[c["Id"]] = c.get("State") or ""
+                        created[c["Id"]] = c.get("Created") or 0
         for cid in live:
             status = listed.get(cid)
             final = self._finalize(cid) if status in (None, "exited", "dead") else None
@@ -496,7 +507,47 @@ class DockerTracker(ContainerTracker):
                 if status == "created" and row is not None and row.starter:
                     self._adopt(cid, row.starter)
                 out[cid] = (container_state(status, held=row is not None and row.held), status)
+        old = time.time() - STALE_CHECK  # younger containers are not looked at yet
+        self._check_running([cid for cid in live
+                             if listed.get(cid) == "running" and created.get(cid, 0) < old])
         return out
+
+    def _check_running(self, cids: Sequence[str]) -> None:
+        """Make dockerd see the end of containers it calls running although no process of
+        theirs is left. Dockerd (20.10) misses the exit of a container that ends while
+        containerd is down or restarting (the shim's exit event reaches containerd before
+        dockerd subscribes again) and reports it running until it restarts. A kill makes it
+        look: it finds the task ended and records the true exit status after the container's
+        stop timeout (10 s), with a "die" event. Looked for at most every STALE_CHECK seconds,
+        and only for an engine on this host, whose pids are ours to see; a pid absent here is
+        confirmed by the engine (``top``: no process) before the kill (a harmless SIGCONT)."""
+        now = time.monotonic()
+        with self._seen_lock:
+            if not cids or now < self._stale_check_at or not self.address.startswith("unix://"):
+                return
+            self._stale_check_at = now + STALE_CHECK
+            if len(self._pids) > 10_000:
+                self._pids.clear()
+        for cid in cids:
+            if cid in self._nudged:
+                continue
+            with contextlib.suppress(InvalidArgumentError, InvalidStateError):
+                pid = self._pids.get(cid)
+                if pid is None:
+                    data = self._inspect(cid)
+                    if data is None or (data.get("State") or {}).get("Status") != "running":
+                        continue
+                    pid = self._pids[cid] = int(data["State"].get("Pid") or 0)
+                if pid > 0 and os.path.exists(f"/proc/{pid}"):
+                    continue
+                with self._engine(f"listing the processes of container {cid[:12]}"):
+                    if (self.api.top(cid) or {}).get("Processes"):
+                        continue  # alive, in a pid namespace other than ours
+                log.warning("container %s is running for the Docker engine at %s but has no "
+                            "process left: asking it to look again", cid[:12], self.address)
+                self._nudged.add(cid)
+                with self._engine(f"making the engine look at container {cid[:12]}"):
+                    self.api.kill(cid, signal="SIGCONT")
 
     def _info(self, data: Mapping[str, Any], row: ContainerRow | None) -> JobInfo:
         if row is None:
