@@ -1,6 +1,7 @@
 """DRMAA2 information records: jobs, machines, queues, reservations, versions, notifications.
 
-``matches`` implements DRMAA2's filter rules for ``get_jobs(filter=JobInfo(...))``.
+``matches`` implements DRMAA2's filter rules for ``get_jobs(filter=JobInfo(...))``;
+``check_filter`` refuses a filter it could not compare.
 """
 
 from __future__ import annotations
@@ -8,11 +9,25 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
+from .errors import InvalidArgumentError
 from .states import CPU, OS, Event, JobState
+from .templates import (
+    Check,
+    check_dict,
+    check_duration,
+    check_fields,
+    check_instance,
+    check_int,
+    check_list,
+    check_text,
+    describe,
+    optional,
+)
 
 __all__ = ["JobInfo", "MachineInfo", "QueueInfo", "ReservationInfo", "Version", "Notification",
-           "matches"]
+           "matches", "check_filter"]
 
 
 @dataclass
@@ -62,6 +77,41 @@ def matches(info: JobInfo, flt: JobInfo | None) -> bool:
         elif have != want:
             return False
     return True
+
+
+def _aware(where: str, value: Any) -> dt.datetime:
+    """A timezone-aware datetime (JobInfo's times are; a naive one cannot be compared)."""
+    check_instance(dt.datetime)(where, value)
+    if value.utcoffset() is None:
+        raise InvalidArgumentError(
+            f"{where} must be timezone-aware (e.g. datetime.now(timezone.utc)), got {value!r}")
+    return value
+
+
+_text = optional(check_text)
+_FILTER_RULES: dict[str, Check] = {
+    "id": _text, "job_name": _text, "exit_status": optional(check_int(-2**63)),
+    "terminating_signal": _text, "annotation": _text, "state": optional(check_instance(JobState)),
+    "sub_state": _text, "allocated_machines": check_list(check_text),
+    "submission_machine": _text, "job_owner": _text, "slots": optional(check_int(0)),
+    "queue_name": _text, "wallclock_time": optional(check_duration),
+    "cpu_time": optional(check_duration), "submission_time": optional(_aware),
+    "dispatch_time": optional(_aware), "finish_time": optional(_aware),
+    "extensions": check_dict(check_text, check_text),
+}
+
+
+def check_filter(flt: Any, where: str = "filter") -> JobInfo | None:
+    """``flt`` as a DRMAA2 filter: None, or a JobInfo whose set fields have the types
+    ``matches`` compares (a normalized copy where a list was given as a tuple); anything else
+    is an InvalidArgumentError naming the field and the value."""
+    if flt is None:
+        return None
+    if not isinstance(flt, JobInfo):
+        raise InvalidArgumentError(
+            f"{where} must be a JobInfo or None, got {describe(flt)}")
+    changes = check_fields(flt, where, _FILTER_RULES)
+    return dataclasses.replace(flt, **changes) if changes else flt
 
 
 @dataclass

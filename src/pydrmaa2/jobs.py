@@ -1,12 +1,20 @@
-"""Jobs, job arrays and reservations: thin handles whose policy lives in their session."""
+"""Jobs, job arrays and reservations: thin handles whose policy lives in their session.
+
+Also the checks of what the session methods take about them: job lists, timeouts, array ranges.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
+from .errors import InvalidArgumentError
 from .info import JobInfo, ReservationInfo
 from .states import JobState
-from .templates import JobTemplate, ReservationTemplate
+from .templates import JobTemplate, ReservationTemplate, describe
+from .trackers.base import MAX_ARRAY_SIZE, MAX_TASK_INDEX
 
 if TYPE_CHECKING:
     from .session import JobSession, ReservationSession
@@ -168,3 +176,70 @@ class Reservation:
     def terminate(self) -> None:
         """Cancel the reservation."""
         self._session._terminate(self)
+
+
+def check_jobs(jobs: Any) -> list[Job]:
+    """``jobs`` (any iterable of Job objects, not empty) as a list; else InvalidArgumentError."""
+    if isinstance(jobs, JobArray):
+        raise InvalidArgumentError(f"jobs: {jobs!r} is a JobArray; pass its .jobs")
+    if isinstance(jobs, (Job, str, bytes, Mapping)) or not isinstance(jobs, Iterable):
+        raise InvalidArgumentError(f"jobs must be a list of Job objects, got {describe(jobs)}")
+    jobs = list(jobs)
+    if not jobs:
+        raise InvalidArgumentError("nothing to wait for: the list of jobs is empty")
+    for i, job in enumerate(jobs):
+        if not isinstance(job, Job):
+            raise InvalidArgumentError(f"jobs[{i}] is not a Job: {describe(job)}")
+    return jobs
+
+
+def check_timeout(timeout: Any) -> float | None:
+    """``timeout`` as seconds: None waits forever (so does infinity, or a number too large for a
+    float), else a non-negative number; anything else is InvalidArgumentError."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise InvalidArgumentError(
+            f"timeout must be a number of seconds or None, got {describe(timeout)}")
+    if timeout != timeout:
+        raise InvalidArgumentError(f"timeout {timeout!r} is not a number of seconds")
+    if timeout < 0:
+        raise InvalidArgumentError(f"timeout {timeout!r} is negative")
+    try:
+        seconds = float(timeout)
+    except OverflowError:
+        return None
+    return None if math.isinf(seconds) else seconds
+
+
+def check_array(begin: Any, end: Any, step: Any, max_parallel: Any,
+                most: int = MAX_ARRAY_SIZE) -> int:
+    """Check ``run_bulk_jobs``'s range and ``max_parallel`` (a positive int or None); return the
+    number of tasks, which may not exceed ``most`` (nor MAX_ARRAY_SIZE)."""
+    for name, value in (("begin", begin), ("end", end), ("step", step)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidArgumentError(f"run_bulk_jobs: {name} must be an int, got {describe(value)}")
+    if begin < 1:
+        raise InvalidArgumentError(f"run_bulk_jobs: begin {begin} must be at least 1")
+    if begin > end:
+        raise InvalidArgumentError(f"run_bulk_jobs: begin {begin} is larger than end {end}")
+    if end > MAX_TASK_INDEX:
+        raise InvalidArgumentError(
+            f"run_bulk_jobs: end {end} is larger than the largest task index {MAX_TASK_INDEX}")
+    if step < 1:
+        raise InvalidArgumentError(f"run_bulk_jobs: step {step} must be positive")
+    count = (end - begin) // step + 1
+    most = min(most, MAX_ARRAY_SIZE)
+    if count > most:
+        raise InvalidArgumentError(
+            f"run_bulk_jobs: {begin}..{end} by {step} makes {count} tasks; at most {most} fit "
+            "in one job array here (submit it in several)")
+    if max_parallel is not None and (isinstance(max_parallel, bool)
+                                     or not isinstance(max_parallel, int)):
+        raise InvalidArgumentError(
+            f"run_bulk_jobs: max_parallel must be a positive int or None, got {describe(max_parallel)}")
+    if max_parallel is not None and not 1 <= max_parallel <= MAX_TASK_INDEX:
+        raise InvalidArgumentError(
+            f"run_bulk_jobs: max_parallel {max_parallel} must be between 1 and {MAX_TASK_INDEX} "
+            "(None: no limit)")
+    return count

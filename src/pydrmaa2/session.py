@@ -41,10 +41,19 @@ from .errors import (
     TryLaterError,
     UnsupportedOperationError,
 )
-from .info import JobInfo, MachineInfo, Notification, QueueInfo, ReservationInfo, Version, matches
-from .jobs import Job, JobArray, Reservation
+from .info import (
+    JobInfo,
+    MachineInfo,
+    Notification,
+    QueueInfo,
+    ReservationInfo,
+    Version,
+    check_filter,
+    matches,
+)
+from .jobs import Job, JobArray, Reservation, check_array, check_jobs, check_timeout
 from .states import Capability, Event, JobState
-from .templates import JobTemplate, ReservationTemplate, for_task
+from .templates import JobTemplate, ReservationTemplate, check_list, check_path, check_text, for_task
 from .trackers import Action, ChangeFeed, Contact, JobTracker, tracker_class
 from .trackers.base import deadline_after, remaining
 
@@ -139,16 +148,18 @@ class JobSession(_Session):
         return capability in self._tracker.capabilities
 
     # -- submission --------------------------------------------------------------------------------
-    def _validate(self, template: JobTemplate) -> None:
+    def _validate(self, template: JobTemplate) -> JobTemplate:
+        """The template to submit (a normalized copy where the caller's needs converting)."""
         self._check_open()
         if not isinstance(template, JobTemplate):
             raise InvalidArgumentError(f"expected a JobTemplate, got {type(template).__name__}")
-        template.validate()
+        template = template.validate()
         self._tracker.validate(template)
+        return template
 
     def run_job(self, template: JobTemplate) -> Job:
         """Submit one job; it starts at once unless ``template.submit_as_hold``."""
-        self._validate(template)
+        template = self._validate(template)
         encoded = dumps(_codec.encode(template))
         emulate_hold = template.submit_as_hold and not self._tracker.native_hold
         if emulate_hold:
@@ -181,20 +192,10 @@ class JobSession(_Session):
 
     def run_bulk_jobs(self, template: JobTemplate, begin: int, end: int, step: int = 1,
                       max_parallel: int | None = None) -> JobArray:
-        """Submit tasks ``begin..end`` (inclusive) by ``step``; at most ``max_parallel`` run at once."""
-        self._validate(template)
-        for name, value in (("begin", begin), ("end", end), ("step", step)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise InvalidArgumentError(f"run_bulk_jobs: {name} must be an int, got {value!r}")
-        if begin < 1:
-            raise InvalidArgumentError(f"run_bulk_jobs: begin {begin} must be at least 1")
-        if begin > end:
-            raise InvalidArgumentError(f"run_bulk_jobs: begin {begin} is larger than end {end}")
-        if step <= 0:
-            raise InvalidArgumentError(f"run_bulk_jobs: step {step} must be positive")
-        if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 0):
-            raise InvalidArgumentError(
-                f"run_bulk_jobs: max_parallel {max_parallel!r} must be a positive int or None")
+        """Submit tasks ``begin..end`` (inclusive) by ``step``; at most ``max_parallel`` run at once.
+        An array holds at most ``trackers.base.MAX_ARRAY_SIZE`` tasks (fewer on some trackers)."""
+        template = self._validate(template)
+        check_array(begin, end, step, max_parallel, self._tracker.max_array_tasks)
         limit = max_parallel or None
         indices = list(range(begin, end + 1, step))
         encoded = dumps(_codec.encode(template))
@@ -304,6 +305,7 @@ class JobSession(_Session):
     def get_jobs(self, filter: JobInfo | None = None) -> list[Job]:  # noqa: A002 - DRMAA2's name
         """The session's jobs; with ``filter``, those whose JobInfo matches (DRMAA2 rules)."""
         self._check_open()
+        filter = check_filter(filter)
         if filter is None:
             return [Job(self, j) for j in self._store.job_ids(self.session_name)]
         rows = self._store.job_rows(self.session_name)
@@ -321,6 +323,7 @@ class JobSession(_Session):
     def get_job_array(self, array_id: str) -> JobArray:
         """The job array with this id (from any program that used this session)."""
         self._check_open()
+        check_text("array_id", str(array_id))
         if self._store.array(self.session_name, str(array_id)) is None:
             raise InvalidArgumentError(
                 f"no job array {array_id!r} in session {self.session_name!r}")
@@ -459,17 +462,7 @@ class JobSession(_Session):
     def _wait(self, jobs: Sequence[Job], started: bool, any_: bool,
               timeout: float | None) -> Job | None:
         self._check_open()
-        jobs = list(jobs)
-        if not jobs:
-            raise InvalidArgumentError("nothing to wait for: the list of jobs is empty")
-        bad = [j for j in jobs if not isinstance(j, Job)]
-        if bad:
-            raise InvalidArgumentError(f"jobs: {bad[0]!r} is not a Job")
-        if timeout is not None and (isinstance(timeout, bool)
-                                    or not isinstance(timeout, (int, float)) or timeout != timeout):
-            raise InvalidArgumentError(f"timeout {timeout!r} is not a number of seconds or None")
-        if timeout is not None and timeout < 0:
-            raise InvalidArgumentError(f"timeout {timeout!r} is negative")
+        jobs, timeout = check_jobs(jobs), check_timeout(timeout)
         deadline = deadline_after(timeout)
         ids = [j.id for j in jobs]
 
@@ -582,18 +575,19 @@ class MonitoringSession(_Session):
     def get_all_jobs(self, filter: JobInfo | None = None) -> list[JobInfo]:  # noqa: A002
         """Every job of the engine (as JobInfo) that matches ``filter``."""
         self._check_open()
+        filter = check_filter(filter)
         return [i for i in self._tracker.monitor_jobs() if matches(i, filter)]
 
     def get_all_machines(self, names: Iterable[str] | None = None) -> list[MachineInfo]:
         """The engine's machines, or just those named."""
         self._check_open()
-        wanted = None if names is None else set(names)
+        wanted = None if names is None else set(check_list(check_text)("names", names))
         return [m for m in self._tracker.machines() if wanted is None or m.name in wanted]
 
     def get_all_queues(self, names: Iterable[str] | None = None) -> list[QueueInfo]:
         """The engine's queues, or just those named."""
         self._check_open()
-        wanted = None if names is None else set(names)
+        wanted = None if names is None else set(check_list(check_text)("names", names))
         return [q for q in self._tracker.queues() if wanted is None or q.name in wanted]
 
     def get_all_reservations(self) -> list[ReservationInfo]:
@@ -621,6 +615,7 @@ class ReservationSession(_Session):
         if not isinstance(template, ReservationTemplate):
             raise InvalidArgumentError(
                 f"expected a ReservationTemplate, got {type(template).__name__}")
+        template = template.validate()
         info = self._tracker.reserve(template)
         rid = self._store.add_reservation(self.session_name, info.reservation_id,
                                           dumps(_codec.encode(template)))
@@ -659,7 +654,7 @@ class SessionManager:
     """Entry point: creates, opens and destroys sessions in the store at ``home``."""
 
     def __init__(self, home: str | Path | None = None) -> None:
-        self.home = Path(home) if home is not None else default_home()
+        self.home = Path(check_path("home", home)) if home is not None else default_home()
         self._store = Store(self.home / "store.sqlite")
         self._callbacks: list[Callable[[Notification], None]] = []
         self._sessions: list[JobSession] = []
@@ -683,17 +678,28 @@ class SessionManager:
         """Whether the tracker of ``contact`` (default: process) offers ``capability``."""
         if not isinstance(capability, Capability):
             raise InvalidArgumentError(f"{capability!r} is not a Capability")
-        return capability in tracker_class(Contact.parse(contact).scheme).capabilities
+        c = Contact.parse(contact)
+        cls = tracker_class(c.scheme)
+        cls.check_contact(c)
+        return capability in cls.capabilities
 
     # -- job sessions ------------------------------------------------------------------------------
     def _check_name(self, name: str) -> None:
-        if not isinstance(name, str) or not name.strip():
+        check_text("session name", name)
+        if not name.strip():
             raise InvalidArgumentError(f"session name {name!r} is empty")
+
+    @staticmethod
+    def _contact(contact: str | None) -> str:
+        """``contact``, or the default one when it is None or empty."""
+        if contact is not None and not isinstance(contact, str):
+            Contact.parse(contact)  # raises, naming the value
+        return contact or DEFAULT_CONTACT
 
     def create_job_session(self, name: str, contact: str | None = None) -> JobSession:
         """Create a persistent job session on the tracker of ``contact`` (default: process)."""
         self._check_name(name)
-        contact = contact or DEFAULT_CONTACT
+        contact = self._contact(contact)
         if self._store.session(name, "job") is not None:
             raise InvalidArgumentError(f"a job session named {name!r} already exists")
         tracker = _tracker(contact, self.home)
@@ -738,7 +744,7 @@ class SessionManager:
     def create_reservation_session(self, name: str, contact: str | None = None) -> ReservationSession:
         """Create a reservation session on a tracker that can reserve (e.g. slurm)."""
         self._check_name(name)
-        contact = contact or DEFAULT_CONTACT
+        contact = self._contact(contact)
         tracker = _tracker(contact, self.home)
         if Capability.ADVANCE_RESERVATION not in tracker.capabilities:
             tracker.close()
@@ -769,7 +775,7 @@ class SessionManager:
     # -- monitoring --------------------------------------------------------------------------------
     def open_monitoring_session(self, contact: str | None = None) -> MonitoringSession:
         """A read-only view of everything the engine of ``contact`` runs."""
-        contact = contact or DEFAULT_CONTACT
+        contact = self._contact(contact)
         return MonitoringSession(self, None, contact, _tracker(contact, self.home))
 
     # -- notifications -----------------------------------------------------------------------------

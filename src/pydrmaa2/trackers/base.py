@@ -27,9 +27,23 @@ from ..errors import (
 )
 from ..info import JobInfo, MachineInfo, QueueInfo, ReservationInfo
 from ..states import Capability, JobState
-from ..templates import JobTemplate, ReservationTemplate
+from ..templates import JobTemplate, ReservationTemplate, describe
 
-__all__ = ["Action", "ChangeFeed", "Contact", "JobTracker", "PollFeed", "signal_name"]
+__all__ = ["Action", "ChangeFeed", "Contact", "JobTracker", "PollFeed", "signal_name",
+           "MAX_ARRAY_SIZE", "MAX_TASK_INDEX"]
+
+#: The most tasks one job array (``run_bulk_jobs``) may have, whatever the tracker: its rows are
+#: written in one transaction. A tracker may allow fewer (``JobTracker.max_array_tasks``).
+MAX_ARRAY_SIZE = 1_000_000
+#: The largest task index (and max_parallel): a signed 64-bit integer, as the store keeps it.
+MAX_TASK_INDEX = 2**63 - 1
+
+#: The contact options of the built-in trackers that check them in their own ``__init__`` and do
+#: not declare ``contact_options`` yet; a tracker that declares them is not looked up here.
+_UNDECLARED_CONTACT_OPTIONS: dict[str, frozenset[str]] = {
+    "containerd": frozenset({"namespace", "snapshotter", "runtime"}),
+    "slurm": frozenset({"max_array_size"}),
+}
 
 
 class Action(enum.Enum):
@@ -55,24 +69,38 @@ class Contact:
 
     @classmethod
     def parse(cls, raw: str) -> Contact:
-        """Parse ``raw``; a bare word is a scheme with the engine's default endpoint."""
-        if not isinstance(raw, str) or not raw.strip():
+        """Parse ``raw``; a bare word is a scheme with the engine's default endpoint. A contact
+        that is not ``SCHEME[://ADDRESS][?key=value&...]`` is an InvalidArgumentError."""
+        if not isinstance(raw, str):
+            raise InvalidArgumentError(
+                f"contact must be a string such as 'process' or 'docker', got {describe(raw)}")
+        if not raw.strip():
             raise InvalidArgumentError(f"contact {raw!r} is empty; use e.g. 'process' or 'docker'")
         raw = raw.strip()
+        if "\0" in raw:
+            raise InvalidArgumentError(f"contact {raw!r} holds a NUL byte")
+        if not raw.isascii():
+            try:
+                raw.encode()
+            except UnicodeEncodeError as e:
+                raise InvalidArgumentError(f"contact {raw!r} is not valid Unicode: {e.reason}") from None
         if "://" not in raw:
             scheme, _, query = raw.partition("?")
             if not scheme.isidentifier():
                 raise InvalidArgumentError(f"contact {raw!r} is not SCHEME[://ADDRESS][?k=v]")
-            return cls(raw, scheme.lower(), options=dict(urllib.parse.parse_qsl(query)))
-        u = urllib.parse.urlsplit(raw)
+            return cls(raw, scheme.lower(), options=_options(raw, query))
+        try:
+            u = urllib.parse.urlsplit(raw)
+            host, port = u.hostname, u.port
+        except ValueError as e:
+            raise InvalidArgumentError(
+                f"contact {raw!r} is not SCHEME://ADDRESS[?k=v] (bad address: {e})") from None
         if not u.scheme:
             raise InvalidArgumentError(f"contact {raw!r} has no scheme")
-        try:
-            port = u.port
-        except ValueError as e:
-            raise InvalidArgumentError(f"contact {raw!r} has a bad port: {e}") from None
-        return cls(raw, u.scheme.lower(), path=u.path or None, host=u.hostname, port=port,
-                   options=dict(urllib.parse.parse_qsl(u.query)))
+        if u.fragment:
+            raise InvalidArgumentError(f"contact {raw!r}: '#{u.fragment}' means nothing in a contact")
+        return cls(raw, u.scheme.lower(), path=u.path or None, host=host, port=port,
+                   options=_options(raw, u.query))
 
     @property
     def address(self) -> str:
@@ -80,6 +108,26 @@ class Contact:
         if self.host:
             return f"{self.host}:{self.port}" if self.port else self.host
         return self.path or self.raw
+
+
+def _options(raw: str, query: str) -> dict[str, str]:
+    """A contact's ``key=value&...`` options: each key once, with a value."""
+    try:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as e:
+        raise InvalidArgumentError(
+            f"contact {raw!r}: options must be ?key=value&key=value ({e})") from None
+    options: dict[str, str] = {}
+    for key, value in pairs:
+        if not key or not value:
+            raise InvalidArgumentError(
+                f"contact {raw!r}: option {key!r}={value!r} needs a name and a value")
+        if "\0" in key + value:
+            raise InvalidArgumentError(f"contact {raw!r}: option {key!r} holds a NUL byte")
+        if key in options:
+            raise InvalidArgumentError(f"contact {raw!r}: option {key!r} is given twice")
+        options[key] = value
+    return options
 
 
 class ChangeFeed(ABC):
@@ -122,10 +170,31 @@ class JobTracker(ABC):
     native_arrays: ClassVar[bool] = False
     #: The job states are kept by pydrmaa2's agent (process tracker) rather than an engine.
     uses_agent: ClassVar[bool] = False
+    #: The contact options (``?key=value``) this tracker reads; a contact with any other is
+    #: refused before anything is created.
+    contact_options: ClassVar[frozenset[str]] = frozenset()
+    #: The most tasks one job array may have here: MAX_ARRAY_SIZE, or fewer where the engine
+    #: has a lower limit of its own.
+    max_array_tasks: ClassVar[int] = MAX_ARRAY_SIZE
 
     def __init__(self, contact: Contact, home: Path) -> None:
+        self.check_contact(contact)
         self.contact = contact
         self.home = home
+
+    @classmethod
+    def check_contact(cls, contact: Contact) -> None:
+        """Refuse (InvalidArgumentError) a contact with an option this tracker does not know."""
+        declared = any("contact_options" in vars(c) for c in cls.__mro__ if c is not JobTracker)
+        scheme = getattr(cls, "scheme", contact.scheme)
+        known = (cls.contact_options if declared
+                 else _UNDECLARED_CONTACT_OPTIONS.get(scheme, cls.contact_options))
+        unknown = sorted(set(contact.options) - known)
+        if unknown:
+            raise InvalidArgumentError(
+                f"contact {contact.raw!r}: the {scheme!r} tracker knows no option "
+                f"{', '.join(map(repr, unknown))}; "
+                + (f"it knows {', '.join(sorted(known))}" if known else "it takes none"))
 
     # -- set-up ---------------------------------------------------------------------------
     def check(self) -> None:
