@@ -13,6 +13,7 @@ The daemons are the ones ``scripts/engines.sh`` started: their pids are in /run/
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import signal
@@ -36,6 +37,8 @@ DAEMONS = {
     "containerd": ("containerd", "containerd", "/run/containerd/containerd.sock"),
     "podman": ("podman", "podman", "/run/podman/podman.sock"),
 }
+#: Held by the test that kills daemons, so that two runs of these tests never overlap.
+LOCK = Path("/tmp/pydrmaa2-faults-engines.lock")
 #: When, after submission, the daemon dies; the jobs sleep JOB_SECONDS.
 KILL_AFTER = 1.5
 JOB_SECONDS = 6
@@ -61,8 +64,9 @@ def _start_time(pid: int) -> str | None:
 
 
 def daemon_pid(name: str) -> int | None:
-    """The pid engines.sh recorded for daemon ``name`` ("PID [START_TIME]"), if that daemon
-    runs (not a zombie, nor another program that got the pid since)."""
+    """The pid engines.sh recorded for daemon ``name`` (NAME.pid; its start time, against pid
+    reuse, in NAME.pid.start as "PID START_TIME", or after the pid), if that daemon runs (not
+    a zombie, nor another program that got the pid since)."""
     program = DAEMONS[name][0]
     try:
         fields = (RUN_DIR / f"{name}.pid").read_text().split()
@@ -72,7 +76,12 @@ def daemon_pid(name: str) -> int | None:
     argv = _command(pid)
     if not argv or os.path.basename(argv[0]) != program:
         return None  # gone, a zombie (empty cmdline), or the pid now belongs to another program
-    if len(fields) > 1 and fields[1] != _start_time(pid):
+    try:
+        record = (RUN_DIR / f"{name}.pid.start").read_text().split()  # "PID START_TIME"
+        started = record[1] if record[0] == str(pid) else None
+    except (OSError, IndexError):
+        started = fields[1] if len(fields) > 1 else None
+    if started is not None and started != _start_time(pid):
         return None
     return pid
 
@@ -112,7 +121,8 @@ class Daemons:
             return
         r = subprocess.run(["bash", str(SCRIPT), "--no-verify", *engines], capture_output=True,
                            text=True, timeout=300)
-        assert r.returncode == 0, f"engines.sh {' '.join(engines)} failed:\n{r.stderr[-3000:]}"
+        said = "\n".join(line for line in r.stderr.splitlines() if line.startswith("engines:"))
+        assert r.returncode == 0, f"engines.sh {' '.join(engines)} failed:\n{said}"
         for n in names:
             assert daemon_pid(n) is not None, f"{n} does not run after engines.sh"
         self.settle()
@@ -131,7 +141,21 @@ class Daemons:
 
 @pytest.fixture
 def daemons() -> Iterator[Daemons]:
-    """The engines' daemons; each one running before the test runs again after it."""
+    """The engines' daemons; each one running before the test runs again after it. One test
+    at a time on this machine (a lock file): two runs must not kill each other's daemons."""
+    with open(LOCK, "w") as lock:
+        deadline = time.monotonic() + 900
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "another engine fault test holds the lock"
+                time.sleep(0.5)
+        yield from _daemons()
+
+
+def _daemons() -> Iterator[Daemons]:
     d = Daemons()
     d.settle()
     try:
