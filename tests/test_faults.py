@@ -25,6 +25,8 @@ from pydrmaa2._agent import AgentClient
 from pydrmaa2._store import Store
 from pydrmaa2.trackers.base import signal_name
 
+from .conftest import require
+
 pytestmark = pytest.mark.faults
 
 #: Signals whose default action does not end a process: ignored, or stopping it.
@@ -280,12 +282,15 @@ def test_a_wait_rides_out_an_agent_killed_and_restarted(sm):
     assert job.state is d2.JobState.FAILED and "agent" in job.info.annotation
 
 
-def test_a_job_the_engine_took_just_before_its_submitter_died_is_withdrawn(sm, tmp_path):
+@pytest.mark.parametrize("name", ["process", "docker", "podman", "containerd"])
+def test_a_job_the_engine_took_just_before_its_submitter_died_is_withdrawn(sm, name):
     """The submitter is killed between the engine's accepting a job and the job's row being
-    written: the next open of the session finds the job by its pydrmaa2 id and withdraws it,
-    so nothing runs that no session knows."""
-    sm.create_job_session("died-before-row").close()
-    p = _python("""
+    written: the next open of the session finds the job by its pydrmaa2 id (the agent's record,
+    the container's labels) and withdraws it, so nothing runs that no session knows. (Slurm:
+    tests/test_faults_slurm.py.)"""
+    target = require(name)
+    sm.create_job_session("died-before-row", target.contact).close()
+    p = _python(f"""
         import os, pydrmaa2 as d2
         from pydrmaa2._store import Store
         js = d2.SessionManager().open_job_session("died-before-row")
@@ -293,7 +298,8 @@ def test_a_job_the_engine_took_just_before_its_submitter_died_is_withdrawn(sm, t
             print(job_id, flush=True)
             os.kill(os.getpid(), 9)
         Store.add_submitted_job = die
-        js.run_job(d2.JobTemplate(remote_command="/bin/sleep", args=["300"]))
+        js.run_job(d2.JobTemplate(remote_command="/bin/sleep", args=["300"],
+                                  job_category={target.job_category!r}))
     """, sm.home)
     job_id = p.stdout.readline().strip()
     p.wait()
@@ -303,7 +309,9 @@ def test_a_job_the_engine_took_just_before_its_submitter_died_is_withdrawn(sm, t
     js = sm.open_job_session("died-before-row")
     assert js._tracker.find_job(job_id) is None  # terminated and deleted in the engine
     assert store.query("SELECT COUNT(*) FROM id_claims")[0][0] == 0
-    leftover = [q for q in psutil.process_iter(["cmdline"])
-                if q.info["cmdline"] == ["/bin/sleep", "300"]
-                and q.environ().get("JOB_ID") == job_id]
-    assert not leftover
+    if name == "process":
+        leftover = [q for q in psutil.process_iter(["cmdline"])
+                    if q.info["cmdline"] == ["/bin/sleep", "300"]
+                    and q.environ().get("JOB_ID") == job_id]
+        assert not leftover
+    js.close()

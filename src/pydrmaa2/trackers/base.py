@@ -40,12 +40,6 @@ MAX_TASK_INDEX = 2**63 - 1
 
 #: The contact options of the built-in trackers that check them in their own ``__init__`` and do
 #: not declare ``contact_options`` yet; a tracker that declares them is not looked up here.
-_UNDECLARED_CONTACT_OPTIONS: dict[str, frozenset[str]] = {
-    "containerd": frozenset({"namespace", "snapshotter", "runtime"}),
-    "slurm": frozenset({"max_array_size"}),
-}
-
-
 class Action(enum.Enum):
     """Job control operations, as the generic layer hands them to a tracker."""
 
@@ -185,10 +179,8 @@ class JobTracker(ABC):
     @classmethod
     def check_contact(cls, contact: Contact) -> None:
         """Refuse (InvalidArgumentError) a contact with an option this tracker does not know."""
-        declared = any("contact_options" in vars(c) for c in cls.__mro__ if c is not JobTracker)
         scheme = getattr(cls, "scheme", contact.scheme)
-        known = (cls.contact_options if declared
-                 else _UNDECLARED_CONTACT_OPTIONS.get(scheme, cls.contact_options))
+        known = cls.contact_options
         unknown = sorted(set(contact.options) - known)
         if unknown:
             raise InvalidArgumentError(

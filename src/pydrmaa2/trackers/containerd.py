@@ -339,6 +339,7 @@ class ContainerdTracker(JobTracker):
     """Jobs as containerd containers and tasks, over containerd's gRPC API."""
 
     scheme = "containerd"
+    contact_options = frozenset({"namespace", "snapshotter", "runtime"})
     supported_fields = frozenset({
         "remote_command", "args", "submit_as_hold", "job_environment", "working_directory",
         "job_category", "job_name", "input_path", "output_path", "error_path", "join_files",
@@ -350,12 +351,8 @@ class ContainerdTracker(JobTracker):
 
     def __init__(self, contact: Contact, home: Path) -> None:
         super().__init__(contact, home)
-        known = {"namespace", "snapshotter", "runtime"}
-        unknown = sorted(set(contact.options) - known)
-        if unknown:
-            raise InvalidArgumentError(
-                f"contact {contact.raw!r}: unknown option(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}")
+        #: Our containers carry this label value: the home, spelled the same by every program.
+        self.home_label = str(Path(home).resolve())
         if contact.host:
             target = f"{contact.host}:{contact.port}" if contact.port else contact.host
         else:
@@ -591,7 +588,8 @@ class ContainerdTracker(JobTracker):
                     f"{image.name}'") from None
             made.append("snapshot")
             spec = self._spec(cid, job_id, template, task_index, image, argv, binds, mounts)
-            labels = {f"{LABEL}job-id": job_id, f"{LABEL}owner": _owner(),
+            labels = {f"{LABEL}job-id": job_id, f"{LABEL}home": self.home_label,
+                      f"{LABEL}owner": _owner(),
                       f"{LABEL}submission-machine": HOSTNAME,
                       f"{LABEL}command": " ".join(argv)[:3000]}
             if template.job_name:
@@ -974,6 +972,15 @@ class ContainerdTracker(JobTracker):
 
     def list_jobs(self) -> list[str]:
         return [r[0] for r in self.db.query("SELECT cid FROM containers ORDER BY rowid")]
+
+    def find_job(self, job_id: str) -> str | None:
+        """The container of this store labelled with pydrmaa2 job id ``job_id``, or None."""
+        containers = self._call("containers.List", "listing containers").containers  # type: ignore
+        for c in containers:
+            if (c.labels.get(f"{LABEL}job-id") == job_id
+                    and c.labels.get(f"{LABEL}home") == self.home_label):
+                return c.id
+        return None
 
     # -- monitoring -------------------------------------------------------------------------------
     def monitor_jobs(self) -> list[JobInfo]:

@@ -192,10 +192,6 @@ class DockerTracker(ContainerTracker):
 
     def __init__(self, contact: Contact, home: Path) -> None:
         super().__init__(contact, home)
-        if contact.options:
-            raise InvalidArgumentError(
-                f"contact {contact.raw!r}: the docker tracker takes no options "
-                f"({', '.join(contact.options)})")
         self.address, options = _base_url(contact)
         with self._engine("connecting"):
             self.api = docker.APIClient(base_url=self.address, version="auto",
@@ -590,6 +586,13 @@ class DockerTracker(ContainerTracker):
             if not isinstance(e.__cause__, docker.errors.NotFound):
                 raise
         self._forget(tracker_id)
+
+    def find_job(self, job_id: str) -> str | None:
+        """The container of this store labelled with pydrmaa2 job id ``job_id``, or None."""
+        with self._engine("looking up a job"):
+            found = self.api.containers(all=True, filters={"label": [
+                f"{LABELS['home']}={self.home_label}", f"{LABELS['job_id']}={job_id}"]})
+        return found[0]["Id"] if found else None
 
     def list_jobs(self) -> list[str]:
         with self._engine("listing containers"):

@@ -651,6 +651,13 @@ class PodmanTracker(ContainerTracker):
         self._remove(tracker_id)
         self._forget(tracker_id)
 
+    def find_job(self, job_id: str) -> str | None:
+        """The container of this store labelled with pydrmaa2 job id ``job_id``, or None."""
+        found = self._call("get", "/containers/json", "looking up a job", params={
+            "all": True, "filters": json.dumps({"label": [
+                f"{LABELS['home']}={self.home}", f"{LABELS['job_id']}={job_id}"]})})
+        return found[0]["Id"] if found else None
+
     def list_jobs(self) -> list[str]:
         found = self._call("get", "/containers/json", "listing containers", params={
             "all": True, "filters": json.dumps({"label": [f"{LABELS['home']}={self.home}"]})})

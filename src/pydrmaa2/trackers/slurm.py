@@ -793,6 +793,7 @@ class SlurmTracker(JobTracker):
     """Jobs as Slurm batch jobs, through the Slurm commands on PATH."""
 
     scheme = "slurm"
+    contact_options = frozenset({"max_array_size"})
     supported_fields = frozenset({
         "remote_command", "args", "submit_as_hold", "rerunnable", "job_environment",
         "working_directory", "email", "email_on_started", "email_on_terminated", "job_name",
