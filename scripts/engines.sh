@@ -611,8 +611,10 @@ docker_ready() { [[ $(curl -sf --max-time 2 --unix-socket "$DOCKER_SOCK" http://
 docker_start() {
     # The default bridge network with iptables works on this kernel, so no
     # --iptables=false / --bridge=none is needed.
+    # --live-restore: containers keep running while dockerd restarts (a wait rides it out).
     rm -f /var/run/docker.pid
-    start_daemon dockerd dockerd --containerd "$CONTAINERD_SOCK" -H "unix://$DOCKER_SOCK"
+    start_daemon dockerd dockerd --containerd "$CONTAINERD_SOCK" -H "unix://$DOCKER_SOCK" \
+        --live-restore
 }
 dockerd_pid() { daemon_pid dockerd dockerd "$DOCKER_SOCK" || echo none; }
 
