@@ -135,7 +135,9 @@ class RestartPolicy:
 
 @dataclass(frozen=True)
 class BindMount:
-    """A host path visible inside the container (stage_in_files)."""
+    """A host path visible inside the container (stage_in_files). Engines get it as a
+    structured mount (source, target, read-only flag), never a "host:container[:options]"
+    string, so either path may contain ':'."""
 
     host_path: str
     container_path: str

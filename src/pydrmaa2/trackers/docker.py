@@ -151,8 +151,10 @@ def _create_config(spec: ContainerSpec) -> dict[str, Any]:
                 {"HostIp": p.host_ip or "", "HostPort": "" if p.host_port is None else str(p.host_port)})
         host["PortBindings"] = bindings
     if spec.binds:
-        host["Binds"] = [f"{b.host_path}:{b.container_path}{':ro' if b.read_only else ''}"
-                         for b in spec.binds]
+        # Structured mounts, never "host:container[:options]" strings: a path may hold ':'
+        # (and a container path ending in ':Z' or ':ro' must not become a mount option).
+        host["Mounts"] = [{"Type": "bind", "Source": b.host_path, "Target": b.container_path,
+                           "ReadOnly": b.read_only} for b in spec.binds]
     if spec.network_mode:
         host["NetworkMode"] = spec.network_mode
     if spec.privileged:
