@@ -118,7 +118,10 @@ def test_every_template_field_and_extension_reaches_the_container_config(js, eng
     assert "GREETING=hi there" in config["Env"] and f"JOB_ID={job.id}" in config["Env"]
     assert config["Labels"][LABELS["job_id"]] == job.id
     assert config["Labels"][LABELS["job_name"]] == "mapped"
-    assert host["Binds"] == [f"{staged}:/data/staged.txt"]
+    # Seed 001's -v hostPath:containerPath, as a structured mount (a ':' in a path works).
+    assert not host.get("Binds")
+    assert [(m["Type"], m["Source"], m["Target"], m.get("ReadOnly", False))
+            for m in host["Mounts"]] == [("bind", str(staged), "/data/staged.txt", False)]
     assert host["PortBindings"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}],
                                     "9090/udp": [{"HostIp": "", "HostPort": ""}]}
     assert set(config["ExposedPorts"]) == {"80/tcp", "9090/udp"}
