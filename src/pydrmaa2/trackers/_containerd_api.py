@@ -348,6 +348,9 @@ def _serializer(full_name: str | None):  # noqa: ANN202 - a serializer for grpc
 class Client:
     """One connection to containerd, scoped to a namespace; thread-safe, re-made after fork."""
 
+    #: gRPC channel options a subclass adds (e.g. a reconnection backoff of its own).
+    channel_options: tuple[tuple[str, int], ...] = ()
+
     def __init__(self, target: str, namespace: str) -> None:
         self.target = target
         self.namespace = namespace
@@ -365,6 +368,7 @@ class Client:
             self._channel = grpc.insecure_channel(self.target, options=[
                 ("grpc.max_receive_message_length", 64 << 20),
                 ("grpc.enable_retries", 0),
+                *self.channel_options,
             ])
             self._unary = {
                 k: self._channel.unary_unary(path, request_serializer=_serializer(req),

@@ -124,12 +124,12 @@ PING_FIRST_WAIT = 0.005
 #: backoff grows to 120 s: after a 30 s outage the channel stayed down 11 s after containerd was
 #: back). A channel of its own subchannel pool: a fresh channel of the same target and options
 #: would share the one in backoff.
-RECONNECT_OPTIONS = [
+RECONNECT_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.use_local_subchannel_pool", 1),
-]
+)
 #: Details of an UNAVAILABLE gRPC error that mean no connection was made (nothing was sent).
 NOT_CONNECTED = re.compile(r"failed to connect|connect failed|connection refused", re.IGNORECASE)
 #: Details of a gRPC error of another code that still mean the connection to containerd broke.
@@ -273,6 +273,8 @@ class _Client(api.Client):
     """``_containerd_api.Client`` whose channel reconnects promptly (see RECONNECT_OPTIONS), and
     is replaced when it still backs off although containerd answers again."""
 
+    channel_options = RECONNECT_OPTIONS
+
     def call(self, method: str, request: Message | None = None, *,
              timeout: float | None = api.DEFAULT_TIMEOUT, lease: str | None = None) -> Any:
         try:
@@ -305,25 +307,6 @@ class _Client(api.Client):
         with self._lock:
             self._pid = -1
         self._connect()
-
-    def _connect(self) -> None:
-        with self._lock:
-            if self._pid == os.getpid() and self._channel is not None:
-                return
-            self._channel = grpc.insecure_channel(self.target, options=[
-                ("grpc.max_receive_message_length", 64 << 20),
-                ("grpc.enable_retries", 0),
-                *RECONNECT_OPTIONS,
-            ])
-            self._unary = {
-                k: self._channel.unary_unary(path, request_serializer=api._serializer(req),
-                                             response_deserializer=api._parser(resp))
-                for k, (path, req, resp) in api.METHODS.items()}
-            self._streams = {
-                k: self._channel.unary_stream(path, request_serializer=api._serializer(req),
-                                              response_deserializer=api._parser(resp))
-                for k, (path, req, resp) in api._STREAMS.items()}
-            self._pid = os.getpid()
 
 
 def _check_writable(path: str, field: str) -> None:
