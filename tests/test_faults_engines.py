@@ -207,7 +207,7 @@ def _docker_live_restore() -> bool:
 
     client = docker.APIClient(version="auto")
     try:
-        return bool(client.info().get("LiveRestore"))
+        return bool(client.info().get("LiveRestoreEnabled"))
     finally:
         client.close()
 
