@@ -15,9 +15,9 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import _codec
-from ._agent import AgentClient
 from ._store import JobRow, Store, dumps
 from .errors import (
     Drmaa2Error,
@@ -30,6 +30,9 @@ from .states import JobState
 from .templates import JobTemplate, for_task
 from .trackers import Action, ChangeFeed, Contact, JobTracker, tracker_class
 from .trackers.base import deadline_after, remaining
+
+if TYPE_CHECKING:  # the agent hands itself in: no import of it here, so no circle
+    from ._agent import AgentClient
 
 log = logging.getLogger("pydrmaa2")
 
