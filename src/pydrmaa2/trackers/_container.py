@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 import os
 import re
-import signal
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from ..errors import InvalidArgumentError, UnsupportedAttributeError
 from ..info import JobInfo
 from ..states import JobState
 from ..templates import JobTemplate
+from .base import signal_name
 
 __all__ = [
     "CONTAINER_STATES", "EXTENSIONS", "LABELS", "RESOURCE_LIMITS", "BindMount", "ContainerSpec",
@@ -562,10 +562,7 @@ def parse_time(value: str | int | float | None) -> dt.datetime | None:
 
 
 def _signal_name(number: int) -> str | None:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return None
+    return signal_name(number) if 1 <= number <= 64 else None
 
 
 def job_info(data: Mapping[str, Any], *, held: bool = False, terminated: bool = False,

@@ -64,7 +64,7 @@ from ..info import JobInfo, MachineInfo
 from ..states import Capability, JobState
 from ..templates import JobTemplate
 from . import _containerd_api as api
-from .base import Action, ChangeFeed, Contact, JobTracker
+from .base import Action, ChangeFeed, Contact, JobTracker, signal_name
 from .process import local_machine
 
 log = logging.getLogger("pydrmaa2.containerd")
@@ -259,10 +259,7 @@ def _signal_name(exit_status: int | None) -> str | None:
     """The signal that ended a task: runc reports a signal's death as 128 + signal."""
     if exit_status is None or not 128 < exit_status < 128 + 65:
         return None
-    try:
-        return signal.Signals(exit_status - 128).name
-    except ValueError:
-        return None
+    return signal_name(exit_status - 128)
 
 
 def _host_path(path: str | None) -> str | None:

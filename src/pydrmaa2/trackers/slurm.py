@@ -36,7 +36,6 @@ import hashlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -62,7 +61,7 @@ from ..templates import (
     ReservationTemplate,
     expand_placeholders,
 )
-from .base import Action, ChangeFeed, Contact, JobTracker, PollFeed
+from .base import Action, ChangeFeed, Contact, JobTracker, PollFeed, signal_name
 
 __all__ = ["SlurmTracker"]
 
@@ -476,11 +475,7 @@ def format_duration(seconds: float) -> str:
     return f"{s // 86400}-{s % 86400 // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def _signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"SIG{signum}"
+_signal_name = signal_name
 
 
 def decode_exit_code(value: str) -> tuple[int | None, str | None]:
