@@ -44,7 +44,7 @@ KILL_AFTER = 1.5
 JOB_SECONDS = 6
 WAIT_TIMEOUT = 120.0
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 
 def _command(pid: int) -> list[str]:
