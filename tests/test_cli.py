@@ -92,3 +92,22 @@ def test_bad_usage_is_explained(drmaa2):
 def test_one_command_after_another_gets_consecutive_job_ids(drmaa2):
     ids = [json.loads(drmaa2("run", "--json", "--", "/bin/true").stdout)["job"] for _ in range(3)]
     assert [int(i) for i in ids] == [int(ids[0]), int(ids[0]) + 1, int(ids[0]) + 2]
+
+
+def test_a_failed_run_creates_no_session_and_contact_alone_uses_its_own_default(drmaa2):
+    """`drmaa2 run --contact docker -- true` without an image fails and leaves nothing behind;
+    plain `drmaa2 run` then still uses the process tracker; --contact C alone means session
+    'default:C', never a change to 'default'."""
+
+    def sessions() -> dict[str, str]:
+        listed = json.loads(drmaa2("sessions", "list", "--json").stdout)
+        return {s["name"]: s["contact"] for s in listed}
+
+    r = drmaa2("run", "--contact", "docker", "--", "true", check=False)
+    assert r.returncode == 2 and "job_category" in r.stderr
+    assert sessions() == {}
+    drmaa2("run", "--wait", "--", "/bin/true")
+    assert sessions() == {"default": "process"}
+    r = drmaa2("run", "--contact", "process?bogus=1", "--", "/bin/true", check=False)
+    assert r.returncode == 2 and "bogus" in r.stderr
+    assert sessions() == {"default": "process"}

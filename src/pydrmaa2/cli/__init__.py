@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="submit a job or a job array")
-    run.add_argument("--session", default=os.environ.get("PYDRMAA2_SESSION", DEFAULT_SESSION))
+    run.add_argument("--session", default=os.environ.get("PYDRMAA2_SESSION"),
+                     help="job session (default: 'default'; with --contact C: 'default:C')")
     run.add_argument("--contact", help="tracker for a new session (default: process)")
     run.add_argument("--category", help="job category (the image, for container trackers)")
     run.add_argument("--name", help="job name")
@@ -165,13 +166,32 @@ def _cmd_run(sm: SessionManager, a: argparse.Namespace) -> int:
                      job_name=a.name, output_path=a.output, error_path=a.error,
                      input_path=a.input, join_files=a.join or None, job_environment=env,
                      working_directory=a.workdir, submit_as_hold=a.hold)
-    if a.session in sm.job_session_names:
+    if a.session is None:  # trying another engine never changes what plain `drmaa2 run` does
+        a.session = (DEFAULT_SESSION if a.contact in (None, "process")
+                     else f"{DEFAULT_SESSION}:{a.contact}")
+    created = a.session not in sm.job_session_names
+    if not created:
         js = sm.open_job_session(a.session)
         if a.contact and a.contact != js.contact:
             raise InvalidArgumentError(
                 f"session {a.session!r} uses contact {js.contact!r}, not {a.contact!r}")
     else:
         js = sm.create_job_session(a.session, contact=a.contact)
+    try:
+        return _submit(a, js, jt)
+    except BaseException:
+        # A command that fails creates nothing: a session made for a submission that was
+        # refused goes again (unless a job got into it after all).
+        if created:
+            with sm.open_job_session(a.session) as again:
+                empty = not again.get_jobs()
+            if empty:
+                sm.destroy_job_session(a.session)
+        raise
+
+
+def _submit(a: argparse.Namespace, js: JobSession, jt: JobTemplate) -> int:
+    """Submit the job or array of ``drmaa2 run`` to ``js``; wait for it with ``--wait``."""
     with js:
         if a.array:
             parts = a.array.split(":")
