@@ -331,6 +331,49 @@ def test_unwritable_output_path_is_refused_and_nothing_is_created(js, target):
     assert js.get_jobs() == []
 
 
+def _next_id(js: d2.JobSession) -> int:
+    rows = js._store.query("SELECT seq FROM sqlite_sequence WHERE name='jobs'")
+    return rows[0][0] if rows else 0
+
+
+@pytest.mark.parametrize("field", [
+    {"args": ["a\0b"]}, {"job_environment": {"K": "v\0"}}, {"remote_command": 5},
+    {"candidate_machines": "localhost"}, {"stage_in_files": {"/tmp/a": 5}},
+])
+def test_bad_fields_are_named_errors_before_any_id_or_engine_object(js, target, field):
+    """NUL bytes, wrong types, a string where DRMAA2 has a list: InvalidArgumentError naming the
+    field, before an id is taken or the engine sees anything."""
+    before = (_next_id(js), sorted(js._tracker.list_jobs()))
+    t = target.template("/bin/true")
+    for k, v in field.items():
+        setattr(t, k, v)
+    with pytest.raises(d2.InvalidArgumentError, match=next(iter(field))):
+        js.run_job(t)
+    with pytest.raises(d2.InvalidArgumentError, match="max_parallel"):
+        js.run_bulk_jobs(target.template("/bin/true"), 1, 2, max_parallel=0)
+    assert (_next_id(js), sorted(js._tracker.list_jobs())) == before
+    assert js.get_jobs() == []
+
+
+def test_the_engine_finds_a_job_by_its_pydrmaa2_id(js, target):
+    """find_job: how a submission cut short by a crash is reconciled (every tracker)."""
+    job = js.run_job(target.template("/bin/sleep", "30"))
+    job.wait_started(target.slow)
+    tid = js._store.job(job.id).tracker_id
+    assert js._tracker.find_job(job.id) == tid
+    assert js._tracker.find_job(str(10**9)) is None
+    job.terminate()
+
+
+def test_a_wait_with_a_bad_timeout_or_non_jobs_is_refused(js, target):
+    job = js.run_job(target.template("/bin/true"))
+    with pytest.raises(d2.InvalidArgumentError, match="timeout"):
+        job.wait_terminated(timeout="5")  # type: ignore[arg-type]
+    with pytest.raises(d2.InvalidArgumentError):
+        js.wait_all_started([1])  # type: ignore[list-item]
+    job.wait_terminated(target.slow)
+
+
 # -- persistence and notifications -----------------------------------------------------------------
 SUBMITTER = textwrap.dedent("""
     import sys, pydrmaa2 as d2
