@@ -228,3 +228,18 @@ def test_agent_socket_path_is_short_even_for_deep_homes(tmp_path):
     deep = tmp_path / ("x" * 120)
     assert len(os.fsencode(socket_path(deep))) < 108
     assert socket_path(Path("/tmp/h")) == Path("/tmp/h/agent.sock")
+
+
+def test_submission_time_is_fixed_once_at_submission(sm):
+    """Read while the job runs and after it ended, submission_time is the same instant: the
+    one the store recorded when the job was submitted."""
+    js = sm.create_job_session("subtime")
+    before = time.time()
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/sleep", args=["0.5"]))
+    job.wait_started(10)
+    running = job.info.submission_time
+    job.wait_terminated(10)
+    ended = job.info.submission_time
+    assert running == ended
+    assert running.timestamp() == pytest.approx(js._store.job(job.id).submitted, abs=1e-5)
+    assert before <= running.timestamp() <= time.time()

@@ -255,7 +255,9 @@ class ProcessTracker(JobTracker):
             wallclock_time=dt.timedelta(seconds=end - started) if started and end else None,
             cpu_time=(dt.timedelta(milliseconds=ru["user_time_ms"] + ru["system_time_ms"])
                       if "user_time_ms" in ru else None),
-            submission_time=_ts(submitted), dispatch_time=_ts(started), finish_time=_ts(finished),
+            # submission_time: the store's, fixed once at submission (the session fills it in);
+            # the agent's own record of it is later and would differ between two readings.
+            dispatch_time=_ts(started), finish_time=_ts(finished),
             extensions=ext)
 
     def control(self, tracker_id: str, action: Action) -> None:
