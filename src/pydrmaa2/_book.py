@@ -136,8 +136,12 @@ class JobBook:
         return out
 
     def tracker_info(self, row: JobRow) -> JobInfo:
-        """The engine's JobInfo of a submitted job, completed from its row."""
+        """The engine's JobInfo of a submitted job, completed from its row; the engine's own
+        id is in ``extensions["native_id"]`` on every tracker (the tracker id unless the tracker
+        names a better one, as the process tracker does with the pid)."""
         info = self.tracker.info(row.tracker_id) if row.tracker_id else JobInfo()
+        if row.tracker_id:
+            info.extensions.setdefault("native_id", row.tracker_id)
         return self.complete_info(row, info)
 
     @staticmethod

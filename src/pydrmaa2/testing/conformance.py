@@ -365,6 +365,18 @@ def test_the_engine_finds_a_job_by_its_pydrmaa2_id(js, target):
     job.terminate()
 
 
+def test_the_engines_own_id_is_the_native_id_extension(js, target):
+    """One key on every tracker for the engine's own id (the pid, the container, the Slurm job)."""
+    job = js.run_job(target.template("/bin/true"))
+    job.wait_terminated(target.slow)
+    native = job.info.extensions.get("native_id")
+    assert native, job.info.extensions
+    if target.name == "process":
+        assert native == job.info.extensions["pid"]
+    else:
+        assert native == js._store.job(job.id).tracker_id
+
+
 def test_a_wait_with_a_bad_timeout_or_non_jobs_is_refused(js, target):
     job = js.run_job(target.template("/bin/true"))
     with pytest.raises(d2.InvalidArgumentError, match="timeout"):

@@ -240,7 +240,7 @@ class ProcessTracker(JobTracker):
         (state, sub, pid, exit_status, sig, annotation, job_name, workdir, cmdline, submitted,
          started, finished, rusage) = row
         ru = json.loads(rusage) if rusage else {}
-        ext = {"pid": str(pid)} if pid else {}
+        ext = {"pid": str(pid), "native_id": str(pid)} if pid else {}
         ext.update({k: str(v) for k, v in ru.items()})
         if workdir:
             ext["working_dir"] = workdir
