@@ -17,8 +17,8 @@ from pydrmaa2.testing.targets import TEST_IMAGE
 from tests.conftest import end_and_reap, require
 
 ENGINES = ["docker", "podman", "containerd"]
-#: Docker and Podman mount stage-in files writable; containerd read-only (its own choice).
-WRITABLE = {"docker": True, "podman": True, "containerd": False}
+#: Seeds 000/001: stage-in files are writable bind mounts, on every container tracker.
+WRITABLE = {"docker": True, "podman": True, "containerd": True}
 
 
 @pytest.fixture(params=ENGINES)
@@ -146,3 +146,26 @@ def test_relative_host_paths_with_colons_resolve_from_the_current_directory(
     assert out.read_text() == "relative\n"
     assert _inspect_mounts(engine_name, info.extensions["container_id"]) == [
         (str(tmp_path / "sub:dir" / "rel:file.txt"), "/data/rel:file.txt")]
+
+
+@pytest.mark.parametrize("mode", ["rw", "ro"])
+def test_stage_in_means_the_same_on_every_container_tracker(js, tmp_path, mode):
+    """stage_in_files: a writable bind mount by default (seeds 000 and 001), read-only with
+    extensions stage_in_mode='ro', the same on Docker, Podman and containerd."""
+    staged = tmp_path / "data.txt"
+    staged.write_text("before\n")
+    t = d2.JobTemplate(remote_command="/bin/sh", args=["-c", "echo after > /in/data.txt"],
+                       job_category=TEST_IMAGE, stage_in_files={str(staged): "/in/data.txt"},
+                       extensions={} if mode == "rw" else {"stage_in_mode": "ro"})
+    job = js.run_job(t)
+    job.wait_terminated(60)
+    if mode == "rw":
+        assert job.state is d2.JobState.DONE
+        assert staged.read_text() == "after\n"
+    else:
+        assert job.state is d2.JobState.FAILED  # a read-only file system
+        assert staged.read_text() == "before\n"
+    with pytest.raises(d2.InvalidArgumentError, match="stage_in_mode"):
+        js.run_job(d2.JobTemplate(remote_command="/bin/true", job_category=TEST_IMAGE,
+                                  stage_in_files={str(staged): "/in/data.txt"},
+                                  extensions={"stage_in_mode": "readonly"}))

@@ -9,6 +9,7 @@ states and JobInfo. Nothing here talks to an engine.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -47,7 +48,19 @@ EXTENSIONS: dict[str, str] = {
     "gpus": "--gpus: 'all' or a number of GPUs (an nvidia device request)",
     "shm-size": "--shm-size: bytes, with an optional unit b, k, m, g or t (powers of 1024)",
     "ulimit": "--ulimit: NAME=SOFT[:HARD], several separated by ','",
+    "stage_in_mode": "how stage_in_files are mounted: 'rw' (the default, seeds 000/001) or 'ro'",
 }
+
+
+def stage_in_read_only(extensions: Mapping[str, str]) -> bool:
+    """Whether the template asks for read-only stage-in mounts: ``extensions["stage_in_mode"]``
+    is 'rw' (the default: a writable bind mount, as seeds 000 and 001 define stage_in_files) or
+    'ro'. One meaning on Docker, Podman and containerd."""
+    mode = extensions.get("stage_in_mode", "rw")
+    if mode not in ("rw", "ro"):
+        raise InvalidArgumentError(
+            f"JobTemplate.extensions['stage_in_mode'] {mode!r} must be 'rw' or 'ro'")
+    return mode == "ro"
 
 #: JobTemplate.resource_limits keys (case-insensitive) -> the container limit they set.
 #: DRMAA2's own names (GFD.231 resourceLimits) become ulimits; WALLCLOCK_TIME has no equivalent.
@@ -323,7 +336,10 @@ def _apply_extensions(spec: ContainerSpec, extensions: Mapping[str, str]) -> Non
     for key, value in extensions.items():
         if not isinstance(value, str):
             raise InvalidArgumentError(f"extension {key} {value!r} must be a string")
-        if key == "user":
+        if key == "stage_in_mode":
+            read_only = stage_in_read_only(extensions)
+            spec.binds = [dataclasses.replace(b, read_only=read_only) for b in spec.binds]
+        elif key == "user":
             if not value.strip() or any(c.isspace() for c in value):
                 raise InvalidArgumentError(f"extension user {value!r} is not a user name or uid[:gid]")
             spec.user = value.strip()

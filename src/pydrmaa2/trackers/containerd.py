@@ -64,6 +64,7 @@ from ..info import JobInfo, MachineInfo
 from ..states import Capability, JobState
 from ..templates import JobTemplate
 from . import _containerd_api as api
+from ._container import stage_in_read_only
 from .base import Action, ChangeFeed, Contact, JobTracker, signal_name
 from .process import local_machine
 
@@ -140,7 +141,7 @@ HOSTNAME = socket.gethostname()
 LABEL = "org.pydrmaa2."
 PING_TOPIC = "/pydrmaa2/watch-ready"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-EXTENSIONS = frozenset({"user", "network"})
+EXTENSIONS = frozenset({"user", "network", "stage_in_mode"})
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
 GOARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
@@ -536,6 +537,9 @@ class ContainerdTracker(JobTracker):
 
     @staticmethod
     def _stage_in(template: JobTemplate) -> list[dict]:
+        """Seeds 000/001: a writable bind mount per file, as on Docker and Podman (read-only
+        with extensions stage_in_mode='ro')."""
+        mode = "ro" if stage_in_read_only(template.extensions) else "rw"
         binds = []
         for src, dst in template.stage_in_files.items():
             host = os.path.abspath(src)
@@ -544,7 +548,7 @@ class ContainerdTracker(JobTracker):
             if not dst.startswith("/"):
                 dst = os.path.join(template.working_directory or "/", dst)
             binds.append({"destination": dst, "type": "bind", "source": host,
-                          "options": ["rbind", "ro"]})
+                          "options": ["rbind", mode]})
         return binds
 
     def _create_container(self, cid: str, job_id: str, template: JobTemplate,
