@@ -375,6 +375,16 @@ def _copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
+def _described(msg: dict[str, Any]) -> tuple[str | None, str, str]:
+    """(job name, working directory, command line) of a spawn request as a procs row keeps
+    them, whatever types the request holds."""
+    argv = msg.get("argv")
+    cmdline = " ".join(map(str, argv)) if isinstance(argv, list) else str(argv)
+    job_name = msg.get("job_name")
+    return (None if job_name is None else str(job_name), str(msg.get("cwd")),
+            cmdline.replace("\0", "\\0"))
+
+
 def _stage(pairs: list[tuple[str, str]], what: str, stop_at_first: bool) -> str | None:
     """Copy each (source, destination); the failure in words (None: all copied)."""
     failure = None
@@ -572,11 +582,7 @@ class ProcessService:
 
     @staticmethod
     def _starting_row(msg: dict[str, Any]) -> tuple:
-        argv = msg.get("argv")
-        cmdline = " ".join(map(str, argv)) if isinstance(argv, list) else str(argv)
-        job_name = msg.get("job_name")
-        return (msg["tid"], "queued", "starting", None if job_name is None else str(job_name),
-                str(msg.get("cwd")), cmdline.replace("\0", "\\0"), time.time())
+        return (msg["tid"], "queued", "starting", *_described(msg), time.time())
 
     def _poll(self) -> None:
         """Children and orphans without a pidfd: look whether they ended."""
@@ -660,17 +666,11 @@ class ProcessService:
 
     def _record_not_started(self, tid: str, msg: dict[str, Any], sub: str, why: str) -> None:
         now = time.time()
-        argv = msg.get("argv")
-        cmdline = " ".join(map(str, argv)) if isinstance(argv, list) else str(argv)
-        job_name = msg.get("job_name")
-        self._write(tid, INSERT_FAILED,
-                    (tid, "failed", sub, why, None if job_name is None else str(job_name),
-                     str(msg.get("cwd")), cmdline.replace("\0", "\\0"), now, now))
+        self._write(tid, INSERT_FAILED, (tid, "failed", sub, why, *_described(msg), now, now))
 
-    def _spawn(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def _spawn(self, msg: dict[str, Any]) -> None:
+        """Fork and exec a job whose 'starting' row is written; record it running."""
         tid = msg["tid"]
-        now = time.time()
-        cmdline = " ".join(msg["argv"])
         files: list[int] = []
         try:
             stdin = self._open(msg.get("stdin"), os.O_RDONLY, "input_path", files)
@@ -705,18 +705,12 @@ class ProcessService:
             pidfd = None
         child = _Child(tid, popen, pidfd, started, msg.get("stage_out") or {})
         self.children[tid] = child
-        job_name = msg.get("job_name")
-        self._write(tid,
-                    "INSERT OR REPLACE INTO procs(tid, pid, state, sub_state, job_name, "
-                    "workdir, cmdline, submitted, started) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (tid, popen.pid, "running", "running",
-                     None if job_name is None else str(job_name), msg["cwd"], cmdline, now,
-                     started))
+        self._write(tid, "UPDATE procs SET pid=?, state='running', sub_state='running', "
+                    "started=? WHERE tid=?", (popen.pid, started, tid))
         if pidfd is None:
             self.polled[tid] = child
         else:
             self.agent.add_reader(pidfd, lambda: self._on_exit(child))
-        return {"tid": tid, "pid": popen.pid}
 
     @staticmethod
     def _open(path: str | None, flags: int, field: str, files: list[int]) -> int | None:
