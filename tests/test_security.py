@@ -66,22 +66,22 @@ def test_an_existing_wider_store_is_narrowed(tmp_path):
 
 def test_the_socket_fallback_directory_must_be_ours_and_private(tmp_path, monkeypatch):
     ok = tmp_path / "ok"
-    _own_private_dir(ok, create_parent=False)
+    _own_private_dir(ok)
     assert mode(ok) == 0o700
     theirs = tmp_path / "theirs"
     theirs.mkdir(mode=0o700)
     os.chown(theirs, NOBODY, NOBODY)
     with pytest.raises(d2.SessionManagementError, match="owner is uid 65534"):
-        _own_private_dir(theirs, create_parent=False)
+        _own_private_dir(theirs)
     wide = tmp_path / "wide"
     wide.mkdir()
     wide.chmod(0o777)
     with pytest.raises(d2.SessionManagementError, match="mode 0o777"):
-        _own_private_dir(wide, create_parent=False)
+        _own_private_dir(wide)
     link = tmp_path / "link"
     link.symlink_to(ok)
     with pytest.raises(d2.SessionManagementError, match="symlink"):
-        _own_private_dir(link, create_parent=False)
+        _own_private_dir(link)
     # A home too long for AF_UNIX: the socket goes to $XDG_RUNTIME_DIR/pydrmaa2 when set.
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)

@@ -54,19 +54,17 @@ def socket_path(home: Path) -> Path:
     if runtime and os.path.isabs(runtime):
         d = Path(runtime) / "pydrmaa2"
         if len(os.fsencode(d / name)) < 100:
-            _own_private_dir(d, create_parent=False)
+            _own_private_dir(d)
             return d / name
     d = Path(f"/tmp/pydrmaa2-{os.getuid()}")
-    _own_private_dir(d, create_parent=False)
+    _own_private_dir(d)
     return d / name
 
 
-def _own_private_dir(d: Path, create_parent: bool) -> None:
+def _own_private_dir(d: Path) -> None:
     """Create ``d`` with mode 0700 atomically, or check that the existing one is a directory
     (not a symlink) owned by us with no access for others; else refuse with a named error."""
     try:
-        if create_parent:
-            d.parent.mkdir(parents=True, exist_ok=True)
         os.mkdir(d, 0o700)
     except FileExistsError:
         pass
@@ -86,10 +84,10 @@ def _own_private_dir(d: Path, create_parent: bool) -> None:
         f"(uid {os.getuid()}): {why}; remove it or set PYDRMAA2_HOME to a shorter path")
 
 
-def _peer_uid(sock: socket.socket) -> int:
-    """The uid of the process at the other end of a Unix socket (SO_PEERCRED)."""
+def _peer_creds(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a Unix socket (SO_PEERCRED)."""
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)[1]
+    return struct.unpack("3i", creds)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -114,7 +112,7 @@ class _Conn:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(os.fspath(path))
         # Nothing is sent (environments, commands) before we know who listens.
-        uid = _peer_uid(self.sock)
+        uid = _peer_creds(self.sock)[1]
         if uid != os.getuid():
             self.sock.close()
             raise AgentImpostorError(
@@ -318,8 +316,7 @@ class _Client:
         self.out = b""
         self.watch: set[str] | None = None  # None: not a watcher
         # The agent's own array drivers connect to it too; they must not keep it alive.
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid, self.uid, _ = struct.unpack("3i", creds)
+        pid, self.uid, _ = _peer_creds(sock)
         self.own = pid == os.getpid()
 
 
