@@ -190,18 +190,19 @@ class JobBook:
             self.agent.notify(f"job:{r.id}" for r in rows)
 
     def fail_unstarted(self, row: JobRow, annotation: str, job_name: str | None = None,
-                       expect: Sequence[str] | None = None) -> bool:
-        """End a job that never ran FAILED, with ``annotation`` saying why."""
+                       expect: Sequence[str] | None = None,
+                       sub_state: str = "not started") -> bool:
+        """End a job that never ran FAILED, with ``annotation`` saying why; with ``expect``,
+        only from one of those phases (False: it had left them)."""
         info = JobInfo(id=row.id, state=JobState.FAILED, annotation=annotation, job_name=job_name)
         return self.store.set_phase(row.id, TERMINAL, JobState.FAILED.value,
-                                    sub_state="not started", expect=expect,
+                                    sub_state=sub_state, expect=expect,
                                     info=dumps(_codec.encode(self.complete_info(row, info))))
 
-    def recover_starting(self, array_id: str | None = None) -> int:
+    def recover_starting(self, array_id: str | None = None) -> None:
         """Tasks left 'starting' by a claimer that died between claiming and recording them:
         adopted where the engine has the job (found by its pydrmaa2 job id), put back to wait
-        where it never got it, FAILED with an annotation where the engine cannot tell. Returns
-        how many were recovered."""
+        where it never got it, FAILED with an annotation where the engine cannot tell."""
         rows = self.store.stale_starting(self.session, array_id)
         for row in rows:
             back = PENDING if row.array_id is not None else HELD
@@ -223,7 +224,6 @@ class JobBook:
                      f"adopted as {tid}" if tid else f"back to {back}")
         if rows:
             self.agent.notify(f"job:{r.id}" for r in rows)
-        return len(rows)
 
     def withdraw(self, tracker_id: str) -> None:
         """Take back a job no row may claim (the store could not record it, or its submitter
@@ -243,11 +243,10 @@ class JobBook:
         except Exception:  # noqa: BLE001
             log.warning("could not delete withdrawn job %s", tracker_id, exc_info=True)
 
-    def withdraw_orphans(self) -> int:
+    def withdraw_orphans(self) -> None:
         """Engine jobs whose submitter died after the engine took them and before their row
         was written (their ids still claimed by a dead process): found by their pydrmaa2 job id
-        and withdrawn. Returns how many were found."""
-        found = 0
+        and withdrawn."""
         settled = []
         for job_id in self.store.dead_claims(self.session):
             try:
@@ -261,11 +260,9 @@ class JobBook:
                 log.warning("job %s of session %s reached the engine (%s) but its submitter "
                             "died before recording it: withdrawn", job_id, self.session, tid)
                 self.withdraw(tid)
-                found += 1
             settled.append(job_id)
         if settled:
             self.store.release_claims(settled)
-        return found
 
     def reconcile(self) -> None:
         """What dead claimers left: tasks in 'starting' and engine jobs with no row."""

@@ -379,12 +379,9 @@ class JobSession(_Session):
             where = ("held" if row.phase == HELD
                      else f"waiting for a free slot of array {row.array_id}")
             if action is Action.TERMINATE:
-                info = JobInfo(id=row.id, state=JobState.FAILED,
-                               annotation="terminated before it started")
-                ok = self._store.set_phase(row.id, TERMINAL, JobState.FAILED.value,
-                                           sub_state="terminated before start",
-                                           expect=(PENDING, HELD),
-                                           info=dumps(_codec.encode(self._complete_info(row, info))))
+                ok = self._book.fail_unstarted(row, "terminated before it started",
+                                               expect=(PENDING, HELD),
+                                               sub_state="terminated before start")
                 if not ok:  # it is being started: terminate the running job instead
                     row = self._wait_submitted(row.id)
                     return self._control_one(row.id, self._states_of([row])[row.id][0], action,
