@@ -587,12 +587,20 @@ def main(argv: list[str]) -> int:
     # Throttled arrays whose driver died with an earlier agent are taken up again.
     from ._store import Store, default_home  # noqa: F401 - keeps the import order explicit
 
+    # start_time and deadline_time the engines cannot keep: the agent stays up while any is
+    # left; the sessions ask it to take up new ones.
+    from ._timers import Timers
+
+    timers = Timers(home, AgentClient.for_home(home))
+    agent.busy_checks.append(timers.pending)
+    agent.handlers["timers"] = lambda m: (timers.reload(), {})[1]
     try:
         store = Store(home / "store.sqlite")
         for session, array_id in store.arrays_with_pending():
             agent.drive(session, array_id)
+        timers.reload()
     except errors.Drmaa2Error as e:  # a store it cannot read: serve the jobs it can
-        log.error("cannot resume throttled arrays: %s", e)
+        log.error("cannot resume throttled arrays and timers: %s", e)
     log.info("serving %s", path)
     try:
         agent.serve(listener)
@@ -601,6 +609,7 @@ def main(argv: list[str]) -> int:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         listener.close()
+        timers.close()
         service.close()
         log.info("idle, exiting")
     return 0

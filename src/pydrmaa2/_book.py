@@ -8,9 +8,11 @@ agent can drive arrays without the session layer.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -38,13 +40,25 @@ log = logging.getLogger("pydrmaa2")
 
 # Generic phases of a job row, and the DRMAA2 state each one means while it lasts.
 HELD, PENDING, STARTING, SUBMITTED, TERMINAL = "held", "pending", "starting", "submitted", "terminal"
-NOT_STARTED = (HELD, PENDING, STARTING)
+#: Waiting in the store for its start_time (on a tracker whose engine cannot hold that).
+SCHEDULED = "scheduled"
+NOT_STARTED = (HELD, PENDING, STARTING, SCHEDULED)
+_WAITING = {PENDING: "waiting for a free slot of its array", STARTING: "starting",
+            SCHEDULED: "waiting for its start_time"}
+#: Template fields the generic layer keeps (with the agent's timers) for a tracker whose engine
+#: has no equivalent: start_time (the job waits in the store) and deadline_time (terminated).
+TIMED_FIELDS = ("start_time", "deadline_time")
 #: A waiter looks again at least this often even without an event: some engines' event streams
 #: can miss an event that happens right after subscribing (Podman 4.3), so a missed event costs
 #: at most this long instead of a hang.
 RESYNC_INTERVAL = 5.0
 #: A job the store could not record is terminated, then deleted once it has ended (this long).
 WITHDRAW_TIMEOUT = 10.0
+#: JobInfo.submission_machine of every job of a session: the host whose store holds it, where
+#: it was submitted, whichever engine ran it (Slurm's own field is where it was allocated).
+SUBMISSION_MACHINE = socket.gethostname()
+#: How long a deadline waits for a job being submitted by someone else to be recorded.
+STARTING_PATIENCE = 60.0
 
 
 def open_tracker(contact: str, home: Path) -> JobTracker:
@@ -116,20 +130,26 @@ class JobBook:
         for r in rows:
             if r.phase == SUBMITTED and r.tracker_id is not None:
                 live.append(r)
-            elif r.phase == PENDING or r.phase == STARTING:
-                out[r.id] = (JobState.QUEUED, "waiting for a free slot of its array"
-                             if r.phase == PENDING else "starting")
+            elif r.phase in _WAITING:
+                out[r.id] = (JobState.QUEUED, _WAITING[r.phase])
             else:
                 out[r.id] = (JobState(r.state), r.sub_state or "")
         if live:
             states = self.tracker.states([r.tracker_id for r in live])  # type: ignore[misc]
             ended = []
+            over = [r for r in live if states[r.tracker_id][0].is_terminal]  # type: ignore[index]
+            # A job ended by its deadline_time (see expire) ends FAILED saying so.
+            notes = self.store.end_notes([r.id for r in over]) if over else {}
             for r in live:
                 st, sub = states[r.tracker_id]  # type: ignore[index]
+                if r.id in notes:
+                    st, sub = JobState.FAILED, "deadline"
                 out[r.id] = (st, sub)
                 if st.is_terminal:
                     info = self.tracker_info(r)
                     info.state, info.sub_state = st, sub
+                    if r.id in notes:
+                        info.annotation = notes[r.id]
                     ended.append((r.id, st.value, sub, dumps(_codec.encode(info))))
             if ended:
                 self.store.set_terminal(ended)
@@ -148,6 +168,7 @@ class JobBook:
     def complete_info(row: JobRow, info: JobInfo) -> JobInfo:
         """Fill what the store knows and the engine may not: id, name, submission, task."""
         info.id = row.id
+        info.submission_machine = SUBMISSION_MACHINE
         template = json.loads(row.template or "{}")
         info.job_name = info.job_name or template.get("job_name")
         if info.submission_time is None:
@@ -173,9 +194,16 @@ class JobBook:
         return MultiFeed(feeds)
 
     # -- starting claimed tasks ------------------------------------------------------------------
+    def engine_template(self, template: JobTemplate) -> JobTemplate:
+        """The template as the engine gets it: without the TIMED_FIELDS this layer keeps."""
+        kept = {f: None for f in TIMED_FIELDS
+                if getattr(template, f) is not None and f not in self.tracker.supported_fields}
+        return dataclasses.replace(template, **kept) if kept else template
+
     def start_claimed(self, template: JobTemplate, rows: Sequence[JobRow],
                       first_fails: bool = False) -> None:
         """Submit claimed tasks; a task that cannot start ends FAILED with the reason."""
+        template = self.engine_template(template)
         for n, row in enumerate(rows):
             try:
                 tid = self.tracker.submit(row.id, for_task(template, row.task_index),
@@ -205,7 +233,9 @@ class JobBook:
         where it never got it, FAILED with an annotation where the engine cannot tell."""
         rows = self.store.stale_starting(self.session, array_id)
         for row in rows:
-            back = PENDING if row.array_id is not None else HELD
+            back = (PENDING if row.array_id is not None
+                    else SCHEDULED if self.store.start_timer_of(row.id, None) is not None
+                    else HELD)
             try:
                 tid = self.tracker.find_job(row.id)
             except UnsupportedOperationError:
@@ -218,8 +248,8 @@ class JobBook:
                 self.store.set_phase(row.id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid,
                                      expect=(STARTING,))
             else:
-                self.store.set_phase(row.id, back, JobState.QUEUED.value if back == PENDING
-                                     else JobState.QUEUED_HELD.value, expect=(STARTING,))
+                self.store.set_phase(row.id, back, JobState.QUEUED_HELD.value if back == HELD
+                                     else JobState.QUEUED.value, expect=(STARTING,))
             log.info("job %s of session %s: its claimer died; %s", row.id, self.session,
                      f"adopted as {tid}" if tid else f"back to {back}")
         if rows:
@@ -268,6 +298,70 @@ class JobBook:
         """What dead claimers left: tasks in 'starting' and engine jobs with no row."""
         self.recover_starting()
         self.withdraw_orphans()
+
+    # -- start_time and deadline_time kept by the agent ------------------------------------------
+    def start_due(self, job_id: str | None, array_id: str | None) -> None:
+        """A job's (or an array's) start_time has come: submit it, or let the array's tasks
+        take slots. A job held meanwhile stays held (its release starts it). An engine that
+        cannot take it just now (DrmCommunicationError) leaves it waiting: the caller retries."""
+        if array_id is not None:
+            if self.store.unschedule_array(array_id):
+                self.agent.request("drive", session=self.session, array=array_id)
+            return
+        assert job_id is not None
+        self.recover_starting()
+        if not self.store.claim_scheduled(job_id):
+            return  # held, terminated or started meanwhile
+        row = self.store.job(job_id)
+        if row is None:
+            return
+        template = self.engine_template(_codec.decode(JobTemplate, json.loads(row.template or "{}")))
+        try:
+            tid = self.tracker.submit(row.id, for_task(template, None), None)
+        except DrmCommunicationError:
+            self.store.set_phase(row.id, SCHEDULED, JobState.QUEUED.value, expect=(STARTING,))
+            raise
+        except Drmaa2Error as e:
+            self.fail_unstarted(row, f"not started at its start_time: {e}", template.job_name)
+        else:
+            self.store.set_phase(row.id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid)
+        self.agent.notify([f"job:{row.id}"])
+
+    def expire(self, job_ids: Sequence[str], deadline: dt.datetime) -> None:
+        """The deadline_time of these jobs has come: those not ended are terminated and end
+        FAILED with an annotation saying so (those that never started: FAILED unstarted).
+        DrmCommunicationError when the engine cannot be told: the caller tries again."""
+        when = deadline.isoformat(timespec="seconds")
+        note = f"terminated at its deadline_time {when}"
+        engine: dict[str, str] = {}
+        self.recover_starting()
+        for job_id in job_ids:
+            row = self.store.job(job_id)
+            patience = deadline_after(STARTING_PATIENCE)
+            while row is not None and row.phase != TERMINAL:
+                if row.phase == SUBMITTED:
+                    if self.store.set_end_note(row.id, note):
+                        engine[row.tracker_id] = row.id  # type: ignore[index]
+                    break
+                if row.phase != STARTING:
+                    if self.fail_unstarted(row, f"its deadline_time {when} passed before it "
+                                           "started", expect=(HELD, PENDING, SCHEDULED),
+                                           sub_state="deadline"):
+                        break
+                elif not remaining(patience):
+                    log.warning("job %s is still being started at its deadline_time", job_id)
+                    break
+                else:
+                    time.sleep(0.01)  # whoever is submitting it records it in a moment
+                row = self.store.job(job_id)
+        if engine:
+            refused = self.tracker.control_many(list(engine), Action.TERMINATE)
+            for tid, err in refused.items():
+                if isinstance(err, InvalidStateError):  # it had ended by itself: no note
+                    self.store.set_end_note(engine[tid], None)
+                else:
+                    raise err
+        self.agent.notify(f"job:{j}" for j in job_ids)
 
     # -- throttled arrays --------------------------------------------------------------------------
     def drive_array(self, array_id: str) -> None:

@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     sub_state   TEXT,
     info        TEXT,                  -- JSON JobInfo once terminal
     submitted   REAL NOT NULL,
-    claimer     TEXT                   -- 'pid:start time' of whoever moved it to 'starting'
+    claimer     TEXT,                  -- 'pid:start time' of whoever moved it to 'starting'
+    end_note    TEXT                   -- why the generic layer ended it (its deadline_time)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_session ON jobs(session, id);
 CREATE INDEX IF NOT EXISTS jobs_by_array ON jobs(array_id, phase);
@@ -60,6 +61,14 @@ CREATE TABLE IF NOT EXISTS id_claims (  -- ids handed out for a submission not y
     id       INTEGER PRIMARY KEY,
     session  TEXT,
     claimer  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS timers (     -- start_time and deadline_time kept by the agent
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    session   TEXT NOT NULL REFERENCES sessions(name) ON DELETE CASCADE,
+    job_id    INTEGER REFERENCES jobs(id) ON DELETE CASCADE,
+    array_id  INTEGER REFERENCES arrays(id) ON DELETE CASCADE,
+    kind      TEXT NOT NULL,           -- 'start' | 'deadline'
+    at        REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS reservations (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -73,7 +82,8 @@ CREATE TABLE IF NOT EXISTS reservations (
 JOB_SELECT = (
     "SELECT jobs.id, jobs.session, jobs.array_id, jobs.task_index, "
     "COALESCE(jobs.template, arrays.template), jobs.tracker_id, jobs.phase, jobs.state, "
-    "jobs.sub_state, jobs.info, jobs.submitted FROM jobs LEFT JOIN arrays ON arrays.id = jobs.array_id")
+    "jobs.sub_state, jobs.info, jobs.submitted, jobs.end_note "
+    "FROM jobs LEFT JOIN arrays ON arrays.id = jobs.array_id")
 
 
 @dataclass
@@ -91,11 +101,24 @@ class JobRow:
     sub_state: str | None
     info: str | None
     submitted: float
+    end_note: str | None = None
 
     @classmethod
     def from_tuple(cls, t: Sequence[Any]) -> JobRow:
         return cls(str(t[0]), t[1], None if t[2] is None else str(t[2]), t[3], t[4],
-                   t[5], t[6], t[7], t[8], t[9], t[10])
+                   t[5], t[6], t[7], t[8], t[9], t[10], t[11])
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A start_time or deadline_time the agent keeps for a job or a whole array."""
+
+    id: int
+    session: str
+    job_id: str | None
+    array_id: str | None
+    kind: str       # 'start' | 'deadline'
+    at: float       # seconds since the epoch
 
 
 #: Stores holding reserved job ids, given back at exit.
@@ -145,10 +168,14 @@ class Store(Database):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, SCHEMA)
-        if "claimer" not in {r[1] for r in self.query("PRAGMA table_info(jobs)")}:
-            with self.transaction() as db:  # a store written before claims were recorded
-                if "claimer" not in {r[1] for r in db.execute("PRAGMA table_info(jobs)")}:
-                    db.execute("ALTER TABLE jobs ADD COLUMN claimer TEXT")
+        # A store written before these columns existed gets them (checked again under the
+        # write lock: another process may be adding them too).
+        missing = {"claimer", "end_note"} - {r[1] for r in self.query("PRAGMA table_info(jobs)")}
+        if missing:
+            with self.transaction() as db:
+                have = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
+                for column in sorted(missing - have):
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
         self._lock = threading.Lock()
         self._reserved: dict[str | None, list[str]] = {}  # per session
         self._reserved_pid = os.getpid()
@@ -179,8 +206,10 @@ class Store(Database):
 
     # -- arrays ------------------------------------------------------------------------------------
     def add_array(self, session: str, template: str, begin: int, end: int, step: int,
-                  max_parallel: int | None, tasks: Sequence[tuple[int, str, str]]) -> tuple[str, list[str]]:
-        """Insert an array and its tasks (index, phase, state); return the array id and task ids."""
+                  max_parallel: int | None, tasks: Sequence[tuple[int, str, str]],
+                  timers: Sequence[tuple[str, float]] = ()) -> tuple[str, list[str]]:
+        """Insert an array and its tasks (index, phase, state), with the (kind, at) timers of
+        the whole array; return the array id and task ids."""
         now = time.time()
         with self.transaction() as db:
             cur = db.execute(
@@ -194,6 +223,7 @@ class Store(Database):
                 [(session, array_id, index, phase, state, now) for index, phase, state in tasks])
             ids = [str(r[0]) for r in db.execute(
                 "SELECT id FROM jobs WHERE array_id=? ORDER BY id", (array_id,))]
+            self._add_timers(db, session, None, str(array_id), timers)
         return str(array_id), ids
 
     def array(self, session: str, array_id: str) -> tuple | None:
@@ -241,6 +271,18 @@ class Store(Database):
                               "claimer=? WHERE id=? AND phase='held'",
                               (claimer(), job_id)).rowcount > 0
 
+    def claim_scheduled(self, job_id: str) -> bool:
+        """Atomically move a job waiting for its start_time to 'starting' for this process."""
+        with self.transaction() as db:
+            return db.execute("UPDATE jobs SET phase='starting', sub_state=NULL, claimer=? "
+                              "WHERE id=? AND phase='scheduled'", (claimer(), job_id)).rowcount > 0
+
+    def unschedule_array(self, array_id: str) -> int:
+        """The tasks of an array that waited for its start_time now wait for a slot."""
+        with self.transaction() as db:
+            return db.execute("UPDATE jobs SET phase='pending', sub_state=NULL "
+                              "WHERE array_id=? AND phase='scheduled'", (array_id,)).rowcount
+
     def stale_starting(self, session: str, array_id: str | None = None) -> list[JobRow]:
         """Jobs in 'starting' whose claimer has died (it will never record them)."""
         sql = "SELECT id, claimer FROM jobs WHERE session=? AND phase='starting'"
@@ -251,10 +293,13 @@ class Store(Database):
         return self.job_rows(session, dead) if dead else []
 
     # -- jobs --------------------------------------------------------------------------------------
-    def add_job(self, session: str, template: str, phase: str, state: str) -> str:
+    def add_job(self, session: str, template: str, phase: str, state: str,
+                timers: Sequence[tuple[str, float]] = ()) -> str:
+        """Insert a job the engine does not have yet, with its (kind, at) timers."""
         with self.transaction() as db:
             cur = db.execute("INSERT INTO jobs(session, template, phase, state, submitted) "
                              "VALUES (?,?,?,?,?)", (session, template, phase, state, time.time()))
+            self._add_timers(db, session, str(cur.lastrowid), None, timers)
             return str(cur.lastrowid)
 
     def reserve_job_id(self, session: str | None = None) -> str:
@@ -333,7 +378,8 @@ class Store(Database):
                     db.execute("DELETE FROM id_claims WHERE id=?", (int(job_id),))
 
     def add_submitted_job(self, session: str, job_id: str, template: str, state: str,
-                          tracker_id: str, submitted: float) -> None:
+                          tracker_id: str, submitted: float,
+                          timers: Sequence[tuple[str, float]] = ()) -> None:
         """Write the row of a job that is in its engine already, under its reserved id; the same
         transaction reserves the next id of this process for the session, so a submission
         costs one transaction."""
@@ -347,6 +393,7 @@ class Store(Database):
                     f"job session {session!r} was destroyed while job {job_id} was submitted"
                 ) from e
             db.execute("DELETE FROM id_claims WHERE id=?", (int(job_id),))
+            self._add_timers(db, session, job_id, None, timers)
             following = self._next_job_id(db, session)
         with self._reserve_lock():
             self._reserved.setdefault(session, []).append(following)
@@ -430,6 +477,48 @@ class Store(Database):
             db.executemany("UPDATE jobs SET phase='terminal', state=?, sub_state=?, info=? "
                            "WHERE id=? AND phase='submitted'",
                            [(st, sub, info, job_id) for job_id, st, sub, info in jobs])
+
+    # -- timers (start_time and deadline_time the engine cannot keep) ------------------------------
+    @staticmethod
+    def _add_timers(db: sqlite3.Connection, session: str, job_id: str | None,
+                    array_id: str | None, timers: Sequence[tuple[str, float]]) -> None:
+        db.executemany("INSERT INTO timers(session, job_id, array_id, kind, at) VALUES (?,?,?,?,?)",
+                       [(session, job_id, array_id, kind, at) for kind, at in timers])
+
+    def timers(self) -> list[Timer]:
+        """Every timer still to fire, soonest first."""
+        return [Timer(r[0], r[1], None if r[2] is None else str(r[2]),
+                      None if r[3] is None else str(r[3]), r[4], r[5])
+                for r in self.query("SELECT id, session, job_id, array_id, kind, at FROM timers "
+                                    "ORDER BY at, id")]
+
+    def start_timer_of(self, job_id: str, array_id: str | None) -> float | None:
+        """When a job (or its array) is to start, if that is still kept by a timer."""
+        rows = self.query("SELECT MAX(at) FROM timers WHERE kind='start' AND "
+                          "(job_id=? OR (array_id IS NOT NULL AND array_id=?))",
+                          (job_id, array_id))
+        return rows[0][0] if rows else None
+
+    def drop_timer(self, timer_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM timers WHERE id=?", (timer_id,))
+
+    def set_end_note(self, job_id: str, note: str | None) -> bool:
+        """Say why the generic layer is ending a job (None: it is not after all); only while
+        the job's end is not recorded. Its recorded end then carries the note."""
+        with self.transaction() as db:
+            return db.execute("UPDATE jobs SET end_note=? WHERE id=? AND phase!='terminal'",
+                              (note, job_id)).rowcount > 0
+
+    def end_notes(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The end notes of those of these jobs that have one."""
+        out: dict[str, str] = {}
+        for i in range(0, len(job_ids), 500):
+            chunk = list(job_ids[i:i + 500])
+            out.update((str(r[0]), r[1]) for r in self.query(
+                f"SELECT id, end_note FROM jobs WHERE id IN ({','.join('?' * len(chunk))}) "
+                "AND end_note IS NOT NULL", chunk))
+        return out
 
     def delete_job(self, job_id: str) -> None:
         with self.transaction() as db:

@@ -23,9 +23,11 @@ from ._book import (
     HELD,
     PENDING,
     RESYNC_INTERVAL,
+    SCHEDULED,
     STARTING,
     SUBMITTED,
     TERMINAL,
+    TIMED_FIELDS,
     JobBook,
     MultiFeed,
     open_tracker,
@@ -79,6 +81,19 @@ OUTAGE_BACKOFF_FIRST, OUTAGE_BACKOFF_MAX = 0.1, 2.0
 
 
 _tracker = open_tracker
+
+
+def _check_times(template: JobTemplate) -> None:
+    """Refuse a deadline_time that has passed or does not come after the start_time."""
+    if template.deadline_time is None:
+        return
+    deadline = template.deadline_time.timestamp()
+    if deadline <= time.time():
+        raise InvalidArgumentError(f"JobTemplate.deadline_time {template.deadline_time!r} has passed")
+    if template.start_time is not None and deadline <= template.start_time.timestamp():
+        raise InvalidArgumentError(
+            f"JobTemplate.deadline_time {template.deadline_time!r} is not after start_time "
+            f"{template.start_time!r}")
 
 
 class _Session:
@@ -154,34 +169,57 @@ class JobSession(_Session):
         if not isinstance(template, JobTemplate):
             raise InvalidArgumentError(f"expected a JobTemplate, got {type(template).__name__}")
         template = template.validate()
-        self._tracker.validate(template)
+        self._tracker.validate(self._book.engine_template(template))
+        _check_times(template)
         return template
 
+    def _timers_of(self, template: JobTemplate) -> list[tuple[str, float]]:
+        """The (kind, at) timers the agent keeps for the TIMED_FIELDS the engine cannot: a
+        start_time still ahead, a deadline_time."""
+        now = time.time()
+        timers = []
+        kept = [f for f in TIMED_FIELDS if getattr(template, f) is not None
+                and f not in self._tracker.supported_fields]
+        start = template.start_time.timestamp() if "start_time" in kept else None  # type: ignore[union-attr]
+        if start is not None and start > now:
+            timers.append(("start", start))
+        if "deadline_time" in kept:
+            timers.append(("deadline", template.deadline_time.timestamp()))  # type: ignore[union-attr]
+        return timers
+
     def run_job(self, template: JobTemplate) -> Job:
-        """Submit one job; it starts at once unless ``template.submit_as_hold``."""
+        """Submit one job; it starts at once unless ``template.submit_as_hold`` or a
+        ``start_time`` ahead (kept by the engine, else waiting in the store until then)."""
         template = self._validate(template)
         encoded = dumps(_codec.encode(template))
-        emulate_hold = template.submit_as_hold and not self._tracker.native_hold
-        if emulate_hold:
-            return Job(self, self._store.add_job(self.session_name, encoded, HELD,
-                                                 JobState.QUEUED_HELD.value))
+        timers = self._timers_of(template)
+        later = any(kind == "start" for kind, _ in timers)
+        if (template.submit_as_hold and not self._tracker.native_hold) or later:
+            phase, state = ((HELD, JobState.QUEUED_HELD) if template.submit_as_hold
+                            else (SCHEDULED, JobState.QUEUED))
+            job_id = self._store.add_job(self.session_name, encoded, phase, state.value, timers)
+            if timers:
+                self._agent.request("timers")
+            return Job(self, job_id)
         # One transaction per job: the row is written once the engine has the job, under an id
         # reserved beforehand (the tracker gives it to the job as JOB_ID).
         job_id = self._store.reserve_job_id(self.session_name)
         submitted = time.time()
         try:
-            tid = self._tracker.submit(job_id, for_task(template, None), None,
-                                       hold=template.submit_as_hold)
+            tid = self._tracker.submit(job_id, for_task(self._book.engine_template(template), None),
+                                       None, hold=template.submit_as_hold)
         except BaseException:
             self._settle_claims([job_id])  # the id is burnt: the engine may have seen it
             raise
         try:
             self._store.add_submitted_job(self.session_name, job_id, encoded,
-                                          JobState.QUEUED.value, tid, submitted)
+                                          JobState.QUEUED.value, tid, submitted, timers)
         except BaseException:
             self._book.withdraw(tid)
             self._settle_claims([job_id])
             raise
+        if timers:
+            self._agent.request("timers")
         return Job(self, job_id)
 
     def _settle_claims(self, job_ids: Sequence[str]) -> None:
@@ -225,11 +263,16 @@ class JobSession(_Session):
         # Without native arrays the tasks wait in the store, held or for a slot, whatever the
         # engine can do for single jobs.
         held = template.submit_as_hold
-        phase, state = (HELD, JobState.QUEUED_HELD) if held else (PENDING, JobState.QUEUED)
+        timers = self._timers_of(template)
+        later = any(kind == "start" for kind, _ in timers)
+        phase, state = ((HELD, JobState.QUEUED_HELD) if held else
+                        (SCHEDULED, JobState.QUEUED) if later else (PENDING, JobState.QUEUED))
         array_id, ids = self._store.add_array(self.session_name, encoded, begin, end, step, limit,
-                                              [(i, phase, state.value) for i in indices])
+                                              [(i, phase, state.value) for i in indices], timers)
+        if timers:
+            self._agent.request("timers")
         try:
-            if not held:
+            if phase == PENDING:
                 self._start_claimed(template, self._store.claim_pending(array_id, limit),
                                     first_fails=True)
         except BaseException:
@@ -242,7 +285,7 @@ class JobSession(_Session):
             with self._store.transaction() as db:
                 db.execute("DELETE FROM arrays WHERE id=?", (array_id,))
             raise
-        if limit and not held and len(indices) > limit:
+        if limit and phase == PENDING and len(indices) > limit:
             self._agent.request("drive", session=self.session_name, array=array_id)
         return JobArray(self, array_id, ids)
 
@@ -375,12 +418,13 @@ class JobSession(_Session):
         if row.phase == TERMINAL or state.is_terminal:
             raise InvalidStateError(
                 f"job {row.id} has already ended ({state.name}); it cannot be {action.value}d")
-        if row.phase in (PENDING, HELD, STARTING):
+        if row.phase in (PENDING, HELD, STARTING, SCHEDULED):
             where = ("held" if row.phase == HELD
+                     else "waiting for its start_time" if row.phase == SCHEDULED
                      else f"waiting for a free slot of array {row.array_id}")
             if action is Action.TERMINATE:
                 ok = self._book.fail_unstarted(row, "terminated before it started",
-                                               expect=(PENDING, HELD),
+                                               expect=(PENDING, HELD, SCHEDULED),
                                                sub_state="terminated before start")
                 if not ok:  # it is being started: terminate the running job instead
                     row = self._wait_submitted(row.id)
@@ -391,7 +435,7 @@ class JobSession(_Session):
                 if row.phase == HELD:
                     return False
                 return self._store.set_phase(row.id, HELD, JobState.QUEUED_HELD.value,
-                                             expect=(PENDING,))
+                                             expect=(PENDING, SCHEDULED))
             if action is Action.RELEASE:
                 if row.phase != HELD:
                     raise InvalidStateError(f"job {row.id} is not held; it is {where}")
@@ -421,6 +465,9 @@ class JobSession(_Session):
         return row
 
     def _release(self, row: JobRow, drive: set[str]) -> bool:
+        start = self._store.start_timer_of(row.id, row.array_id)
+        if start is not None and start > time.time():  # released before its start_time
+            return self._store.set_phase(row.id, SCHEDULED, JobState.QUEUED.value, expect=(HELD,))
         if row.array_id is not None:
             arr = self._store.array(self.session_name, row.array_id)
             if arr is not None and arr[5]:
@@ -429,7 +476,8 @@ class JobSession(_Session):
                 return ok
         if not self._store.claim_held(row.id):
             return False
-        template = _codec.decode(JobTemplate, json.loads(row.template or "{}"))
+        template = self._book.engine_template(
+            _codec.decode(JobTemplate, json.loads(row.template or "{}")))
         try:
             tid = self._tracker.submit(row.id, for_task(template, row.task_index), row.task_index)
         except Drmaa2Error:
@@ -570,10 +618,57 @@ class MonitoringSession(_Session):
     """A read-only view of everything an engine runs, whoever submitted it."""
 
     def get_all_jobs(self, filter: JobInfo | None = None) -> list[JobInfo]:  # noqa: A002
-        """Every job of the engine (as JobInfo) that matches ``filter``."""
+        """Every job of the engine (as JobInfo) that matches ``filter``.
+
+        A job of a job session of this store on the same engine is listed under its pydrmaa2
+        id (as ``job.id``); every job has the engine's own id in ``extensions["native_id"]``.
+        Filtered by the id of such a job, the answer is that job alone (its JobInfo as its
+        session sees it, ended or not), never an engine job whose own id is the same string."""
         self._check_open()
         filter = check_filter(filter)
-        return [i for i in self._tracker.monitor_jobs() if matches(i, filter)]
+        store = self._manager._store
+        ours = self._our_jobs(store)
+        infos = self._tracker.monitor_jobs()
+        for info in infos:
+            native = info.extensions.setdefault("native_id", info.id or "")
+            if native in ours:
+                info.id = ours[native][0]
+        if filter is not None and filter.id is not None:
+            row = store.job(filter.id)
+            if row is not None and self._same_engine(store, row.session):
+                found = [i for i in infos if i.id == row.id] or [self._stored_info(row.session, row.id)]
+                return [i for i in found if matches(i, filter)]
+            ids = {session_id for session_id, _ in ours.values()}
+            return [i for i in infos if i.id not in ids and matches(i, filter)]
+        return [i for i in infos if matches(i, filter)]
+
+    def _same_engine(self, store: Store, session: str) -> bool:
+        """Whether a job session of the store runs on this session's engine (a contact without
+        an address is the engine's default one)."""
+        row = store.session(session, "job")
+        if row is None:
+            return False
+        mine, theirs = Contact.parse(self._contact), Contact.parse(row[0])
+        if mine.scheme != theirs.scheme:
+            return False
+        return (mine.address == theirs.address or "://" not in mine.raw
+                or "://" not in theirs.raw)
+
+    def _our_jobs(self, store: Store) -> dict[str, tuple[str, str]]:
+        """Engine id -> (pydrmaa2 id, session) of the live jobs of this store on this engine."""
+        rows = [r for name in store.session_names("job") if self._same_engine(store, name)
+                for r in store.job_rows(name) if r.phase == SUBMITTED and r.tracker_id]
+        natives = self._tracker.native_ids([r.tracker_id for r in rows])  # type: ignore[misc]
+        return {natives.get(r.tracker_id, r.tracker_id): (r.id, r.session)  # type: ignore[arg-type]
+                for r in rows}
+
+    def _stored_info(self, session: str, job_id: str) -> JobInfo:
+        """A job's JobInfo as its job session sees it."""
+        js = self._manager.open_job_session(session)
+        try:
+            return js._job_info(job_id)
+        finally:
+            js.close()
 
     def get_all_machines(self, names: Iterable[str] | None = None) -> list[MachineInfo]:
         """The engine's machines, or just those named."""

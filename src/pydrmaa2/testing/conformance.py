@@ -5,7 +5,9 @@ A test module provides a ``target`` fixture (a ``Target``); these tests and fixt
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -447,6 +449,60 @@ def test_notifications_report_new_states(sm, js, target):
     states = [n.state for n in seen if n.job_id == job.id]
     assert states[-1] is d2.JobState.DONE
     assert all(n.event is d2.Event.NEW_STATE and n.session_name == "conformance" for n in seen)
+
+
+def test_monitoring_finds_a_session_job_by_its_id(sm, js, target):
+    """get_all_jobs(JobInfo(id=job.id)) is that job (uge-drmaa2's own suite checks this), and
+    the engine's id of every listed job is in extensions['native_id']."""
+    job = js.run_job(target.template("/bin/sleep", "30"))
+    job.wait_started(target.slow)
+    with sm.open_monitoring_session(contact=target.contact) as ms:
+        found = ms.get_all_jobs(d2.JobInfo(id=job.id))
+        assert [i.id for i in found] == [job.id]
+        assert found[0].extensions["native_id"] == job.info.extensions["native_id"]
+        listed = ms.get_all_jobs()
+        assert job.id in [i.id for i in listed]
+        assert all(i.extensions.get("native_id") for i in listed)
+    job.terminate()
+    job.wait_terminated(target.slow)
+    with sm.open_monitoring_session(contact=target.contact) as ms:  # ended: as its session sees it
+        assert [i.state for i in ms.get_all_jobs(d2.JobInfo(id=job.id))] == [d2.JobState.FAILED]
+
+
+def test_submission_machine_is_the_submitting_host(js, target):
+    job = js.run_job(target.template("/bin/true"))
+    assert job.wait_terminated(target.slow).submission_machine == socket.gethostname()
+
+
+# -- start_time and deadline_time (native on Slurm, kept by the agent elsewhere) ---------------------
+def test_a_job_waits_queued_for_its_start_time(js, target):
+    start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=4)
+    job = js.run_job(target.template("/bin/true", start_time=start))
+    assert job.state is d2.JobState.QUEUED
+    time.sleep(1)
+    assert job.state is d2.JobState.QUEUED
+    info = job.wait_terminated(target.slow + 4)
+    assert info.state is d2.JobState.DONE
+    assert info.dispatch_time is not None
+    assert info.dispatch_time >= start - dt.timedelta(seconds=1)  # Slurm counts whole seconds
+
+
+def test_a_job_is_terminated_failed_at_its_deadline_time(js, target):
+    deadline = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=4)
+    job = js.run_job(target.template("/bin/sleep", "120", deadline_time=deadline))
+    job.wait_started(target.slow)
+    info = job.wait_terminated(target.slow + 10)
+    assert info.state is d2.JobState.FAILED
+    assert "deadline" in f"{info.sub_state} {info.annotation}".lower(), info
+    assert info.finish_time is None or info.finish_time >= deadline - dt.timedelta(seconds=1)
+
+
+def test_a_deadline_time_already_passed_is_refused_before_any_id(js, target):
+    before = _next_id(js)
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+    with pytest.raises(d2.InvalidArgumentError, match="deadline_time"):
+        js.run_job(target.template("/bin/true", deadline_time=past))
+    assert _next_id(js) == before and js.get_jobs() == []
 
 
 def test_monitoring_session_lists_machines(sm, target):

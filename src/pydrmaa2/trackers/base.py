@@ -258,6 +258,11 @@ class JobTracker(ABC):
         """A feed that fires when one of these jobs may have changed; polling is the fallback."""
         return PollFeed(0.5)
 
+    def native_ids(self, tracker_ids: Sequence[str]) -> dict[str, str]:
+        """The engine's own id (as ``monitor_jobs`` names it) of each of these jobs, where it
+        is not the tracker id itself (the process tracker: the pid)."""
+        return {}
+
     @abstractmethod
     def delete(self, tracker_id: str) -> None:
         """Forget a finished job in the engine (docker rm, ...)."""
