@@ -14,6 +14,15 @@ read as None, bools as 'TRUE'/'FALSE', enum fields as member names, times as nai
 or Time names, timeouts in seconds with Time.INFINITE_TIME / Time.ZERO_TIME); every operation
 is delegated to pydrmaa2's sessions, and pydrmaa2's errors are raised as uge-drmaa2's classes.
 
+Modules: uge-drmaa2's own layout answers too (``from drmaa2.drmaa2_constants import POSIX_EPOCH``,
+``drmaa2.job_session.JobSession``). Each of its modules is a module here holding the very objects
+of this package, and is also found under an alias of the package: ``sys.modules['drmaa2'] =
+pydrmaa2.drmaa2`` before the first ``import drmaa2`` (or a ``drmaa2.py`` that does this with its
+own ``__name__``). Beyond the package's names they hold drmaa2_constants' UNSET_* values,
+POSIX_EPOCH and PY_DICT_TYPE/PY_STRING_TYPE/PY_BYTES_TYPE, byte_string.ByteString,
+drmaa2_object.Drmaa2Object, exception_mapper.ExceptionMapper, singleton.Singleton and
+slot_info.SlotInfo (a data object: uge-drmaa2 returns none either).
+
 Environment:
 
 - ``PYDRMAA2_CONTACT``: the tracker where the API has no contact argument (MonitoringSession,
@@ -37,7 +46,14 @@ Where this differs from uge-drmaa2 8.11, on purpose:
 - There is no C library: ``LibraryManager.get_drmaa2_library()`` returns the pydrmaa2
   SessionManager, and the ctypes helpers (``to_py_*``, ``to_ctypes_*``, ``create_from_ctypes``)
   do not exist. Objects are built from dicts (``JobTemplate({...})``) or from pydrmaa2's objects
-  (``Job(pydrmaa2_job)``).
+  (``Job(pydrmaa2_job)``). Five modules of uge-drmaa2 are not here: ``drmaa2_ctypes`` (ctypes
+  mirrors of libdrmaa2's C structures) and the descriptors that read and write fields of those
+  structures (``drmaa2_object_descriptors``, ``drmaa2_job_list_descriptor``,
+  ``drmaa2_slot_info_list_descriptor``, ``drmaa2_version_descriptor``): there is no C structure
+  to hand them, and code using uge-drmaa2 has no reason to import them. ExceptionMapper keeps
+  its map and ``check_status_code(code)``, without libdrmaa2's last-error readers
+  (``get_last_error_message``, ``last_error_code``, ``check_last_error_code``): pydrmaa2 raises
+  its errors at once and keeps no last error.
 - Implementation-specific values are pydrmaa2's open-ended ``extensions``: no fixed key list
   (``get_implementation_specific_keys()`` is ``[]``), any key may be set, and a tracker refuses
   keys it does not know when the job is submitted (UnsupportedAttribute).
@@ -51,7 +67,10 @@ Where this differs from uge-drmaa2 8.11, on purpose:
 - Logging is configured only by ``LogManager.get_instance().configure()``, never on import.
 """
 
-from ._constants import (
+# The names come through uge-drmaa2's own modules, as in its __init__, so that every module is an
+# attribute of the package after ``import drmaa2``; they are defined in the private modules.
+from . import byte_string, drmaa2_object, exception_mapper, singleton, slot_info  # noqa: F401
+from .drmaa2_constants import (
     Bool,
     Capability,
     Cpu,
@@ -63,7 +82,7 @@ from ._constants import (
     StatusCode,
     Time,
 )
-from ._exceptions import (
+from .drmaa2_exceptions import (
     AuthorizationError,
     DeniedByDrms,
     Drmaa2Exception,
@@ -80,27 +99,23 @@ from ._exceptions import (
     UnsupportedAttribute,
     UnsupportedOperation,
 )
-from ._objects import (
-    JobInfo,
-    JobTemplate,
-    LogManager,
-    MachineInfo,
-    QueueInfo,
-    ReservationInfo,
-    ReservationTemplate,
-    Sudo,
-    Version,
-)
-from ._sessions import (
-    Job,
-    JobArray,
-    JobSession,
-    LibraryManager,
-    MonitoringSession,
-    Notification,
-    Reservation,
-    ReservationSession,
-)
+from .job import Job
+from .job_array import JobArray
+from .job_info import JobInfo
+from .job_session import JobSession
+from .job_template import JobTemplate
+from .library_manager import LibraryManager
+from .log_manager import LogManager
+from .machine_info import MachineInfo
+from .monitoring_session import MonitoringSession
+from .notification import Notification
+from .queue_info import QueueInfo
+from .reservation import Reservation
+from .reservation_info import ReservationInfo
+from .reservation_session import ReservationSession
+from .reservation_template import ReservationTemplate
+from .sudo import Sudo
+from .version import Version
 
 get_drms_name = LibraryManager.get_drms_name
 get_drmaa_name = LibraryManager.get_drmaa_name

@@ -1,4 +1,4 @@
-"""uge-drmaa2's enumerations, with its names and integer values (``drmaa2.drmaa2_constants``).
+"""uge-drmaa2's enumerations and constants, with its names and values (``drmaa2.drmaa2_constants``).
 
 IntEnums as in uge-drmaa2 (ResourceLimit is an Enum of strings); the members that pydrmaa2 also
 has carry the same names as its enums, which is how values cross the boundary.
@@ -6,17 +6,27 @@ has carry the same names as its enums, which is how values cross the boundary.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 
 __all__ = ["Bool", "Time", "Capability", "Cpu", "Event", "JobState", "Os", "ResourceLimit",
            "ListType", "StatusCode", "UNSET_BOOL", "UNSET_ENUM", "UNSET_NUM", "UNSET_PRIORITY",
-           "UNSET_TIME"]
+           "UNSET_TIME", "POSIX_EPOCH", "PY_DICT_TYPE", "PY_STRING_TYPE", "PY_BYTES_TYPE"]
 
+#: The values that stand for "not set" in the C structures of DRMAA2 (read back as None here).
 UNSET_BOOL = 0
 UNSET_ENUM = -1
 UNSET_NUM = -1
 UNSET_PRIORITY = -99999
 UNSET_TIME = -3
+
+#: uge-drmaa2's epoch: times are seconds since it, read back as naive UTC datetimes.
+POSIX_EPOCH = dt.datetime(1970, 1, 1)
+
+#: The Python types uge-drmaa2 compares values with (its Python 2 heritage).
+PY_DICT_TYPE = dict
+PY_STRING_TYPE = str
+PY_BYTES_TYPE = bytes
 
 
 class Bool(enum.IntEnum):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from types import TracebackType
+from typing import ClassVar
 
 from .. import errors as core
 from ._constants import StatusCode
@@ -15,7 +16,8 @@ from ._constants import StatusCode
 __all__ = ["Drmaa2Exception", "DeniedByDrms", "DrmCommunicationError", "TryLaterError",
            "SessionManagementError", "TimeoutError", "InternalError", "InvalidArgument",
            "InvalidSession", "InvalidState", "ResourceNotAvailable", "UnsupportedAttribute",
-           "UnsupportedOperation", "ImplementationSpecificError", "AuthorizationError", "boundary"]
+           "UnsupportedOperation", "ImplementationSpecificError", "AuthorizationError",
+           "ExceptionMapper", "boundary"]
 
 
 class Drmaa2Exception(Exception):
@@ -118,6 +120,28 @@ class AuthorizationError(_Coded):
     """The caller may not act as the requested user."""
 
     code = StatusCode.AUTHORIZATION
+
+
+class ExceptionMapper:
+    """uge-drmaa2's table from DRMAA2 StatusCode to exception class, and the check that raises
+    one. (libdrmaa2's last-error readers are not here: pydrmaa2 raises its errors at once.)"""
+
+    EXCEPTION_MAP: ClassVar[dict[StatusCode, type[Drmaa2Exception] | None]] = {
+        StatusCode.UNSET_ERROR: Drmaa2Exception,
+        StatusCode.SUCCESS: None,
+        **{cls.code: cls for cls in _Coded.__subclasses__()},
+    }
+
+    @classmethod
+    def check_status_code(cls, code: StatusCode | int, message: str = "") -> None:
+        """Raise the exception of ``code`` with ``message``; SUCCESS raises nothing."""
+        try:
+            status = StatusCode(code)
+        except ValueError:
+            raise InvalidArgument(f"{code!r} is not a DRMAA2 StatusCode") from None
+        error = cls.EXCEPTION_MAP.get(status, Drmaa2Exception)
+        if error is not None:
+            raise error(message)
 
 
 _FROM_CORE: dict[type[core.Drmaa2Error], type[Drmaa2Exception]] = {

@@ -1,4 +1,5 @@
-"""uge-drmaa2's data objects (templates, infos, Version, Sudo) over pydrmaa2's dataclasses.
+"""uge-drmaa2's data objects (templates, infos, Version, Sudo) over pydrmaa2's dataclasses, and
+its small helpers (Singleton, LogManager, ByteString).
 
 Each property keeps uge-drmaa2's value conventions (unset is None, bools read back 'TRUE'/'FALSE',
 enums as member names, times as naive UTC datetimes or Time names) and knows the pydrmaa2 field
@@ -18,15 +19,23 @@ from typing import Any, ClassVar
 from .. import info as core_info
 from .. import states as core_states
 from .. import templates as core_templates
-from ._constants import UNSET_NUM, UNSET_PRIORITY, UNSET_TIME, Bool, Cpu, JobState, Os, Time
+from ._constants import (
+    POSIX_EPOCH,
+    UNSET_NUM,
+    UNSET_PRIORITY,
+    UNSET_TIME,
+    Bool,
+    Cpu,
+    JobState,
+    Os,
+    Time,
+)
 from ._exceptions import InvalidArgument, UnsupportedOperation
 
 __all__ = ["Drmaa2Object", "JobTemplate", "JobInfo", "ReservationTemplate", "ReservationInfo",
-           "MachineInfo", "QueueInfo", "Version", "Sudo", "Singleton", "LogManager", "check_auth",
-           "POSIX_EPOCH"]
+           "MachineInfo", "QueueInfo", "SlotInfo", "Version", "Sudo", "Singleton", "LogManager",
+           "ByteString", "check_auth"]
 
-#: uge-drmaa2's epoch: times are seconds since it, read back as naive UTC datetimes.
-POSIX_EPOCH = dt.datetime(1970, 1, 1)
 _UTC = dt.timezone.utc
 
 
@@ -573,6 +582,19 @@ class QueueInfo(Drmaa2Object):
         self._init_from(queue_info)
 
 
+class SlotInfo(Drmaa2Object):
+    """Slots on one machine, DRMAA2's SlotInfo; uge-drmaa2 defines it and returns none (its
+    allocated and reserved machines are names), nor does pydrmaa2: a plain data object."""
+
+    machine_name = _String(core=None)
+    slots = _Number(core=None)
+    implementation_specific = _Dict(core=None)
+
+    def __init__(self, slot_info: dict[str, Any] = {}) -> None:  # noqa: B006 - as its siblings
+        super().__init__()
+        self._init_from(slot_info)
+
+
 # -- acting as another user ------------------------------------------------------------------------
 class Sudo(Drmaa2Object):
     """Whom to act as (the ``auth`` argument); pydrmaa2 acts as the calling user only."""
@@ -649,3 +671,22 @@ class LogManager(Singleton):
         """The logger called ``name`` (default 'LogManager')."""
         return logging.getLogger(name or cls.__name__)
 
+
+# -- strings -------------------------------------------------------------------------------------
+class ByteString:
+    """uge-drmaa2's str/bytes helper: ``encode()`` gives bytes for a str, ``decode()`` a str for
+    bytes; anything else (None, numbers, the other type) passes through unchanged."""
+
+    def __init__(self, s: Any = "") -> None:
+        self.s = s.s if isinstance(s, ByteString) else s
+
+    def __str__(self) -> str:
+        return str(self.s)
+
+    def encode(self) -> Any:
+        """The value as bytes if it is a str, else unchanged."""
+        return self.s.encode() if isinstance(self.s, str) else self.s
+
+    def decode(self) -> Any:
+        """The value as str if it is bytes, else unchanged."""
+        return self.s.decode() if isinstance(self.s, (bytes, bytearray)) else self.s
