@@ -28,7 +28,7 @@ from .errors import (
     UnsupportedOperationError,
 )
 from .info import JobInfo
-from .states import JobState
+from .states import Capability, JobState
 from .templates import JobTemplate, for_task
 from .trackers import Action, ChangeFeed, Contact, JobTracker, tracker_class
 from .trackers.base import deadline_after, remaining
@@ -48,6 +48,13 @@ _WAITING = {PENDING: "waiting for a free slot of its array", STARTING: "starting
 #: Template fields the generic layer keeps (with the agent's timers) for a tracker whose engine
 #: has no equivalent: start_time (the job waits in the store) and deadline_time (terminated).
 TIMED_FIELDS = ("start_time", "deadline_time")
+#: Capabilities the generic layer gives every tracker whatever its engine offers.
+GENERIC_CAPABILITIES = frozenset({Capability.JT_DEADLINE})
+
+
+def capabilities(cls: type[JobTracker]) -> frozenset[Capability]:
+    """What ``supports()`` answers for a tracker: its own capabilities and the generic ones."""
+    return cls.capabilities | GENERIC_CAPABILITIES
 #: A waiter looks again at least this often even without an event: some engines' event streams
 #: can miss an event that happens right after subscribing (Podman 4.3), so a missed event costs
 #: at most this long instead of a hang.

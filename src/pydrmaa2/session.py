@@ -30,6 +30,7 @@ from ._book import (
     TIMED_FIELDS,
     JobBook,
     MultiFeed,
+    capabilities,
     open_tracker,
 )
 from ._store import JobRow, Store, default_home, dumps
@@ -159,8 +160,9 @@ class JobSession(_Session):
         return self._tracker.job_categories()
 
     def supports(self, capability: Capability) -> bool:
-        """Whether this session's tracker offers ``capability``."""
-        return capability in self._tracker.capabilities
+        """Whether this session's tracker offers ``capability`` (by its engine or, like
+        JT_DEADLINE, by pydrmaa2 itself for every tracker)."""
+        return capability in capabilities(type(self._tracker))
 
     # -- submission --------------------------------------------------------------------------------
     def _validate(self, template: JobTemplate) -> JobTemplate:
@@ -773,7 +775,7 @@ class SessionManager:
         c = Contact.parse(contact)
         cls = tracker_class(c.scheme)
         cls.check_contact(c)
-        return capability in cls.capabilities
+        return capability in capabilities(cls)
 
     # -- job sessions ------------------------------------------------------------------------------
     def _check_name(self, name: str) -> None:

@@ -5,6 +5,7 @@ A test module provides a ``target`` fixture (a ``Target``); these tests and fixt
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import socket
@@ -303,6 +304,31 @@ def test_supports_answers_for_the_tracker(sm, target):
     assert sm.supports(d2.Capability.JOB_ARRAYS, contact=target.contact)
     assert sm.supports(d2.Capability.ADVANCE_RESERVATION, contact=target.contact) == (
         d2.Capability.ADVANCE_RESERVATION in cls.capabilities)
+    assert sm.supports(d2.Capability.JT_DEADLINE, contact=target.contact)  # every tracker
+
+
+#: A value for every JobTemplate field a tracker may refuse (the table in the README says which).
+_SAMPLES: dict[str, object] = {
+    "rerunnable": True, "job_category": "unknown-category", "email": ["a@example.org"],
+    "email_on_started": True, "email_on_terminated": True, "reservation_id": "r1",
+    "queue_name": "q1", "min_slots": 1, "max_slots": 1, "priority": 0, "min_phys_memory": 1024,
+    "machine_os": d2.OS.LINUX, "machine_arch": d2.CPU.X64, "stage_in_files": {"/tmp": "/mnt"},
+    "stage_out_files": {"/tmp/a": "/tmp/b"}, "resource_limits": {"cpu_time": "60"},
+    "accounting_id": "a1",
+}
+
+
+def test_fields_the_tracker_does_not_declare_are_refused_before_any_id(js, target):
+    """The field table is the trackers' declarations: a field a tracker does not declare is
+    refused by name (UnsupportedAttributeError) before any id is taken, never ignored."""
+    from .._fields import honoured
+
+    refused = [n for n in sorted(_SAMPLES) if not honoured(tracker_class(target.name), n)]
+    before = _next_id(js)
+    for name in refused:
+        with pytest.raises(d2.UnsupportedAttributeError, match=name):
+            js.run_job(dataclasses.replace(target.template("/bin/true"), **{name: _SAMPLES[name]}))
+    assert _next_id(js) == before and js.get_jobs() == []
 
 
 # -- bad input -------------------------------------------------------------------------------------
