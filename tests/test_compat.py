@@ -955,6 +955,16 @@ def printed_messages(source: str) -> list[str]:
     return [text for _, text in sorted(out)]
 
 
+def tracker_env(tracker: str, home: Path) -> dict[str, str]:
+    """The environment that runs uge-drmaa2 code on ``tracker`` with its own store at ``home``."""
+    target = TARGETS[tracker]
+    env = dict(os.environ, PYDRMAA2_HOME=str(home), PYDRMAA2_CONTACT=target.contact)
+    env.pop("PYDRMAA2_JOB_CATEGORY", None)
+    if target.job_category:
+        env["PYDRMAA2_JOB_CATEGORY"] = target.job_category
+    return env
+
+
 class ExampleRuns:
     """Runs ported examples as subprocesses (one store each), many at once per tracker."""
 
@@ -973,17 +983,13 @@ class ExampleRuns:
         return self.runs[tracker, example].result()
 
     def _run(self, tracker: str, example: str) -> dict[str, Any]:
-        target = TARGETS[tracker]
         work = self.tmp / tracker / example
         work.mkdir(parents=True)
-        env = dict(os.environ, PYDRMAA2_HOME=str(work / "home"), PYDRMAA2_CONTACT=target.contact)
-        env.pop("PYDRMAA2_JOB_CATEGORY", None)
-        if target.job_category:
-            env["PYDRMAA2_JOB_CATEGORY"] = target.job_category
         result = work / "result.json"
         p = subprocess.run(
             [sys.executable, "-m", "tests.test_compat", str(EXAMPLES_DIR / f"{example}.py"),
-             str(result)], cwd=REPO, env=env, capture_output=True, text=True, timeout=280)
+             str(result)], cwd=REPO, env=tracker_env(tracker, work / "home"), capture_output=True,
+            text=True, timeout=280)
         raised = json.loads(result.read_text())["raised"] if result.exists() else "?"
         return {"returncode": p.returncode, "stdout": p.stdout, "stderr": p.stderr,
                 "raised": raised}
