@@ -2,7 +2,8 @@
 
 No generated code: the messages below are declared with the field names and numbers of
 containerd's published ``.proto`` files (``api/services/*/v1/*.proto``, ``api/types``,
-``api/events/task.proto``; API 1.6, compatible with 1.7 and 2.x), turned into descriptors in a
+``api/events/task.proto``; API 1.6, compatible with 1.7 and 2.x; the CPU part of the cgroups
+metrics a task reports, from containerd/cgroups), turned into descriptors in a
 private ``DescriptorPool`` and into classes by ``message_factory.GetMessageClass``. That works on
 protobuf 4.25 through 7.x (tested: 4.25, 5.29, 6.33, 7.36; upb and pure-Python backends) and
 never clashes with another library's containerd stubs in the default pool. Only the fields the
@@ -31,8 +32,8 @@ from google.protobuf import (
 )
 from google.protobuf.message import Message
 
-__all__ = ["Client", "METHODS", "msg", "parse", "mounts", "SPEC_TYPE_URL", "TASK_STATUS",
-           "DEFAULT_TIMEOUT"]
+__all__ = ["Client", "METHODS", "msg", "parse", "mounts", "cpu_seconds", "SPEC_TYPE_URL",
+           "TASK_STATUS", "DEFAULT_TIMEOUT"]
 
 #: The type URL containerd's Go client registers for an OCI runtime spec (typeurl.Register(
 #: &specs.Spec{}, "types.containerd.io", "opencontainers/runtime-spec", "1", "Spec")); the value
@@ -63,6 +64,9 @@ _PROTO: dict[str, tuple[str, dict[str, list[tuple[str, int, str, bool]]]]] = {
         "Descriptor": [("media_type", 1, "string", False), ("digest", 2, "string", False),
                        ("size", 3, "int64", False),
                        ("annotations", 5, "map<string,string>", False)],
+        # api/types/metrics.proto (data: a cgroups Metrics message, see cpu_seconds)
+        "Metric": [("timestamp", 1, ".google.protobuf.Timestamp", False),
+                   ("id", 2, "string", False), ("data", 3, ".google.protobuf.Any", False)],
     }),
     "containerd/wire/task.proto": ("containerd.v1.types", {
         # api/types/task/task.proto (status is the enum Status, see TASK_STATUS)
@@ -100,6 +104,21 @@ _PROTO: dict[str, tuple[str, dict[str, list[tuple[str, int, str, bool]]]]] = {
         "WaitRequest": [("container_id", 1, "string", False), ("exec_id", 2, "string", False)],
         "WaitResponse": [("exit_status", 1, "uint32", False),
                          ("exited_at", 2, ".google.protobuf.Timestamp", False)],
+        "MetricsRequest": [("filters", 1, "string", True)],
+        "MetricsResponse": [("metrics", 1, ".containerd.types.Metric", True)],
+    }),
+    "containerd/wire/cgroups_v1.proto": ("io.containerd.cgroups.v1", {
+        # github.com/containerd/cgroups stats/v1/metrics.proto: a task's metrics on cgroup v1
+        "Metrics": [("cpu", 3, "CPUStat", False)],
+        "CPUStat": [("usage", 1, "CPUUsage", False)],
+        "CPUUsage": [("total", 1, "uint64", False), ("kernel", 2, "uint64", False),
+                     ("user", 3, "uint64", False)],  # nanoseconds
+    }),
+    "containerd/wire/cgroups_v2.proto": ("io.containerd.cgroups.v2", {
+        # github.com/containerd/cgroups cgroup2/stats/metrics.proto: the same on cgroup v2
+        "Metrics": [("cpu", 2, "CPUStat", False)],
+        "CPUStat": [("usage_usec", 1, "uint64", False), ("user_usec", 2, "uint64", False),
+                    ("system_usec", 3, "uint64", False)],
     }),
     "containerd/wire/containers.proto": ("containerd.services.containers.v1", {
         # api/services/containers/v1/containers.proto (Container.Runtime flattened)
@@ -219,6 +238,9 @@ METHODS: dict[str, tuple[str, str | None, str | None]] = {
     "tasks.ListPids": ("/containerd.services.tasks.v1.Tasks/ListPids",
                        "containerd.services.tasks.v1.ListPidsRequest",
                        "containerd.services.tasks.v1.ListPidsResponse"),
+    "tasks.Metrics": ("/containerd.services.tasks.v1.Tasks/Metrics",
+                      "containerd.services.tasks.v1.MetricsRequest",
+                      "containerd.services.tasks.v1.MetricsResponse"),
     "tasks.Wait": ("/containerd.services.tasks.v1.Tasks/Wait",
                    "containerd.services.tasks.v1.WaitRequest",
                    "containerd.services.tasks.v1.WaitResponse"),
@@ -414,3 +436,14 @@ def mounts(items: Sequence[Message]) -> list[Message]:
     return [msg("containerd.types.Mount", type=m.type, source=m.source, target=m.target,
                 options=list(m.options)) for m in items]
 
+
+def cpu_seconds(data: Message) -> float | None:
+    """The CPU time in seconds a task's cgroup used, from the ``data`` (an Any) of one of
+    Tasks.Metrics' metrics: cgroups v1's cpu.usage.total (ns) or v2's cpu.usage_usec. None for
+    another type of metrics."""
+    name = data.type_url.rsplit("/", 1)[-1]  # type: ignore[attr-defined]
+    if name == "io.containerd.cgroups.v1.Metrics":
+        return parse(name, data.value).cpu.usage.total / 1e9  # type: ignore[attr-defined]
+    if name == "io.containerd.cgroups.v2.Metrics":
+        return parse(name, data.value).cpu.usage_usec / 1e6  # type: ignore[attr-defined]
+    return None
