@@ -211,16 +211,21 @@ class JobBook:
                       first_fails: bool = False) -> None:
         """Submit claimed tasks; a task that cannot start ends FAILED with the reason."""
         template = self.engine_template(template)
-        for n, row in enumerate(rows):
-            try:
-                tid = self.tracker.submit(row.id, for_task(template, row.task_index),
-                                          row.task_index)
-            except Drmaa2Error as e:
-                if first_fails and n == 0:
-                    raise
-                self.fail_unstarted(row, f"not started: {e}", template.job_name)
-            else:
-                self.store.set_phase(row.id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid)
+        submitted: list[tuple[str, str]] = []
+        try:
+            for n, row in enumerate(rows):
+                try:
+                    tid = self.tracker.submit(row.id, for_task(template, row.task_index),
+                                              row.task_index)
+                except Drmaa2Error as e:
+                    if first_fails and n == 0:
+                        raise
+                    self.fail_unstarted(row, f"not started: {e}", template.job_name)
+                else:
+                    submitted.append((row.id, tid))
+        finally:  # what the engine took is recorded in one transaction, whatever came after
+            if submitted:
+                self.store.set_submitted(submitted)
         if rows:
             self.agent.notify(f"job:{r.id}" for r in rows)
 
@@ -381,12 +386,13 @@ class JobBook:
         while True:
             self.recover_starting(array_id)
             self.start_claimed(template, self.store.claim_pending(array_id, limit))
-            rows = self.store.job_rows(self.session, self.store.array_job_ids(array_id))
-            if not any(r.phase == PENDING for r in rows):
+            if not self.store.array_waiting(array_id):
                 return
-            active = [r for r in rows if r.phase in (STARTING, SUBMITTED)]
+            # Only the running tasks matter (at most max_parallel): the cost of a turn does not
+            # grow with the array.
+            active = self.store.array_rows(array_id, (STARTING, SUBMITTED))
             try:
-                feed = self.feed(rows)
+                feed = self.feed(active)
                 try:
                     states = self.states_of(active)
                     if all(not s[0].is_terminal for s in states.values()):

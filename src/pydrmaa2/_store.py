@@ -246,6 +246,17 @@ class Store(Database):
             params = (session,)
         return [(r[0], str(r[1])) for r in self.query(sql, params)]
 
+    def array_rows(self, array_id: str, phases: Sequence[str]) -> list[JobRow]:
+        """The tasks of an array in these phases (by the array's index: no scan of the rest)."""
+        return [JobRow.from_tuple(r) for r in self.query(
+            f"{JOB_SELECT} WHERE jobs.array_id=? AND jobs.phase IN ({','.join('?' * len(phases))}) "
+            "ORDER BY jobs.id", (array_id, *phases))]
+
+    def array_waiting(self, array_id: str) -> bool:
+        """Whether a task of the array still waits for a slot."""
+        return bool(self.query("SELECT EXISTS(SELECT 1 FROM jobs WHERE array_id=? AND "
+                               "phase='pending')", (array_id,))[0][0])
+
     def claim_pending(self, array_id: str, max_parallel: int | None) -> list[JobRow]:
         """Atomically move as many pending tasks to 'starting' as the array's free slots allow."""
         with self.transaction() as db:

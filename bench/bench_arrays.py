@@ -1,0 +1,102 @@
+"""Throughput of job arrays and run_job on the process tracker, each against its raw baseline.
+
+(a) an N-task /bin/true array with max_parallel=64, submit + drain, vs a sliding window of 64
+    subprocess.Popen (a new one as soon as one ends)
+(b) the same array without max_parallel, vs a pool of 64 threads each running subprocess.run
+(c) M run_job + wait_all_terminated, vs subprocess.Popen all then wait all
+(d) the first run_job of a program with no agent running yet (agent start included), median of 5
+Run: .venv/bin/python bench/bench_arrays.py [N [M]]   (defaults 10000 and 1000)
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import report, timed  # noqa: E402
+
+import pydrmaa2 as d2  # noqa: E402
+
+WINDOW = 64
+
+
+def sliding_window(n: int, width: int = WINDOW) -> None:
+    """Keep ``width`` /bin/true processes running until ``n`` have run (os.wait for any)."""
+    running: dict[int, subprocess.Popen] = {}
+    started = 0
+    while started < n or running:
+        while started < n and len(running) < width:
+            p = subprocess.Popen(["/bin/true"])
+            running[p.pid] = p
+            started += 1
+        pid, status = os.wait()
+        p = running.pop(pid, None)
+        if p is not None:
+            p.returncode = os.waitstatus_to_exitcode(status)
+
+
+def thread_pool(n: int, width: int = WINDOW) -> None:
+    with concurrent.futures.ThreadPoolExecutor(width) as pool:
+        list(pool.map(lambda _: subprocess.run(["/bin/true"], check=True), range(n)))
+
+
+def popen_all(m: int) -> None:
+    procs = [subprocess.Popen(["/bin/true"]) for _ in range(m)]
+    for p in procs:
+        p.wait()
+
+
+def first_run_job(parent: Path) -> float:
+    """Seconds from a fresh program's first run_job call to its return, no agent running."""
+    home = Path(tempfile.mkdtemp(dir=parent))
+    code = ("import sys, time, pydrmaa2 as d2\n"
+            "sm = d2.SessionManager(home=sys.argv[1]); js = sm.create_job_session('s')\n"
+            "t = time.perf_counter(); j = js.run_job(d2.JobTemplate(remote_command='/bin/true'))\n"
+            "print(time.perf_counter() - t); j.wait_terminated(30)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(home)], check=True,
+                         capture_output=True, text=True).stdout
+    return float(out.split()[0])
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
+    m = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
+    parent = Path(tempfile.mkdtemp(prefix="pydrmaa2-bench-"))
+    sm = d2.SessionManager(home=parent / "home")
+    js = sm.create_job_session("bench")
+    jt = d2.JobTemplate(remote_command="/bin/true")
+    js.wait_all_terminated([js.run_job(jt)])  # the agent runs before any measurement
+
+    def array(limit: int | None) -> None:
+        arr = js.run_bulk_jobs(jt, 1, n, max_parallel=limit)
+        js.wait_all_terminated(arr.jobs)
+        bad = [j for j in arr.jobs if j.state is not d2.JobState.DONE]
+        assert not bad, f"{len(bad)} tasks did not end DONE"
+
+    def run_jobs() -> None:
+        js.wait_all_terminated([js.run_job(jt) for _ in range(m)])
+
+    base_a, ours_a = timed(lambda: sliding_window(n)), timed(lambda: array(WINDOW))
+    base_b, ours_b = timed(lambda: thread_pool(n)), timed(lambda: array(None))
+    base_c, ours_c = timed(lambda: popen_all(m)), timed(run_jobs)
+    firsts = sorted(first_run_job(parent) for _ in range(5))
+    report("process tracker: arrays and run_job", [
+        (f"(a) {n}-task array, max_parallel={WINDOW}", f"{n / ours_a:.0f} tasks/s",
+         f"{n / base_a:.0f}/s (sliding window of {WINDOW} Popen)", f"{base_a / ours_a:.2f}x"),
+        (f"(b) {n}-task array, no max_parallel", f"{n / ours_b:.0f} tasks/s",
+         f"{n / base_b:.0f}/s ({WINDOW} threads of subprocess.run)", f"{base_b / ours_b:.2f}x"),
+        (f"(c) {m} run_job + wait", f"{m / ours_c:.0f} jobs/s",
+         f"{m / base_c:.0f}/s (Popen + wait)", f"{base_c / ours_c:.2f}x"),
+        ("(d) first run_job, agent start included", f"{firsts[2] * 1000:.0f} ms (median of 5)",
+         "", ""),
+    ])
+
+
+if __name__ == "__main__":
+    main()
