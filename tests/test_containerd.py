@@ -4,6 +4,7 @@ leaving nothing behind, shim-written files, monitoring and a missing daemon."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import json
@@ -314,7 +315,8 @@ def test_monitoring_lists_the_namespaces_containers_and_the_host(sm, js, target)
                                     job_category=TEST_IMAGE, job_name="watched"))
     job.wait_started(20)
     with sm.open_monitoring_session(contact=target.contact) as ms:
-        (mine,) = [i for i in ms.get_all_jobs() if i.id == _cid(job)]
+        (mine,) = [i for i in ms.get_all_jobs() if i.id == job.id]  # a session's job: its id
+        assert mine.extensions["native_id"] == _cid(job)
         assert mine.state is d2.JobState.RUNNING and mine.job_name == "watched"
         assert mine.extensions["image"] == cd.normalize_image(TEST_IMAGE)
         assert ms.get_all_jobs(d2.JobInfo(state=d2.JobState.RUNNING))
@@ -343,3 +345,157 @@ def test_namespace_comes_from_the_contact(sm, target):
     subprocess.run(["ctr", "namespaces", "rm", "pydrmaa2-empty"], capture_output=True)
     with pytest.raises(d2.InvalidArgumentError, match="bogus"):
         sm.create_job_session("bad", contact="containerd?bogus=1")
+
+
+# -- resource limits and min_phys_memory: the OCI spec's cgroup resources and rlimits --------------
+def test_limits_reach_the_containers_cgroup_and_rlimits(js, tmp_path):
+    out = tmp_path / "out"
+    cg = "/sys/fs/cgroup"
+    job = js.run_job(sh(
+        f"cat {cg}/memory/memory.limit_in_bytes {cg}/memory/memory.soft_limit_in_bytes "
+        f"{cg}/cpu/cpu.cfs_quota_us {cg}/cpu/cpu.cfs_period_us {cg}/pids/pids.max; "
+        "ulimit -t; ulimit -n; ulimit -Hn",
+        output_path=str(out), min_phys_memory=16 * 1024,
+        resource_limits={"memory": "64m", "cpus": "0.5", "pids": "50", "cpu_time": "100",
+                         "OPEN_FILES": "512:1024"}))
+    assert job.wait_terminated(20).state is d2.JobState.DONE
+    assert out.read_text().split() == [str(64 << 20), str(16 << 20), "50000", "100000", "50",
+                                       "100", "512", "1024"]
+
+
+def test_the_pids_limit_stops_the_jobs_forks(js, tmp_path):
+    out = tmp_path / "out"
+    job = js.run_job(sh("for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
+                        output_path=str(out), join_files=True, resource_limits={"pids": "4"}))
+    assert job.wait_terminated(20).state is d2.JobState.FAILED
+    assert "can't fork" in out.read_text()
+
+
+def test_the_ulimit_extension_wins_over_resource_limits(js, tmp_path):
+    out = tmp_path / "out"
+    job = js.run_job(sh("ulimit -t; ulimit -n", output_path=str(out),
+                        resource_limits={"cpu_time": "100", "nofile": "512"},
+                        extensions={"ulimit": "cpu=7"}))
+    assert job.wait_terminated(20).state is d2.JobState.DONE
+    assert out.read_text().split() == ["7", "512"]
+
+
+@pytest.mark.parametrize(("fields", "error", "named"), [
+    ({"resource_limits": {"memory": "much"}}, d2.InvalidArgumentError, "memory 'much'"),
+    ({"resource_limits": {"memory": "1k"}}, d2.InvalidArgumentError, "6m"),
+    ({"resource_limits": {"cpus": "none"}}, d2.InvalidArgumentError, "cpus 'none'"),
+    ({"resource_limits": {"cpus": "4096"}}, d2.InvalidArgumentError, "cpus '4096'.*this machine"),
+    ({"resource_limits": {"cpus": "0.001"}}, d2.InvalidArgumentError, "cpus '0.001'"),
+    ({"resource_limits": {"pids": "0"}}, d2.InvalidArgumentError, "pids '0'"),
+    ({"resource_limits": {"nofile": "9:8"}}, d2.InvalidArgumentError, "nofile=9:8"),
+    ({"resource_limits": {"wallclock_time": "60"}}, d2.UnsupportedAttributeError, "wallclock_time"),
+    ({"extensions": {"ulimit": "bogus=1"}}, d2.InvalidArgumentError, "bogus"),
+    ({"min_phys_memory": 1 << 40}, d2.InvalidArgumentError, "min_phys_memory.*this machine"),
+    ({"min_phys_memory": 128 * 1024, "resource_limits": {"memory": "64m"}},
+     d2.InvalidArgumentError, "min_phys_memory 131072 KiB is more than the memory limit"),
+    ({"stage_out_files": {"/tmp/x": "relative/b"}}, d2.InvalidArgumentError, "relative/b"),
+])
+def test_bad_limits_are_refused_before_anything_is_created(js, engine, tmp_path, fields, error,
+                                                          named):
+    with pytest.raises(error, match=named):
+        js.run_job(sh("true", **fields))
+    with pytest.raises(error, match=named):
+        js.run_bulk_jobs(sh("true", **fields), 1, 3)
+    assert js.get_jobs() == []
+    home = str((tmp_path / "home").resolve())  # the sm fixture's (other programs share the engine)
+    r = engine.call("containers.List",
+                    api.msg("containerd.services.containers.v1.ListContainersRequest"))
+    assert [c.id for c in r.containers if c.labels.get(f"{cd.LABEL}home") == home] == []
+
+
+# -- cpu_time: the task's cgroup CPU usage (Tasks.Metrics) ------------------------------------------
+def test_cpu_time_is_measured_while_running_and_kept_after_the_task_is_gone(js, engine):
+    job = js.run_job(sh("i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done; sleep 30"))
+    _wait_for(lambda: (job.info.cpu_time or dt.timedelta(0)) > dt.timedelta(milliseconds=100),
+              timeout=20)
+    assert job.state is d2.JobState.RUNNING
+    job.terminate()
+    info = job.wait_terminated(20)
+    assert _task_status(engine, _cid(job)) is None  # the cgroup went with the task
+    assert info.cpu_time > dt.timedelta(milliseconds=100)
+    assert job.info.cpu_time == info.cpu_time  # kept
+    assert info.cpu_time < info.wallclock_time
+
+
+def test_cpu_time_of_a_short_job_is_read_before_its_task_is_deleted(js):
+    job = js.run_job(sh("i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done"))
+    info = job.wait_terminated(20)
+    assert info.state is d2.JobState.DONE and info.cpu_time > dt.timedelta(0)
+
+
+# -- stage_out_files: host path <- container path, copied before the job is seen ended --------------
+def _mount_points() -> list[str]:
+    with open("/proc/self/mounts") as f:
+        return [line.split()[1] for line in f if "pydrmaa2-stage-out" in line]
+
+
+def test_stage_out_copies_a_file_and_a_directory_before_the_job_is_ended(js, tmp_path):
+    script = ("mkdir -p /out/tree/sub && echo result > /out/result && echo deep > /out/tree/sub/f"
+              " && chmod 4755 /out/tree/sub/f && ln -s /out/result /out/tree/link"
+              " && ln -s ../../../../../../etc/passwd /out/tree/passwd && cat /etc/passwd > /pw")
+    job = js.run_job(sh(script, stage_out_files={
+        str(tmp_path / "result.txt"): "/out/result", str(tmp_path / "tree"): "/out/tree",
+        str(tmp_path / "pw"): "/pw"}))
+    info = job.wait_terminated(20)  # terminal only once the files are out
+    assert (info.state, info.annotation) == (d2.JobState.DONE, None)
+    assert (tmp_path / "result.txt").read_text() == "result\n"
+    assert (tmp_path / "tree" / "sub" / "f").read_text() == "deep\n"
+    assert (tmp_path / "tree" / "sub" / "f").stat().st_mode & 0o7777 == 0o755  # no set-uid
+    # Links are followed inside the container only, and the host gets files, never links.
+    link, passwd = tmp_path / "tree" / "link", tmp_path / "tree" / "passwd"
+    assert not link.is_symlink() and link.read_text() == "result\n"
+    assert not passwd.is_symlink() and passwd.read_text() == (tmp_path / "pw").read_text()
+    with open("/etc/passwd") as host:
+        assert passwd.read_text() != host.read()
+    assert _mount_points() == []
+
+
+def test_stage_out_into_a_directory_keeps_the_files_name(js, tmp_path):
+    (tmp_path / "into").mkdir()
+    job = js.run_job(sh("echo x > /data.txt",
+                        stage_out_files={str(tmp_path / "into"): "/data.txt"}))
+    assert job.wait_terminated(20).state is d2.JobState.DONE
+    assert (tmp_path / "into" / "data.txt").read_text() == "x\n"
+
+
+def test_a_missing_stage_out_path_fails_the_job_and_the_rest_is_copied(js, tmp_path):
+    missing, there = tmp_path / "missing", tmp_path / "there"
+    job = js.run_job(sh("echo here > /here", stage_out_files={str(missing): "/nope",
+                                                              str(there): "/here"}))
+    info = job.wait_terminated(20)
+    assert (info.state, info.exit_status) == (d2.JobState.FAILED, 0)  # as the process tracker
+    assert info.annotation == (f"stage-out of '/nope' to {str(missing)!r} failed: "
+                               "No such file or directory")
+    assert not missing.exists() and there.read_text() == "here\n"
+    assert _mount_points() == []
+
+
+def test_a_terminated_job_is_staged_out_too(js, tmp_path):
+    out = tmp_path / "partial"
+    job = js.run_job(sh("echo partial > /partial; touch /ready; sleep 60",
+                        stage_out_files={str(out): "/partial"}))
+    job.wait_started(20)
+    time.sleep(0.5)
+    job.terminate()
+    info = job.wait_terminated(20)
+    assert (info.state, info.annotation) == (d2.JobState.FAILED, "terminated")
+    assert out.read_text() == "partial\n"
+
+
+def test_a_store_of_an_earlier_version_gets_the_new_columns(tmp_path):
+    import sqlite3
+    path = tmp_path / "containerd.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE containers (cid TEXT PRIMARY KEY, held INTEGER NOT NULL "
+                   "DEFAULT 0, terminated INTEGER NOT NULL DEFAULT 0, submitted REAL NOT NULL, "
+                   "started REAL, finished REAL, exit_status INTEGER, sub_state TEXT, "
+                   "annotation TEXT)")
+        db.execute("INSERT INTO containers(cid, submitted) VALUES ('old', 1.0)")
+    db = cd._open_records(path)
+    assert db.query("SELECT cid, exited, cpu_time, stage_out FROM containers") == [
+        ("old", None, None, None)]

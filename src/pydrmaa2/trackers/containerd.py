@@ -6,9 +6,15 @@ built from the template) and its task. The shim writes output_path / error_path 
 input_path itself (containerd's runc v2 shim opens a plain stdio path that is not a FIFO as a
 file), so a job's files are complete and survive the submitter. Hold creates the container and
 its task without starting it; release starts it. A stopped task is deleted as soon as its end is
-seen, once its exit status and times are kept in ``containerd.sqlite`` under the tracker's home
-(deleting a task makes the shim finish the output, and containerd forgets the exit status with
-the task); reap deletes the container and its snapshot.
+seen, once its exit status, times and CPU time (its cgroup's, from Tasks.Metrics) are kept in
+``containerd.sqlite`` under the tracker's home (deleting a task makes the shim finish the output,
+and containerd forgets the exit status and the cgroup with the task). Then the stage_out_files
+are copied out of the container's snapshot, mounted read-only (containerd has no archive API;
+the tracker runs as root next to containerd), and only then is the job ended for anyone who
+looks; reap deletes the container and its snapshot.
+
+resource_limits, min_phys_memory and the ulimit extension mean what they mean on Docker and
+Podman (``_container``'s mapping), as the OCI spec's cgroup resources and rlimits.
 
 The command, as ``nerdctl`` / Docker and the other container trackers: ``remote_command`` + args
 replace the image's Cmd and follow its Entrypoint; for seed compatibility a template with args and
@@ -29,19 +35,26 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
+import fcntl
 import getpass
 import hashlib
 import json
 import logging
 import os
 import platform
+import posixpath
 import re
 import secrets
+import shutil
 import signal
 import socket
+import stat
+import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +62,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 
-from .._sqlite import Database
+from .._sqlite import Database, private_dir
 from ..errors import (
     DeniedByDrmsError,
     Drmaa2Error,
@@ -64,7 +77,7 @@ from ..info import JobInfo, MachineInfo
 from ..states import Capability, JobState
 from ..templates import JobTemplate
 from . import _containerd_api as api
-from ._container import stage_in_read_only
+from ._container import RESOURCE_LIMITS, ContainerSpec, container_spec, stage_in_read_only
 from .base import Action, ChangeFeed, Contact, JobTracker, signal_name
 from .process import local_machine
 
@@ -105,9 +118,24 @@ TEMPLATE_FIELDS: dict[str, str] = {
     "error_path": "task stderr, a file the shim writes",
     "join_files": "stderr into the output_path file",
     "input_path": "task stdin, a file the shim reads",
-    "stage_in_files": "read-only bind mounts, host path -> container path",
-    "extensions": "user=UID[:GID]|NAME[:GROUP], network=host|none",
+    "stage_in_files": "bind mounts, host path -> container path (writable; stage_in_mode=ro)",
+    "stage_out_files": "host path <- container path, copied from the container's snapshot "
+                       "(mounted read-only) after the task ended, before the job is reported "
+                       "ended; a copy that fails makes the job FAILED, with the reason",
+    "resource_limits": "linux.resources and process.rlimits, the keys and values of "
+                       "_container.RESOURCE_LIMITS (as on Docker and Podman)",
+    "min_phys_memory": "linux.resources.memory.reservation (KiB * 1024)",
+    "extensions": "user=UID[:GID]|NAME[:GROUP], network=host|none, stage_in_mode=rw|ro, "
+                  "ulimit=NAME=SOFT[:HARD],...",
 }
+
+#: The resource part of _container's ContainerSpec -> the OCI runtime spec (as runc gets it from
+#: Docker): memory -> memory.limit (and memory.swap, the same: no swap on top), memory
+#: reservation -> memory.reservation, CPUs -> cpu.quota per CPU_PERIOD, pids -> pids.limit,
+#: ulimits -> process.rlimits RLIMIT_<NAME> (-1: unlimited).
+CPU_PERIOD = 100_000  # microseconds, Docker's
+#: An rlimit of -1 ("unlimited") in the OCI spec: RLIM_INFINITY, a uint64.
+RLIM_INFINITY = (1 << 64) - 1
 
 # -- defaults ---------------------------------------------------------------------------------------
 DEFAULT_SOCKET = "/run/containerd/containerd.sock"
@@ -141,7 +169,7 @@ HOSTNAME = socket.gethostname()
 LABEL = "org.pydrmaa2."
 PING_TOPIC = "/pydrmaa2/watch-ready"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-EXTENSIONS = frozenset({"user", "network", "stage_in_mode"})
+EXTENSIONS = frozenset({"user", "network", "stage_in_mode", "ulimit"})
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
 GOARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
@@ -165,6 +193,8 @@ DEFAULT_MOUNTS = [
      "options": ["nosuid", "noexec", "nodev"]},
     {"destination": "/sys", "type": "sysfs", "source": "sysfs",
      "options": ["nosuid", "noexec", "nodev", "ro"]},
+    {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+     "options": ["ro", "nosuid", "noexec", "nodev"]},
     {"destination": "/run", "type": "tmpfs", "source": "tmpfs",
      "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
 ]
@@ -175,6 +205,12 @@ READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysr
 #: What ``ctr run --net-host`` shares with a job on the host network.
 HOST_NETWORK_FILES = ["/etc/hosts", "/etc/resolv.conf"]
 
+#: Symbolic links followed at most in one container path (Linux's MAXSYMLINKS).
+MAX_SYMLINKS = 40
+#: Longest layer list written into one overlay mount's options (the kernel takes a page of
+#: them); longer lists are given relative to the layers' common directory.
+LAYER_OPTION_MAX = 3000
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
     cid         TEXT PRIMARY KEY,
@@ -182,12 +218,19 @@ CREATE TABLE IF NOT EXISTS containers (
     terminated  INTEGER NOT NULL DEFAULT 0,
     submitted   REAL NOT NULL,
     started     REAL,
-    finished    REAL,
+    finished    REAL,     -- set once the job is over, its files staged out: it is terminal
     exit_status INTEGER,
     sub_state   TEXT,
-    annotation  TEXT
+    annotation  TEXT,
+    exited      REAL,     -- when the task exited, kept before the task is deleted
+    cpu_time    REAL,     -- seconds, the task's cgroup's CPU time when it exited
+    stage_out   TEXT      -- JSON [[container path, host path], ...]
 );
 """
+#: Columns a store written before them gets when it is opened.
+ADDED_COLUMNS = {"exited": "REAL", "cpu_time": "REAL", "stage_out": "TEXT"}
+_COLUMNS = ("cid, held, terminated, submitted, started, finished, exit_status, sub_state, "
+            "annotation, exited, cpu_time")
 
 
 @dataclass(frozen=True)
@@ -214,6 +257,8 @@ class _Row:
     exit_status: int | None
     sub_state: str | None
     annotation: str | None
+    exited: float | None
+    cpu_time: float | None
 
 
 def normalize_image(name: str) -> str:
@@ -267,6 +312,80 @@ def _host_path(path: str | None) -> str | None:
     return None if path is None else os.path.abspath(path)
 
 
+def _resources(template: JobTemplate) -> ContainerSpec:
+    """resource_limits, min_phys_memory and the ulimit extension as the one container mapping
+    reads them (_container.container_spec: the keys, values and checks of Docker and Podman),
+    then checked against this machine. Unknown keys: UnsupportedAttributeError; bad values:
+    InvalidArgumentError naming the field and the value."""
+    ulimit = {"ulimit": template.extensions["ulimit"]} if "ulimit" in template.extensions else {}
+    # Only the resource fields: the rest of the template means other things on containerd.
+    spec = container_spec(JobTemplate(remote_command="-", job_category="-",
+                                      min_phys_memory=template.min_phys_memory,
+                                      resource_limits=dict(template.resource_limits),
+                                      extensions=ulimit), engine="containerd")
+    if spec.nano_cpus is not None:
+        key, value = [(k, v) for k, v in template.resource_limits.items()
+                      if RESOURCE_LIMITS.get(k.lower()) == "cpus"][-1]  # the one that counted
+        cpus = os.cpu_count() or 1
+        # Docker's range: the kernel takes a quota of at least 1 ms per 100 ms period.
+        if not 10_000_000 <= spec.nano_cpus <= cpus * 1_000_000_000:
+            raise InvalidArgumentError(
+                f"JobTemplate.resource_limits {key} {value!r}: CPUs range from 0.01 to {cpus} "
+                f"(the CPUs of this machine)")
+    if spec.memory_reservation is not None:
+        machine = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        if spec.memory_reservation > machine:
+            raise InvalidArgumentError(
+                f"JobTemplate.min_phys_memory {template.min_phys_memory} KiB is more than the "
+                f"{machine // 1024} KiB of memory this machine has")
+    return spec
+
+
+def _cgroup_resources(spec: ContainerSpec) -> dict:
+    """The OCI spec's linux.resources (but devices) for a job's limits."""
+    out: dict[str, dict] = {}
+    memory: dict[str, int] = {}
+    if spec.memory is not None:
+        memory["limit"] = spec.memory
+        if _swap_accounting():
+            memory["swap"] = spec.memory  # memory plus swap: no swap on top of the limit
+    if spec.memory_reservation is not None:
+        memory["reservation"] = spec.memory_reservation
+    if memory:
+        out["memory"] = memory
+    if spec.nano_cpus is not None:
+        out["cpu"] = {"quota": spec.nano_cpus * CPU_PERIOD // 1_000_000_000, "period": CPU_PERIOD}
+    if spec.pids_limit is not None:
+        out["pids"] = {"limit": spec.pids_limit}
+    return out
+
+
+def _swap_accounting() -> bool:
+    """Whether this machine's cgroups limit swap (runc fails on a swap limit it cannot set;
+    Docker leaves the limit out then, as this does)."""
+    return os.path.exists("/sys/fs/cgroup/cgroup.controllers") or os.path.exists(
+        "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+
+
+def _stage_out_pairs(template: JobTemplate) -> list[tuple[str, str]]:
+    """stage_out_files as (container path, host path) pairs: DRMAA2's direction, as the process
+    tracker reads it (the key is the host path the file is copied to, the value the path the
+    job wrote), the host path made absolute from the current directory; the container path
+    must be absolute (as on Docker and Podman)."""
+    pairs = []
+    for host, inside in template.stage_out_files.items():
+        if not inside.startswith("/"):
+            raise InvalidArgumentError(
+                f"JobTemplate.stage_out_files {host!r}: the container path {inside!r} must be "
+                "absolute")
+        pairs.append((inside, os.path.abspath(host)))
+    return pairs
+
+
+def _rlimit(value: int) -> int:
+    return RLIM_INFINITY if value == -1 else value
+
+
 class _Client(api.Client):
     """``_containerd_api.Client`` whose channel reconnects promptly (see RECONNECT_OPTIONS), and
     is replaced when it still backs off although containerd answers again."""
@@ -307,6 +426,17 @@ class _Client(api.Client):
         self._connect()
 
 
+def _open_records(path: Path) -> Database:
+    """The tracker's SQLite file; one written before ADDED_COLUMNS gets them."""
+    db = Database(path, SCHEMA)
+    for column, kind in ADDED_COLUMNS.items():
+        if not any(r[1] == column for r in db.query("PRAGMA table_info(containers)")):
+            with db.transaction() as conn:  # re-checked under the write lock: another may have
+                if not any(r[1] == column for r in conn.execute("PRAGMA table_info(containers)")):
+                    conn.execute(f"ALTER TABLE containers ADD COLUMN {column} {kind}")
+    return db
+
+
 def _check_writable(path: str, field: str) -> None:
     parent = os.path.dirname(path)
     if os.path.isdir(path) or not os.path.isdir(parent) or not os.access(parent, os.W_OK) or (
@@ -324,10 +454,11 @@ class ContainerdTracker(JobTracker):
     supported_fields = frozenset({
         "remote_command", "args", "submit_as_hold", "job_environment", "working_directory",
         "job_category", "job_name", "input_path", "output_path", "error_path", "join_files",
-        "candidate_machines", "stage_in_files", "extensions",
+        "candidate_machines", "stage_in_files", "stage_out_files", "resource_limits",
+        "min_phys_memory", "extensions",
     })
     capabilities = frozenset({Capability.JOB_ARRAYS, Capability.BULK_JOBS_MAXPARALLEL,
-                              Capability.CALLBACK})
+                              Capability.CALLBACK, Capability.JT_STAGING})
     native_hold = True
 
     def __init__(self, contact: Contact, home: Path) -> None:
@@ -344,7 +475,9 @@ class ContainerdTracker(JobTracker):
         self.snapshotter = contact.options.get("snapshotter", DEFAULT_SNAPSHOTTER)
         self.runtime = contact.options.get("runtime", DEFAULT_RUNTIME)
         self.client = _Client(target, self.namespace)
-        self.db = Database(home / "containerd.sqlite", SCHEMA)
+        self.db = _open_records(home / "containerd.sqlite")
+        #: Lock files of jobs whose files are being staged out (see _end_lock).
+        self.locks = Path(home) / "containerd.stage-out"
         self._images: dict[str, Image] = {}
         self._events: _Subscription | None = None
         self._events_lock = threading.Lock()
@@ -425,6 +558,12 @@ class ContainerdTracker(JobTracker):
         if wd and not wd.startswith("/") and "$" not in wd:
             raise InvalidArgumentError(
                 f"JobTemplate.working_directory {wd!r} must be an absolute path in the container")
+        _resources(template)
+        _stage_out_pairs(template)
+        if template.stage_out_files and os.geteuid() != 0:
+            raise UnsupportedAttributeError(
+                "JobTemplate.stage_out_files: the containerd tracker copies them from the "
+                "container's snapshot, which it mounts; that needs root")
 
     # -- images -----------------------------------------------------------------------------------
     def _image(self, name: str) -> Image:
@@ -490,10 +629,11 @@ class ContainerdTracker(JobTracker):
             argv = list(template.args)
         stdin, stdout, stderr = self._stdio(template)
         binds = self._stage_in(template)
+        stage_out = _stage_out_pairs(template)
         cid = f"pydrmaa2-{job_id}-{secrets.token_hex(3)}"
         with self.db.transaction() as db:
-            db.execute("INSERT INTO containers(cid, held, submitted) VALUES (?,?,?)",
-                       (cid, int(hold), time.time()))
+            db.execute("INSERT INTO containers(cid, held, submitted, stage_out) VALUES (?,?,?,?)",
+                       (cid, int(hold), time.time(), json.dumps(stage_out) if stage_out else None))
         made: list[str] = []
         try:
             mounts = self._create_container(cid, job_id, template, task_index, image, argv, binds,
@@ -613,6 +753,11 @@ class ContainerdTracker(JobTracker):
                        for p in HOST_NETWORK_FILES if os.path.exists(p)]
         mounts += binds
         namespaces = ["pid", "ipc", "uts", "mount"] + ([] if host_network else ["network"])
+        limits = _resources(template)
+        rlimits = {"RLIMIT_NOFILE": {"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}}
+        for u in limits.ulimits:
+            rlimits[f"RLIMIT_{u.name.upper()}"] = {
+                "type": f"RLIMIT_{u.name.upper()}", "hard": _rlimit(u.hard), "soft": _rlimit(u.soft)}
         return {
             "ociVersion": "1.0.2-dev",
             "process": {
@@ -622,7 +767,7 @@ class ContainerdTracker(JobTracker):
                 "cwd": template.working_directory or image.working_dir or "/",
                 "capabilities": {k: list(CAPABILITIES)
                                  for k in ("bounding", "effective", "permitted")},
-                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+                "rlimits": list(rlimits.values()),
                 "noNewPrivileges": True,
             },
             "root": {"path": "rootfs"},
@@ -631,7 +776,8 @@ class ContainerdTracker(JobTracker):
             "linux": {
                 "namespaces": [{"type": t} for t in namespaces],
                 "cgroupsPath": f"/{self.namespace}/{cid}",
-                "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+                "resources": {"devices": [{"allow": False, "access": "rwm"}],
+                              **_cgroup_resources(limits)},
                 "maskedPaths": MASKED_PATHS,
                 "readonlyPaths": READONLY_PATHS,
             },
@@ -672,9 +818,7 @@ class ContainerdTracker(JobTracker):
 
     # -- state ------------------------------------------------------------------------------------
     def _row(self, cid: str) -> _Row | None:
-        rows = self.db.query("SELECT cid, held, terminated, submitted, started, finished, "
-                             "exit_status, sub_state, annotation FROM containers WHERE cid=?",
-                             (cid,))
+        rows = self.db.query(f"SELECT {_COLUMNS} FROM containers WHERE cid=?", (cid,))
         return _Row(*rows[0]) if rows else None
 
     def _task(self, cid: str) -> object | None:
@@ -689,6 +833,22 @@ class ContainerdTracker(JobTracker):
         """Every task of the namespace by container id (a task's id is its container's)."""
         r = self._call("tasks.List", "listing tasks")
         return {t.id or t.container_id: t for t in r.tasks}  # type: ignore[attr-defined]
+
+    def _cpu_times(self, cid: str | None = None) -> dict[str, float]:
+        """CPU seconds of the task of ``cid`` (None: of every task) by container id, from the
+        cgroup metrics of Tasks.Metrics; a task whose metrics cannot be read is left out."""
+        filters = [f"id=={json.dumps(cid)}"] if cid is not None else []
+        try:
+            r = self._call("tasks.Metrics", "reading task metrics", filters=filters)
+        except Drmaa2Error as e:
+            log.debug("no metrics for %s: %s", cid or "the tasks", e)
+            return {}
+        out = {}
+        for m in r.metrics:  # type: ignore[attr-defined]
+            seconds = api.cpu_seconds(m.data)
+            if seconds is not None:
+                out[m.id] = seconds
+        return out
 
     def _state(self, cid: str, row: _Row | None, task: object | None) -> tuple[JobState, str]:
         """Seed 002's mapping; a stopped task of ours is recorded and deleted (see _finish)."""
@@ -709,7 +869,9 @@ class ContainerdTracker(JobTracker):
 
     @staticmethod
     def _terminal(row: _Row) -> tuple[JobState, str]:
-        ok = row.exit_status == 0 and not row.terminated
+        # As the process tracker: DONE is exit status 0 with nothing to note (a stage-out that
+        # failed, a termination).
+        ok = row.exit_status == 0 and not row.terminated and row.annotation is None
         return (JobState.DONE if ok else JobState.FAILED), row.sub_state or "stopped"
 
     def _without_task(self, cid: str, row: _Row | None) -> tuple[JobState, str]:
@@ -718,6 +880,8 @@ class ContainerdTracker(JobTracker):
         again = self._row(cid)  # another process may have just recorded the end
         if again is not None and again.finished is not None:
             return self._terminal(again)
+        if again is not None and again.exited is not None:
+            return self._complete(cid)  # its task was deleted: what is left is the stage-out
         if row.started is None:
             return (JobState.QUEUED_HELD if row.held else JobState.QUEUED), "no task yet"
         with self.db.transaction() as db:
@@ -728,16 +892,17 @@ class ContainerdTracker(JobTracker):
         return JobState.FAILED, "task lost"
 
     def _finish(self, cid: str, exit_status: int, exited_at: float | None) -> tuple[JobState, str]:
-        """Keep the end of a stopped task, then delete the task: the shim finishes writing the
-        output files before it answers, and containerd would forget the exit status anyway."""
+        """Keep the end of a stopped task (exit status and time, its CPU time), then delete the
+        task: the shim finishes writing the output files before it answers, and containerd
+        would forget the exit status anyway. Then _complete (stage-out) makes the job ended."""
         sig = _signal_name(exit_status)
         sub = "stopped" if sig is None else f"stopped, killed by {sig}"
-        finished = exited_at or time.time()
+        cpu = self._cpu_times(cid).get(cid)  # the cgroup goes with the task
         with self.db.transaction() as db:
-            ours = db.execute("UPDATE containers SET finished=?, exit_status=?, sub_state=?, "
-                              "annotation=CASE WHEN terminated THEN 'terminated' ELSE annotation "
-                              "END WHERE cid=? AND finished IS NULL",
-                              (finished, exit_status, sub, cid)).rowcount
+            db.execute("UPDATE containers SET exited=COALESCE(exited, ?), exit_status=?, "
+                       "sub_state=?, cpu_time=COALESCE(?, cpu_time) "
+                       "WHERE cid=? AND finished IS NULL",
+                       (exited_at or time.time(), exit_status, sub, cpu, cid))
         for attempt in (1, 2):
             try:
                 self._call("tasks.Delete", f"deleting the stopped task of container {cid}",
@@ -747,22 +912,85 @@ class ContainerdTracker(JobTracker):
                 break  # already deleted
             except DrmCommunicationError:
                 # containerd went away: the task (and its exit status) stays with the shim, and
-                # the output may not be complete before the delete. The end is recorded at a
-                # later look, when the delete can be done.
-                if ours:
-                    with self.db.transaction() as db:
-                        db.execute("UPDATE containers SET finished=NULL, exit_status=NULL, "
-                                   "sub_state=NULL, annotation=CASE WHEN terminated THEN NULL "
-                                   "ELSE annotation END WHERE cid=? AND finished=?",
-                                   (cid, finished))
+                # the output may not be complete before the delete. The job ends at a later
+                # look, when the delete can be done.
                 raise
             except ImplementationSpecificError:
                 # Under load the shim may close its ttrpc connection as the task is deleted
                 # ("ttrpc: closed"): the exit is recorded above; look once more, then go on.
                 if attempt == 2:
                     log.warning("could not delete the stopped task of container %s", cid)
+        return self._complete(cid)
+
+    def _complete(self, cid: str) -> tuple[JobState, str]:
+        """Copy the stage-out files of a job whose task has exited, then mark the job ended
+        (``finished``): from then on it is terminal to everyone, with its files in place. A
+        copy that fails makes the job FAILED, the reason in its annotation (as on the process
+        tracker). containerd gone away raises DrmCommunicationError: a later look copies."""
+        rows = self.db.query("SELECT stage_out FROM containers WHERE cid=? AND finished IS NULL",
+                             (cid,))
+        pairs = json.loads(rows[0][0]) if rows and rows[0][0] else []
+        if pairs:
+            with self._end_lock(cid):
+                row = self._row(cid)
+                if row is not None and row.finished is None:
+                    self._mark_ended(cid, self._stage_out(cid, pairs))
+        elif rows:
+            self._mark_ended(cid, None)
         row = self._row(cid)
-        return self._terminal(row) if row else (JobState.FAILED, sub)
+        return self._terminal(row) if row else (JobState.FAILED, "stopped")
+
+    def _mark_ended(self, cid: str, failure: str | None) -> None:
+        with self.db.transaction() as db:
+            rows = db.execute("SELECT terminated, annotation FROM containers "
+                              "WHERE cid=? AND finished IS NULL", (cid,)).fetchall()
+            if not rows:
+                return  # another program ended it
+            notes = ["terminated" if rows[0][0] else rows[0][1], failure]
+            db.execute("UPDATE containers SET finished=COALESCE(exited, ?), annotation=? "
+                       "WHERE cid=?", (time.time(), "; ".join(n for n in notes if n) or None, cid))
+
+    @contextlib.contextmanager
+    def _end_lock(self, cid: str) -> Iterator[None]:
+        """Held while a job's files are staged out: one program copies them, the others wait
+        for it and find the job ended. The kernel drops the lock of a program that dies."""
+        private_dir(self.locks)
+        fd = os.open(self.locks / cid, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _stage_out(self, cid: str, pairs: Sequence[Sequence[str]]) -> str | None:
+        """Copy each (container path, host path) out of the container's snapshot, mounted
+        read-only, all of them even after a failure; the failures in words (None: all copied)."""
+        what = f"mounting the snapshot of container {cid} for its stage-out"
+        try:
+            container = self._call("containers.Get", what, id=cid).container  # type: ignore
+            mounts = self._call("snapshots.Mounts", what,
+                                snapshotter=container.snapshotter or self.snapshotter,
+                                key=container.snapshot_key or cid).mounts  # type: ignore
+        except DrmCommunicationError:
+            raise
+        except Drmaa2Error as e:
+            return f"stage-out from container {cid} failed: {e}"
+        failures = []
+        try:
+            with _mounted(mounts) as root:
+                for inside, host in pairs:
+                    try:
+                        _copy_out(root, inside, host)
+                    except OSError as e:
+                        name = e.filename
+                        if isinstance(name, str) and (name + "/").startswith(root + "/"):
+                            name = posixpath.normpath("/" + os.path.relpath(name, root))
+                        where = "" if name in (None, inside) else f"{name}: "
+                        failures.append(f"stage-out of {inside!r} to {host!r} failed: "
+                                        f"{where}{e.strerror or e}")
+        except (OSError, subprocess.SubprocessError) as e:
+            return f"stage-out from container {cid} failed: {getattr(e, 'strerror', None) or e}"
+        return "; ".join(failures) or None
 
     def state(self, tracker_id: str) -> tuple[JobState, str]:
         row = self._row(tracker_id)
@@ -776,8 +1004,7 @@ class ContainerdTracker(JobTracker):
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             for r in self.db.query(
-                    "SELECT cid, held, terminated, submitted, started, finished, exit_status, "
-                    f"sub_state, annotation FROM containers WHERE cid IN "
+                    f"SELECT {_COLUMNS} FROM containers WHERE cid IN "
                     f"({','.join('?' * len(chunk))})", chunk):
                 rows[r[0]] = _Row(*r)
         out = {t: self._terminal(rows[t]) for t in ids
@@ -802,10 +1029,15 @@ class ContainerdTracker(JobTracker):
                                    id=cid).container  # type: ignore[attr-defined]
         except InvalidArgumentError:
             container = None
-        return self._info(cid, state, sub, row, task, container)
+        if row is not None and row.finished is not None:
+            cpu = row.cpu_time
+        else:
+            cpu = self._cpu_times(cid).get(cid) if task is not None else None
+        return self._info(cid, state, sub, row, task, container, cpu)
 
     def _info(self, cid: str, state: JobState, sub: str, row: _Row | None, task: object | None,
-              container: object | None) -> JobInfo:
+              container: object | None, cpu: float | None) -> JobInfo:
+        """``cpu``: CPU seconds of the job's task (its cgroup's usage), None when unknown."""
         labels = dict(container.labels) if container is not None else {}  # type: ignore
         ext = {"container_id": cid, "namespace": self.namespace}
         if container is not None:
@@ -839,6 +1071,7 @@ class ContainerdTracker(JobTracker):
             job_owner=labels.get(f"{LABEL}owner"), slots=1,
             wallclock_time=(dt.timedelta(seconds=max(0.0, end - started))
                             if started and end else None),
+            cpu_time=None if cpu is None else dt.timedelta(seconds=cpu),
             submission_time=_ts(submitted), dispatch_time=_ts(started),
             finish_time=_ts(finished), extensions=ext)
 
@@ -953,6 +1186,8 @@ class ContainerdTracker(JobTracker):
         self._quiet("snapshots.Remove", snapshotter=self.snapshotter, key=key)
         with self.db.transaction() as db:
             db.execute("DELETE FROM containers WHERE cid=?", (cid,))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.locks / cid)
 
     def list_jobs(self) -> list[str]:
         return [r[0] for r in self.db.query("SELECT cid FROM containers ORDER BY rowid")]
@@ -971,6 +1206,7 @@ class ContainerdTracker(JobTracker):
         """Every container of the namespace, whoever made it (without touching their tasks)."""
         containers = self._call("containers.List", "listing containers").containers  # type: ignore
         tasks = self._tasks()
+        cpu_times = self._cpu_times()
         out = []
         for c in containers:
             row = self._row(c.id)
@@ -980,6 +1216,7 @@ class ContainerdTracker(JobTracker):
             elif task is None:
                 state, sub = (JobState.QUEUED, "no task") if row is None else \
                     self._without_task(c.id, row)
+                row = self._row(c.id)  # it may have ended just now
             else:
                 status = api.TASK_STATUS.get(task.status, "UNKNOWN")
                 state, sub = TASK_STATES[status], status.lower()
@@ -987,7 +1224,9 @@ class ContainerdTracker(JobTracker):
                     state = JobState.FAILED
                 elif status == "CREATED" and row is not None and row.held:
                     state = JobState.QUEUED_HELD
-            info = self._info(c.id, state, sub, row, task, c)
+            ended = row is not None and row.finished is not None
+            info = self._info(c.id, state, sub, row, task, c,
+                              row.cpu_time if ended else cpu_times.get(c.id))
             info.id = c.id
             out.append(info)
         return out
@@ -1058,6 +1297,191 @@ def _rootfs_table(rootfs: Sequence, path: str) -> list[list[str]]:
             text = Path(d, path).read_text()
             return [line.split(":") for line in text.splitlines() if line and line[0] != "#"]
     return []
+
+
+# -- stage-out: the container's snapshot, mounted read-only, copied from --------------------------
+
+
+@contextlib.contextmanager
+def _mounted(mounts: Sequence) -> Iterator[str]:
+    """A snapshot's mounts (Snapshots.Mounts) read-only, nodev, nosuid and noexec on a new
+    private directory, unmounted afterwards. An overlay's upper directory becomes its top lower
+    one: the mount reads the job's files and can write nothing, not even overlayfs' work dir."""
+    target = tempfile.mkdtemp(prefix="pydrmaa2-stage-out-")
+    made = 0
+    try:
+        for m in mounts:
+            argv, cwd = _mount_command(m, target)
+            r = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=60,
+                               check=False)
+            if r.returncode != 0:
+                raise OSError(errno.EIO, f"cannot mount the container's snapshot: "
+                                         f"{r.stderr.strip() or r.returncode}")
+            made += 1
+        yield target
+    finally:
+        for _ in range(made):
+            if subprocess.run(["umount", target], capture_output=True, timeout=60,
+                              check=False).returncode != 0:
+                subprocess.run(["umount", "-l", target], capture_output=True, timeout=60,
+                               check=False)
+        try:
+            os.rmdir(target)
+        except OSError as e:
+            log.warning("could not remove the stage-out mount point %s: %s", target, e)
+
+
+def _mount_command(m: Message, target: str) -> tuple[list[str], str | None]:
+    """The mount(8) command line (and its working directory) that mounts ``m`` read-only."""
+    safe = "ro,nodev,nosuid,noexec"
+    options = [o for o in m.options if o not in ("rw", "ro")]  # type: ignore[attr-defined]
+    if m.type == "overlay":  # type: ignore[attr-defined]
+        layers = [o.split("=", 1)[1] for o in options if o.startswith("upperdir=")]
+        for o in options:
+            if o.startswith("lowerdir="):
+                layers += o.split("=", 1)[1].split(":")
+        options = [o for o in options if o != "volatile"  # only for a writable upper dir
+                   and not o.startswith(("upperdir=", "workdir=", "lowerdir="))]
+        if len(layers) == 1:
+            return ["mount", "--bind", "-o", safe, layers[0], target], None
+        cwd = None
+        if len(":".join(layers)) > LAYER_OPTION_MAX:  # as containerd does: relative to a parent
+            cwd = os.path.commonpath(layers)
+            layers = [os.path.relpath(layer, cwd) for layer in layers]
+        options.append("lowerdir=" + ":".join(layers))
+        return ["mount", "-t", "overlay", "-o", ",".join([safe, *options]),
+                m.source or "overlay", target], cwd  # type: ignore[attr-defined]
+    if m.type == "bind" or {"bind", "rbind"} & set(options):  # type: ignore[attr-defined]
+        return ["mount", "--bind", "-o", safe, m.source, target], None  # type: ignore
+    return ["mount", "-t", m.type, "-o", ",".join([safe, *options]), m.source,  # type: ignore
+            target], None
+
+
+def _in_root(root: str, path: str) -> str:
+    """The host path of container path ``path`` in a root file system mounted at ``root``, its
+    symbolic links followed as in the container (an absolute target starts again at the root,
+    '..' stops at it): the result never leaves ``root``."""
+    todo = [p for p in reversed(path.split("/")) if p not in ("", ".")]
+    done: list[str] = []
+    links = 0
+    while todo:
+        part = todo.pop()
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        here = os.path.join(root, *done, part)
+        if stat.S_ISLNK(os.lstat(here).st_mode):
+            links += 1
+            if links > MAX_SYMLINKS:
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+            link = os.readlink(here)
+            if link.startswith("/"):
+                done = []
+            todo += [p for p in reversed(link.split("/")) if p not in ("", ".")]
+            continue
+        done.append(part)
+    return os.path.join(root, *done)
+
+
+def _copy_out(root: str, inside: str, host: str) -> None:
+    """Copy container path ``inside`` of the root file system at ``root`` to ``host``, as the
+    process tracker copies a staged file: a directory's content into the directory ``host``
+    (made with its parents, merged into), a file to ``host`` (or into it when it is a
+    directory). Symbolic links are followed inside the container's root only (see _in_root), so
+    the host gets what the job sees, never a link; only regular files and directories are
+    copied, without set-id bits; below ``host`` nothing in the way is followed (O_NOFOLLOW).
+    OSError names the container path that failed."""
+    src = _in_root(root, inside)
+    st = os.lstat(src)
+    if stat.S_ISDIR(st.st_mode):
+        if os.path.exists(host) and not os.path.isdir(host):
+            raise OSError(errno.EEXIST, f"{host} exists and is not a directory", inside)
+        os.makedirs(host, exist_ok=True)
+        fd = os.open(host, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the user's own path
+        try:
+            failures = _copy_tree(root, src, fd, {(st.st_dev, st.st_ino)})
+            os.fchmod(fd, (st.st_mode & 0o777) | 0o700)  # its owner may always clean up
+            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(fd)
+        if failures:
+            raise failures[0]
+        return
+    target = os.path.join(host, posixpath.basename(inside.rstrip("/"))) if os.path.isdir(host) \
+        else host
+    parent = os.path.dirname(target) or "."
+    os.makedirs(parent, exist_ok=True)
+    # Written whole under a temporary name, then renamed over what is there (never followed).
+    temporary = os.path.join(parent, f".{os.path.basename(target)}.pydrmaa2-{secrets.token_hex(6)}")
+    try:
+        _copy_file(src, inside, lambda: os.open(
+            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+        os.replace(temporary, target)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+
+
+def _copy_tree(root: str, src: str, dest: int, above: set[tuple[int, int]]) -> list[OSError]:
+    """Copy the content of directory ``src`` into the open directory ``dest``, going on after a
+    failure; the failures. ``above``: the directories being copied (a link back to one of
+    them is a loop)."""
+    failures: list[OSError] = []
+    with os.scandir(src) as it:
+        entries = list(it)
+    for entry in entries:
+        inside = "/" + os.path.relpath(entry.path, root)
+        try:
+            path = _in_root(root, inside) if entry.is_symlink() else entry.path
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode):
+                if (st.st_dev, st.st_ino) in above:
+                    raise OSError(errno.ELOOP, "a symbolic link loops back to a directory above it",
+                                  inside)
+                try:
+                    os.mkdir(entry.name, 0o700, dir_fd=dest)
+                except FileExistsError:
+                    pass
+                sub = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                              | os.O_CLOEXEC, dir_fd=dest)
+                try:
+                    failures += _copy_tree(root, path, sub, above | {(st.st_dev, st.st_ino)})
+                    os.fchmod(sub, (st.st_mode & 0o777) | 0o700)
+                    os.utime(sub, ns=(st.st_atime_ns, st.st_mtime_ns))
+                finally:
+                    os.close(sub)
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISDIR(os.stat(entry.name, dir_fd=dest, follow_symlinks=False).st_mode):
+                    raise OSError(errno.EISDIR, "a directory of that name is in the way", inside)
+                os.unlink(entry.name, dir_fd=dest)
+            _copy_file(path, inside, lambda name=entry.name: os.open(
+                name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                dir_fd=dest))
+        except OSError as e:  # named by its container path (a host-side name is relative)
+            absolute = isinstance(e.filename, str) and e.filename.startswith("/")
+            failures.append(e if absolute else OSError(e.errno, e.strerror, inside))
+    return failures
+
+
+def _copy_file(path: str, inside: str, create: Callable[[], int]) -> None:
+    """Copy the regular file ``path`` (container path ``inside``) to the file ``create()``
+    opens, with its mode (less set-id and sticky bits) and times."""
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file or directory (not copied)", inside)
+    src = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(src)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file or directory (not copied)", inside)
+        with os.fdopen(create(), "wb") as out, os.fdopen(os.dup(src), "rb") as data:
+            shutil.copyfileobj(data, out, 1 << 20)
+            out.flush()
+            os.fchmod(out.fileno(), st.st_mode & 0o777)
+            os.utime(out.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
+    finally:
+        os.close(src)
 
 
 class _Subscription:

@@ -1,0 +1,137 @@
+"""The containerd tracker's stage-out copy and metrics decoding, without containerd: container
+paths resolved inside the root file system, what is copied and what never is, the read-only
+mount command built from a snapshot's mounts, CPU time from either cgroup version's metrics."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+pytest.importorskip("grpc")
+
+from pydrmaa2.trackers import _containerd_api as api  # noqa: E402
+from pydrmaa2.trackers import containerd as cd  # noqa: E402
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A container's root file system: /etc/passwd, /out with links of every kind."""
+    r = tmp_path / "rootfs"
+    (r / "etc").mkdir(parents=True)
+    (r / "etc" / "passwd").write_text("container passwd\n")
+    out = r / "out"
+    (out / "sub").mkdir(parents=True)
+    (out / "sub" / "f").write_text("deep\n")
+    (out / "abs").symlink_to("/etc/passwd")
+    (out / "up").symlink_to("../../../../../../etc/passwd")
+    (out / "dirlink").symlink_to("/out/sub")
+    return r
+
+
+def test_container_paths_resolve_inside_the_root(root):
+    assert cd._in_root(str(root), "/out/abs") == str(root / "etc" / "passwd")
+    assert cd._in_root(str(root), "/out/up") == str(root / "etc" / "passwd")
+    assert cd._in_root(str(root), "/../../out/./dirlink/f") == str(root / "out" / "sub" / "f")
+    with pytest.raises(FileNotFoundError):
+        cd._in_root(str(root), "/out/missing/f")
+
+
+def test_a_symlink_loop_is_refused(root):
+    (root / "out" / "a").symlink_to("b")
+    (root / "out" / "b").symlink_to("a")
+    with pytest.raises(OSError) as e:
+        cd._in_root(str(root), "/out/a")
+    assert e.value.errno == errno.ELOOP
+
+
+def test_a_tree_is_copied_as_files_with_links_followed_in_the_container(root, tmp_path):
+    dest = tmp_path / "dest"
+    (root / "out" / "sub" / "f").chmod(0o6755)
+    cd._copy_out(str(root), "/out", str(dest))
+    assert (dest / "abs").read_text() == (dest / "up").read_text() == "container passwd\n"
+    assert (dest / "dirlink" / "f").read_text() == "deep\n"
+    assert not any(p.is_symlink() for p in dest.rglob("*"))
+    assert (dest / "sub" / "f").stat().st_mode & 0o7777 == 0o755
+
+
+def test_a_link_back_to_a_directory_above_is_a_loop_and_the_rest_is_copied(root, tmp_path):
+    (root / "out" / "sub" / "back").symlink_to("/out")
+    with pytest.raises(OSError) as e:
+        cd._copy_out(str(root), "/out", str(tmp_path / "dest"))
+    assert e.value.errno == errno.ELOOP and e.value.filename == "/out/sub/back"
+    assert (tmp_path / "dest" / "sub" / "f").read_text() == "deep\n"
+
+
+def test_fifos_are_named_not_copied(root, tmp_path):
+    os.mkfifo(root / "out" / "pipe")
+    with pytest.raises(OSError, match="not a regular file") as e:
+        cd._copy_out(str(root), "/out", str(tmp_path / "dest"))
+    assert e.value.filename == "/out/pipe"
+    assert not (tmp_path / "dest" / "pipe").exists()
+    assert (tmp_path / "dest" / "sub" / "f").exists()
+
+
+def test_a_link_in_the_destination_is_never_followed(root, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "sub").symlink_to(elsewhere)  # in the way of the directory /out/sub
+    (dest / "abs").symlink_to(elsewhere / "victim")  # in the way of the file /out/abs
+    with pytest.raises(OSError) as e:
+        cd._copy_out(str(root), "/out", str(dest))
+    assert e.value.filename == "/out/sub"
+    assert list(elsewhere.iterdir()) == []
+    assert not (dest / "abs").is_symlink() and (dest / "abs").read_text() == "container passwd\n"
+
+
+def test_a_file_is_copied_into_an_existing_directory_under_its_name(root, tmp_path):
+    cd._copy_out(str(root), "/out/sub/f", str(tmp_path))
+    assert (tmp_path / "f").read_text() == "deep\n"
+    cd._copy_out(str(root), "/out/abs", str(tmp_path / "new" / "name"))
+    assert (tmp_path / "new" / "name").read_text() == "container passwd\n"
+
+
+def _mount(kind: str, *options: str, source: str = "overlay"):
+    return api.msg("containerd.types.Mount", type=kind, source=source, options=list(options))
+
+
+def test_an_overlay_snapshot_is_mounted_read_only_with_its_upper_dir_as_a_lower_one():
+    argv, cwd = cd._mount_command(_mount("overlay", "index=off", "workdir=/s/2/work",
+                                         "upperdir=/s/2/fs", "lowerdir=/s/1/fs:/s/0/fs"), "/mnt")
+    assert argv == ["mount", "-t", "overlay", "-o",
+                    "ro,nodev,nosuid,noexec,index=off,lowerdir=/s/2/fs:/s/1/fs:/s/0/fs",
+                    "overlay", "/mnt"]
+    assert cwd is None
+
+
+def test_a_long_layer_list_is_given_relative_to_the_layers_directory():
+    lowers = ":".join(f"/var/lib/containerd/snapshots/{i}/fs" for i in range(100))
+    argv, cwd = cd._mount_command(_mount("overlay", "upperdir=/var/lib/containerd/snapshots/x/fs",
+                                         "workdir=/var/lib/containerd/snapshots/x/work",
+                                         f"lowerdir={lowers}"), "/mnt")
+    assert cwd == "/var/lib/containerd/snapshots"
+    assert argv[4].endswith(",lowerdir=x/fs:0/fs:1/fs:" + ":".join(f"{i}/fs" for i in range(2, 100)))
+
+
+def test_a_single_layer_or_a_bind_snapshot_is_a_read_only_bind_mount():
+    assert cd._mount_command(_mount("overlay", "lowerdir=/s/1/fs"), "/mnt") == (
+        ["mount", "--bind", "-o", "ro,nodev,nosuid,noexec", "/s/1/fs", "/mnt"], None)
+    assert cd._mount_command(_mount("bind", "rbind", "rw", source="/s/3/fs"), "/mnt") == (
+        ["mount", "--bind", "-o", "ro,nodev,nosuid,noexec", "/s/3/fs", "/mnt"], None)
+
+
+def test_cpu_seconds_from_either_cgroup_versions_metrics():
+    v1 = api.msg("io.containerd.cgroups.v1.Metrics")
+    v1.cpu.usage.total = 1_500_000_000
+    any_v1 = api.msg("google.protobuf.Any", type_url="io.containerd.cgroups.v1.Metrics",
+                     value=v1.SerializeToString())
+    v2 = api.msg("io.containerd.cgroups.v2.Metrics")
+    v2.cpu.usage_usec = 2_500_000
+    any_v2 = api.msg("google.protobuf.Any", type_url="io.containerd.cgroups.v2.Metrics",
+                     value=v2.SerializeToString())
+    other = api.msg("google.protobuf.Any", type_url="io.containerd.windows.Stats", value=b"x")
+    assert (api.cpu_seconds(any_v1), api.cpu_seconds(any_v2), api.cpu_seconds(other)) == (
+        1.5, 2.5, None)
