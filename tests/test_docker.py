@@ -183,7 +183,7 @@ def test_a_bad_extension_is_refused_and_nothing_is_created(js, engine, home, ext
     ({"resource_limits": {"wallclock_time": "60"}}, d2.UnsupportedAttributeError, "wallclock_time"),
     ({"resource_limits": {"memory": "much"}}, d2.InvalidArgumentError, "much"),
     ({"candidate_machines": ["a", "b"]}, d2.UnsupportedAttributeError, "candidate_machines"),
-    ({"stage_out_files": {"/a": "/b"}}, d2.UnsupportedAttributeError, "stage_out_files"),
+    ({"stage_out_files": {"/a": "relative/b"}}, d2.InvalidArgumentError, "relative/b"),
     ({"job_category": None}, d2.InvalidArgumentError, "must name a Docker image"),
     ({"working_directory": "relative"}, d2.InvalidArgumentError, "relative"),
     ({"stage_in_files": {"/no/such/file": "/x"}}, d2.InvalidArgumentError, "/no/such/file"),

@@ -4,8 +4,8 @@ Each tracker keeps a private SQLite file (``docker.sqlite``, ``podman.sqlite`` i
 home) with a row per container: pydrmaa2's own job state the engine cannot hold (held,
 terminated by us, remove once ended, the local files of the job) and, once the container has
 ended, how it ended, recorded exactly once by whoever looks first (``_finalize``), which is also
-when the output files are written from the container's log. The engines differ only in the hooks
-at the bottom of ``ContainerTracker``.
+when the output files are written from the container's log and the stage-out files copied out
+of the container. The engines differ only in the hooks at the bottom of ``ContainerTracker``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .._sqlite import Database
 from ..errors import Drmaa2Error, DrmCommunicationError, InvalidArgumentError, InvalidStateError
 from ..info import JobInfo
 from ..states import Capability, JobState
-from ._container import LocalFiles
+from ._container import LocalFiles, StageOutError
 from .base import Action, Contact, JobTracker
 
 SCHEMA = """
@@ -40,9 +40,12 @@ CREATE TABLE IF NOT EXISTS containers (
     sub_state   TEXT,
     annotation  TEXT,
     inspect     TEXT,
-    starter     TEXT    -- host:pid of the program starting it in the background (Docker)
+    starter     TEXT,   -- host:pid of the program starting it in the background (Docker)
+    stage_out   TEXT    -- JSON [[host path, container path], ...]: copied out at the end
 );
 """
+#: Columns added to SCHEMA after its first release: a file made before gets them when opened.
+ADDED_COLUMNS: dict[str, str] = {"starter": "TEXT", "stage_out": "TEXT"}
 #: Job control, the same in seeds 000 (Docker) and 004 (Podman): pause/unpause are the cgroup
 #: freezer, which a job cannot catch or see (not rootless on cgroup v1). HOLD and RELEASE
 #: (unsupported in the seeds) act on a container that has not started: it stays created until
@@ -72,7 +75,7 @@ def outage(status: int | None, explanation: str) -> bool:
 
 
 _COLUMNS = ("cid, held, terminated, remove, input_path, output_path, error_path, join_files, "
-            "state, sub_state, annotation, inspect, starter")
+            "state, sub_state, annotation, inspect, starter, stage_out")
 #: Rows read per query (SQLite's limit on bound parameters is far above).
 _CHUNK = 500
 
@@ -94,17 +97,24 @@ class ContainerRow:
 
     @classmethod
     def of(cls, r: tuple) -> ContainerRow:
-        return cls(r[0], bool(r[1]), bool(r[2]), bool(r[3]), LocalFiles(r[4], r[5], r[6], bool(r[7])),
+        stage_out = tuple((host, inside) for host, inside in json.loads(r[13] or "[]"))
+        return cls(r[0], bool(r[1]), bool(r[2]), bool(r[3]),
+                   LocalFiles(r[4], r[5], r[6], bool(r[7]), stage_out),
                    JobState(r[8]) if r[8] else None, r[9], r[10], r[11], r[12])
 
 
 def open_records(path: Path) -> Database:
-    """The tracker's SQLite file; one written before the ``starter`` column gets it."""
+    """The tracker's SQLite file; one written before a column of ADDED_COLUMNS gets it."""
     db = Database(path, SCHEMA)
-    if not any(r[1] == "starter" for r in db.query("PRAGMA table_info(containers)")):
+
+    def missing(rows: Sequence[tuple]) -> list[str]:
+        have = {r[1] for r in rows}
+        return [c for c in ADDED_COLUMNS if c not in have]
+
+    if missing(db.query("PRAGMA table_info(containers)")):
         with db.transaction() as conn:  # re-checked under the write lock: another may have
-            if not any(r[1] == "starter" for r in conn.execute("PRAGMA table_info(containers)")):
-                conn.execute("ALTER TABLE containers ADD COLUMN starter TEXT")
+            for column in missing(conn.execute("PRAGMA table_info(containers)").fetchall()):
+                conn.execute(f"ALTER TABLE containers ADD COLUMN {column} {ADDED_COLUMNS[column]}")
     return db
 
 
@@ -115,7 +125,7 @@ class ContainerTracker(JobTracker):
         "remote_command", "args", "submit_as_hold", "rerunnable", "job_environment",
         "working_directory", "job_category", "job_name", "input_path", "output_path",
         "error_path", "join_files", "candidate_machines", "min_phys_memory", "stage_in_files",
-        "resource_limits", "extensions",
+        "stage_out_files", "resource_limits", "extensions",
     })
     capabilities = frozenset({Capability.JOB_ARRAYS, Capability.BULK_JOBS_MAXPARALLEL,
                               Capability.CALLBACK, Capability.JT_STAGING})
@@ -153,9 +163,10 @@ class ContainerTracker(JobTracker):
         with self.db.transaction() as db:
             db.execute(
                 "INSERT INTO containers(cid, job_id, held, remove, input_path, output_path, "
-                "error_path, join_files, starter) VALUES (?,?,?,?,?,?,?,?,?)",
+                "error_path, join_files, starter, stage_out) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (cid, job_id, int(hold), int(remove), files.input_path, files.output_path,
-                 files.error_path, int(files.join_files), starter))
+                 files.error_path, int(files.join_files), starter,
+                 json.dumps(files.stage_out) if files.stage_out else None))
 
     def _forget(self, cid: str) -> None:
         with self.db.transaction() as db:
@@ -165,11 +176,15 @@ class ContainerTracker(JobTracker):
     def _finalize(self, cid: str, data: Mapping[str, Any] | None = None,
                   state: JobState | None = None, annotation: str | None = None,
                   ) -> tuple[JobState, str] | None:
-        """Record how a container ended and write its output files, once (whoever looks first).
+        """Record how a container ended, write its output files and copy its stage-out files
+        out, once (whoever looks first), before the container may be removed (rm extension).
 
-        ``state``/``annotation`` end a container that never started. Returns the final state,
-        or None when the container turns out not to have ended (it restarts).
+        ``state``/``annotation`` end a container that never started (nothing to stage out).
+        Returns the final state, or None when the container turns out not to have ended (it
+        restarts). A stage-out that fails makes the job FAILED with the reason in its
+        annotation, as on the process tracker (DRMAA2: a staging failure is a job failure).
         """
+        never_ran = state is not None
         removable = False
         with self.db.transaction() as db:
             rows = db.execute(f"SELECT {_COLUMNS} FROM containers WHERE cid=?", (cid,)).fetchall()
@@ -189,7 +204,13 @@ class ContainerTracker(JobTracker):
             else:
                 sub = self._status_word(data, terminated)
             if row is not None:
-                annotation = annotation or self._write_outputs(cid, row.files)
+                notes = [annotation or self._write_outputs(cid, row.files)]
+                if not never_ran and row.files.stage_out:
+                    failure = self._stage_out(cid, row.files.stage_out)
+                    if failure is not None:
+                        state = JobState.FAILED
+                        notes.append(failure)
+                annotation = "; ".join(n for n in notes if n) or None
             db.execute(
                 "INSERT INTO containers(cid, state, sub_state, annotation, inspect) "
                 "VALUES (?,?,?,?,?) ON CONFLICT(cid) DO UPDATE SET state=excluded.state, "
@@ -200,6 +221,20 @@ class ContainerTracker(JobTracker):
         if removable:
             self._remove_ended(cid)
         return state, sub
+
+    def _stage_out(self, cid: str, pairs: Sequence[tuple[str, str]]) -> str | None:
+        """Copy each (host path, container path) out of the ended container, all of them even
+        after a failure; the failures in words (None: all copied). An engine gone away raises
+        DrmCommunicationError: nothing is recorded, a later look copies again."""
+        failures = []
+        for host, inside in pairs:
+            try:
+                self._copy_out(cid, inside, host)
+            except DrmCommunicationError:
+                raise
+            except (Drmaa2Error, StageOutError) as e:
+                failures.append(f"stage-out of {inside!r} to {host!r} failed: {e}")
+        return "; ".join(failures) or None
 
     def state(self, tracker_id: str) -> tuple[JobState, str]:
         return self.states([tracker_id])[tracker_id]
@@ -317,6 +352,14 @@ class ContainerTracker(JobTracker):
         """Copy the container's log into its output files; a problem is returned as the job's
         annotation (the job has ended; its files are what failed). An engine that goes away
         meanwhile raises DrmCommunicationError: nothing is recorded, a later look tries again."""
+
+    @abstractmethod
+    def _copy_out(self, cid: str, path: str, destination: str) -> None:
+        """Copy ``path`` of an ended container to ``destination`` on this host through the
+        engine's archive API (so a remote engine works too), unpacked by
+        ``_container.extract_archive``. A path the engine does not have is a Drmaa2Error, a
+        host-side problem StageOutError; an engine that goes away raises
+        DrmCommunicationError."""
 
     @abstractmethod
     def _remove_ended(self, cid: str) -> None:

@@ -9,9 +9,11 @@ pydrmaa2 copies them into the local files the first time anyone sees the contain
 submitter, a later program, the agent driving an array (``state``, ``info``, waits, ``reap``) —
 exactly once, under a write lock of the tracker's own SQLite file (``docker.sqlite`` in the
 pydrmaa2 home). So the files are complete whenever a job is seen terminal, even after its
-submitter died; until then they are empty. That first look also keeps the container's final
-inspect record there, which is how the ``rm`` extension can remove the container right away
-(instead of Docker's auto-remove, which would lose exit status and logs) and still report the job.
+submitter died; until then they are empty. The same first look copies the stage_out_files out
+of the ended container (Docker's archive API: ``docker cp``, also for a remote engine). It also
+keeps the container's final inspect record there, which is how the ``rm`` extension can remove
+the container right away (instead of Docker's auto-remove, which would lose exit status, logs and
+files) and still report the job.
 An input_path is fed to the container's stdin from the submitting program (a non-daemon thread,
 so a program that exits waits for it); a killed submitter cuts the input short.
 
@@ -55,11 +57,13 @@ from ..states import CPU, OS, JobState
 from ..templates import JobTemplate
 from ._container import (
     LABELS,
+    ChunkReader,
     ContainerSpec,
     LocalFiles,
     container_spec,
     container_state,
     ended,
+    extract_archive,
     feed_stdin,
     inspect_state,
     job_info,
@@ -447,6 +451,11 @@ class DockerTracker(ContainerTracker):
             except (OSError, Drmaa2Error) as e:
                 return f"the job's output could not be written to {path}: {e}"
         return None
+
+    def _copy_out(self, cid: str, path: str, destination: str) -> None:
+        with self._engine("reading the container's files"):
+            chunks, _ = self.api.get_archive(cid, path)
+            extract_archive(ChunkReader(chunks), destination)
 
     def _has_ended(self, data: Mapping[str, Any], terminated: bool) -> bool:
         return ended(data)

@@ -8,10 +8,11 @@ extensions (net, shm-size, ulimit, gpus as CDI devices) and our resource limits.
 Output files work as in the Docker tracker: the service keeps a container's stdout and stderr
 in its log; the first program to see the container ended (submitter, a later program, the
 agent driving an array) copies them into output_path / error_path, exactly once, under a write
-lock of the tracker's own SQLite file (``podman.sqlite`` in the pydrmaa2 home), and keeps the
-final inspect record there, so the ``rm`` extension can remove the container at once and the
-job is still reported. An input_path is fed to the container's stdin from the submitting
-program (a non-daemon thread, so a program that exits waits for it).
+lock of the tracker's own SQLite file (``podman.sqlite`` in the pydrmaa2 home), copies the
+stage_out_files out of the ended container (the service's archive endpoint, as ``podman cp``),
+and keeps the final inspect record there, so the ``rm`` extension can remove the container at
+once and the job is still reported. An input_path is fed to the container's stdin from the
+submitting program (a non-daemon thread, so a program that exits waits for it).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from ._container import (
     LocalFiles,
     Ulimit,
     container_spec,
+    extract_archive,
     feed_stdin,
     job_info,
     job_labels,
@@ -569,6 +571,16 @@ class PodmanTracker(ContainerTracker):
         except (OSError, Drmaa2Error) as e:
             return f"the job's output could not be written to {out_path or err_path}: {e}"
         return None
+
+    def _copy_out(self, cid: str, path: str, destination: str) -> None:
+        with self._engine("reading the container's files"):
+            response = self.api.get(f"/containers/{cid}/archive", params={"path": path},
+                                    stream=True)
+            try:
+                response.raise_for_status()
+                extract_archive(response.raw, destination)
+            finally:
+                response.close()
 
     def _has_ended(self, data: Mapping[str, Any], terminated: bool) -> bool:
         return _ended(data, terminated)
