@@ -380,10 +380,13 @@ def test_monitoring_lists_every_container_and_the_engine_host(sm, js, engine):
     job.wait_started(20)
     cid = cid_of(job)
     with sm.open_monitoring_session(contact="docker") as ms:
+        # A job of a session of this store is listed under its pydrmaa2 id, the container's
+        # id in native_id.
         jobs = {i.id: i for i in ms.get_all_jobs()}
-        assert jobs[cid].state is d2.JobState.RUNNING
-        assert jobs[cid].extensions["category"] == TEST_IMAGE
-        assert cid in {i.id for i in ms.get_all_jobs(d2.JobInfo(state=d2.JobState.RUNNING))}
+        assert jobs[job.id].state is d2.JobState.RUNNING
+        assert jobs[job.id].extensions["native_id"] == cid
+        assert jobs[job.id].extensions["category"] == TEST_IMAGE
+        assert job.id in {i.id for i in ms.get_all_jobs(d2.JobInfo(state=d2.JobState.RUNNING))}
         (machine,) = ms.get_all_machines()
         facts = engine.info()
         assert machine.name == facts["Name"]
