@@ -536,11 +536,15 @@ class PodmanTracker(ContainerTracker):
                              name=f"pydrmaa2-stdin-{cid[:12]}").start()
 
     def _inspect(self, cid: str) -> dict[str, Any] | None:
-        """The container's inspect record, None when the service no longer has it."""
+        """The container's inspect record, None when the service no longer has it (a 404, or
+        a container removed while the service looked it up: its cause 'no such container')."""
         try:
             return self._call("get", f"/containers/{cid}/json", f"inspecting container {cid[:12]}")
         except InvalidArgumentError as e:
-            if getattr(e.__cause__, "status_code", None) == 404:
+            cause = e.__cause__
+            if getattr(cause, "status_code", None) == 404 or (
+                    isinstance(cause, podman.errors.APIError) and cause.args
+                    and cause.args[0] == "no such container"):
                 return None
             raise
 
