@@ -242,10 +242,11 @@ class AgentClient:
         raise AssertionError("unreachable")
 
     def notify(self, keys: Iterable[str]) -> None:
-        """Tell every waiter watching these keys that they may have changed."""
+        """Tell every waiter watching these keys that they may have changed (no answer awaited:
+        a waiter that misses it looks again within its resync interval)."""
         keys = list(keys)
         if keys:
-            self.request("notify", keys=keys)
+            self.send("notify", keys=keys)
 
     def watch(self, keys: Iterable[str]) -> AgentFeed:
         """A change feed for these keys (``*`` for all)."""
@@ -275,6 +276,13 @@ class AgentFeed(ChangeFeed):
 
     def fileno(self) -> int:
         return self.conn.sock.fileno()
+
+    def rewatch(self, keys: Iterable[str]) -> None:
+        """Watch these keys instead, on the same connection (no answer awaited)."""
+        try:
+            self.conn.send({"op": "watch", "keys": list(keys), "noreply": True})
+        except OSError as e:
+            raise errors.DrmCommunicationError(f"the pydrmaa2 agent went away: {e}") from e
 
     def wait(self, timeout: float | None) -> bool:
         sel = selectors.DefaultSelector()
@@ -523,7 +531,8 @@ class Agent:
             op = msg.get("op")
             if op == "watch":
                 c.watch = set(msg.get("keys") or ["*"])
-                self._send(c, {})
+                if not noreply:
+                    self._send(c, {})
                 return
             handler = self.handlers.get(op)
             if handler is None:

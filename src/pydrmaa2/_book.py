@@ -34,7 +34,7 @@ from .trackers import Action, ChangeFeed, Contact, JobTracker, tracker_class
 from .trackers.base import deadline_after, remaining
 
 if TYPE_CHECKING:  # the agent hands itself in: no import of it here, so no circle
-    from ._agent import AgentClient
+    from ._agent import AgentClient, AgentFeed
 
 log = logging.getLogger("pydrmaa2")
 
@@ -190,7 +190,7 @@ class JobBook:
         keys = [f"job:{r.id}" for r in rows]
         tids = [r.tracker_id for r in rows if r.tracker_id]
         if self.tracker.uses_agent:
-            return self.agent.watch(keys + [f"proc:{r.id}" for r in rows])
+            return self.agent.watch(self._agent_keys(rows))
         feeds: list[ChangeFeed] = []
         if any(r.phase in NOT_STARTED for r in rows):
             feeds.append(self.agent.watch(keys))
@@ -199,6 +199,11 @@ class JobBook:
         if len(feeds) == 1:
             return feeds[0]
         return MultiFeed(feeds)
+
+    @staticmethod
+    def _agent_keys(rows: Sequence[JobRow]) -> list[str]:
+        """What the agent announces about these jobs (tracker run by the agent)."""
+        return [f"job:{r.id}" for r in rows] + [f"proc:{r.id}" for r in rows]
 
     # -- starting claimed tasks ------------------------------------------------------------------
     def engine_template(self, template: JobTemplate) -> JobTemplate:
@@ -383,22 +388,36 @@ class JobBook:
             return
         template = _codec.decode(JobTemplate, json.loads(arr[1]))
         limit = arr[5]
-        while True:
-            self.recover_starting(array_id)
-            self.start_claimed(template, self.store.claim_pending(array_id, limit))
-            if not self.store.array_waiting(array_id):
-                return
-            # Only the running tasks matter (at most max_parallel): the cost of a turn does not
-            # grow with the array.
-            active = self.store.array_rows(array_id, (STARTING, SUBMITTED))
-            try:
-                feed = self.feed(active)
+        kept: AgentFeed | None = None  # the agent's tracker: one feed, re-aimed each turn
+        try:
+            while True:
+                self.recover_starting(array_id)
+                self.start_claimed(template, self.store.claim_pending(array_id, limit))
+                if not self.store.array_waiting(array_id):
+                    return
+                # Only the running tasks matter (at most max_parallel): the cost of a turn does
+                # not grow with the array.
+                active = self.store.array_rows(array_id, (STARTING, SUBMITTED))
                 try:
-                    states = self.states_of(active)
-                    if all(not s[0].is_terminal for s in states.values()):
-                        feed.wait(RESYNC_INTERVAL)
-                finally:
-                    feed.close()
-            except DrmCommunicationError as e:  # the engine is away: look again shortly
-                log.warning("driving array %s: %s", array_id, e)
-                threading.Event().wait(1.0)
+                    if self.tracker.uses_agent:
+                        if kept is None:
+                            kept = self.agent.watch(self._agent_keys(active))
+                        else:
+                            kept.rewatch(self._agent_keys(active))
+                    feed = kept or self.feed(active)
+                    try:
+                        states = self.states_of(active)
+                        if all(not s[0].is_terminal for s in states.values()):
+                            feed.wait(RESYNC_INTERVAL)
+                    finally:
+                        if feed is not kept:
+                            feed.close()
+                except DrmCommunicationError as e:  # the engine is away: look again shortly
+                    log.warning("driving array %s: %s", array_id, e)
+                    if kept is not None:
+                        kept.close()
+                        kept = None
+                    threading.Event().wait(1.0)
+        finally:
+            if kept is not None:
+                kept.close()
