@@ -77,7 +77,13 @@ from ..info import JobInfo, MachineInfo
 from ..states import Capability, JobState
 from ..templates import JobTemplate
 from . import _containerd_api as api
-from ._container import RESOURCE_LIMITS, ContainerSpec, container_spec, stage_in_read_only
+from ._container import (
+    RESOURCE_LIMITS,
+    ContainerSpec,
+    container_spec,
+    stage_in_read_only,
+    stage_out_pairs,
+)
 from .base import Action, ChangeFeed, Contact, JobTracker, signal_name
 from .process import local_machine
 
@@ -224,7 +230,7 @@ CREATE TABLE IF NOT EXISTS containers (
     annotation  TEXT,
     exited      REAL,     -- when the task exited, kept before the task is deleted
     cpu_time    REAL,     -- seconds, the task's cgroup's CPU time when it exited
-    stage_out   TEXT      -- JSON [[container path, host path], ...]
+    stage_out   TEXT      -- JSON [[host path, container path], ...]
 );
 """
 #: Columns a store written before them gets when it is opened.
@@ -365,21 +371,6 @@ def _swap_accounting() -> bool:
     Docker leaves the limit out then, as this does)."""
     return os.path.exists("/sys/fs/cgroup/cgroup.controllers") or os.path.exists(
         "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
-
-
-def _stage_out_pairs(template: JobTemplate) -> list[tuple[str, str]]:
-    """stage_out_files as (container path, host path) pairs: DRMAA2's direction, as the process
-    tracker reads it (the key is the host path the file is copied to, the value the path the
-    job wrote), the host path made absolute from the current directory; the container path
-    must be absolute (as on Docker and Podman)."""
-    pairs = []
-    for host, inside in template.stage_out_files.items():
-        if not inside.startswith("/"):
-            raise InvalidArgumentError(
-                f"JobTemplate.stage_out_files {host!r}: the container path {inside!r} must be "
-                "absolute")
-        pairs.append((inside, os.path.abspath(host)))
-    return pairs
 
 
 def _rlimit(value: int) -> int:
@@ -559,7 +550,7 @@ class ContainerdTracker(JobTracker):
             raise InvalidArgumentError(
                 f"JobTemplate.working_directory {wd!r} must be an absolute path in the container")
         _resources(template)
-        _stage_out_pairs(template)
+        stage_out_pairs(template)  # DRMAA2's direction, as on Docker, Podman and processes
         if template.stage_out_files and os.geteuid() != 0:
             raise UnsupportedAttributeError(
                 "JobTemplate.stage_out_files: the containerd tracker copies them from the "
@@ -629,7 +620,7 @@ class ContainerdTracker(JobTracker):
             argv = list(template.args)
         stdin, stdout, stderr = self._stdio(template)
         binds = self._stage_in(template)
-        stage_out = _stage_out_pairs(template)
+        stage_out = stage_out_pairs(template)
         cid = f"pydrmaa2-{job_id}-{secrets.token_hex(3)}"
         with self.db.transaction() as db:
             db.execute("INSERT INTO containers(cid, held, submitted, stage_out) VALUES (?,?,?,?)",
@@ -963,7 +954,7 @@ class ContainerdTracker(JobTracker):
             os.close(fd)
 
     def _stage_out(self, cid: str, pairs: Sequence[Sequence[str]]) -> str | None:
-        """Copy each (container path, host path) out of the container's snapshot, mounted
+        """Copy each (host path, container path) out of the container's snapshot, mounted
         read-only, all of them even after a failure; the failures in words (None: all copied)."""
         what = f"mounting the snapshot of container {cid} for its stage-out"
         try:
@@ -978,7 +969,7 @@ class ContainerdTracker(JobTracker):
         failures = []
         try:
             with _mounted(mounts) as root:
-                for inside, host in pairs:
+                for host, inside in pairs:
                     try:
                         _copy_out(root, inside, host)
                     except OSError as e:
