@@ -21,7 +21,7 @@ pydrmaa2.drmaa2`` before the first ``import drmaa2`` (or a ``drmaa2.py`` that do
 own ``__name__``). Beyond the package's names they hold drmaa2_constants' UNSET_* values,
 POSIX_EPOCH and PY_DICT_TYPE/PY_STRING_TYPE/PY_BYTES_TYPE, byte_string.ByteString,
 drmaa2_object.Drmaa2Object, exception_mapper.ExceptionMapper, singleton.Singleton and
-slot_info.SlotInfo (a data object: uge-drmaa2 returns none either).
+slot_info.SlotInfo (a data object that no call returns, in uge-drmaa2 neither).
 
 Environment:
 
