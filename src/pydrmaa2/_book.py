@@ -64,6 +64,8 @@ WITHDRAW_TIMEOUT = 10.0
 #: JobInfo.submission_machine of every job of a session: the host whose store holds it, where
 #: it was submitted, whichever engine ran it (Slurm's own field is where it was allocated).
 SUBMISSION_MACHINE = socket.gethostname()
+#: Tasks an array driver claims and starts per store transaction.
+DRIVE_CHUNK = 256
 #: How long a deadline waits for a job being submitted by someone else to be recorded.
 STARTING_PATIENCE = 60.0
 
@@ -392,9 +394,12 @@ class JobBook:
         try:
             while True:
                 self.recover_starting(array_id)
-                self.start_claimed(template, self.store.claim_pending(array_id, limit))
+                self.start_claimed(template, self.store.claim_pending(array_id, limit,
+                                                                      DRIVE_CHUNK))
                 if not self.store.array_waiting(array_id):
                     return
+                if not limit:
+                    continue  # no slots to wait for: the next chunk at once
                 # Only the running tasks matter (at most max_parallel): the cost of a turn does
                 # not grow with the array.
                 active = self.store.array_rows(array_id, (STARTING, SUBMITTED))

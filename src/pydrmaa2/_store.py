@@ -257,15 +257,19 @@ class Store(Database):
         return bool(self.query("SELECT EXISTS(SELECT 1 FROM jobs WHERE array_id=? AND "
                                "phase='pending')", (array_id,))[0][0])
 
-    def claim_pending(self, array_id: str, max_parallel: int | None) -> list[JobRow]:
-        """Atomically move as many pending tasks to 'starting' as the array's free slots allow."""
+    def claim_pending(self, array_id: str, max_parallel: int | None,
+                      chunk: int | None = None) -> list[JobRow]:
+        """Atomically move as many pending tasks to 'starting' as the array's free slots allow
+        (at most ``chunk``)."""
         with self.transaction() as db:
-            limit = -1
+            limit = chunk or -1
             if max_parallel:
                 active = db.execute(
                     "SELECT COUNT(*) FROM jobs WHERE array_id=? AND phase IN ('starting','submitted')",
                     (array_id,)).fetchone()[0]
                 limit = max(0, max_parallel - active)
+                if chunk:
+                    limit = min(limit, chunk)
                 if limit == 0:
                     return []
             rows = db.execute(

@@ -75,6 +75,12 @@ DEFAULT_CONTACT = "process"
 #: A job in STARTING is between two store writes around one engine call: look again this often,
 #: for at most this long (the submitter publishes no event for it).
 STARTING_POLL = 0.01
+#: A wait whose look at its jobs took longer than this lets changes gather for COALESCE_FACTOR
+#: looks' time (at most COALESCE_MAX s) before looking again; a wait on a few jobs never does.
+COALESCE_OVER, COALESCE_FACTOR, COALESCE_MAX = 0.002, 4.0, 0.5
+#: run_bulk_jobs starts at most this many tasks itself; the agent starts the rest, so a large
+#: array's submission costs its rows, not its starts.
+SUBMIT_CHUNK = 256
 STARTING_TIMEOUT = 60.0
 #: A wait that loses its engine (or the agent) tries again after this long, doubling up to
 #: OUTAGE_BACKOFF_MAX, until the engine answers or the wait's deadline passes.
@@ -274,9 +280,9 @@ class JobSession(_Session):
         if timers:
             self._agent.request("timers")
         try:
-            if phase == PENDING:
-                self._start_claimed(template, self._store.claim_pending(array_id, limit),
-                                    first_fails=True)
+            if phase == PENDING:  # the first tasks now (a template that cannot run raises)
+                self._start_claimed(template, self._store.claim_pending(
+                    array_id, limit, chunk=SUBMIT_CHUNK), first_fails=True)
         except BaseException:
             # Nothing may run that no session knows: tasks already submitted are withdrawn
             # before the array's rows go.
@@ -287,7 +293,7 @@ class JobSession(_Session):
             with self._store.transaction() as db:
                 db.execute("DELETE FROM arrays WHERE id=?", (array_id,))
             raise
-        if limit and phase == PENDING and len(indices) > limit:
+        if phase == PENDING and len(indices) > min(limit or SUBMIT_CHUNK, SUBMIT_CHUNK):
             self._agent.request("drive", session=self.session_name, array=array_id)
         return JobArray(self, array_id, ids)
 
@@ -520,15 +526,23 @@ class JobSession(_Session):
         phases: tuple | None = None
         outage: DrmCommunicationError | None = None
         backoff = 0.0
+        # A job that has reached the state waited for stays there (terminal for ever; started
+        # includes suspended): each turn reads only the others, so a turn costs what is left.
+        left = list(dict.fromkeys(ids))
+        turn = 0.0  # how long the last look took
         try:
             while True:
-                rows = self._store.job_rows(self.session_name, ids)
-                if len(rows) != len(set(ids)):
-                    missing = sorted(set(ids) - {r.id for r in rows})
+                started_turn = time.perf_counter()
+                rows = self._store.job_rows(self.session_name, left)
+                if len(rows) != len(left):
+                    missing = sorted(set(left) - {r.id for r in rows})
                     raise InvalidArgumentError(
                         f"job {missing[0]!r} is not in session {self.session_name!r}")
                 try:
-                    now_phases = tuple((r.phase == SUBMITTED, r.tracker_id) for r in rows)
+                    # The agent's events name jobs, whatever their phase: its feed stays; an
+                    # engine's feed names engine jobs, so it follows their submission.
+                    now_phases = (None if self._tracker.uses_agent else
+                                  tuple((r.phase == SUBMITTED, r.tracker_id) for r in rows))
                     if feed is None or now_phases != phases:
                         # Subscribe, then look again: no change slips between look and wait.
                         if feed is not None:
@@ -538,15 +552,25 @@ class JobSession(_Session):
                         continue
                     states = self._states_of(rows)
                     outage, backoff = None, 0.0
-                    done = [j for j in jobs if reached(states[j.id][0])]
-                    if any_ and done:
-                        return done[0]
-                    if not any_ and len(done) == len(jobs):
-                        return None
-                    left = remaining(deadline)
-                    if left == 0:
+                    if any_:
+                        done = [j for j in jobs if j.id in states and reached(states[j.id][0])]
+                        if done:
+                            return done[0]
+                    else:
+                        left = [j for j in left if not reached(states[j][0])]
+                        if not left:
+                            return None
+                    time_left = remaining(deadline)
+                    if time_left == 0:
                         raise self._timeout(ids, any_, started, timeout, None)
-                    feed.wait(RESYNC_INTERVAL if left is None else min(left, RESYNC_INTERVAL))
+                    turn = time.perf_counter() - started_turn
+                    if feed.wait(RESYNC_INTERVAL if time_left is None
+                                 else min(time_left, RESYNC_INTERVAL)) and turn > COALESCE_OVER:
+                        # A look at many jobs costs: let changes gather for a few looks' time,
+                        # so the waiter uses a fraction of a CPU however many jobs end.
+                        rest = remaining(deadline)
+                        time.sleep(min(COALESCE_FACTOR * turn, COALESCE_MAX,
+                                       COALESCE_MAX if rest is None else rest))
                 except DrmCommunicationError as e:
                     # The engine (or the agent) went away: inside a wait with time left, ride
                     # the outage out. Drop the feed, back off, subscribe again and re-read the
@@ -557,11 +581,11 @@ class JobSession(_Session):
                     if outage is None:
                         log.warning("waiting through an outage: %s", e)
                     outage = e
-                    left = remaining(deadline)
-                    if left == 0:
+                    time_left = remaining(deadline)
+                    if time_left == 0:
                         raise self._timeout(ids, any_, started, timeout, e) from e
                     backoff = min(OUTAGE_BACKOFF_MAX, backoff * 2 or OUTAGE_BACKOFF_FIRST)
-                    time.sleep(backoff if left is None else min(backoff, left))
+                    time.sleep(backoff if time_left is None else min(backoff, time_left))
         finally:
             if feed is not None:
                 feed.close()
