@@ -531,6 +531,42 @@ def test_a_deadline_time_already_passed_is_refused_before_any_id(js, target):
     assert _next_id(js) == before and js.get_jobs() == []
 
 
+# -- one meaning on every tracker ----------------------------------------------------------------
+def test_stage_out_files_bring_what_the_job_wrote_to_the_host(js, target, tmp_path):
+    """stage_out_files {host path: path the job wrote}: a file and a directory are on the host
+    once the job is seen ended; a path the job did not write fails the job, named in its
+    annotation. A tracker that does not declare the field refuses it by name."""
+    inside, dest = tmp_path / "job", tmp_path / "staged"
+    template = target.sh(
+        f"mkdir -p {inside}/dir && echo result > {inside}/result.txt && "
+        f"echo deep > {inside}/dir/deep.txt",
+        stage_out_files={str(dest / "result.txt"): f"{inside}/result.txt",
+                         str(dest / "dir"): f"{inside}/dir"})
+    if "stage_out_files" not in tracker_class(target.name).supported_fields:
+        with pytest.raises(d2.UnsupportedAttributeError, match="stage_out_files"):
+            js.run_job(template)
+        return
+    info = js.run_job(template).wait_terminated(target.slow)
+    assert info.state is d2.JobState.DONE, info.annotation
+    assert (dest / "result.txt").read_text() == "result\n"
+    assert (dest / "dir" / "deep.txt").read_text() == "deep\n"
+    missing = js.run_job(target.sh(
+        "true", stage_out_files={str(dest / "none.txt"): f"{inside}/never-written.txt"}))
+    info = missing.wait_terminated(target.slow)
+    assert info.state is d2.JobState.FAILED
+    assert "never-written.txt" in (info.annotation or "")
+    assert not (dest / "none.txt").exists()
+
+
+def test_a_cpu_time_limit_reaches_the_job(js, target, tmp_path):
+    """resource_limits['cpu_time'] (seconds) is the job's RLIMIT_CPU on every tracker."""
+    out = tmp_path / "limit"
+    job = js.run_job(target.sh("ulimit -t", output_path=str(out),
+                               resource_limits={"cpu_time": "77"}))
+    assert job.wait_terminated(target.slow).state is d2.JobState.DONE
+    assert out.read_text().strip() == "77"
+
+
 def test_monitoring_session_lists_machines(sm, target):
     with sm.open_monitoring_session(contact=target.contact) as ms:
         machines = ms.get_all_machines()
