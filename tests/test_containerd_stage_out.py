@@ -4,6 +4,7 @@ mount command built from a snapshot's mounts, CPU time from either cgroup versio
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 
@@ -46,29 +47,31 @@ def test_a_symlink_loop_is_refused(root):
     assert e.value.errno == errno.ELOOP
 
 
-def test_a_tree_is_copied_as_files_with_links_followed_in_the_container(root, tmp_path):
+def test_a_tree_is_copied_with_links_as_links_as_docker_cp_does(root, tmp_path):
+    """One meaning on every container tracker: the engines' archive API (Docker, Podman) gives
+    links as links, so containerd's copy does too; set-id bits are dropped."""
     dest = tmp_path / "dest"
     (root / "out" / "sub" / "f").chmod(0o6755)
     cd._copy_out(str(root), "/out", str(dest))
-    assert (dest / "abs").read_text() == (dest / "up").read_text() == "container passwd\n"
-    assert (dest / "dirlink" / "f").read_text() == "deep\n"
-    assert not any(p.is_symlink() for p in dest.rglob("*"))
+    assert os.readlink(dest / "abs") == "/etc/passwd"
+    assert os.readlink(dest / "dirlink") == "/out/sub"
+    assert (dest / "sub" / "f").read_text() == "deep\n"
     assert (dest / "sub" / "f").stat().st_mode & 0o7777 == 0o755
 
 
-def test_a_link_back_to_a_directory_above_is_a_loop_and_the_rest_is_copied(root, tmp_path):
-    (root / "out" / "sub" / "back").symlink_to("/out")
-    with pytest.raises(OSError) as e:
-        cd._copy_out(str(root), "/out", str(tmp_path / "dest"))
-    assert e.value.errno == errno.ELOOP and e.value.filename == "/out/sub/back"
-    assert (tmp_path / "dest" / "sub" / "f").read_text() == "deep\n"
+def test_the_folders_of_a_path_resolve_in_the_container_and_the_path_itself_is_taken_as_is(
+        root, tmp_path):
+    cd._copy_out(str(root), "/out/dirlink/f", str(tmp_path / "f"))  # via a link to /out/sub
+    assert (tmp_path / "f").read_text() == "deep\n"
+    cd._copy_out(str(root), "/out/abs", str(tmp_path / "link"))
+    assert os.readlink(tmp_path / "link") == "/etc/passwd"
 
 
 def test_fifos_are_named_not_copied(root, tmp_path):
     os.mkfifo(root / "out" / "pipe")
-    with pytest.raises(OSError, match="not a regular file") as e:
+    with pytest.raises(cd.StageOutError, match="FIFO") as e:
         cd._copy_out(str(root), "/out", str(tmp_path / "dest"))
-    assert e.value.filename == "/out/pipe"
+    assert "pipe" in str(e.value)
     assert not (tmp_path / "dest" / "pipe").exists()
     assert (tmp_path / "dest" / "sub" / "f").exists()
 
@@ -79,19 +82,16 @@ def test_a_link_in_the_destination_is_never_followed(root, tmp_path):
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "sub").symlink_to(elsewhere)  # in the way of the directory /out/sub
-    (dest / "abs").symlink_to(elsewhere / "victim")  # in the way of the file /out/abs
-    with pytest.raises(OSError) as e:
+    with contextlib.suppress(OSError, cd.StageOutError):  # refused or replaced: never followed
         cd._copy_out(str(root), "/out", str(dest))
-    assert e.value.filename == "/out/sub"
     assert list(elsewhere.iterdir()) == []
-    assert not (dest / "abs").is_symlink() and (dest / "abs").read_text() == "container passwd\n"
 
 
 def test_a_file_is_copied_into_an_existing_directory_under_its_name(root, tmp_path):
     cd._copy_out(str(root), "/out/sub/f", str(tmp_path))
     assert (tmp_path / "f").read_text() == "deep\n"
-    cd._copy_out(str(root), "/out/abs", str(tmp_path / "new" / "name"))
-    assert (tmp_path / "new" / "name").read_text() == "container passwd\n"
+    with pytest.raises(FileNotFoundError):
+        cd._copy_out(str(root), "/out/missing", str(tmp_path / "m"))
 
 
 def _mount(kind: str, *options: str, source: str = "overlay"):

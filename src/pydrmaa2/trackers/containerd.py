@@ -46,15 +46,15 @@ import platform
 import posixpath
 import re
 import secrets
-import shutil
 import signal
 import socket
 import stat
 import subprocess
+import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,9 @@ from . import _containerd_api as api
 from ._container import (
     RESOURCE_LIMITS,
     ContainerSpec,
+    StageOutError,
     container_spec,
+    extract_archive,
     stage_in_read_only,
     stage_out_pairs,
 )
@@ -213,6 +215,8 @@ HOST_NETWORK_FILES = ["/etc/hosts", "/etc/resolv.conf"]
 
 #: Symbolic links followed at most in one container path (Linux's MAXSYMLINKS).
 MAX_SYMLINKS = 40
+#: A stage-out archive is kept in memory up to this size, on disk beyond.
+ARCHIVE_IN_MEMORY = 16 << 20
 #: Longest layer list written into one overlay mount's options (the kernel takes a page of
 #: them); longer lists are given relative to the layers' common directory.
 LAYER_OPTION_MAX = 3000
@@ -972,6 +976,8 @@ class ContainerdTracker(JobTracker):
                 for host, inside in pairs:
                     try:
                         _copy_out(root, inside, host)
+                    except StageOutError as e:
+                        failures.append(f"stage-out of {inside!r} to {host!r} failed: {e}")
                     except OSError as e:
                         name = e.filename
                         if isinstance(name, str) and (name + "/").startswith(root + "/"):
@@ -1376,103 +1382,20 @@ def _in_root(root: str, path: str) -> str:
 
 
 def _copy_out(root: str, inside: str, host: str) -> None:
-    """Copy container path ``inside`` of the root file system at ``root`` to ``host``, as the
-    process tracker copies a staged file: a directory's content into the directory ``host``
-    (made with its parents, merged into), a file to ``host`` (or into it when it is a
-    directory). Symbolic links are followed inside the container's root only (see _in_root), so
-    the host gets what the job sees, never a link; only regular files and directories are
-    copied, without set-id bits; below ``host`` nothing in the way is followed (O_NOFOLLOW).
-    OSError names the container path that failed."""
-    src = _in_root(root, inside)
-    st = os.lstat(src)
-    if stat.S_ISDIR(st.st_mode):
-        if os.path.exists(host) and not os.path.isdir(host):
-            raise OSError(errno.EEXIST, f"{host} exists and is not a directory", inside)
-        os.makedirs(host, exist_ok=True)
-        fd = os.open(host, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the user's own path
-        try:
-            failures = _copy_tree(root, src, fd, {(st.st_dev, st.st_ino)})
-            os.fchmod(fd, (st.st_mode & 0o777) | 0o700)  # its owner may always clean up
-            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
-        finally:
-            os.close(fd)
-        if failures:
-            raise failures[0]
-        return
-    target = os.path.join(host, posixpath.basename(inside.rstrip("/"))) if os.path.isdir(host) \
-        else host
-    parent = os.path.dirname(target) or "."
-    os.makedirs(parent, exist_ok=True)
-    # Written whole under a temporary name, then renamed over what is there (never followed).
-    temporary = os.path.join(parent, f".{os.path.basename(target)}.pydrmaa2-{secrets.token_hex(6)}")
-    try:
-        _copy_file(src, inside, lambda: os.open(
-            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
-        os.replace(temporary, target)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-
-
-def _copy_tree(root: str, src: str, dest: int, above: set[tuple[int, int]]) -> list[OSError]:
-    """Copy the content of directory ``src`` into the open directory ``dest``, going on after a
-    failure; the failures. ``above``: the directories being copied (a link back to one of
-    them is a loop)."""
-    failures: list[OSError] = []
-    with os.scandir(src) as it:
-        entries = list(it)
-    for entry in entries:
-        inside = "/" + os.path.relpath(entry.path, root)
-        try:
-            path = _in_root(root, inside) if entry.is_symlink() else entry.path
-            st = os.lstat(path)
-            if stat.S_ISDIR(st.st_mode):
-                if (st.st_dev, st.st_ino) in above:
-                    raise OSError(errno.ELOOP, "a symbolic link loops back to a directory above it",
-                                  inside)
-                try:
-                    os.mkdir(entry.name, 0o700, dir_fd=dest)
-                except FileExistsError:
-                    pass
-                sub = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-                              | os.O_CLOEXEC, dir_fd=dest)
-                try:
-                    failures += _copy_tree(root, path, sub, above | {(st.st_dev, st.st_ino)})
-                    os.fchmod(sub, (st.st_mode & 0o777) | 0o700)
-                    os.utime(sub, ns=(st.st_atime_ns, st.st_mtime_ns))
-                finally:
-                    os.close(sub)
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                if stat.S_ISDIR(os.stat(entry.name, dir_fd=dest, follow_symlinks=False).st_mode):
-                    raise OSError(errno.EISDIR, "a directory of that name is in the way", inside)
-                os.unlink(entry.name, dir_fd=dest)
-            _copy_file(path, inside, lambda name=entry.name: os.open(
-                name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                dir_fd=dest))
-        except OSError as e:  # named by its container path (a host-side name is relative)
-            absolute = isinstance(e.filename, str) and e.filename.startswith("/")
-            failures.append(e if absolute else OSError(e.errno, e.strerror, inside))
-    return failures
-
-
-def _copy_file(path: str, inside: str, create: Callable[[], int]) -> None:
-    """Copy the regular file ``path`` (container path ``inside``) to the file ``create()``
-    opens, with its mode (less set-id and sticky bits) and times."""
-    if not stat.S_ISREG(os.lstat(path).st_mode):
-        raise OSError(errno.EINVAL, "not a regular file or directory (not copied)", inside)
-    src = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        st = os.fstat(src)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file or directory (not copied)", inside)
-        with os.fdopen(create(), "wb") as out, os.fdopen(os.dup(src), "rb") as data:
-            shutil.copyfileobj(data, out, 1 << 20)
-            out.flush()
-            os.fchmod(out.fileno(), st.st_mode & 0o777)
-            os.utime(out.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
-    finally:
-        os.close(src)
+    """Copy container path ``inside`` of the root file system at ``root`` to ``host`` as Docker
+    and Podman do: the path archived as their archive endpoint gives it (its folders' links
+    followed inside the container's root only, see _in_root; the path itself and everything
+    below it taken as it is, links as links) and unpacked by the one safe
+    ``_container.extract_archive``. OSError or StageOutError names what failed."""
+    parent = _in_root(root, posixpath.dirname(inside.rstrip("/")) or "/")
+    name = posixpath.basename(inside.rstrip("/"))
+    src = os.path.join(parent, name)
+    os.lstat(src)  # a missing path is named as such
+    with tempfile.SpooledTemporaryFile(max_size=ARCHIVE_IN_MEMORY) as archive:
+        with tarfile.open(fileobj=archive, mode="w|") as tar:
+            tar.add(src, arcname=name, recursive=True)  # never follows a link
+        archive.seek(0)
+        extract_archive(archive, host)  # type: ignore[arg-type]
 
 
 class _Subscription:
