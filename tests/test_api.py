@@ -56,3 +56,28 @@ def test_cpu_from_machine():
     assert d2.CPU.from_machine("x86_64") is d2.CPU.X64
     assert d2.CPU.from_machine("aarch64") is d2.CPU.ARM64
     assert d2.CPU.from_machine("weird") is d2.CPU.OTHER_CPU
+
+
+def test_a_job_is_found_by_its_id_in_whichever_session_holds_it(sm):
+    with sm.create_job_session("a") as a, sm.create_job_session("b"):
+        job = a.run_job(d2.JobTemplate(remote_command="/bin/true"))
+        assert sm.job_session_of(job.id) == "a"
+        found = sm.find_job(job.id)
+        assert found == job and found.session.session_name == "a"
+        found.session.wait_all_terminated([found], 10)
+        found.session.close()
+    assert sm.job_session_contacts == {"a": "process", "b": "process"}
+    try:
+        sm.find_job("999999")
+    except d2.InvalidArgumentError as e:
+        assert "999999" in str(e)
+    else:
+        raise AssertionError("no error for a job that does not exist")
+
+
+def test_a_session_manager_closes_its_notifier_and_is_a_context_manager(tmp_path):
+    with d2.SessionManager(home=tmp_path) as sm:
+        sm.register_event_notification(lambda n: None)
+        assert any(t.name == "pydrmaa2-notify" for t in __import__("threading").enumerate())
+    sm.close()  # idempotent
+    assert sm._notifier_stop.is_set()

@@ -46,6 +46,11 @@ class Job:
         return self._session.session_name
 
     @property
+    def session(self) -> JobSession:
+        """The job session the job belongs to (to wait for it with others of the session)."""
+        return self._session
+
+    @property
     def template(self) -> JobTemplate:
         """The template the job was submitted with (placeholders not expanded)."""
         return self._session._template_of(self.id)

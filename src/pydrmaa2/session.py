@@ -801,7 +801,38 @@ class SessionManager:
         cls.check_contact(c)
         return capability in capabilities(cls)
 
+    def close(self) -> None:
+        """Stop the threads this manager runs for event notifications; its sessions stay
+        usable (and so does the store: nothing is lost). Idempotent."""
+        self._notifier_stop.set()
+
+    def __enter__(self) -> SessionManager:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
     # -- job sessions ------------------------------------------------------------------------------
+    def job_session_of(self, job_id: str) -> str:
+        """The name of the job session holding the job with this id (ids are unique in a
+        store); InvalidArgumentError when none does."""
+        check_text("job_id", job_id)
+        name = self._store.job_session(job_id)
+        if name is None:
+            raise InvalidArgumentError(f"there is no job {job_id!r} in the store {self._store.path}")
+        return name
+
+    def find_job(self, job_id: str) -> Job:
+        """The job with this id, in a newly opened session of the job session holding it."""
+        return Job(self.open_job_session(self.job_session_of(job_id)), job_id)
+
+    @property
+    def job_session_contacts(self) -> dict[str, str]:
+        """Each job session's name and the contact it was created with, oldest first."""
+        return {n: row[0] for n in self._store.session_names("job")
+                if (row := self._store.session(n, "job")) is not None}
+
     def _check_name(self, name: str) -> None:
         check_text("session name", name)
         if not name.strip():

@@ -95,19 +95,15 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
 
 
 def _session_of(sm: SessionManager, job_id: str) -> JobSession:
-    name = sm._store.job_session(job_id)
-    if name is None:
-        raise InvalidArgumentError(f"there is no job {job_id!r} in the store {sm._store.path}")
-    return sm.open_job_session(name)
+    return sm.find_job(job_id).session
 
 
 def _jobs(sm: SessionManager, ids: Sequence[str]) -> list[Job]:
+    """The jobs of these ids, one open session per job session."""
     sessions: dict[str, JobSession] = {}
     out = []
     for job_id in ids:
-        name = sm._store.job_session(job_id)
-        if name is None:
-            raise InvalidArgumentError(f"there is no job {job_id!r} in the store {sm._store.path}")
+        name = sm.job_session_of(job_id)
         if name not in sessions:
             sessions[name] = sm.open_job_session(name)
         out.append(Job(sessions[name], job_id))
@@ -121,7 +117,7 @@ def _wait(jobs: list[Job], timeout: float | None, progress: bool) -> list[JobInf
         by_session.setdefault(j.session_name, []).append(j)
     if not progress or len(jobs) < 2:
         for js_jobs in by_session.values():
-            js_jobs[0]._session.wait_all_terminated(js_jobs, timeout)
+            js_jobs[0].session.wait_all_terminated(js_jobs, timeout)
         return [j.info for j in jobs]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -135,7 +131,7 @@ def _wait(jobs: list[Job], timeout: float | None, progress: bool) -> list[JobInf
         left = list(jobs)
         failed = 0
         while left:
-            done = left[0]._session.wait_any_terminated(
+            done = left[0].session.wait_any_terminated(
                 [j for j in left if j.session_name == left[0].session_name], remaining(deadline))
             left.remove(done)
             failed += done.state is JobState.FAILED
@@ -273,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise InvalidArgumentError("sessions destroy needs a NAME")
                 sm.destroy_job_session(a.name)
             else:
-                rows = [(n, sm._store.session(n, "job")[0]) for n in sm.job_session_names]
+                rows = list(sm.job_session_contacts.items())
                 if a.json:
                     _print_json([{"name": n, "contact": c} for n, c in rows])
                 else:
