@@ -172,7 +172,7 @@ def test_tasks_left_starting_by_a_dead_claimer_are_recovered(sm, tmp_path):
     arr = js.run_bulk_jobs(sh(f'echo "$TASK_ID" >> {marker}; exit 0', submit_as_hold=True),
                            1, 6, max_parallel=2)
     store = Store(sm.home / "store.sqlite")
-    with store.transaction() as db:
+    with store.db.transaction() as db:
         db.execute("UPDATE jobs SET phase='pending', state='queued' WHERE array_id=?", (arr.id,))
     p = _python(f"""
         from pydrmaa2._store import Store
@@ -181,7 +181,7 @@ def test_tasks_left_starting_by_a_dead_claimer_are_recovered(sm, tmp_path):
     """, sm.home)
     assert p.stdout.readline().strip() == "2"
     p.wait()
-    starting = store.query("SELECT COUNT(*) FROM jobs WHERE array_id=? AND phase='starting'",
+    starting = store.db.query("SELECT COUNT(*) FROM jobs WHERE array_id=? AND phase='starting'",
                            (arr.id,))[0][0]
     assert starting == 2  # the claimer died: without recovery the array is stuck at its limit
     js2 = sm.open_job_session("claimer-died")  # recovers, and has the agent drive the array
@@ -312,7 +312,7 @@ def test_a_job_the_engine_took_just_before_its_submitter_died_is_withdrawn(sm, n
         assert tid is not None and js._tracker.state(tid)[0].is_terminal
     else:
         assert tid is None  # terminated and deleted in the engine
-    assert store.query("SELECT COUNT(*) FROM id_claims")[0][0] == 0
+    assert store.db.query("SELECT COUNT(*) FROM id_claims")[0][0] == 0
     if name == "process":
         leftover = [q for q in psutil.process_iter(["cmdline"])
                     if q.info["cmdline"] == ["/bin/sleep", "300"]

@@ -25,8 +25,8 @@ def test_deleting_a_session_deletes_its_jobs_and_arrays(tmp_path):
     s.add_job("a", "{}", "held", "queued_held")
     s.add_array("a", "{}", 1, 3, 1, None, [(i, "pending", "queued") for i in (1, 2, 3)])
     s.destroy_session("a", "job")
-    assert s.query("SELECT COUNT(*) FROM jobs")[0][0] == 0
-    assert s.query("SELECT COUNT(*) FROM arrays")[0][0] == 0
+    assert s.db.query("SELECT COUNT(*) FROM jobs")[0][0] == 0
+    assert s.db.query("SELECT COUNT(*) FROM arrays")[0][0] == 0
 
 
 _INHERITED: list[Store] = []
@@ -58,7 +58,7 @@ def test_reserved_ids_never_collide_across_threads_processes_and_other_inserts(t
     # forked children never take the parent's reserve; threads share one store
     ids = [first, held, *array_ids, *(i for chunk in forked + threaded for i in chunk)]
     assert len(set(ids)) == len(ids) == 5 + 140
-    assert s.query("SELECT COUNT(*) FROM jobs")[0][0] == len(ids)
+    assert s.db.query("SELECT COUNT(*) FROM jobs")[0][0] == len(ids)
     # a fresh store (no AUTOINCREMENT row yet) reserves past every existing id
     t = Store(tmp_path / "t.sqlite")
     assert t.reserve_job_id() == "1"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import _codec
-from ._store import JobRow, Store, dumps
+from ._store import JobRow, Phase, Store, dumps
 from .errors import (
     Drmaa2Error,
     DrmCommunicationError,
@@ -38,10 +38,9 @@ if TYPE_CHECKING:  # the agent hands itself in: no import of it here, so no circ
 
 log = logging.getLogger("pydrmaa2")
 
-# Generic phases of a job row, and the DRMAA2 state each one means while it lasts.
-HELD, PENDING, STARTING, SUBMITTED, TERMINAL = "held", "pending", "starting", "submitted", "terminal"
-#: Waiting in the store for its start_time (on a tracker whose engine cannot hold that).
-SCHEDULED = "scheduled"
+# The phases of a job row (see Phase), by their short names.
+HELD, PENDING, SCHEDULED = Phase.HELD, Phase.PENDING, Phase.SCHEDULED
+STARTING, SUBMITTED, TERMINAL = Phase.STARTING, Phase.SUBMITTED, Phase.TERMINAL
 NOT_STARTED = (HELD, PENDING, STARTING, SCHEDULED)
 _WAITING = {PENDING: "waiting for a free slot of its array", STARTING: "starting",
             SCHEDULED: "waiting for its start_time"}
@@ -388,8 +387,8 @@ class JobBook:
         arr = self.store.array(self.session, array_id)
         if arr is None:
             return
-        template = _codec.decode(JobTemplate, json.loads(arr[1]))
-        limit = arr[5]
+        template = _codec.decode(JobTemplate, json.loads(arr.template))
+        limit = arr.max_parallel
         kept: AgentFeed | None = None  # the agent's tracker: one feed, re-aimed each turn
         try:
             while True:

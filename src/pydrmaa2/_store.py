@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import enum
 import json
 import os
 import sqlite3
@@ -79,6 +80,20 @@ CREATE TABLE IF NOT EXISTS reservations (
 );
 """
 
+class Phase(str, enum.Enum):
+    """Where a job is in pydrmaa2's own life cycle (``jobs.phase``), beside its DRMAA2 state."""
+
+    HELD = "held"              # held in the store (emulated hold): submitted on release
+    PENDING = "pending"        # an array task waiting for a free slot
+    SCHEDULED = "scheduled"    # waiting in the store for its start_time
+    STARTING = "starting"      # claimed by a process that is submitting it
+    SUBMITTED = "submitted"    # in the engine, under tracker_id
+    TERMINAL = "terminal"      # ended; its state and JobInfo are kept in the row
+
+    def __str__(self) -> str:
+        return self.value
+
+
 JOB_SELECT = (
     "SELECT jobs.id, jobs.session, jobs.array_id, jobs.task_index, "
     "COALESCE(jobs.template, arrays.template), jobs.tracker_id, jobs.phase, jobs.state, "
@@ -96,7 +111,7 @@ class JobRow:
     task_index: int | None
     template: str | None
     tracker_id: str | None
-    phase: str
+    phase: Phase
     state: str
     sub_state: str | None
     info: str | None
@@ -106,7 +121,19 @@ class JobRow:
     @classmethod
     def from_tuple(cls, t: Sequence[Any]) -> JobRow:
         return cls(str(t[0]), t[1], None if t[2] is None else str(t[2]), t[3], t[4],
-                   t[5], t[6], t[7], t[8], t[9], t[10], t[11])
+                   t[5], Phase(t[6]), t[7], t[8], t[9], t[10], t[11])
+
+
+@dataclass(frozen=True)
+class ArrayRow:
+    """One row of ``arrays``: a job array whose tasks the store holds."""
+
+    id: str
+    template: str
+    begin: int
+    end: int
+    step: int
+    max_parallel: int | None
 
 
 @dataclass(frozen=True)
@@ -163,16 +190,17 @@ def default_home() -> Path:
     return Path(xdg) / "pydrmaa2"
 
 
-class Store(Database):
-    """Sessions, jobs, arrays and reservations in one SQLite file."""
+class Store:
+    """Sessions, jobs, arrays and reservations in one SQLite file (its SQL stays here)."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, SCHEMA)
+        self.path = Path(path)
+        self.db = Database(self.path, SCHEMA)
         # A store written before these columns existed gets them (checked again under the
         # write lock: another process may be adding them too).
-        missing = {"claimer", "end_note"} - {r[1] for r in self.query("PRAGMA table_info(jobs)")}
+        missing = {"claimer", "end_note"} - {r[1] for r in self.db.query("PRAGMA table_info(jobs)")}
         if missing:
-            with self.transaction() as db:
+            with self.db.transaction() as db:
                 have = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
                 for column in sorted(missing - have):
                     db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
@@ -182,7 +210,7 @@ class Store(Database):
 
     # -- sessions ----------------------------------------------------------------------------------
     def create_session(self, name: str, kind: str, contact: str) -> None:
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             try:
                 db.execute("INSERT INTO sessions(name, kind, contact, created) VALUES (?,?,?,?)",
                            (name, kind, contact, time.time()))
@@ -191,16 +219,16 @@ class Store(Database):
 
     def session(self, name: str, kind: str) -> tuple[str, float] | None:
         """(contact, created) of the session, or None."""
-        rows = self.query("SELECT contact, created FROM sessions WHERE name=? AND kind=?",
+        rows = self.db.query("SELECT contact, created FROM sessions WHERE name=? AND kind=?",
                           (name, kind))
         return rows[0] if rows else None
 
     def session_names(self, kind: str) -> list[str]:
-        return [r[0] for r in self.query("SELECT name FROM sessions WHERE kind=? ORDER BY created",
+        return [r[0] for r in self.db.query("SELECT name FROM sessions WHERE kind=? ORDER BY created",
                                          (kind,))]
 
     def destroy_session(self, name: str, kind: str) -> bool:
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             db.execute("DELETE FROM id_claims WHERE session=?", (name,))
             return db.execute("DELETE FROM sessions WHERE name=? AND kind=?", (name, kind)).rowcount > 0
 
@@ -211,7 +239,7 @@ class Store(Database):
         """Insert an array and its tasks (index, phase, state), with the (kind, at) timers of
         the whole array; return the array id and task ids."""
         now = time.time()
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             cur = db.execute(
                 "INSERT INTO arrays(session, template, begin_index, end_index, step, max_parallel, "
                 "created) VALUES (?,?,?,?,?,?,?)",
@@ -226,13 +254,23 @@ class Store(Database):
             self._add_timers(db, session, None, str(array_id), timers)
         return str(array_id), ids
 
-    def array(self, session: str, array_id: str) -> tuple | None:
-        rows = self.query("SELECT id, template, begin_index, end_index, step, max_parallel "
-                          "FROM arrays WHERE session=? AND id=?", (session, array_id))
-        return rows[0] if rows else None
+    def array(self, session: str, array_id: str) -> ArrayRow | None:
+        rows = self.db.query("SELECT id, template, begin_index, end_index, step, max_parallel "
+                             "FROM arrays WHERE session=? AND id=?", (session, array_id))
+        return ArrayRow(str(rows[0][0]), *rows[0][1:]) if rows else None
+
+    def delete_array(self, array_id: str) -> None:
+        """Forget an array and its tasks."""
+        with self.db.transaction() as db:
+            db.execute("DELETE FROM arrays WHERE id=?", (array_id,))
+
+    def last_job_id(self) -> int:
+        """The highest job id ever handed out (reserved ones included); 0 in a new store."""
+        rows = self.db.query("SELECT seq FROM sqlite_sequence WHERE name='jobs'")
+        return rows[0][0] if rows else 0
 
     def array_job_ids(self, array_id: str) -> list[str]:
-        return [str(r[0]) for r in self.query(
+        return [str(r[0]) for r in self.db.query(
             "SELECT id FROM jobs WHERE array_id=? ORDER BY id", (array_id,))]
 
     def arrays_with_pending(self, session: str | None = None) -> list[tuple[str, str]]:
@@ -244,24 +282,24 @@ class Store(Database):
         if session is not None:
             sql += " AND session=?"
             params = (session,)
-        return [(r[0], str(r[1])) for r in self.query(sql, params)]
+        return [(r[0], str(r[1])) for r in self.db.query(sql, params)]
 
     def array_rows(self, array_id: str, phases: Sequence[str]) -> list[JobRow]:
         """The tasks of an array in these phases (by the array's index: no scan of the rest)."""
-        return [JobRow.from_tuple(r) for r in self.query(
+        return [JobRow.from_tuple(r) for r in self.db.query(
             f"{JOB_SELECT} WHERE jobs.array_id=? AND jobs.phase IN ({','.join('?' * len(phases))}) "
             "ORDER BY jobs.id", (array_id, *phases))]
 
     def array_waiting(self, array_id: str) -> bool:
         """Whether a task of the array still waits for a slot."""
-        return bool(self.query("SELECT EXISTS(SELECT 1 FROM jobs WHERE array_id=? AND "
+        return bool(self.db.query("SELECT EXISTS(SELECT 1 FROM jobs WHERE array_id=? AND "
                                "phase='pending')", (array_id,))[0][0])
 
     def claim_pending(self, array_id: str, max_parallel: int | None,
                       chunk: int | None = None) -> list[JobRow]:
         """Atomically move as many pending tasks to 'starting' as the array's free slots allow
         (at most ``chunk``)."""
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             limit = chunk or -1
             if max_parallel:
                 active = db.execute(
@@ -281,20 +319,20 @@ class Store(Database):
 
     def claim_held(self, job_id: str) -> bool:
         """Atomically move a held job to 'starting' for this process to submit it."""
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             return db.execute("UPDATE jobs SET phase='starting', state='queued', sub_state=NULL, "
                               "claimer=? WHERE id=? AND phase='held'",
                               (claimer(), job_id)).rowcount > 0
 
     def claim_scheduled(self, job_id: str) -> bool:
         """Atomically move a job waiting for its start_time to 'starting' for this process."""
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             return db.execute("UPDATE jobs SET phase='starting', sub_state=NULL, claimer=? "
                               "WHERE id=? AND phase='scheduled'", (claimer(), job_id)).rowcount > 0
 
     def unschedule_array(self, array_id: str) -> int:
         """The tasks of an array that waited for its start_time now wait for a slot."""
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             return db.execute("UPDATE jobs SET phase='pending', sub_state=NULL "
                               "WHERE array_id=? AND phase='scheduled'", (array_id,)).rowcount
 
@@ -304,14 +342,14 @@ class Store(Database):
         params: tuple = (session,)
         if array_id is not None:
             sql, params = sql + " AND array_id=?", (session, array_id)
-        dead = [str(r[0]) for r in self.query(sql, params) if not claimer_alive(r[1])]
+        dead = [str(r[0]) for r in self.db.query(sql, params) if not claimer_alive(r[1])]
         return self.job_rows(session, dead) if dead else []
 
     # -- jobs --------------------------------------------------------------------------------------
     def add_job(self, session: str, template: str, phase: str, state: str,
                 timers: Sequence[tuple[str, float]] = ()) -> str:
         """Insert a job the engine does not have yet, with its (kind, at) timers."""
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             cur = db.execute("INSERT INTO jobs(session, template, phase, state, submitted) "
                              "VALUES (?,?,?,?,?)", (session, template, phase, state, time.time()))
             self._add_timers(db, session, str(cur.lastrowid), None, timers)
@@ -326,12 +364,12 @@ class Store(Database):
         with self._reserve_lock():
             if self._reserved.get(session):
                 return self._reserved[session].pop()
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             return self._next_job_id(db, session)
 
     def reserve_job_ids(self, count: int, session: str | None = None) -> list[str]:
         """``count`` consecutive job ids nobody else will get (a native array's tasks)."""
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             first = int(self._next_job_id(db, session))
             if count > 1:
                 db.execute("UPDATE sqlite_sequence SET seq=seq+? WHERE name='jobs'", (count - 1,))
@@ -342,13 +380,13 @@ class Store(Database):
 
     def release_claims(self, job_ids: Sequence[str]) -> None:
         """Forget the claims on ids whose submission is settled (recorded, failed, withdrawn)."""
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             db.executemany("DELETE FROM id_claims WHERE id=?", [(int(j),) for j in job_ids])
 
     def dead_claims(self, session: str) -> list[str]:
         """Ids of ``session`` handed out to a process that died before it recorded their
         submission: the engine may hold a job no row claims."""
-        return [str(r[0]) for r in self.query(
+        return [str(r[0]) for r in self.db.query(
             "SELECT id, claimer FROM id_claims WHERE session=? ORDER BY id", (session,))
             if not claimer_alive(r[1])]
 
@@ -359,7 +397,7 @@ class Store(Database):
         """Write an array the engine has already, with its tasks (reserved id, index, tracker
         id), in one transaction; return the array's id."""
         begin, end, step, max_parallel = shape
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             try:
                 array_id = db.execute(
                     "INSERT INTO arrays(session, template, begin_index, end_index, step, "
@@ -386,7 +424,7 @@ class Store(Database):
             ids = [j for reserve in self._reserved.values() for j in reserve]
             self._reserved = {}
         if ids:
-            with self.transaction() as db:
+            with self.db.transaction() as db:
                 for job_id in sorted(ids, key=int, reverse=True):
                     db.execute("UPDATE sqlite_sequence SET seq=seq-1 WHERE name='jobs' AND seq=?",
                                (int(job_id),))
@@ -398,7 +436,7 @@ class Store(Database):
         """Write the row of a job that is in its engine already, under its reserved id; the same
         transaction reserves the next id of this process for the session, so a submission
         costs one transaction."""
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             try:
                 db.execute("INSERT INTO jobs(id, session, template, phase, state, tracker_id, "
                            "submitted) VALUES (?,?,?,'submitted',?,?,?)",
@@ -435,21 +473,21 @@ class Store(Database):
         return str(job_id)
 
     def job(self, job_id: str) -> JobRow | None:
-        rows = self.query(f"{JOB_SELECT} WHERE jobs.id=?", (job_id,))
+        rows = self.db.query(f"{JOB_SELECT} WHERE jobs.id=?", (job_id,))
         return JobRow.from_tuple(rows[0]) if rows else None
 
     def job_state(self, job_id: str) -> tuple[str, str, str | None, str | None] | None:
         """(phase, state, sub_state, tracker_id): the cheap read behind ``job.state``."""
-        rows = self.query("SELECT phase, state, sub_state, tracker_id FROM jobs WHERE id=?", (job_id,))
+        rows = self.db.query("SELECT phase, state, sub_state, tracker_id FROM jobs WHERE id=?", (job_id,))
         return rows[0] if rows else None
 
     def job_session(self, job_id: str) -> str | None:
         """The name of the session a job belongs to (None: no such job)."""
-        rows = self.query("SELECT session FROM jobs WHERE id=?", (job_id,))
+        rows = self.db.query("SELECT session FROM jobs WHERE id=?", (job_id,))
         return rows[0][0] if rows else None
 
     def job_ids(self, session: str) -> list[str]:
-        return [str(r[0]) for r in self.query("SELECT id FROM jobs WHERE session=? ORDER BY id",
+        return [str(r[0]) for r in self.db.query("SELECT id FROM jobs WHERE session=? ORDER BY id",
                                               (session,))]
 
     def job_rows(self, session: str, ids: Sequence[str] | None = None) -> list[JobRow]:
@@ -458,7 +496,7 @@ class Store(Database):
         if ids is not None:
             sql += f" AND jobs.id IN ({','.join('?' * len(ids))})"
             params += list(ids)
-        return [JobRow.from_tuple(r) for r in self.query(sql + " ORDER BY jobs.id", params)]
+        return [JobRow.from_tuple(r) for r in self.db.query(sql + " ORDER BY jobs.id", params)]
 
     def set_phase(self, job_id: str, phase: str, state: str, *, expect: Sequence[str] | None = None,
                   tracker_id: str | None = None, sub_state: str | None = None,
@@ -477,18 +515,18 @@ class Store(Database):
         if expect:
             sql += f" AND phase IN ({','.join('?' * len(expect))})"
             params += list(expect)
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             return db.execute(sql, params).rowcount > 0
 
     def set_submitted(self, jobs: Sequence[tuple[str, str]]) -> None:
         """Record (id, tracker id) of jobs the engine accepted, in one transaction."""
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             db.executemany("UPDATE jobs SET phase='submitted', state='queued', tracker_id=? "
                            "WHERE id=?", [(tid, job_id) for job_id, tid in jobs])
 
     def set_terminal(self, jobs: Sequence[tuple[str, str, str, str]]) -> None:
         """Record (id, state, sub_state, info JSON) of jobs seen ended, in one transaction."""
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             db.executemany("UPDATE jobs SET phase='terminal', state=?, sub_state=?, info=? "
                            "WHERE id=? AND phase='submitted'",
                            [(st, sub, info, job_id) for job_id, st, sub, info in jobs])
@@ -504,24 +542,24 @@ class Store(Database):
         """Every timer still to fire, soonest first."""
         return [Timer(r[0], r[1], None if r[2] is None else str(r[2]),
                       None if r[3] is None else str(r[3]), r[4], r[5])
-                for r in self.query("SELECT id, session, job_id, array_id, kind, at FROM timers "
+                for r in self.db.query("SELECT id, session, job_id, array_id, kind, at FROM timers "
                                     "ORDER BY at, id")]
 
     def start_timer_of(self, job_id: str, array_id: str | None) -> float | None:
         """When a job (or its array) is to start, if that is still kept by a timer."""
-        rows = self.query("SELECT MAX(at) FROM timers WHERE kind='start' AND "
+        rows = self.db.query("SELECT MAX(at) FROM timers WHERE kind='start' AND "
                           "(job_id=? OR (array_id IS NOT NULL AND array_id=?))",
                           (job_id, array_id))
         return rows[0][0] if rows else None
 
     def drop_timer(self, timer_id: int) -> None:
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             db.execute("DELETE FROM timers WHERE id=?", (timer_id,))
 
     def set_end_note(self, job_id: str, note: str | None) -> bool:
         """Say why the generic layer is ending a job (None: it is not after all); only while
         the job's end is not recorded. Its recorded end then carries the note."""
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             return db.execute("UPDATE jobs SET end_note=? WHERE id=? AND phase!='terminal'",
                               (note, job_id)).rowcount > 0
 
@@ -530,29 +568,29 @@ class Store(Database):
         out: dict[str, str] = {}
         for i in range(0, len(job_ids), 500):
             chunk = list(job_ids[i:i + 500])
-            out.update((str(r[0]), r[1]) for r in self.query(
+            out.update((str(r[0]), r[1]) for r in self.db.query(
                 f"SELECT id, end_note FROM jobs WHERE id IN ({','.join('?' * len(chunk))}) "
                 "AND end_note IS NOT NULL", chunk))
         return out
 
     def delete_job(self, job_id: str) -> None:
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
 
     # -- reservations ------------------------------------------------------------------------------
     def add_reservation(self, session: str, tracker_id: str, template: str) -> str:
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             return str(db.execute(
                 "INSERT INTO reservations(session, tracker_id, template, created) VALUES (?,?,?,?)",
                 (session, tracker_id, template, time.time())).lastrowid)
 
     def reservations(self, session: str) -> list[tuple[str, str, str]]:
-        return [(str(r[0]), r[1], r[2]) for r in self.query(
+        return [(str(r[0]), r[1], r[2]) for r in self.db.query(
             "SELECT id, tracker_id, template FROM reservations WHERE session=? ORDER BY id",
             (session,))]
 
     def delete_reservation(self, reservation_id: str) -> None:
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             db.execute("DELETE FROM reservations WHERE id=?", (reservation_id,))
 
 

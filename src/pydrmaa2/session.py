@@ -290,8 +290,7 @@ class JobSession(_Session):
                     if r.tracker_id]
             for tid in tids:
                 self._book.withdraw(tid)
-            with self._store.transaction() as db:
-                db.execute("DELETE FROM arrays WHERE id=?", (array_id,))
+            self._store.delete_array(array_id)
             raise
         if phase == PENDING and len(indices) > min(limit or SUBMIT_CHUNK, SUBMIT_CHUNK):
             self._agent.request("drive", session=self.session_name, array=array_id)
@@ -316,7 +315,7 @@ class JobSession(_Session):
         arr = self._store.array(self.session_name, array_id)
         if arr is None:
             raise InvalidArgumentError(f"no job array {array_id!r} in session {self.session_name!r}")
-        return _codec.decode(JobTemplate, json.loads(arr[1]))
+        return _codec.decode(JobTemplate, json.loads(arr.template))
 
     def _states_of(self, rows: Sequence[JobRow]) -> dict[str, tuple[JobState, str]]:
         return self._book.states_of(rows)
@@ -478,7 +477,7 @@ class JobSession(_Session):
             return self._store.set_phase(row.id, SCHEDULED, JobState.QUEUED.value, expect=(HELD,))
         if row.array_id is not None:
             arr = self._store.array(self.session_name, row.array_id)
-            if arr is not None and arr[5]:
+            if arr is not None and arr.max_parallel:
                 ok = self._store.set_phase(row.id, PENDING, JobState.QUEUED.value, expect=(HELD,))
                 drive.add(row.array_id)
                 return ok

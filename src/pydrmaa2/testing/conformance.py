@@ -360,8 +360,7 @@ def test_unwritable_output_path_is_refused_and_nothing_is_created(js, target):
 
 
 def _next_id(js: d2.JobSession) -> int:
-    rows = js._store.query("SELECT seq FROM sqlite_sequence WHERE name='jobs'")
-    return rows[0][0] if rows else 0
+    return js._store.last_job_id()
 
 
 @pytest.mark.parametrize("field", [
