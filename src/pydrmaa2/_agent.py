@@ -338,14 +338,11 @@ class Agent:
         self.handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "ping": lambda m: {"pid": os.getpid()},
             "notify": self._op_notify,
-            "drive": self._op_drive,
         }
         self.busy_checks: list[Callable[[], bool]] = []
         #: Called after each round of events: services batch their store writes there. A hook
         #: returns within how many seconds it wants to be called again (None: at the next event).
         self.flush_hooks: list[Callable[[], float | None]] = []
-        self.drivers: dict[tuple[str, str], threading.Thread] = {}
-        self.drivers_lock = threading.Lock()
         self._last_activity = time.monotonic()
         self._stop = False
         self._listener: socket.socket | None = None
@@ -371,50 +368,12 @@ class Agent:
         self.publish(msg.get("keys", []))
         return {}
 
-    def _op_drive(self, msg: dict[str, Any]) -> dict[str, Any]:
-        self.drive(msg["session"], str(msg["array"]))
-        return {}
-
-    def drive(self, session: str, array_id: str) -> None:
-        """Keep starting the pending tasks of an array, in a thread, until none is left."""
-        key = (session, array_id)
-        with self.drivers_lock:
-            t = self.drivers.get(key)
-            if t is not None and t.is_alive():
-                return
-            t = threading.Thread(target=self._run_driver, args=key, daemon=True,
-                                 name=f"array-{session}-{array_id}")
-            self.drivers[key] = t
-            t.start()
-
-    def _run_driver(self, session: str, array_id: str) -> None:
-        # The layer below the sessions: the agent knows nothing of them.
-        from ._book import JobBook, open_tracker
-        from ._store import Store
-
-        try:
-            store = Store(self.home / "store.sqlite")
-            row = store.session(session, "job")
-            if row is None:
-                return
-            tracker = open_tracker(row[0], self.home)
-            try:
-                JobBook(store, tracker, AgentClient.for_home(self.home), session).drive_array(
-                    array_id)
-            finally:
-                tracker.close()
-        except Exception:
-            log.exception("driving array %s of session %s failed", array_id, session)
-        finally:
-            with self.drivers_lock:
-                self.drivers.pop((session, array_id), None)
-            self._last_activity = time.monotonic()
+    def touch(self) -> None:
+        """Count now as activity (a service finished work): the idle exit starts anew."""
+        self._last_activity = time.monotonic()
 
     # -- the loop ----------------------------------------------------------------------------------
     def _busy(self) -> bool:
-        with self.drivers_lock:
-            if self.drivers:
-                return True
         return (any(not c.own for c in self.clients.values())
                 or any(check() for check in self.busy_checks))
 
@@ -590,26 +549,12 @@ def main(argv: list[str]) -> int:
     listener.listen(128)
 
     agent = Agent(home)
+    # The services: each plugs its requests, busy checks and flush hooks into the loop.
+    from ._arrays import ArrayService
+    from ._timers import TimerService
     from .trackers.process import ProcessService
 
-    service = ProcessService(agent)
-    # Throttled arrays whose driver died with an earlier agent are taken up again.
-    from ._store import Store, default_home  # noqa: F401 - keeps the import order explicit
-
-    # start_time and deadline_time the engines cannot keep: the agent stays up while any is
-    # left; the sessions ask it to take up new ones.
-    from ._timers import Timers
-
-    timers = Timers(home, AgentClient.for_home(home))
-    agent.busy_checks.append(timers.pending)
-    agent.handlers["timers"] = lambda m: (timers.reload(), {})[1]
-    try:
-        store = Store(home / "store.sqlite")
-        for session, array_id in store.arrays_with_pending():
-            agent.drive(session, array_id)
-        timers.reload()
-    except errors.Drmaa2Error as e:  # a store it cannot read: serve the jobs it can
-        log.error("cannot resume throttled arrays and timers: %s", e)
+    services = [ProcessService(agent), ArrayService(agent), TimerService(agent)]
     log.info("serving %s", path)
     try:
         agent.serve(listener)
@@ -618,8 +563,8 @@ def main(argv: list[str]) -> int:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         listener.close()
-        timers.close()
-        service.close()
+        for service in reversed(services):
+            service.close()
         log.info("idle, exiting")
     return 0
 

@@ -34,7 +34,7 @@ from .trackers import Action, ChangeFeed, Contact, JobTracker, tracker_class
 from .trackers.base import deadline_after, remaining
 
 if TYPE_CHECKING:  # the agent hands itself in: no import of it here, so no circle
-    from ._agent import AgentClient, AgentFeed
+    from ._agent import AgentClient
 
 log = logging.getLogger("pydrmaa2")
 
@@ -63,8 +63,6 @@ WITHDRAW_TIMEOUT = 10.0
 #: JobInfo.submission_machine of every job of a session: the host whose store holds it, where
 #: it was submitted, whichever engine ran it (Slurm's own field is where it was allocated).
 SUBMISSION_MACHINE = socket.gethostname()
-#: Tasks an array driver claims and starts per store transaction.
-DRIVE_CHUNK = 256
 #: How long a deadline waits for a job being submitted by someone else to be recorded.
 STARTING_PATIENCE = 60.0
 
@@ -191,7 +189,7 @@ class JobBook:
         keys = [f"job:{r.id}" for r in rows]
         tids = [r.tracker_id for r in rows if r.tracker_id]
         if self.tracker.uses_agent:
-            return self.agent.watch(self._agent_keys(rows))
+            return self.agent.watch(self.agent_keys(rows))
         feeds: list[ChangeFeed] = []
         if any(r.phase in NOT_STARTED for r in rows):
             feeds.append(self.agent.watch(keys))
@@ -202,7 +200,7 @@ class JobBook:
         return MultiFeed(feeds)
 
     @staticmethod
-    def _agent_keys(rows: Sequence[JobRow]) -> list[str]:
+    def agent_keys(rows: Sequence[JobRow]) -> list[str]:
         """What the agent announces about these jobs (tracker run by the agent)."""
         return [f"job:{r.id}" for r in rows] + [f"proc:{r.id}" for r in rows]
 
@@ -212,28 +210,6 @@ class JobBook:
         kept = {f: None for f in TIMED_FIELDS
                 if getattr(template, f) is not None and f not in self.tracker.supported_fields}
         return dataclasses.replace(template, **kept) if kept else template
-
-    def start_claimed(self, template: JobTemplate, rows: Sequence[JobRow],
-                      first_fails: bool = False) -> None:
-        """Submit claimed tasks; a task that cannot start ends FAILED with the reason."""
-        template = self.engine_template(template)
-        submitted: list[tuple[str, str]] = []
-        try:
-            for n, row in enumerate(rows):
-                try:
-                    tid = self.tracker.submit(row.id, for_task(template, row.task_index),
-                                              row.task_index)
-                except Drmaa2Error as e:
-                    if first_fails and n == 0:
-                        raise
-                    self.fail_unstarted(row, f"not started: {e}", template.job_name)
-                else:
-                    submitted.append((row.id, tid))
-        finally:  # what the engine took is recorded in one transaction, whatever came after
-            if submitted:
-                self.store.set_submitted(submitted)
-        if rows:
-            self.agent.notify(f"job:{r.id}" for r in rows)
 
     def fail_unstarted(self, row: JobRow, annotation: str, job_name: str | None = None,
                        expect: Sequence[str] | None = None,
@@ -380,48 +356,3 @@ class JobBook:
                 else:
                     raise err
         self.agent.notify(f"job:{j}" for j in job_ids)
-
-    # -- throttled arrays --------------------------------------------------------------------------
-    def drive_array(self, array_id: str) -> None:
-        """Start waiting tasks as slots free up, until none waits (runs in the agent)."""
-        arr = self.store.array(self.session, array_id)
-        if arr is None:
-            return
-        template = _codec.decode(JobTemplate, json.loads(arr.template))
-        limit = arr.max_parallel
-        kept: AgentFeed | None = None  # the agent's tracker: one feed, re-aimed each turn
-        try:
-            while True:
-                self.recover_starting(array_id)
-                self.start_claimed(template, self.store.claim_pending(array_id, limit,
-                                                                      DRIVE_CHUNK))
-                if not self.store.array_waiting(array_id):
-                    return
-                if not limit:
-                    continue  # no slots to wait for: the next chunk at once
-                # Only the running tasks matter (at most max_parallel): the cost of a turn does
-                # not grow with the array.
-                active = self.store.array_rows(array_id, (STARTING, SUBMITTED))
-                try:
-                    if self.tracker.uses_agent:
-                        if kept is None:
-                            kept = self.agent.watch(self._agent_keys(active))
-                        else:
-                            kept.rewatch(self._agent_keys(active))
-                    feed = kept or self.feed(active)
-                    try:
-                        states = self.states_of(active)
-                        if all(not s[0].is_terminal for s in states.values()):
-                            feed.wait(RESYNC_INTERVAL)
-                    finally:
-                        if feed is not kept:
-                            feed.close()
-                except DrmCommunicationError as e:  # the engine is away: look again shortly
-                    log.warning("driving array %s: %s", array_id, e)
-                    if kept is not None:
-                        kept.close()
-                        kept = None
-                    threading.Event().wait(1.0)
-        finally:
-            if kept is not None:
-                kept.close()

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._book import JobBook, open_tracker
 from ._store import Store, Timer
@@ -23,7 +23,7 @@ from .errors import Drmaa2Error
 from .trackers import JobTracker
 
 if TYPE_CHECKING:
-    from ._agent import AgentClient
+    from ._agent import Agent, AgentClient
 
 log = logging.getLogger("pydrmaa2")
 
@@ -107,3 +107,26 @@ class Timers:
         finally:
             tracker.close()
         store.drop_timer(timer.id)
+
+
+class TimerService:
+    """The store's timers in the agent: the 'timers' request (take up new ones), and the agent
+    kept up while any is left."""
+
+    def __init__(self, agent: Agent) -> None:
+        from ._agent import AgentClient
+
+        self.timers = Timers(agent.home, AgentClient.for_home(agent.home))
+        agent.handlers["timers"] = self._op_timers
+        agent.busy_checks.append(self.timers.pending)
+        try:
+            self.timers.reload()
+        except Drmaa2Error as e:  # a store it cannot read: serve the jobs it can
+            log.error("cannot take up start and deadline times: %s", e)
+
+    def _op_timers(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self.timers.reload()
+        return {}
+
+    def close(self) -> None:
+        self.timers.close()

@@ -19,6 +19,7 @@ from typing import Any
 
 from . import _codec
 from ._agent import AgentClient
+from ._arrays import start_claimed
 from ._book import (
     HELD,
     PENDING,
@@ -298,7 +299,7 @@ class JobSession(_Session):
 
     def _start_claimed(self, template: JobTemplate, rows: Sequence[JobRow],
                        first_fails: bool = False) -> None:
-        self._book.start_claimed(template, rows, first_fails)
+        start_claimed(self._book, template, rows, first_fails)
 
     # -- state -------------------------------------------------------------------------------------
     def _row(self, job_id: str) -> JobRow:

@@ -1,0 +1,159 @@
+"""Job arrays the engine cannot run itself: tasks wait in the store and start as slots free up.
+
+``start_claimed`` submits tasks claimed from the store; ``drive`` keeps starting waiting tasks
+until none is left; ``ArrayService`` runs the drivers in the agent (one thread per array), plugged
+in as a handler as the process tracker's service is. Below the sessions: it works on a JobBook.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import _codec
+from ._book import RESYNC_INTERVAL, STARTING, SUBMITTED, JobBook, open_tracker
+from ._store import JobRow, Store
+from .errors import Drmaa2Error, DrmCommunicationError
+from .templates import JobTemplate, for_task
+
+if TYPE_CHECKING:
+    from ._agent import Agent, AgentFeed
+
+log = logging.getLogger("pydrmaa2")
+
+#: Tasks a driver claims and starts per store transaction.
+DRIVE_CHUNK = 256
+
+
+def start_claimed(book: JobBook, template: JobTemplate, rows: Sequence[JobRow],
+                  first_fails: bool = False) -> None:
+    """Submit tasks claimed from the store; a task that cannot start ends FAILED with the
+    reason (the first one raises instead with ``first_fails``: the template cannot run)."""
+    template = book.engine_template(template)
+    submitted: list[tuple[str, str]] = []
+    try:
+        for n, row in enumerate(rows):
+            try:
+                tid = book.tracker.submit(row.id, for_task(template, row.task_index),
+                                          row.task_index)
+            except Drmaa2Error as e:
+                if first_fails and n == 0:
+                    raise
+                book.fail_unstarted(row, f"not started: {e}", template.job_name)
+            else:
+                submitted.append((row.id, tid))
+    finally:  # what the engine took is recorded in one transaction, whatever came after
+        if submitted:
+            book.store.set_submitted(submitted)
+    if rows:
+        book.agent.notify(f"job:{r.id}" for r in rows)
+
+
+def drive(book: JobBook, array_id: str) -> None:
+    """Start the array's waiting tasks as slots free up, until none waits."""
+    arr = book.store.array(book.session, array_id)
+    if arr is None:
+        return
+    template = _codec.decode(JobTemplate, json.loads(arr.template))
+    limit = arr.max_parallel
+    kept: AgentFeed | None = None  # the agent's tracker: one feed, re-aimed each turn
+    try:
+        while True:
+            book.recover_starting(array_id)
+            start_claimed(book, template, book.store.claim_pending(array_id, limit, DRIVE_CHUNK))
+            if not book.store.array_waiting(array_id):
+                return
+            if not limit:
+                continue  # no slots to wait for: the next chunk at once
+            # Only the running tasks matter (at most max_parallel): the cost of a turn does not
+            # grow with the array.
+            active = book.store.array_rows(array_id, (STARTING, SUBMITTED))
+            try:
+                if book.tracker.uses_agent:
+                    if kept is None:
+                        kept = book.agent.watch(book.agent_keys(active))
+                    else:
+                        kept.rewatch(book.agent_keys(active))
+                feed = kept or book.feed(active)
+                try:
+                    states = book.states_of(active)
+                    if all(not s[0].is_terminal for s in states.values()):
+                        feed.wait(RESYNC_INTERVAL)
+                finally:
+                    if feed is not kept:
+                        feed.close()
+            except DrmCommunicationError as e:  # the engine is away: look again shortly
+                log.warning("driving array %s: %s", array_id, e)
+                if kept is not None:
+                    kept.close()
+                    kept = None
+                time.sleep(1.0)
+    finally:
+        if kept is not None:
+            kept.close()
+
+
+class ArrayService:
+    """The agent's array drivers: the 'drive' request, and arrays left waiting by an earlier
+    agent taken up again at start."""
+
+    def __init__(self, agent: Agent) -> None:
+        from ._agent import AgentClient
+
+        self.agent = agent
+        self.client = AgentClient.for_home(agent.home)
+        self.drivers: dict[tuple[str, str], threading.Thread] = {}
+        self.lock = threading.Lock()
+        agent.handlers["drive"] = self._op_drive
+        agent.busy_checks.append(self.busy)
+        try:
+            for session, array_id in Store(agent.home / "store.sqlite").arrays_with_pending():
+                self.drive(session, array_id)
+        except Drmaa2Error as e:  # a store it cannot read: serve the jobs it can
+            log.error("cannot resume throttled arrays: %s", e)
+
+    def _op_drive(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self.drive(msg["session"], str(msg["array"]))
+        return {}
+
+    def busy(self) -> bool:
+        with self.lock:
+            return bool(self.drivers)
+
+    def drive(self, session: str, array_id: str) -> None:
+        """Keep starting the pending tasks of an array, in a thread, until none is left."""
+        key = (session, array_id)
+        with self.lock:
+            t = self.drivers.get(key)
+            if t is not None and t.is_alive():
+                return
+            t = threading.Thread(target=self._run, args=key, daemon=True,
+                                 name=f"array-{session}-{array_id}")
+            self.drivers[key] = t
+            t.start()
+
+    def _run(self, session: str, array_id: str) -> None:
+        try:
+            store = Store(self.agent.home / "store.sqlite")
+            row = store.session(session, "job")
+            if row is None:
+                return
+            tracker = open_tracker(row[0], self.agent.home)
+            try:
+                drive(JobBook(store, tracker, self.client, session), array_id)
+            finally:
+                tracker.close()
+        except Exception:
+            log.exception("driving array %s of session %s failed", array_id, session)
+        finally:
+            with self.lock:
+                self.drivers.pop((session, array_id), None)
+            self.agent.touch()
+
+    def close(self) -> None:
+        """Drivers are daemon threads: they end with the agent (their arrays are taken up by
+        the next one)."""
