@@ -22,6 +22,7 @@ from ._agent import AgentClient
 from ._arrays import start_claimed
 from ._book import (
     HELD,
+    NOT_STARTED,
     PENDING,
     RESYNC_INTERVAL,
     SCHEDULED,
@@ -91,6 +92,15 @@ OUTAGE_BACKOFF_FIRST, OUTAGE_BACKOFF_MAX = 0.1, 2.0
 _tracker = open_tracker
 
 
+@dataclasses.dataclass(frozen=True)
+class _Outcome:
+    """What a control operation on one job came to."""
+
+    changed: bool = False          # the store changed the job (waiters are told)
+    engine_id: str | None = None   # the engine must apply the operation to this job
+    drive: str | None = None       # an array whose waiting tasks may start now
+
+
 def _check_times(template: JobTemplate) -> None:
     """Refuse a deadline_time that has passed or does not come after the start_time."""
     if template.deadline_time is None:
@@ -147,7 +157,6 @@ class JobSession(_Session):
         super().__init__(manager, name, contact, tracker)
         self._store = manager._store
         self._agent = AgentClient.for_home(manager.home)
-        self._templates: dict[str, JobTemplate] = {}
         self._book = JobBook(self._store, tracker, self._agent, name)
         # Jobs whose submitter died mid-submission are adopted or put back to wait; arrays
         # left with waiting tasks by a program that exited go on now (and in the agent).
@@ -390,21 +399,23 @@ class JobSession(_Session):
         errors: list[str] = []
         changed: list[str] = []
         drive: set[str] = set()
+        engine: list[str] = []
         rows = [self._row(job_id) for job_id in job_ids]
         states = self._states_of(rows)
-        engine: list[str] = []
         for row in rows:
             try:
-                verdict = self._control_one(row.id, states[row.id][0], action, drive)
+                outcome = self._control_one(row.id, states[row.id][0], action)
             except InvalidStateError as e:
                 if not array:
                     raise
                 errors.append(str(e))
                 continue
-            if verdict is True:
+            if outcome.engine_id is not None:
+                engine.append(outcome.engine_id)
+            if outcome.changed:
                 changed.append(row.id)
-            elif isinstance(verdict, str):
-                engine.append(verdict)
+            if outcome.drive is not None:
+                drive.add(outcome.drive)
         if engine:
             refused = self._tracker.control_many(engine, action)
             if refused and not array:
@@ -417,40 +428,23 @@ class JobSession(_Session):
         if array and errors and not changed and len(errors) == len(job_ids):
             raise InvalidStateError(f"{op} applies to no task of the array: {errors[0]}")
 
-    def _control_one(self, job_id: str, state: JobState, action: Action,
-                     drive: set[str]) -> bool | str:
-        """Check one control operation against the job's ``state``, and apply it where the
-        generic layer owns the job: True when it changed the job, False when nothing was to
-        do, or the tracker id the engine must apply it to."""
+    def _control_one(self, job_id: str, state: JobState, action: Action) -> _Outcome:
+        """One control operation on one job: refused (InvalidStateError) unless its state
+        allows it; applied in the store to a job that has not started; else handed to the
+        engine (the outcome's engine_id)."""
         row = self._row(job_id)  # again: the look at the states may have ended it
+        if row.phase == STARTING:  # being submitted (often by the agent): act on what starts
+            row = self._wait_submitted(row.id)
+            state = self._states_of([row])[row.id][0]
         if row.phase == TERMINAL or state.is_terminal:
             raise InvalidStateError(
                 f"job {row.id} has already ended ({state.name}); it cannot be {action.value}d")
-        if row.phase in (PENDING, HELD, STARTING, SCHEDULED):
-            where = ("held" if row.phase == HELD
-                     else "waiting for its start_time" if row.phase == SCHEDULED
-                     else f"waiting for a free slot of array {row.array_id}")
-            if action is Action.TERMINATE:
-                ok = self._book.fail_unstarted(row, "terminated before it started",
-                                               expect=(PENDING, HELD, SCHEDULED),
-                                               sub_state="terminated before start")
-                if not ok:  # it is being started: terminate the running job instead
-                    row = self._wait_submitted(row.id)
-                    return self._control_one(row.id, self._states_of([row])[row.id][0], action,
-                                             drive)
-                return True
-            if action is Action.HOLD:
-                if row.phase == HELD:
-                    return False
-                return self._store.set_phase(row.id, HELD, JobState.QUEUED_HELD.value,
-                                             expect=(PENDING, SCHEDULED))
-            if action is Action.RELEASE:
-                if row.phase != HELD:
-                    raise InvalidStateError(f"job {row.id} is not held; it is {where}")
-                return self._release(row, drive)
-            raise InvalidStateError(
-                f"job {row.id} has not started ({where}); only a running job can be "
-                f"{action.value}d")
+        if row.phase in NOT_STARTED:
+            outcome = self._control_unstarted(row, action)
+            if outcome is not None:
+                return outcome
+            return self._control_one(job_id, self._states_of([self._row(job_id)])[job_id][0],
+                                     action)  # it left its phase meanwhile: look again
         if action in (Action.HOLD, Action.RELEASE) and not self._tracker.native_hold:
             raise InvalidStateError(
                 f"job {row.id} is {state.name}: only a job that has not started can be "
@@ -459,7 +453,34 @@ class JobSession(_Session):
             raise InvalidStateError(f"job {row.id} is {state.name}; only a RUNNING job can be suspended")
         if action is Action.RESUME and state is not JobState.SUSPENDED:
             raise InvalidStateError(f"job {row.id} is {state.name}; only a SUSPENDED job can be resumed")
-        return row.tracker_id  # type: ignore[return-value]
+        return _Outcome(engine_id=row.tracker_id)
+
+    def _control_unstarted(self, row: JobRow, action: Action) -> _Outcome | None:
+        """A control operation on a job the store holds (held, waiting for a slot or for its
+        start_time); None when the job left that phase meanwhile."""
+        where = ("held" if row.phase == HELD
+                 else "waiting for its start_time" if row.phase == SCHEDULED
+                 else f"waiting for a free slot of array {row.array_id}")
+        if action is Action.TERMINATE:
+            if self._book.fail_unstarted(row, "terminated before it started",
+                                         expect=(PENDING, HELD, SCHEDULED),
+                                         sub_state="terminated before start"):
+                return _Outcome(changed=True)
+            return None
+        if action is Action.HOLD:
+            if row.phase == HELD:
+                return _Outcome()
+            if self._store.set_phase(row.id, HELD, JobState.QUEUED_HELD.value,
+                                     expect=(PENDING, SCHEDULED)):
+                return _Outcome(changed=True)
+            return None
+        if action is Action.RELEASE:
+            if row.phase != HELD:
+                raise InvalidStateError(f"job {row.id} is not held; it is {where}")
+            return self._release(row)
+        raise InvalidStateError(
+            f"job {row.id} has not started ({where}); only a running job can be "
+            f"{action.value}d")
 
     def _wait_submitted(self, job_id: str) -> JobRow:
         """The row of a job once whoever is submitting it (often the agent) has finished."""
@@ -472,18 +493,20 @@ class JobSession(_Session):
             row = self._row(job_id)
         return row
 
-    def _release(self, row: JobRow, drive: set[str]) -> bool:
+    def _release(self, row: JobRow) -> _Outcome | None:
+        """Release a job held in the store: back to waiting for its start_time or for a slot
+        of its array, else submitted now. None when it was no longer held."""
         start = self._store.start_timer_of(row.id, row.array_id)
         if start is not None and start > time.time():  # released before its start_time
-            return self._store.set_phase(row.id, SCHEDULED, JobState.QUEUED.value, expect=(HELD,))
+            ok = self._store.set_phase(row.id, SCHEDULED, JobState.QUEUED.value, expect=(HELD,))
+            return _Outcome(changed=True) if ok else None
         if row.array_id is not None:
             arr = self._store.array(self.session_name, row.array_id)
             if arr is not None and arr.max_parallel:
                 ok = self._store.set_phase(row.id, PENDING, JobState.QUEUED.value, expect=(HELD,))
-                drive.add(row.array_id)
-                return ok
+                return _Outcome(changed=True, drive=row.array_id) if ok else None
         if not self._store.claim_held(row.id):
-            return False
+            return None
         template = self._book.engine_template(
             _codec.decode(JobTemplate, json.loads(row.template or "{}")))
         try:
@@ -492,7 +515,7 @@ class JobSession(_Session):
             self._store.set_phase(row.id, HELD, JobState.QUEUED_HELD.value)
             raise
         self._store.set_phase(row.id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid)
-        return True
+        return _Outcome(changed=True)
 
     def _reap(self, job_ids: Sequence[str]) -> None:
         self._check_open()
