@@ -41,20 +41,7 @@ DIRECTIVE = re.compile(r"^::: (\S+)\n((?:[ \t]+\S.*\n?)*)", re.M)
 GRIFFE_EXTENSIONS = ("griffe_inherited_docstrings", "griffe_sphinx")
 #: Public names that had no docstring when the check was written: reported at INFO level until
 #: src documents them (then each must leave this list: one that has a docstring is a warning).
-KNOWN_UNDOCUMENTED = frozenset({
-    "pydrmaa2.session.INFINITE_TIME",
-    "pydrmaa2.session.ZERO_TIME",
-    "pydrmaa2.templates.HOME_DIR",
-    "pydrmaa2.templates.WORKING_DIR",
-    "pydrmaa2.templates.PARAMETRIC_INDEX",
-    "pydrmaa2.drmaa2.get_drms_name",
-    "pydrmaa2.drmaa2.get_drmaa_name",
-    "pydrmaa2.drmaa2.drmaa_supports",
-    "pydrmaa2.drmaa2.get_drms_version",
-    "pydrmaa2.drmaa2.get_drmaa_version",
-    "pydrmaa2.drmaa2.get_job_session_names",
-    "pydrmaa2.drmaa2.get_reservation_session_names",
-})
+KNOWN_UNDOCUMENTED: frozenset[str] = frozenset()
 
 
 class DocsError(Exception):

@@ -7,6 +7,6 @@ ENGINES=${PYDRMAA2_ENGINES:-"docker podman containerd slurm"}
 # shellcheck disable=SC2086
 bash scripts/engines.sh $ENGINES
 python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e '.[all,dev]'
-.venv/bin/ruff check src tests bench examples
+.venv/bin/pip install -q --disable-pip-version-check -e '.[all,dev,docs]'
+.venv/bin/ruff check src tests bench examples docs
 exec .venv/bin/pytest tests -q -rs "$@"

@@ -67,7 +67,9 @@ __all__ = ["SessionManager", "JobSession", "MonitoringSession", "ReservationSess
 
 log = logging.getLogger("pydrmaa2")
 
+#: A wait's timeout that waits for ever (DRMAA2's INFINITE_TIME).
 INFINITE_TIME: float | None = None
+#: A wait's timeout that looks once and does not wait (DRMAA2's ZERO_TIME).
 ZERO_TIME: float = 0.0
 
 DRMS_NAME = "pydrmaa2"

@@ -21,8 +21,11 @@ from .states import CPU, OS
 
 __all__ = ["JobTemplate", "ReservationTemplate", "HOME_DIR", "WORKING_DIR", "PARAMETRIC_INDEX"]
 
+#: Placeholder for the user's home directory on the execution host, at the start of a path.
 HOME_DIR = "$DRMAA2_HOME_DIR$"
+#: Placeholder for the job's working directory, at the start of a path.
 WORKING_DIR = "$DRMAA2_WORKING_DIR$"
+#: Placeholder for an array task's index, anywhere in a path, argument or variable.
 PARAMETRIC_INDEX = "$DRMAA2_INDEX$"
 
 

@@ -117,12 +117,19 @@ from .reservation_template import ReservationTemplate
 from .sudo import Sudo
 from .version import Version
 
+#: The DRM system's name ("pydrmaa2"), as uge-drmaa2's module function.
 get_drms_name = LibraryManager.get_drms_name
+#: The DRMAA implementation's name, as uge-drmaa2's module function.
 get_drmaa_name = LibraryManager.get_drmaa_name
+#: Whether the tracker of PYDRMAA2_CONTACT offers a Capability.
 drmaa_supports = LibraryManager.drmaa_supports
+#: The DRM system's Version.
 get_drms_version = Version.get_drms_version
+#: The DRMAA version implemented (2.0).
 get_drmaa_version = Version.get_drmaa_version
+#: The names of the job sessions of the store.
 get_job_session_names = JobSession.list_session_names
+#: The names of the reservation sessions of the store.
 get_reservation_session_names = ReservationSession.list_session_names
 
 #: The uge-drmaa2 version whose API this module offers.
