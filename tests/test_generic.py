@@ -224,3 +224,30 @@ def test_a_job_that_ended_before_the_notifier_saw_it_is_still_notified(js, tmp_p
     wait_for(quick, d2.JobState.DONE)
     sm._notifier_stop.set()
     session.close()
+
+
+class FakeSingles(FakeTracker):
+    """The fake without native arrays: a throttled array's tasks wait in the store."""
+
+    scheme = "fakesingles"
+    native_arrays = False
+
+
+def test_an_array_whose_tracker_the_agent_cannot_load_fails_its_waiting_tasks(tmp_path, monkeypatch):
+    """The agent drives throttled arrays; a tracker it cannot import (here: one this test
+    registered in its own process only) ends the waiting tasks FAILED saying why, never
+    leaves them waiting for ever."""
+    monkeypatch.setitem(trackers.BUILTIN, "fakesingles", ("tests.test_generic:FakeSingles", None))
+    FakeTracker.jobs, FakeTracker.calls = {}, []
+    sm = d2.SessionManager(home=tmp_path)
+    try:
+        with sm.create_job_session("s", contact="fakesingles") as js:
+            arr = js.run_bulk_jobs(d2.JobTemplate(remote_command="x"), 1, 5, max_parallel=2)
+            started, waiting = arr.jobs[:2], arr.jobs[2:]
+            js.wait_all_terminated(waiting, 30)
+            for job in waiting:
+                assert job.state is d2.JobState.FAILED
+                assert "cannot load the tracker of contact 'fakesingles'" in job.info.annotation
+            assert all(j.state is d2.JobState.RUNNING for j in started)
+    finally:
+        AgentClient.for_home(tmp_path).close()

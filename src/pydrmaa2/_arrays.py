@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _codec
-from ._book import RESYNC_INTERVAL, STARTING, SUBMITTED, JobBook, open_tracker
+from ._book import PENDING, RESYNC_INTERVAL, STARTING, SUBMITTED, JobBook, open_tracker
 from ._store import JobRow, Store
 from .errors import Drmaa2Error, DrmCommunicationError
 from .templates import JobTemplate, for_task
+from .trackers import JobTracker
 
 if TYPE_CHECKING:
     from ._agent import Agent, AgentFeed
@@ -142,7 +143,9 @@ class ArrayService:
             row = store.session(session, "job")
             if row is None:
                 return
-            tracker = open_tracker(row[0], self.agent.home)
+            tracker = self._tracker(store, session, row[0], array_id)
+            if tracker is None:
+                return
             try:
                 drive(JobBook(store, tracker, self.client, session), array_id)
             finally:
@@ -154,6 +157,40 @@ class ArrayService:
                 self.drivers.pop((session, array_id), None)
             self.agent.touch()
 
+    def _tracker(self, store: Store, session: str, contact: str,
+                 array_id: str) -> JobTracker | None:
+        """The session's tracker, waiting out an engine that does not answer yet; a tracker the
+        agent cannot load (a third-party package it cannot import) ends the array's waiting
+        tasks FAILED saying why, rather than leaving them waiting for ever (None)."""
+        delay = 1.0
+        while True:
+            try:
+                return open_tracker(contact, self.agent.home)
+            except DrmCommunicationError as e:
+                log.warning("array %s of session %s waits for its engine: %s", array_id,
+                            session, e)
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            except Exception as e:  # noqa: BLE001 - any failure to load it ends the tasks
+                why = (f"not started: the pydrmaa2 agent cannot load the tracker of contact "
+                       f"{contact!r}: {e}")
+                log.error("array %s of session %s: %s", array_id, session, why)
+                book = JobBook(store, _Unloadable(contact), self.client, session)  # type: ignore[arg-type]
+                for row in store.array_rows(array_id, (PENDING,)):
+                    book.fail_unstarted(row, why, expect=(PENDING,))
+                self.client.notify(f"job:{r}" for r in store.array_job_ids(array_id))
+                return None
+
     def close(self) -> None:
         """Drivers are daemon threads: they end with the agent (their arrays are taken up by
         the next one)."""
+
+
+class _Unloadable:
+    """Stands for a tracker the agent could not load, where a JobBook needs one to end jobs
+    that never reached it."""
+
+    scheme = "unloadable"
+
+    def __init__(self, contact: str) -> None:
+        self.contact = contact
