@@ -160,6 +160,7 @@ class JobSession(_Session):
         self._store = manager._store
         self._agent = AgentClient.for_home(manager.home)
         self._book = JobBook(self._store, tracker, self._agent, name)
+        self._ended_before: set[str] | None = None  # see _listen_from
         # Jobs whose submitter died mid-submission are adopted or put back to wait; arrays
         # left with waiting tasks by a program that exited go on now (and in the agent).
         self._book.reconcile()
@@ -641,13 +642,22 @@ class JobSession(_Session):
         self._wait(jobs, False, False, timeout)
 
     # -- notifications -----------------------------------------------------------------------------
+    def _ended(self) -> set[str]:
+        return {r.id for r in self._store.job_rows(self.session_name) if r.phase == TERMINAL}
+
+    def _listen_from(self) -> None:
+        """From now on, a job's end is news to notification callbacks (the jobs ended before
+        are not)."""
+        if self._ended_before is None:
+            self._ended_before = self._ended()
+
     def _watch_changes(self, stop: threading.Event,
                        emit: Callable[[Notification], None]) -> None:
         """Deliver NEW_STATE notifications for this session's jobs until ``stop`` is set."""
         seen: dict[str, JobState] = {}
-        # Jobs that had ended before anyone listened are not news; a job that ends before this
-        # loop first sees it (a waiter recorded its end first) is.
-        ended_before = {r.id for r in self._store.job_rows(self.session_name) if r.phase == TERMINAL}
+        # Jobs that had ended before anyone listened are not news; a job that ends after (even
+        # before this thread first looks, a waiter recording its end first) is.
+        ended_before = self._ended_before if self._ended_before is not None else self._ended()
         while not stop.is_set() and not self._closed:
             rows = [r for r in self._store.job_rows(self.session_name) if r.phase != TERMINAL
                     or (r.id not in ended_before and seen.get(r.id) != JobState(r.state))]
@@ -891,6 +901,8 @@ class SessionManager:
     def _track(self, js: JobSession) -> JobSession:
         with self._lock:
             self._sessions.append(js)
+            if self._callbacks:
+                js._listen_from()
         return js
 
     def destroy_job_session(self, name: str) -> None:
@@ -960,6 +972,8 @@ class SessionManager:
         with self._lock:
             self._callbacks.append(callback)
             if len(self._callbacks) == 1:
+                for js in self._sessions:
+                    js._listen_from()
                 threading.Thread(target=self._notify_loop, daemon=True,
                                  name="pydrmaa2-notify").start()
 

@@ -476,6 +476,18 @@ def test_notifications_report_new_states(sm, js, target):
     assert all(n.event is d2.Event.NEW_STATE and n.session_name == "conformance" for n in seen)
 
 
+def test_a_job_that_ends_at_once_is_still_notified(sm, js, target):
+    """The end of a job that a waiter records before the notifier first looks is news too."""
+    ended = threading.Event()
+    job_ids: list[str] = []
+    sm.register_event_notification(
+        lambda n: n.job_id in job_ids and n.state.is_terminal and ended.set())
+    job = js.run_job(target.template("/bin/true"))
+    job_ids.append(job.id)
+    job.wait_terminated(target.slow)
+    assert ended.wait(target.slow), "no notification of the job's end"
+
+
 def test_monitoring_finds_a_session_job_by_its_id(sm, js, target):
     """get_all_jobs(JobInfo(id=job.id)) is that job (uge-drmaa2's own suite checks this), and
     the engine's id of every listed job is in extensions['native_id']."""
