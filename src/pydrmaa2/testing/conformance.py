@@ -477,15 +477,18 @@ def test_notifications_report_new_states(sm, js, target):
 
 
 def test_a_job_that_ends_at_once_is_still_notified(sm, js, target):
-    """The end of a job that a waiter records before the notifier first looks is news too."""
+    """The end of a job that a waiter records before the notifier first looks at its session
+    (opened after the callback was registered) is news too."""
     ended = threading.Event()
     job_ids: list[str] = []
     sm.register_event_notification(
         lambda n: n.job_id in job_ids and n.state.is_terminal and ended.set())
-    job = js.run_job(target.template("/bin/true"))
-    job_ids.append(job.id)
-    job.wait_terminated(target.slow)
-    assert ended.wait(target.slow), "no notification of the job's end"
+    with sm.create_job_session("conformance-late", contact=target.contact) as session:
+        job = session.run_job(target.template("/bin/true"))
+        job_ids.append(job.id)
+        job.wait_terminated(target.slow)
+        assert ended.wait(target.slow), "no notification of the job's end"
+        job.reap()
 
 
 def test_monitoring_finds_a_session_job_by_its_id(sm, js, target):
