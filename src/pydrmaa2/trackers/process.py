@@ -233,6 +233,19 @@ class ProcessTracker(JobTracker):
             out.setdefault(tid, STARTING)
         return out
 
+    def native_ids(self, tracker_ids: Sequence[str]) -> dict[str, str]:
+        """The pid of each of these jobs that runs (monitor_jobs lists processes by pid); an
+        ended job's pid may be another process's by now."""
+        out: dict[str, str] = {}
+        ids = list(tracker_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            for tid, pid in self.db.query(
+                    f"SELECT tid, pid FROM procs WHERE pid IS NOT NULL AND state IN "
+                    f"('running','suspended') AND tid IN ({','.join('?' * len(chunk))})", chunk):
+                out[tid] = str(pid)
+        return out
+
     def info(self, tracker_id: str) -> JobInfo:
         row = self._row(tracker_id)
         if row is None:
