@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_session ON jobs(session, id);
 CREATE INDEX IF NOT EXISTS jobs_by_array ON jobs(array_id, phase);
+-- The jobs not ended, by session: what opening a session looks at, whatever has ended before.
+CREATE INDEX IF NOT EXISTS jobs_live ON jobs(session, phase) WHERE phase != 'terminal';
 CREATE TABLE IF NOT EXISTS id_claims (  -- ids handed out for a submission not yet recorded
     id       INTEGER PRIMARY KEY,
     session  TEXT,
@@ -276,8 +278,8 @@ class Store:
     def arrays_with_pending(self, session: str | None = None) -> list[tuple[str, str]]:
         """(session, array id) of arrays that still have tasks waiting for a slot (or being
         started: their claimer may have died)."""
-        sql = ("SELECT DISTINCT session, array_id FROM jobs WHERE phase IN ('pending','starting') "
-               "AND array_id IS NOT NULL")
+        sql = ("SELECT DISTINCT session, array_id FROM jobs WHERE phase != 'terminal' AND "
+               "phase IN ('pending','starting') AND array_id IS NOT NULL")
         params: tuple = ()
         if session is not None:
             sql += " AND session=?"
@@ -338,7 +340,7 @@ class Store:
 
     def stale_starting(self, session: str, array_id: str | None = None) -> list[JobRow]:
         """Jobs in 'starting' whose claimer has died (it will never record them)."""
-        sql = "SELECT id, claimer FROM jobs WHERE session=? AND phase='starting'"
+        sql = "SELECT id, claimer FROM jobs WHERE session=? AND phase != 'terminal' AND phase='starting'"
         params: tuple = (session,)
         if array_id is not None:
             sql, params = sql + " AND array_id=?", (session, array_id)
@@ -487,8 +489,8 @@ class Store:
         return rows[0][0] if rows else None
 
     def job_ids(self, session: str) -> list[str]:
-        return [str(r[0]) for r in self.db.query("SELECT id FROM jobs WHERE session=? ORDER BY id",
-                                              (session,))]
+        return [str(r[0]) for r in self.db.query(
+            "SELECT id FROM jobs WHERE session=? ORDER BY id", (session,))]
 
     def job_rows(self, session: str, ids: Sequence[str] | None = None) -> list[JobRow]:
         sql = f"{JOB_SELECT} WHERE jobs.session=?"
