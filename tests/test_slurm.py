@@ -746,9 +746,12 @@ def test_monitoring_lists_jobs_machines_and_queues(sm, js):
     job.wait_started(60)
     tid = _tid(js, job)
     with sm.open_monitoring_session(contact="slurm") as ms:
+        # A job of a session of this store is listed under its pydrmaa2 id, the Slurm id in
+        # native_id.
         jobs = {i.id: i for i in ms.get_all_jobs()}
-        assert jobs[tid].state is d2.JobState.RUNNING
-        assert ms.get_all_jobs(d2.JobInfo(state=d2.JobState.RUNNING))
+        assert jobs[job.id].state is d2.JobState.RUNNING
+        assert jobs[job.id].extensions["native_id"] == tid
+        assert job.id in {i.id for i in ms.get_all_jobs(d2.JobInfo(state=d2.JobState.RUNNING))}
         node = slurm.parse_key_values(subprocess.run(
             ["scontrol", "show", "node", "-o", _node()], capture_output=True, text=True,
             check=True).stdout)
