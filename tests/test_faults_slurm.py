@@ -24,6 +24,7 @@ import pydrmaa2 as d2
 from pydrmaa2._agent import AgentClient
 from pydrmaa2.trackers import slurm
 from pydrmaa2.trackers.base import Contact
+from pydrmaa2.trackers.slurm import parsers
 from tests.conftest import end_and_reap, require
 
 pytestmark = pytest.mark.faults
@@ -59,8 +60,9 @@ def _slurmctld_pid() -> int:
     """The pid of the running slurmctld: from the pid file engines.sh records, else from
     Slurm's SlurmctldPidFile, and only if the process table shows slurmctld under that pid."""
     files = [RUN_DIR / "slurmctld.pid"]
-    config = slurm.parse_config(subprocess.run(["scontrol", "show", "config"], capture_output=True,
-                                               text=True, check=True).stdout)
+    config = parsers.parse_config(subprocess.run(["scontrol", "show", "config"],
+                                                 capture_output=True, text=True,
+                                                 check=True).stdout)
     if config.get("SlurmctldPidFile", "").startswith("/"):
         files.append(Path(config["SlurmctldPidFile"]))
     for f in files:

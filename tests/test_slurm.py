@@ -21,80 +21,82 @@ import pytest
 import pydrmaa2 as d2
 from pydrmaa2.trackers import slurm
 from pydrmaa2.trackers.base import Contact
+from pydrmaa2.trackers.slurm import commands, parsers, specs, tables
 from tests.conftest import require
 
 # -- pure parsers and builders (no cluster needed) -------------------------------------------------
 
 
 def test_state_words_and_reasons_map_to_drmaa2_states():
-    assert slurm.job_state("PENDING", "Resources") is d2.JobState.QUEUED
-    assert slurm.job_state("PENDING", "JobHeldUser") is d2.JobState.QUEUED_HELD
-    assert slurm.job_state("PENDING", "JobHeldAdmin") is d2.JobState.QUEUED_HELD
-    assert slurm.job_state("PENDING", "BeginTime", restarts=1) is d2.JobState.REQUEUED
-    assert slurm.job_state("PENDING", "JobHeldAdmin", restarts=2) is d2.JobState.REQUEUED_HELD
-    assert slurm.job_state("COMPLETING") is d2.JobState.RUNNING
-    assert slurm.job_state("SUSPENDED") is d2.JobState.SUSPENDED
-    assert slurm.job_state("REQUEUE_HOLD") is d2.JobState.REQUEUED_HELD
-    assert slurm.job_state("COMPLETED") is d2.JobState.DONE
-    assert slurm.job_state("CANCELLED by 0") is d2.JobState.FAILED
+    assert parsers.job_state("PENDING", "Resources") is d2.JobState.QUEUED
+    assert parsers.job_state("PENDING", "JobHeldUser") is d2.JobState.QUEUED_HELD
+    assert parsers.job_state("PENDING", "JobHeldAdmin") is d2.JobState.QUEUED_HELD
+    assert parsers.job_state("PENDING", "BeginTime", restarts=1) is d2.JobState.REQUEUED
+    assert parsers.job_state("PENDING", "JobHeldAdmin", restarts=2) is d2.JobState.REQUEUED_HELD
+    assert parsers.job_state("COMPLETING") is d2.JobState.RUNNING
+    assert parsers.job_state("SUSPENDED") is d2.JobState.SUSPENDED
+    assert parsers.job_state("REQUEUE_HOLD") is d2.JobState.REQUEUED_HELD
+    assert parsers.job_state("COMPLETED") is d2.JobState.DONE
+    assert parsers.job_state("CANCELLED by 0") is d2.JobState.FAILED
     for word in ("FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
                  "PREEMPTED"):
-        assert slurm.job_state(word) is d2.JobState.FAILED
-    assert slurm.job_state("SOMETHING_NEW") is d2.JobState.UNDETERMINED
-    assert slurm.sub_state("PENDING", "JobArrayTaskLimit") == "PENDING (JobArrayTaskLimit)"
-    assert slurm.sub_state("RUNNING", "None") == "RUNNING"
+        assert parsers.job_state(word) is d2.JobState.FAILED
+    assert parsers.job_state("SOMETHING_NEW") is d2.JobState.UNDETERMINED
+    assert parsers.sub_state("PENDING", "JobArrayTaskLimit") == "PENDING (JobArrayTaskLimit)"
+    assert parsers.sub_state("RUNNING", "None") == "RUNNING"
 
 
 def test_exit_codes_and_wait_statuses_decode_to_status_and_signal():
-    assert slurm.decode_exit_code("3:0") == (3, None)
-    assert slurm.decode_exit_code("0:9") == (137, "SIGKILL")
-    assert slurm.decode_wait_status("768") == (3, None)
-    assert slurm.decode_wait_status("15") == (143, "SIGTERM")
+    assert parsers.decode_exit_code("3:0") == (3, None)
+    assert parsers.decode_exit_code("0:9") == (137, "SIGKILL")
+    assert parsers.decode_wait_status("768") == (3, None)
+    assert parsers.decode_wait_status("15") == (143, "SIGTERM")
 
 
 def test_host_lists_and_array_records_expand():
-    assert slurm.expand_hostlist("vm") == ["vm"]
-    assert slurm.expand_hostlist("n[01-03,7],gpu1") == ["n01", "n02", "n03", "n7", "gpu1"]
-    assert slurm.expand_hostlist("None assigned") == []
-    assert slurm.expand_array_id("338_[3-5%2]") == ["338_3", "338_4", "338_5"]
-    assert slurm.expand_array_id("9_[1,4-8:2]") == ["9_1", "9_4", "9_6", "9_8"]
-    assert slurm.expand_array_id("338_4") == ["338_4"]
+    assert parsers.expand_hostlist("vm") == ["vm"]
+    assert parsers.expand_hostlist("n[01-03,7],gpu1") == ["n01", "n02", "n03", "n7", "gpu1"]
+    assert parsers.expand_hostlist("None assigned") == []
+    assert parsers.expand_array_id("338_[3-5%2]") == ["338_3", "338_4", "338_5"]
+    assert parsers.expand_array_id("9_[1,4-8:2]") == ["9_1", "9_4", "9_6", "9_8"]
+    assert parsers.expand_array_id("338_4") == ["338_4"]
 
 
 def test_arrays_are_split_only_when_an_index_reaches_max_array_size():
     ids = [str(100 + k) for k in range(10)]
-    (one,) = slurm.array_chunks(ids, list(range(2, 22, 2)), 1001)
+    (one,) = specs.array_chunks(ids, list(range(2, 22, 2)), 1001)
     assert one.array_spec(3) == "2-20:2%3" and one.slurm_indices == list(range(2, 22, 2))
-    chunks = slurm.array_chunks(ids, list(range(2, 22, 2)), 4)
+    chunks = specs.array_chunks(ids, list(range(2, 22, 2)), 4)
     assert [c.indices for c in chunks] == [[2, 4, 6, 8], [10, 12, 14, 16], [18, 20]]
     assert [c.array_spec(None) for c in chunks] == ["0-3", "0-3", "0-1"]
     assert chunks[2].job_ids == ["108", "109"]
 
 
 def test_durations_times_and_key_values_parse():
-    assert slurm.parse_duration("1-02:03:04") == dt.timedelta(days=1, hours=2, minutes=3, seconds=4)
-    assert slurm.parse_duration("00:01.500") == dt.timedelta(seconds=1, milliseconds=500)
-    assert slurm.limit_seconds("90") == 90 and slurm.limit_seconds("1:00:00") == 3600
-    assert slurm.format_duration(3601) == "0-01:00:01"
-    when = slurm.parse_time("2026-01-02T03:04:05")
+    assert parsers.parse_duration("1-02:03:04") == dt.timedelta(days=1, hours=2, minutes=3,
+                                                                seconds=4)
+    assert parsers.parse_duration("00:01.500") == dt.timedelta(seconds=1, milliseconds=500)
+    assert parsers.limit_seconds("90") == 90 and parsers.limit_seconds("1:00:00") == 3600
+    assert parsers.format_duration(3601) == "0-01:00:01"
+    when = parsers.parse_time("2026-01-02T03:04:05")
     assert when is not None and when.tzinfo is not None
-    assert slurm.format_time(when) == "2026-01-02T03:04:05"
-    kv = slurm.parse_key_values("JobId=5 Comment=a b, c OS=Linux 6.1 #1 SMP State=IDLE")
+    assert parsers.format_time(when) == "2026-01-02T03:04:05"
+    kv = parsers.parse_key_values("JobId=5 Comment=a b, c OS=Linux 6.1 #1 SMP State=IDLE")
     assert kv == {"JobId": "5", "Comment": "a b, c", "OS": "Linux 6.1 #1 SMP", "State": "IDLE"}
 
 
 def test_records_survive_newlines_in_the_free_text_field():
-    sep = slurm.SEP
+    sep = tables.SEP
     fields = ("A", "B", "Name")
     text = f"1{sep}x{sep}two\nlines{sep}\n2{sep}y{sep}plain{sep}\n"
-    assert slurm.records(text, fields, trailing=True) == [
+    assert parsers.records(text, fields, trailing=True) == [
         {"A": "1", "B": "x", "Name": "two\nlines"}, {"A": "2", "B": "y", "Name": "plain"}]
 
 
 def _run_batch_script(tmp_path: Path, env: dict[str, str], settings: dict[str, str],
                       *argv: str) -> str:
     script = tmp_path / "job.sh"
-    script.write_text(slurm.BATCH_SCRIPT)
+    script.write_text(specs.BATCH_SCRIPT)
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "PYDRMAA2_SLURM_"))}
     r = subprocess.run(["/bin/sh", str(script), *(f"{k}={v}" for k, v in settings.items()), "--",
                         *argv], env={**clean, **env}, cwd=tmp_path, capture_output=True, text=True,
@@ -144,7 +146,7 @@ def test_batch_script_takes_settings_literally_and_refuses_a_stray_argument(tmp_
 
 
 def test_environment_file_keeps_any_value_and_contact_options_are_checked(tmp_path):
-    assert slurm.environment_file({"A": "x,y\nz", "B": ""}) == b"A=x,y\nz\0B=\0"
+    assert specs.environment_file({"A": "x,y\nz", "B": ""}) == b"A=x,y\nz\0B=\0"
     with pytest.raises(d2.InvalidArgumentError, match="bogus"):
         slurm.SlurmTracker(Contact.parse("slurm?bogus=1"), tmp_path)
     with pytest.raises(d2.InvalidArgumentError, match="max_array_size"):
@@ -176,7 +178,7 @@ def test_a_failed_batch_control_asks_only_the_jobs_it_did_not_reach(tmp_path, mo
 
 
 def test_a_command_that_hangs_is_a_communication_error_naming_the_cluster(tmp_path, monkeypatch):
-    monkeypatch.setattr(slurm, "COMMAND_TIMEOUT", 0.3)
+    monkeypatch.setattr(commands, "COMMAND_TIMEOUT", 0.3)
     tracker = slurm.SlurmTracker(Contact.parse("slurm"), tmp_path)
     t0 = time.monotonic()
     with pytest.raises(d2.DrmCommunicationError, match="did not answer within"):
@@ -188,9 +190,25 @@ def test_a_command_that_hangs_is_a_communication_error_naming_the_cluster(tmp_pa
         tracker._run(["no-such-slurm-command"], "testing")
 
 
+def test_a_refusal_becomes_the_drmaa2_error_its_message_means_with_the_message_kept():
+    def refused(message: str, hint=None) -> d2.Drmaa2Error:
+        with pytest.raises(d2.Drmaa2Error) as e, commands.slurm_errors("doing x", "here", hint):
+            raise commands.Refused("scontrol", message)
+        return e.value
+
+    e = refused("Job has already finished")
+    assert type(e) is d2.InvalidStateError and str(e) == "doing x: Job has already finished"
+    e = refused("Invalid partition name specified", lambda m: "queue_name" if "partition" in m
+                else None)
+    assert type(e) is d2.InvalidArgumentError and str(e).endswith("specified (queue_name)")
+    e = refused("Unable to contact slurm controller (connect failure)")
+    assert type(e) is d2.DrmCommunicationError and "cannot reach here" in str(e)
+    assert type(refused("something new")) is d2.ImplementationSpecificError
+
+
 def _squeue_record(job: str, state: str, nodes: str = "vm") -> dict[str, str]:
     """One squeue record (SQUEUE_FIELDS) of a job that ran on ``nodes``."""
-    r = dict.fromkeys(slurm.SQUEUE_FIELDS, "N/A")
+    r = dict.fromkeys(tables.SQUEUE_FIELDS, "N/A")
     r.update(JobArrayID=job, ArrayJobID=job, JobID=job, State=state, Reason="None", exit_code="0",
              RestartCnt="0", SubmitTime="2026-01-02T03:04:05", StartTime="2026-01-02T03:04:06",
              EndTime="2026-01-02T03:04:08", TimeUsed="0:02", NodeList=nodes, NumCPUs="1",
@@ -200,7 +218,7 @@ def _squeue_record(job: str, state: str, nodes: str = "vm") -> dict[str, str]:
 
 def _sacct_record(job: str, state: str, end: str = "Unknown") -> dict[str, str]:
     """One sacct record (SACCT_FIELDS); ``end`` Unknown: slurmdbd has not recorded the end."""
-    r = dict.fromkeys(slurm.SACCT_FIELDS, "")
+    r = dict.fromkeys(tables.SACCT_FIELDS, "")
     r.update(JobID=job, JobIDRaw=job, State=state, ExitCode="0:0", Reason="None",
              Submit="2026-01-02T03:04:05", Start="2026-01-02T03:04:06", End=end,
              ElapsedRaw="2", TotalCPU="00:01.250", NodeList="vm", AllocCPUS="1", JobName="job")
@@ -242,7 +260,7 @@ def test_a_job_ended_in_squeue_is_never_running_while_sacct_catches_up(offline):
 
 def test_a_job_sacct_does_not_record_in_time_is_reported_ended_without_cpu_time(offline,
                                                                                 monkeypatch):
-    monkeypatch.setattr(slurm, "ACCOUNTING_LAG", 0.3)
+    monkeypatch.setattr(slurm.tracker, "ACCOUNTING_LAG", 0.3)
     offline.squeue_answers.append([_squeue_record("71", "FAILED")])
     offline.sacct_answers.append([_sacct_record("71", "RUNNING")])
     t0 = time.monotonic()
@@ -355,7 +373,7 @@ def _tid(js: d2.JobSession, job: d2.Job) -> str:
 def _scontrol_job(slurm_id: str) -> dict[str, str]:
     out = subprocess.run(["scontrol", "show", "job", "-o", slurm_id], capture_output=True,
                          text=True, check=True).stdout
-    return slurm.parse_key_values(out.splitlines()[0])
+    return parsers.parse_key_values(out.splitlines()[0])
 
 
 def _node() -> str:
@@ -624,8 +642,8 @@ def test_template_fields_reach_slurm(js, sm, tmp_path):
         assert j["Requeue"] == "0" and j["TimeLimit"] == "01:30:00" and j["MinTmpDiskNode"] == "10M"
         assert j["Comment"] == "hello, world" and j["QOS"] == "normal"
         assert j["Reason"] in ("JobHeldUser", "JobHeldAdmin")
-        assert slurm.parse_time(j["EligibleTime"]) == begin
-        assert slurm.parse_time(j["Deadline"]) == deadline
+        assert parsers.parse_time(j["EligibleTime"]) == begin
+        assert parsers.parse_time(j["Deadline"]) == deadline
         assert job.state is d2.JobState.QUEUED_HELD
         job.terminate()
         assert job.wait_terminated(60).state is d2.JobState.FAILED
@@ -672,7 +690,7 @@ def test_array_controls_take_one_command_for_all_tasks(js, calls):
     arr.jobs[1].hold()  # one task held already: the others still make the whole array
     calls.clear()
     arr.hold()
-    # all the array's tasks: held as the array (task by task Slurm takes 0.17 s each)
+    # all the array's tasks: held as the array (not task by task, which is slow in Slurm)
     assert _count(calls, "squeue") <= 3
     (hold,) = [c for c in calls if c[0] == "scontrol"]
     assert hold == ["scontrol", "hold", _tid(js, arr.jobs[0]).split("_")[0]]
@@ -752,7 +770,7 @@ def test_monitoring_lists_jobs_machines_and_queues(sm, js):
         assert jobs[job.id].state is d2.JobState.RUNNING
         assert jobs[job.id].extensions["native_id"] == tid
         assert job.id in {i.id for i in ms.get_all_jobs(d2.JobInfo(state=d2.JobState.RUNNING))}
-        node = slurm.parse_key_values(subprocess.run(
+        node = parsers.parse_key_values(subprocess.run(
             ["scontrol", "show", "node", "-o", _node()], capture_output=True, text=True,
             check=True).stdout)
         (m,) = ms.get_all_machines([node["NodeName"]])
@@ -782,8 +800,9 @@ def test_unreachable_cluster_is_a_communication_error_naming_it(sm, tmp_path, mo
 
 
 def test_a_named_cluster_is_passed_to_every_command(sm, target, tmp_path, monkeypatch):
-    config = slurm.parse_config(subprocess.run(["scontrol", "show", "config"], capture_output=True,
-                                               text=True, check=True).stdout)
+    config = parsers.parse_config(subprocess.run(["scontrol", "show", "config"],
+                                                 capture_output=True, text=True,
+                                                 check=True).stdout)
     name = config["ClusterName"]
     js = sm.create_job_session("named", contact=f"slurm://{name}")
     seen: list[list[str]] = []
@@ -793,7 +812,7 @@ def test_a_named_cluster_is_passed_to_every_command(sm, target, tmp_path, monkey
         seen.append(list(args))
         return real(args, **kw)
 
-    monkeypatch.setattr(slurm.subprocess, "Popen", popen)
+    monkeypatch.setattr(commands.subprocess, "Popen", popen)
     try:
         out = tmp_path / "named"
         job = js.run_job(sh("echo on $SLURM_CLUSTER_NAME", output_path=str(out)))
