@@ -94,11 +94,6 @@ def _restart_slurmctld() -> None:
     assert _controller_up()
 
 
-def sh(script: str, **fields) -> d2.JobTemplate:
-    """A template running ``script`` with /bin/sh -c."""
-    return d2.JobTemplate(remote_command="/bin/sh", args=["-c", script], **fields)
-
-
 def test_a_wait_rides_through_a_slurmctld_restart(js):
     job = js.run_job(d2.JobTemplate(remote_command="/bin/sleep", args=["6"]))
     job.wait_started(60)

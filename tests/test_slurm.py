@@ -5,7 +5,6 @@ unreachable cluster. The pure parsers are tested first, without a cluster."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import getpass
 import os
@@ -22,7 +21,7 @@ import pydrmaa2 as d2
 from pydrmaa2.trackers import slurm
 from pydrmaa2.trackers.base import Contact
 from pydrmaa2.trackers.slurm import commands, parsers, specs, tables
-from tests.conftest import require
+from tests.conftest import end_and_reap, require
 
 # -- pure parsers and builders (no cluster needed) -------------------------------------------------
 
@@ -324,20 +323,15 @@ def sm(sm, target):
 
 
 def _cleanup(session: d2.JobSession) -> None:
-    """scancel whatever the test left (by array job id, so big arrays go at once), then reap."""
-    jobs = session.get_jobs()
+    """scancel whatever the test left by array job id (a big array goes at once, not task by
+    task), then end and reap the rest as every engine's tests do."""
     rows = session._store.job_rows(session.session_name)
     states = session._states_of(rows)
     bases = {r.tracker_id.split("_")[0] for r in rows
              if r.tracker_id and not states[r.id][0].is_terminal}
     if bases:
         subprocess.run(["scancel", *sorted(bases)], check=False)
-    with contextlib.suppress(d2.Drmaa2Error):
-        if jobs:
-            session.wait_all_terminated(jobs, 60)
-    for j in jobs:
-        with contextlib.suppress(d2.Drmaa2Error):
-            j.reap()
+    end_and_reap(session)
 
 
 @pytest.fixture
@@ -388,13 +382,10 @@ def _wait_for(predicate, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def sh(script: str, **fields) -> d2.JobTemplate:
-    return d2.JobTemplate(remote_command="/bin/sh", args=["-c", script], **fields)
-
-
-def test_native_array_is_one_sbatch_with_max_parallel_and_tasks_are_jobs(js, calls, tmp_path):
+def test_native_array_is_one_sbatch_with_max_parallel_and_tasks_are_jobs(js, target, calls,
+                                                                         tmp_path):
     out = tmp_path / "task.$DRMAA2_INDEX$"
-    arr = js.run_bulk_jobs(sh('echo "$TASK_ID $JOB_ID"', output_path=str(out)), 2, 12, 2,
+    arr = js.run_bulk_jobs(target.sh('echo "$TASK_ID $JOB_ID"', output_path=str(out)), 2, 12, 2,
                            max_parallel=2)
     assert _count(calls, "sbatch") == 1
     (sbatch,) = [c for c in calls if c[0] == "sbatch"]
@@ -410,13 +401,13 @@ def test_native_array_is_one_sbatch_with_max_parallel_and_tasks_are_jobs(js, cal
         assert job.info.extensions["task_id"] == str(i)
 
 
-def test_an_observer_never_sees_more_tasks_running_than_max_parallel(js):
+def test_an_observer_never_sees_more_tasks_running_than_max_parallel(js, target):
     """Every look at the tasks' states, while the array runs: one look at them all (get_jobs,
     one squeue) never finds more than max_parallel running, and a task seen ended is never seen
     running again. Tasks looked at one by one (job.state) were surely running between the end
     of the first call that saw one running and the start of the last: never more than
     max_parallel such spans overlap."""
-    arr = js.run_bulk_jobs(sh("sleep 1"), 1, 6, max_parallel=2)
+    arr = js.run_bulk_jobs(target.sh("sleep 1"), 1, 6, max_parallel=2)
     stop = threading.Event()
     snapshots: list[int] = []
     seen: dict[str, list[tuple[float, float, d2.JobState]]] = {j.id: [] for j in arr.jobs}
@@ -466,7 +457,7 @@ def test_an_observer_never_sees_more_tasks_running_than_max_parallel(js):
     assert overlap <= 2, sorted(spans)
 
 
-def test_array_beyond_max_array_size_is_split_and_behaves_as_one(sm, tmp_path):
+def test_array_beyond_max_array_size_is_split_and_behaves_as_one(sm, target, tmp_path):
     js = sm.create_job_session("split", contact="slurm?max_array_size=4")
     try:
         calls: list[list[str]] = []
@@ -474,7 +465,7 @@ def test_array_beyond_max_array_size_is_split_and_behaves_as_one(sm, tmp_path):
         js._tracker._run = lambda argv, what, **kw: calls.append(list(argv)) or real(argv, what, **kw)
         for i in range(3, 23, 2):
             (tmp_path / f"wd{i}").mkdir()
-        jt = sh('echo "$TASK_ID $JOB_ID"; echo "err $TASK_ID" >&2; pwd; sleep 0.2',
+        jt = target.sh('echo "$TASK_ID $JOB_ID"; echo "err $TASK_ID" >&2; pwd; sleep 0.2',
                 working_directory=str(tmp_path / "wd$DRMAA2_INDEX$"), output_path="out",
                 error_path=str(tmp_path / "err.$DRMAA2_INDEX$"))
         arr = js.run_bulk_jobs(jt, 3, 21, 2, max_parallel=2)
@@ -502,11 +493,11 @@ def test_array_beyond_max_array_size_is_split_and_behaves_as_one(sm, tmp_path):
         js.close()
 
 
-def test_an_array_larger_than_the_clusters_max_array_size(js, calls, tmp_path):
+def test_an_array_larger_than_the_clusters_max_array_size(js, target, calls, tmp_path):
     limit = js._tracker.max_array_size
     n = limit + limit // 2
     out = tmp_path / "t.$DRMAA2_INDEX$"
-    arr = js.run_bulk_jobs(sh('echo "$TASK_ID $JOB_ID"', output_path=str(out),
+    arr = js.run_bulk_jobs(target.sh('echo "$TASK_ID $JOB_ID"', output_path=str(out),
                               submit_as_hold=True), 1, n)
     assert _count(calls, "sbatch") == 2
     assert len(arr.jobs) == n
@@ -710,8 +701,8 @@ def test_array_controls_take_one_command_for_all_tasks(js, calls):
         arr.terminate()
 
 
-def test_job_info_comes_from_accounting(js):
-    job = js.run_job(sh("i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; kill -9 $$",
+def test_job_info_comes_from_accounting(js, target):
+    job = js.run_job(target.sh("i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; kill -9 $$",
                         min_slots=2))
     info = job.wait_terminated(60)
     assert info.state is d2.JobState.FAILED
@@ -815,7 +806,7 @@ def test_a_named_cluster_is_passed_to_every_command(sm, target, tmp_path, monkey
     monkeypatch.setattr(commands.subprocess, "Popen", popen)
     try:
         out = tmp_path / "named"
-        job = js.run_job(sh("echo on $SLURM_CLUSTER_NAME", output_path=str(out)))
+        job = js.run_job(target.sh("echo on $SLURM_CLUSTER_NAME", output_path=str(out)))
         assert job.wait_terminated(60).state is d2.JobState.DONE
         assert out.read_text() == f"on {name}\n"
         slurm_commands = [a for a in seen if a[0] in ("sbatch", "squeue", "sacct", "scontrol")]
@@ -838,24 +829,24 @@ def test_extensions_are_sbatch_options_and_unknown_ones_are_refused_by_name(js, 
     assert j["Comment"] == "x=1 y" and j["Contiguous"] == "1"
 
 
-def test_resource_limits_map_to_slurm_and_unknown_keys_are_refused(js, tmp_path):
+def test_resource_limits_map_to_slurm_and_unknown_keys_are_refused(js, target, tmp_path):
     with pytest.raises(d2.UnsupportedAttributeError, match="bogus"):
         js.run_job(d2.JobTemplate(remote_command="/bin/true", resource_limits={"bogus": "1"}))
     with pytest.raises(d2.InvalidArgumentError, match="soon"):
         js.run_job(d2.JobTemplate(remote_command="/bin/true",
                                   resource_limits={"wallclock_time": "soon"}))
     out = tmp_path / "limits"
-    job = js.run_job(sh("ulimit -t", output_path=str(out),
+    job = js.run_job(target.sh("ulimit -t", output_path=str(out),
                         resource_limits={"wallclock_time": "120", "cpu_time": "7"}))
     assert job.wait_terminated(60).state is d2.JobState.DONE
     assert out.read_text() == "7\n"
     assert _scontrol_job(_tid(js, job))["TimeLimit"] == "00:02:00"
 
 
-def test_environment_values_with_commas_and_newlines_reach_the_job(js, tmp_path):
+def test_environment_values_with_commas_and_newlines_reach_the_job(js, target, tmp_path):
     out = tmp_path / "env"
     env = {"A": "x,y=z", "B": "two\nlines", "C": "$HOME;"}
-    job = js.run_job(sh('printf "%s|%s|%s|%s" "$A" "$B" "$C" "${TASK_ID-unset}"',
+    job = js.run_job(target.sh('printf "%s|%s|%s|%s" "$A" "$B" "$C" "${TASK_ID-unset}"',
                         output_path=str(out), job_environment=env))
     job.wait_terminated(60)
     assert out.read_text() == "x,y=z|two\nlines|$HOME;|unset"
@@ -871,8 +862,8 @@ def test_slurm_refusals_name_the_template_value_and_create_nothing(js):
     assert js.get_jobs() == []
 
 
-def test_percent_signs_in_paths_are_literal(js, tmp_path):
+def test_percent_signs_in_paths_are_literal(js, target, tmp_path):
     out = tmp_path / "100%j.txt"
-    job = js.run_job(sh("echo ok", output_path=str(out)))
+    job = js.run_job(target.sh("echo ok", output_path=str(out)))
     job.wait_terminated(60)
     assert out.read_text() == "ok\n"
