@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -243,3 +244,278 @@ def test_submission_time_is_fixed_once_at_submission(sm):
     assert running == ended
     assert running.timestamp() == pytest.approx(js._store.job(job.id).submitted, abs=1e-5)
     assert before <= running.timestamp() <= time.time()
+
+
+# -- resource limits, priority, memory: what the job's process gets ------------------------------
+def _limits(path: Path) -> dict[str, tuple[str, str]]:
+    """/proc/self/limits as the job saw it: name -> (soft, hard)."""
+    out = {}
+    for line in path.read_text().splitlines()[1:]:
+        name, soft, hard = line[:26].strip(), *line[26:].split()[:2]
+        out[name] = (soft, hard)
+    return out
+
+
+def _phys_kib() -> int:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def _first_id_is_free(js) -> None:
+    """No job id was taken by what was refused: the session's first job gets id 1."""
+    assert js.get_jobs() == []
+    assert js.run_job(d2.JobTemplate(remote_command="/bin/true")).id == "1"
+
+
+def test_resource_limits_are_the_jobs_rlimits(js, tmp_path):
+    out = tmp_path / "limits"
+    job = js.run_job(d2.JobTemplate(
+        remote_command="/bin/cat", args=["/proc/self/limits"], output_path=str(out),
+        resource_limits={"OPEN_FILES": "100:200", "cpu_time": "30", "core_file_size": "0",
+                         "FILE_SIZE": "1m", "stack_size": "4M", "data_size": "unlimited",
+                         "virtual_memory": "2g:unlimited"}))
+    assert job.wait_terminated(10).state is d2.JobState.DONE
+    limits = _limits(out)
+    assert limits["Max open files"] == ("100", "200")
+    assert limits["Max cpu time"] == ("30", "30")
+    assert limits["Max core file size"] == ("0", "0")
+    assert limits["Max file size"] == (str(1 << 20), str(1 << 20))
+    assert limits["Max stack size"] == (str(4 << 20), str(4 << 20))
+    assert limits["Max data size"] == ("unlimited", "unlimited")
+    assert limits["Max address space"] == (str(2 << 30), "unlimited")
+    shell = js.run_job(sh("ulimit -n; ulimit -Hn", output_path=str(tmp_path / "ulimit"),
+                          resource_limits={"nofile": "64"}))
+    assert shell.wait_terminated(10).state is d2.JobState.DONE
+    assert (tmp_path / "ulimit").read_text().split() == ["64", "64"]
+
+
+def test_a_cpu_time_limit_stops_a_spinning_job(js):
+    job = js.run_job(sh("while :; do :; done", resource_limits={"cpu_time": "1"}))
+    info = job.wait_terminated(30)
+    assert info.state is d2.JobState.FAILED
+    assert info.terminating_signal in ("SIGXCPU", "SIGKILL")
+
+
+@pytest.mark.parametrize(("limits", "error", "named"), [
+    ({"bogus": "1"}, d2.UnsupportedAttributeError, "'bogus'"),
+    ({"memory": "1g"}, d2.UnsupportedAttributeError, "'memory'"),
+    ({"open_files": "many"}, d2.InvalidArgumentError, "'many'"),
+    ({"OPEN_FILES": "10:5"}, d2.InvalidArgumentError, "'10:5'"),
+    ({"stack_size": "12q"}, d2.InvalidArgumentError, "'12q'"),
+    ({"cpu_time": "1.5"}, d2.InvalidArgumentError, "'1.5'"),
+    ({"wallclock_time": "soon"}, d2.InvalidArgumentError, "'soon'"),
+    ({"wallclock_time": "0"}, d2.InvalidArgumentError, "wallclock_time"),
+    ({"nofile": "10", "OPEN_FILES": "20"}, d2.InvalidArgumentError, "twice"),
+    ({"open_files": str(2**40)}, d2.InvalidArgumentError, "fs.nr_open"),
+    ({"data_size": "99999999t"}, d2.InvalidArgumentError, "too large"),
+])
+def test_bad_resource_limits_are_refused_before_any_job_id(js, limits, error, named):
+    with pytest.raises(error, match="resource_limits") as refused:
+        js.run_job(d2.JobTemplate(remote_command="/bin/true", resource_limits=limits))
+    assert named in str(refused.value)
+    _first_id_is_free(js)
+
+
+def test_a_wallclock_time_limit_kills_the_job_and_its_children(js, tmp_path):
+    pidfile = tmp_path / "child.pid"
+    t0 = time.monotonic()
+    job = js.run_job(sh(f"sleep 60 & echo $! > {pidfile}; wait",
+                        resource_limits={"wallclock_time": "1"}))
+    info = job.wait_terminated(15)
+    assert 0.9 < time.monotonic() - t0 < 10
+    assert info.state is d2.JobState.FAILED
+    assert info.terminating_signal == "SIGKILL"
+    assert "wallclock_time limit of 1 s" in info.annotation
+    deadline = time.monotonic() + 5
+    while _alive(int(pidfile.read_text())):
+        assert time.monotonic() < deadline, "the job's child survived its wallclock limit"
+        time.sleep(0.02)
+    quick = js.run_job(sh("exit 0", resource_limits={"WALLCLOCK_TIME": "0:01:00"}))
+    assert quick.wait_terminated(10).state is d2.JobState.DONE
+
+
+def test_a_new_agent_keeps_the_wallclock_limit_of_a_job_it_adopts(sm, js):
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/sleep", args=["60"],
+                                    resource_limits={"wallclock_time": "2"}))
+    job.wait_started(5)
+    pid = int(job.info.extensions["pid"])
+    os.kill(AgentClient.for_home(sm.home).request("ping")["pid"], signal.SIGKILL)
+    AgentClient.for_home(sm.home).close()
+    info = job.wait_terminated(15)  # the next agent adopts it, and kills it at its time
+    assert info.state is d2.JobState.FAILED
+    assert "wallclock_time limit of 2 s" in info.annotation
+    assert not _alive(pid)
+
+
+def test_priority_is_the_jobs_nice_value(js, tmp_path):
+    """DRMAA2's priority is higher for more important jobs: nice = -priority, within -20..19."""
+    for priority, nice in ((-7, 7), (-1000, 19), (0, 0)):
+        out = tmp_path / f"nice{priority}"
+        job = js.run_job(d2.JobTemplate(remote_command="/bin/cat", args=["/proc/self/stat"],
+                                        output_path=str(out), priority=priority))
+        assert job.wait_terminated(10).state is d2.JobState.DONE
+        assert int(out.read_text().rsplit(")", 1)[1].split()[16]) == nice, priority
+    job = js.run_job(d2.JobTemplate(remote_command="nice", output_path=str(tmp_path / "n"),
+                                    priority=-3))
+    job.wait_terminated(10)
+    assert (tmp_path / "n").read_text().strip() == "3"
+
+
+def _unprivileged(sm, template: str) -> str:
+    """What run_job(template) raises in a process without CAP_SYS_NICE and CAP_SYS_RESOURCE
+    (as root: through setpriv), as 'ErrorName message'."""
+    code = textwrap.dedent(f"""
+        import pydrmaa2 as d2
+        js = d2.SessionManager(home={str(sm.home)!r}).open_job_session("p")
+        try:
+            js.run_job(d2.{template})
+        except d2.Drmaa2Error as e:
+            print(type(e).__name__, e)
+    """)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("setpriv is needed to run without CAP_SYS_NICE as root")
+        prefix = ["setpriv", "--inh-caps=-sys_nice,-sys_resource",
+                  "--bounding-set=-sys_nice,-sys_resource"]
+    r = subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_raising_priority_without_privilege_is_refused_before_any_job_id(sm, js):
+    """priority 5 is nice -5: only a privileged user may; others are told, not ignored."""
+    refused = _unprivileged(sm, 'JobTemplate(remote_command="/bin/true", priority=5)')
+    assert refused.startswith("DeniedByDrmsError JobTemplate.priority 5"), refused
+    assert "CAP_SYS_NICE" in refused
+    _first_id_is_free(js)
+
+
+def test_raising_a_hard_limit_without_privilege_is_refused_before_any_job_id(sm, js):
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+    if hard == resource.RLIM_INFINITY:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        limits = {"open_files": f"10:{hard + 1}"}
+    else:
+        limits = {"cpu_time": "unlimited"}
+    refused = _unprivileged(sm, f'JobTemplate(remote_command="/bin/true", resource_limits={limits!r})')
+    assert refused.startswith("DeniedByDrmsError JobTemplate.resource_limits"), refused
+    assert "CAP_SYS_RESOURCE" in refused
+    _first_id_is_free(js)
+
+
+def test_min_phys_memory_beyond_the_machine_is_refused_before_any_job_id(js):
+    with pytest.raises(d2.InvalidArgumentError, match=rf"min_phys_memory {_phys_kib() + 1} KiB"):
+        js.run_job(d2.JobTemplate(remote_command="/bin/true", min_phys_memory=_phys_kib() + 1))
+    _first_id_is_free(js)
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/true", min_phys_memory=1024))
+    assert job.wait_terminated(10).state is d2.JobState.DONE
+
+
+# -- the fork server: a job's max_rss is its own ---------------------------------------------------
+def _fork_server(home: Path) -> psutil.Process:
+    agent = psutil.Process(AgentClient.for_home(home).request("ping")["pid"])
+    servers = [p for p in agent.children() if "spawn-" in p.exe()]
+    assert len(servers) == 1, f"no fork server (is a C compiler installed?): " \
+                              f"{(home / 'agent.log').read_text()[-2000:]}"
+    return servers[0]
+
+
+def test_true_has_a_max_rss_of_its_own(sm, js):
+    """Not the agent's ~26 MB: the job is started by a small fork server (max_rss in KiB)."""
+    _fork_server(sm.home)
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/true"))
+    assert int(job.wait_terminated(10).extensions["max_rss"]) < 5 * 1024
+
+
+def test_a_large_environment_leaves_no_max_rss_to_the_next_job(js):
+    big = {f"BIG{i}": "x" * 100_000 for i in range(12)}
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/true", job_environment=big))
+    assert job.wait_terminated(10).state is d2.JobState.DONE
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/true"))
+    assert int(job.wait_terminated(10).extensions["max_rss"]) < 5 * 1024
+
+
+def test_jobs_are_children_of_the_agent_in_sessions_of_their_own(sm, js, tmp_path):
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/sleep", args=["30"]))
+    job.wait_started(5)
+    pid = int(job.info.extensions["pid"])
+    agent = AgentClient.for_home(sm.home).request("ping")["pid"]
+    assert psutil.Process(pid).ppid() == agent
+    assert os.getsid(pid) == pid and os.getpgid(pid) == pid
+    assert psutil.Process(pid).environ()["JOB_ID"] == job.id
+    job.terminate()
+
+
+def test_a_spawn_failure_ends_the_job_failed_with_its_cause(sm, js, tmp_path):
+    (tmp_path / "file").write_text("")
+    client = AgentClient.for_home(sm.home)
+    base = {"env": {"PATH": "/bin"}, "cwd": str(tmp_path), "stdin": None, "stdout": None,
+            "stderr": None, "join": False, "stage_in": {}, "stage_out": {}, "job_name": None,
+            "executable": "/bin/true", "argv": ["/bin/true"]}
+    causes = {
+        "no-program": ({"executable": "/no/such", "argv": ["/no/such"]},
+                       "'/no/such': No such file or directory"),
+        "not-executable": ({"executable": str(tmp_path / "file"), "argv": ["f"]},
+                           "'f': Permission denied"),
+        "no-cwd": ({"cwd": str(tmp_path / "gone")}, "'/bin/true': No such file or directory"),
+        "file-cwd": ({"cwd": str(tmp_path / "file")}, "'/bin/true': Not a directory"),
+        "nul-arg": ({"argv": ["/bin/true", "a\0b"]}, "ValueError: embedded null byte"),
+        "rlimit": ({"rlimits": {"nofile": [10, 2**62]}},
+                   "JobTemplate.resource_limits cannot be applied: Operation not permitted"),
+    }
+    for tid, (fields, _) in causes.items():
+        client.send("proc.spawn", tid=tid, **{**base, **fields})
+    tracker = js._tracker
+    deadline = time.monotonic() + 10
+    while any(not tracker.state(t)[0].is_terminal for t in causes):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    for tid, (_, cause) in causes.items():
+        info = tracker.info(tid)
+        assert (info.state, info.sub_state) == (d2.JobState.FAILED, "not started"), tid
+        assert info.annotation.startswith("cannot start the job: cannot start "
+                                          "JobTemplate.remote_command "), tid
+        assert info.annotation.endswith(cause), (tid, info.annotation)
+    assert js.run_job(sh("exit 0")).wait_terminated(10).state is d2.JobState.DONE
+    # Each job that failed after its process existed was reaped: no zombie is left.
+    agent = psutil.Process(client.request("ping")["pid"])
+    assert not [p for p in agent.children() if p.status() == psutil.STATUS_ZOMBIE]
+
+
+def test_a_killed_fork_server_is_replaced(sm, js):
+    js.run_job(d2.JobTemplate(remote_command="/bin/true")).wait_terminated(10)
+    old = _fork_server(sm.home)
+    old.kill()
+    deadline = time.monotonic() + 5
+    while _alive(old.pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/true"))
+    info = job.wait_terminated(10)
+    assert info.state is d2.JobState.DONE
+    assert int(info.extensions["max_rss"]) < 5 * 1024
+    assert _fork_server(sm.home).pid != old.pid
+
+
+def test_without_a_c_compiler_the_agent_starts_jobs_itself(tmp_path, monkeypatch):
+    """No fork server: jobs still run with their limits; the log says so once."""
+    monkeypatch.setenv("CC", "/bin/false")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    home = tmp_path / "home"
+    js = d2.SessionManager(home=home).create_job_session("no-cc")
+    try:
+        out = tmp_path / "limits"
+        jobs = [js.run_job(d2.JobTemplate(remote_command="/bin/cat", args=["/proc/self/limits"],
+                                          output_path=str(out), priority=-2,
+                                          resource_limits={"open_files": "77"})),
+                js.run_job(d2.JobTemplate(remote_command="/bin/true"))]
+        js.wait_all_terminated(jobs, 10)
+        assert [j.state for j in jobs] == [d2.JobState.DONE] * 2
+        assert _limits(out)["Max open files"] == ("77", "77")
+        log = (home / "agent.log").read_text()
+        assert log.count("not by the fork server") == 1, log
+    finally:
+        AgentClient.for_home(home).close()

@@ -2,8 +2,8 @@
 
 Seed 003's mappings, plus what it lacks: jobs are started and reaped by pydrmaa2's per-user
 agent, so exit status, rusage and output survive the submitter; suspend/resume/terminate act on
-the job's whole process group. ``ProcessTracker`` is the client side, ``ProcessService`` runs in
-the agent.
+the job's whole process group; resource limits are rlimits, priority is the nice value.
+``ProcessTracker`` is the client side, ``ProcessService`` runs in the agent.
 """
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ import collections
 import concurrent.futures
 import contextlib
 import datetime as dt
+import errno
 import getpass
+import heapq
 import json
 import logging
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -38,6 +41,8 @@ from ..errors import (
 from ..info import JobInfo, MachineInfo, QueueInfo, Version
 from ..states import CPU, OS, Capability, JobState
 from ..templates import JobTemplate
+from . import _forkserver
+from ._limits import NICE_MAX, NICE_MIN, RLIMITS, check_limits, job_nice, parse_resource_limits
 from .base import Action, ChangeFeed, Contact, JobTracker, signal_name
 
 if TYPE_CHECKING:
@@ -75,7 +80,8 @@ CREATE TABLE IF NOT EXISTS procs (
     submitted   REAL NOT NULL,
     started     REAL,
     finished    REAL,
-    rusage      TEXT
+    rusage      TEXT,
+    wallclock   REAL
 );
 """
 
@@ -121,7 +127,8 @@ class ProcessTracker(JobTracker):
     supported_fields = frozenset({
         "remote_command", "args", "submit_as_hold", "job_environment", "working_directory",
         "job_name", "input_path", "output_path", "error_path", "join_files", "stage_in_files",
-        "stage_out_files", "candidate_machines", "rerunnable", "extensions",
+        "stage_out_files", "candidate_machines", "rerunnable", "extensions", "priority",
+        "min_phys_memory", "resource_limits",
     })
     capabilities = frozenset({Capability.JOB_ARRAYS, Capability.BULK_JOBS_MAXPARALLEL,
                               Capability.JT_STAGING, Capability.CALLBACK})
@@ -153,6 +160,7 @@ class ProcessTracker(JobTracker):
         if bad:
             raise UnsupportedAttributeError(
                 f"JobTemplate.extensions {bad!r} are not known to the process tracker")
+        check_limits(template)
 
     def _resolve(self, template: JobTemplate, env: dict[str, str]) -> str:
         cmd = template.remote_command or ""
@@ -192,6 +200,14 @@ class ProcessTracker(JobTracker):
         _check_writable(local(template.output_path), "output_path")
         if not template.join_files:
             _check_writable(local(template.error_path), "error_path")
+        rlimits, wallclock = parse_resource_limits(template.resource_limits)
+        limits: dict[str, Any] = {}
+        if rlimits:
+            limits["rlimits"] = {name: list(pair) for name, pair in rlimits.items()}
+        if wallclock is not None:
+            limits["wallclock"] = wallclock
+        if template.priority is not None:
+            limits["nice"] = job_nice(template.priority)
         # Asynchronous: the agent records a start failure (a race with the checks above) as a
         # FAILED job with the reason, so run_job does not wait for fork/exec.
         self.agent.send(
@@ -201,7 +217,7 @@ class ProcessTracker(JobTracker):
             stderr=local(template.error_path), join=bool(template.join_files),
             stage_in={local(k): local(v) for k, v in template.stage_in_files.items()},
             stage_out={local(k): local(v) for k, v in template.stage_out_files.items()},
-            job_name=template.job_name, umask=current_umask())
+            job_name=template.job_name, umask=current_umask(), **limits)
         return job_id
 
     def find_job(self, job_id: str) -> str | None:
@@ -366,16 +382,17 @@ INSERT_FAILED = ("INSERT OR REPLACE INTO procs(tid, state, sub_state, annotation
 
 
 class _Child:
-    __slots__ = ("tid", "popen", "pidfd", "started", "stage_out", "terminated")
+    __slots__ = ("tid", "pid", "popen", "pidfd", "started", "stage_out", "note")
 
-    def __init__(self, tid: str, popen: subprocess.Popen, pidfd: int | None, started: float,
-                 stage_out: dict[str, str]) -> None:
+    def __init__(self, tid: str, pid: int, popen: subprocess.Popen | None, pidfd: int | None,
+                 started: float, stage_out: dict[str, str]) -> None:
         self.tid = tid
-        self.popen = popen
+        self.pid = pid
+        self.popen = popen  # started without the fork server: Popen must never wait for it
         self.pidfd = pidfd  # None: pidfd_open failed, the child is polled each loop turn
         self.started = started
         self.stage_out = stage_out
-        self.terminated = False
+        self.note: str | None = None  # why the agent ended it (its annotation)
 
 
 def _copy(src: str, dst: str) -> None:
@@ -386,6 +403,37 @@ def _copy(src: str, dst: str) -> None:
         if parent:
             os.makedirs(parent, exist_ok=True)
         shutil.copy2(src, dst)
+
+
+def _wallclock_of(msg: dict[str, Any]) -> float | None:
+    """The wallclock_time limit of a spawn request in seconds (None: none or not a number)."""
+    limit = msg.get("wallclock")
+    ok = isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit > 0
+    return float(limit) if ok else None
+
+
+def _limits_of(msg: dict[str, Any]) -> tuple[list[tuple[int, int, int]], int | None]:
+    """The rlimits (resource, soft, hard) and nice value of a spawn request, checked."""
+    rlimits = msg.get("rlimits") or {}
+    nice = msg.get("nice")
+    if not isinstance(rlimits, dict) or not (nice is None or type(nice) is int):
+        raise InvalidArgumentError(f"bad limits in the spawn request: {rlimits!r}, nice {nice!r}")
+    out = []
+    for name, pair in rlimits.items():
+        ok = (name in RLIMITS and isinstance(pair, list) and len(pair) == 2
+              and all(type(v) is int and -1 <= v < 2**63 for v in pair))
+        if not ok:
+            raise InvalidArgumentError(f"bad rlimit in the spawn request: {name!r}={pair!r}")
+        out.append((RLIMITS[name], *pair))  # -1 is RLIM_INFINITY, as in the resource module
+    return out, None if nice is None else max(NICE_MIN, min(NICE_MAX, nice))
+
+
+def _apply_limits(limits: list[tuple[int, int, int]], nice: int | None) -> None:
+    """In the child of a direct spawn (no fork server), before exec."""
+    for res, soft, hard in limits:
+        resource.setrlimit(res, (soft, hard))
+    if nice is not None:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
 def _described(msg: dict[str, Any]) -> tuple[str | None, str, str]:
@@ -411,8 +459,17 @@ def _stage(pairs: list[tuple[str, str]], what: str, stop_at_first: bool) -> str 
     return failure
 
 
+def _cannot_start(msg: dict[str, Any], e: BaseException) -> InvalidArgumentError:
+    """Why a job's process could not be created or exec'd, naming its command."""
+    argv = msg.get("argv")
+    command = argv[0] if isinstance(argv, list) and argv else msg.get("executable")
+    return InvalidArgumentError(f"cannot start JobTemplate.remote_command {command!r}: {_why(e)}")
+
+
 def _why(e: BaseException) -> str:
     """An exception in a few words for an annotation: OSError's strerror, else type and text."""
+    if isinstance(e, _forkserver.SpawnError) and e.step in _LIMIT_STEPS:
+        return f"{_LIMIT_STEPS[e.step]} cannot be applied: {e.strerror}"
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
     if isinstance(e, Drmaa2Error):
@@ -429,17 +486,48 @@ def decode_wait_status(status: int) -> tuple[int, str | None]:
     return os.WEXITSTATUS(status), None
 
 
+#: Requests sent to the fork server and not answered, at most: more could fill the socket
+#: both ways. A job the server died on is sent to a new one this often, then started here;
+#: servers are started again this often in an agent's life, then jobs are started here.
+MAX_IN_FLIGHT, SERVER_RETRIES, SERVER_RESTARTS = 64, 2, 20
+#: The fork server's clone errors that say this system refuses CLONE_PARENT (not a passing
+#: shortage): the agent then starts jobs itself.
+_NO_CLONE_PARENT = frozenset({errno.EINVAL, errno.EPERM, errno.ENOSYS})
+#: The steps of a start that apply the template's limits, by the fields they come from.
+_LIMIT_STEPS = {_forkserver.STEP_RLIMIT: "JobTemplate.resource_limits",
+                _forkserver.STEP_NICE: "JobTemplate.priority"}
+
 #: Pending store writes are retried after a failure, waiting this long at first and doubling
 #: up to RETRY_MAX between attempts.
 RETRY_FIRST, RETRY_MAX = 0.05, 5.0
 
 
 class ProcessService:
-    """In the agent: spawns jobs, reaps them with wait4 and records the outcome in process.sqlite."""
+    """In the agent: spawns jobs, reaps them with wait4 and records the outcome in process.sqlite.
+
+    Jobs are started by a fork server (``_forkserver``), a small C process that makes each job
+    a child of the agent: the job's max_rss is then its own. Requests go to it without waiting;
+    its answers (in order) are taken at the end of the loop turn, or when they come, or when a
+    job they concern is asked for. Where no C compiler can build it, the agent starts jobs
+    itself (logged once), and a job's max_rss includes the agent's pages (some 25 MB: the kernel
+    counts the forked agent's peak RSS into the job's at exec).
+    """
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.db = Database(agent.home / "process.sqlite", SCHEMA)
+        if "wallclock" not in {row[1] for row in self.db.query("PRAGMA table_info(procs)")}:
+            with self.db.transaction() as db:  # a store of a pydrmaa2 before wallclock limits
+                db.execute("ALTER TABLE procs ADD COLUMN wallclock REAL")
+        #: Spawn requests the fork server has not answered yet, oldest first.
+        self._in_flight: collections.deque[dict[str, Any]] = collections.deque()
+        self._restarts = 0
+        self._server_refused = False  # this system refuses the server's clone: not used
+        self.server = self._start_server()
+        #: wallclock_time limits: (when, job, its limit in seconds), soonest first.
+        self._deadlines: list[tuple[float, str, float]] = []
+        #: Why the agent ended an adopted job (a wallclock limit): its annotation.
+        self._orphan_notes: dict[str, str] = {}
         self.children: dict[str, _Child] = {}
         #: Children whose pidfd could not be opened: looked at each loop turn instead.
         self.polled: dict[str, _Child] = {}
@@ -470,17 +558,37 @@ class ProcessService:
         agent.handlers["proc.find"] = self.find
         agent.busy_checks.append(
             lambda: bool(self.children or self.orphans or self._writes or self._to_spawn
-                         or self._copying))
+                         or self._in_flight or self._copying))
         self._reconcile()
+
+    def _start_server(self) -> _forkserver.ForkServer | None:
+        exe, why = _forkserver.build(self.agent.home)
+        if exe is not None:
+            try:
+                server = _forkserver.ForkServer(exe)
+            except OSError as e:
+                why = str(e)
+            else:
+                self.agent.add_reader(server.fileno(), self._collect)
+                return server
+        log.warning("jobs are started by the agent itself, not by the fork server (%s); their "
+                    "max_rss includes the agent's own pages", why)
+        return None
+
+    def _stop_server(self) -> None:
+        if self.server is not None:
+            self.agent.remove_reader(self.server.fileno())
+            self.server.close()
+            self.server = None
 
     def _reconcile(self) -> None:
         """Jobs an earlier agent started and could not see end: record what can be known."""
-        rows = self.db.query("SELECT tid, pid, started FROM procs WHERE state IN "
+        rows = self.db.query("SELECT tid, pid, started, wallclock FROM procs WHERE state IN "
                              "('running','suspended','queued')")
-        unsure = {tid for tid, pid, _ in rows if pid is None}
+        unsure = {tid: wallclock for tid, pid, _, wallclock in rows if pid is None}
         if unsure:
             self._reconcile_starting(unsure)
-        for tid, pid, started in rows:
+        for tid, pid, started, wallclock in rows:
             if tid in unsure:
                 continue
             alive = False
@@ -489,11 +597,11 @@ class ProcessService:
                 alive = (pid is not None and started is not None
                          and abs(psutil.Process(pid).create_time() - started) < 1)
             if alive:
-                self._adopt(tid, pid)
+                self._adopt(tid, pid, started, wallclock)
             else:
                 self._finish_lost(tid)
 
-    def _reconcile_starting(self, tids: set[str]) -> None:
+    def _reconcile_starting(self, tids: dict[str, float | None]) -> None:
         """Jobs an earlier agent was starting when it ended: the process that carries the job's
         JOB_ID in its environment (a session leader of ours) is adopted; with none, whether the
         job ran cannot be known, and it ends FAILED saying so."""
@@ -511,18 +619,21 @@ class ProcessService:
             p = found.get(tid)
             if p is not None:
                 with contextlib.suppress(psutil.Error):
+                    started = p.create_time()
                     self._write(tid, "UPDATE procs SET pid=?, state='running', sub_state='running', "
-                                "started=? WHERE tid=?", (p.pid, p.create_time(), tid))
-                    self._adopt(tid, p.pid)
+                                "started=? WHERE tid=?", (p.pid, started, tid))
+                    self._adopt(tid, p.pid, started, tids[tid])
                     continue
             self._write(tid, "UPDATE procs SET state='failed', sub_state='lost', finished=?, "
                         "annotation=? WHERE tid=?",
                         (time.time(), "the pydrmaa2 agent ended while it was starting this job; "
                          "whether the job ran is unknown", tid))
 
-    def _adopt(self, tid: str, pid: int) -> None:
+    def _adopt(self, tid: str, pid: int, started: float, wallclock: float | None) -> None:
         """Watch a job an earlier agent started: not our child any more, so its pidfd tells
-        when it ends, not how."""
+        when it ends, not how. Its wallclock_time limit still holds."""
+        if wallclock:
+            heapq.heappush(self._deadlines, (started + wallclock, tid, wallclock))
         try:
             fd = os.pidfd_open(pid)
         except ProcessLookupError:  # it ended in this very instant
@@ -535,10 +646,32 @@ class ProcessService:
         self.agent.add_reader(fd, lambda: self._on_orphan_exit(tid, fd))
 
     def _finish_lost(self, tid: str) -> None:
+        note = self._orphan_notes.pop(tid, None)
+        note = f"{note}; " if note else ""
         self._write(tid, "UPDATE procs SET state='failed', sub_state='lost', finished=?, "
                     "annotation=? WHERE tid=?",
-                    (time.time(), "the pydrmaa2 agent supervising this job ended before the job "
-                     "did; its exit status is unknown", tid))
+                    (time.time(), f"{note}the pydrmaa2 agent supervising this job ended before "
+                     "the job did; its exit status is unknown", tid))
+
+    # -- wallclock_time limits: the agent's loop is their timer ------------------------------------
+    def _expire(self) -> float | None:
+        """Kill the jobs whose wallclock_time is up; seconds until the next one is (None: no
+        limit left)."""
+        now = time.time()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, tid, limit = heapq.heappop(self._deadlines)
+            child = self.children.get(tid)
+            pid = child.pid if child is not None else self.orphans.get(tid)
+            if pid is None:
+                continue  # it ended in time
+            note = f"killed at its wallclock_time limit of {limit:g} s"
+            if child is not None:
+                child.note = note
+            else:
+                self._orphan_notes[tid] = note
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        return max(0.0, self._deadlines[0][0] - now) if self._deadlines else None
 
     def _on_orphan_exit(self, tid: str, fd: int) -> None:
         self.orphans.pop(tid, None)
@@ -554,7 +687,13 @@ class ProcessService:
     def flush(self) -> float | None:
         """Write what the last loop turn recorded, in one transaction. A write the store refuses
         (full disk, lock held too long, I/O error) stays queued and is retried with backoff;
-        nothing is dropped. Returns when to be called again."""
+        nothing is dropped. Kills the jobs whose wallclock_time is up. Returns when to be
+        called again."""
+        deadline = self._expire()
+        again = self._flush()
+        return deadline if again is None else again if deadline is None else min(again, deadline)
+
+    def _flush(self) -> float | None:
         self._poll()
         if not self._writes and not self._to_spawn:
             return 0.05 if self.polled else None
@@ -570,7 +709,7 @@ class ProcessService:
                 # already is a duplicate request and is not started twice.
                 spawn = [m for m in spawn if db.execute(
                     "INSERT OR IGNORE INTO procs(tid, state, sub_state, job_name, workdir, "
-                    "cmdline, submitted) VALUES (?,?,?,?,?,?,?)",
+                    "cmdline, submitted, wallclock) VALUES (?,?,?,?,?,?,?,?)",
                     self._starting_row(m)).rowcount]
         except Drmaa2Error as e:
             if self.write_error is None or str(self.write_error) != str(e):
@@ -588,6 +727,9 @@ class ProcessService:
         if spawn:
             for msg in spawn:
                 self._start(msg)
+            # Their answers: the fork server started them while the requests were sent.
+            while self.server is not None and self._in_flight:
+                self._collect(wait=True)
             # Their running rows go with the next turn's writes (at once when idle): one
             # transaction per turn while jobs keep coming.
             return 0.0
@@ -595,7 +737,8 @@ class ProcessService:
 
     @staticmethod
     def _starting_row(msg: dict[str, Any]) -> tuple:
-        return (msg["tid"], "queued", "starting", *_described(msg), time.time())
+        return (msg["tid"], "queued", "starting", *_described(msg), time.time(),
+                _wallclock_of(msg))
 
     def _poll(self) -> None:
         """Children and orphans without a pidfd: look whether they ended."""
@@ -617,10 +760,11 @@ class ProcessService:
         if msg.get("noreply"):
             return {}  # started at the end of this loop turn, after its row is written
         self.flush()
+        self._wait_answered(tid)
         if self.write_error is not None:
             raise self.write_error
         child = self.children.get(tid)
-        return {"tid": tid, "pid": child.popen.pid if child is not None else None}
+        return {"tid": tid, "pid": child.pid if child is not None else None}
 
     def _start(self, msg: dict[str, Any]) -> None:
         """Start one job whose row is written, after its stage-in (off the loop)."""
@@ -682,8 +826,8 @@ class ProcessService:
         self._write(tid, INSERT_FAILED, (tid, "failed", sub, why, *_described(msg), now, now))
 
     def _spawn(self, msg: dict[str, Any]) -> None:
-        """Fork and exec a job whose 'starting' row is written; record it running."""
-        tid = msg["tid"]
+        """Fork and exec a job whose 'starting' row is written: asked of the fork server (its
+        answer comes to _collect), else done here."""
         files: list[int] = []
         try:
             stdin = self._open(msg.get("stdin"), os.O_RDONLY, "input_path", files)
@@ -694,36 +838,137 @@ class ProcessService:
             else:
                 stderr = self._open(msg.get("stderr"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                                     "error_path", files)
-            devnull = subprocess.DEVNULL
             try:
+                umask = int(msg.get("umask", -1))
+                limits, nice = _limits_of(msg)
+                if self._ask_server(msg, (stdin, stdout, stderr), umask, limits, nice):
+                    return
+                devnull = subprocess.DEVNULL
+                preexec = ((lambda: _apply_limits(limits, nice))
+                           if limits or nice is not None else None)
                 popen = subprocess.Popen(
                     msg["argv"], executable=msg["executable"], cwd=msg["cwd"], env=msg["env"],
                     stdin=devnull if stdin is None else stdin,
                     stdout=devnull if stdout is None else stdout,
                     stderr=devnull if stderr is None else stderr,
-                    close_fds=True, start_new_session=True, umask=int(msg.get("umask", -1)))
-            except (OSError, ValueError, TypeError) as e:
-                raise InvalidArgumentError(
-                    f"cannot start JobTemplate.remote_command {msg['argv'][0]!r}: "
-                    f"{_why(e)}") from None
+                    close_fds=True, start_new_session=True, umask=umask, preexec_fn=preexec)
+            except (OSError, ValueError, TypeError, subprocess.SubprocessError) as e:
+                raise _cannot_start(msg, e) from None
         finally:
             for fd in files:
                 os.close(fd)
+        self._started(msg, popen.pid, popen)
+
+    def _ask_server(self, msg: dict[str, Any], stdio: tuple[int | None, int | None, int | None],
+                    umask: int, limits: list[tuple[int, int, int]], nice: int | None) -> bool:
+        """Send the job to the fork server; False where there is none to take it."""
+        if self.server is None or self._server_refused or msg.get("retries", 0) > SERVER_RETRIES:
+            return False
+        args = _forkserver.exec_args(msg["executable"], msg["argv"], msg["env"], msg["cwd"])
+        if len(self._in_flight) >= MAX_IN_FLIGHT:
+            self._collect(wait=True)
+        while self.server is not None:
+            try:
+                self.server.send(*args, stdio, umask, nice, limits)
+            except _forkserver.ServerGone as e:
+                self._server_gone(str(e))
+                continue
+            self._in_flight.append(msg)
+            return True
+        return False
+
+    def _collect(self, wait: bool = False) -> None:
+        """Take the fork server's answers (``wait``: at least one)."""
+        server = self.server
+        if server is None:
+            return
+        try:
+            replies = server.replies(wait)
+        except _forkserver.ServerGone as e:
+            self._server_gone(str(e))
+            return
+        for reply in replies:
+            self._answered(self._in_flight.popleft(), reply)
+        if self._server_refused and not self._in_flight:
+            self._stop_server()
+
+    def _answered(self, msg: dict[str, Any], reply: _forkserver.Reply) -> None:
+        """One answer of the fork server: the job started, or failed with the cause."""
+        e = reply.error()
+        if e is None:
+            self._started(msg, reply.pid, None)
+            return
+        if e.pid is not None:
+            _forkserver.reap_failed(e.pid)
+        if e.step == _forkserver.STEP_CLONE and e.errno in _NO_CLONE_PARENT:
+            if not self._server_refused:
+                log.warning("the fork server cannot create processes here (%s): jobs are "
+                            "started by the agent itself", e.strerror)
+            self._server_refused = True
+            self._launch(msg)
+            return
+        self._record_not_started(msg["tid"], msg, "not started",
+                                 f"cannot start the job: {_cannot_start(msg, e)}")
+
+    def _server_gone(self, why: str) -> None:
+        """The fork server ended: the jobs it answered are recorded, the one it was starting
+        is adopted if it exists (never started twice), the others go to a new server."""
+        server = self.server
+        if server is None:
+            return
+        answered: list[_forkserver.Reply] = []
+        with contextlib.suppress(_forkserver.ServerGone):
+            while True:
+                answered += server.replies(wait=True)
+        self._stop_server()
+        log.warning("%s; starting it again", why)
+        if self._restarts < SERVER_RESTARTS:
+            self._restarts += 1
+            self.server = self._start_server()
+        in_flight, self._in_flight = self._in_flight, collections.deque()
+        for reply in answered:
+            self._answered(in_flight.popleft(), reply)
+        for n, msg in enumerate(in_flight):
+            pid = self._created_by(server, msg["tid"]) if n == 0 else None
+            if pid is not None:
+                self._started(msg, pid, None)
+            else:
+                msg["retries"] = msg.get("retries", 0) + 1
+                self._launch(msg)
+
+    def _created_by(self, server: _forkserver.ForkServer, tid: str) -> int | None:
+        """The process a fork server that died while starting job ``tid`` had created for it:
+        a child of ours that is a copy of the server (before exec) or carries the job's JOB_ID
+        (after), or None."""
+        known = {c.pid for c in self.children.values()}
+        for p in psutil.Process().children():
+            with contextlib.suppress(psutil.Error, OSError):
+                if p.pid not in known and (p.exe() == os.fspath(server.exe)
+                                           or p.environ().get("JOB_ID") == tid):
+                    return p.pid
+        return None
+
+    def _started(self, msg: dict[str, Any], pid: int, popen: subprocess.Popen | None) -> None:
+        """Record a job that has exec'd as running, and watch it."""
+        tid = msg["tid"]
         started = time.time()
         try:
-            pidfd: int | None = os.pidfd_open(popen.pid)
+            pidfd: int | None = os.pidfd_open(pid)
         except OSError as e:  # our child exists until reaped; a pidfd can still be refused
             log.warning("no pidfd for job %s (pid %s): %s; looking at it each loop turn",
-                        tid, popen.pid, e)
+                        tid, pid, e)
             pidfd = None
-        child = _Child(tid, popen, pidfd, started, msg.get("stage_out") or {})
+        child = _Child(tid, pid, popen, pidfd, started, msg.get("stage_out") or {})
         self.children[tid] = child
         self._write(tid, "UPDATE procs SET pid=?, state='running', sub_state='running', "
-                    "started=? WHERE tid=?", (popen.pid, started, tid))
+                    "started=? WHERE tid=?", (pid, started, tid))
         if pidfd is None:
             self.polled[tid] = child
         else:
             self.agent.add_reader(pidfd, lambda: self._on_exit(child))
+        wallclock = _wallclock_of(msg)
+        if wallclock is not None:
+            heapq.heappush(self._deadlines, (started + wallclock, tid, wallclock))
 
     @staticmethod
     def _open(path: str | None, flags: int, field: str, files: list[int]) -> int | None:
@@ -743,18 +988,24 @@ class ProcessService:
         tid = msg["tid"]
         self.agent.read_pending()
         if (tid in self.children or tid in self._staging
-                or any(m["tid"] == tid for m in self._to_spawn)
+                or any(m["tid"] == tid for m in (*self._to_spawn, *self._in_flight))
                 or any(params and params[0] == tid for _, params in self._writes)):
             return {"found": True}
         return {"found": bool(self.db.query("SELECT 1 FROM procs WHERE tid=?", (tid,)))}
+
+    def _wait_answered(self, tid: str) -> None:
+        """Until the fork server has answered for job ``tid`` (started or not)."""
+        while self.server is not None and any(m["tid"] == tid for m in self._in_flight):
+            self._collect(wait=True)
 
     def control(self, msg: dict[str, Any]) -> dict[str, Any]:
         tid = msg["tid"]
         action = Action(msg["action"])
         if any(m["tid"] == tid for m in self._to_spawn):
             self.flush()  # a job asked for in the same turn it was sent: start it first
+        self._wait_answered(tid)
         child = self.children.get(tid)
-        pid = child.popen.pid if child is not None else self.orphans.get(tid)
+        pid = child.pid if child is not None else self.orphans.get(tid)
         if pid is None and tid in self._staging:
             if action is not Action.TERMINATE:
                 raise InvalidStateError(f"job {tid} is staging its input files; it has not "
@@ -767,7 +1018,7 @@ class ProcessService:
         if sig is None:
             raise InvalidStateError(f"job {tid}: {action.value} is not possible on a running process")
         if action is Action.TERMINATE and child is not None:
-            child.terminated = True
+            child.note = "terminated"
         try:
             os.killpg(pid, sig)
         except ProcessLookupError:
@@ -792,7 +1043,7 @@ class ProcessService:
 
     def _on_exit(self, child: _Child) -> None:
         try:
-            pid, status, ru = os.wait4(child.popen.pid, os.WNOHANG)
+            pid, status, ru = os.wait4(child.pid, os.WNOHANG)
         except ChildProcessError:  # reaped elsewhere: nothing left to learn
             self._forget(child)
             self._finish_lost(child.tid)
@@ -800,10 +1051,11 @@ class ProcessService:
         if pid == 0:
             return  # the pidfd woke us before the kernel made the child waitable
         self._forget(child)
-        child.popen.returncode = status  # keep Popen from ever waiting on this pid
+        if child.popen is not None:
+            child.popen.returncode = status  # keep Popen from ever waiting on this pid
         finished = time.time()
         exit_status, sig_name = decode_wait_status(status)
-        annotation = "terminated" if child.terminated else None
+        annotation = child.note
         rusage = {k: getattr(ru, attr) for k, attr in RUSAGE_EXTENSIONS.items()}
         rusage["user_time_ms"] = int(ru.ru_utime * 1000)
         rusage["system_time_ms"] = int(ru.ru_stime * 1000)
@@ -826,6 +1078,8 @@ class ProcessService:
 
     def close(self) -> None:
         """Write what is pending (retrying while the store refuses, up to RETRY_MAX * 6 s)."""
+        while self.server is not None and self._in_flight:
+            self._collect(wait=True)
         deadline = time.monotonic() + RETRY_MAX * 6
         while self._writes and time.monotonic() < deadline:
             self._retry_at = 0.0
@@ -836,4 +1090,5 @@ class ProcessService:
             log.error("exiting with %d store writes not written: %s", len(self._writes),
                       self.write_error)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._stop_server()
         self.db.close()
