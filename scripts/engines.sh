@@ -1260,7 +1260,9 @@ main() {
     declare -A WANT=()
     for e in "${ENGINES[@]}"; do WANT[$e]=1; done
 
-    PKGS=(iproute2 procps) # ss (which pid serves a socket or port), pgrep
+    # ss (which pid serves a socket or port), pgrep; a C compiler and static libc for the
+    # process tracker's fork server and the DRMAA v1 library
+    PKGS=(iproute2 procps gcc libc6-dev)
     if [[ -n ${WANT[docker]:-} || -n ${WANT[podman]:-} || -n ${WANT[containerd]:-} ]]; then
         PKGS+=(busybox-static curl)
     fi

@@ -690,17 +690,19 @@ class MonitoringSession(_Session):
         store = self._manager._store
         ours = self._our_jobs(store)
         infos = self._tracker.monitor_jobs()
+        mine: set[int] = set()  # the listed jobs that are jobs of this store (by id())
         for info in infos:
             native = info.extensions.setdefault("native_id", info.id or "")
             if native in ours:
                 info.id = ours[native][0]
+                mine.add(id(info))
         if filter is not None and filter.id is not None:
             row = store.job(filter.id)
             if row is not None and self._same_engine(store, row.session):
-                found = [i for i in infos if i.id == row.id] or [self._stored_info(row.session, row.id)]
+                found = ([i for i in infos if id(i) in mine and i.id == row.id]
+                         or [self._stored_info(row.session, row.id)])
                 return [i for i in found if matches(i, filter)]
-            ids = {session_id for session_id, _ in ours.values()}
-            return [i for i in infos if i.id not in ids and matches(i, filter)]
+            return [i for i in infos if id(i) not in mine and matches(i, filter)]
         return [i for i in infos if matches(i, filter)]
 
     def _same_engine(self, store: Store, session: str) -> bool:
