@@ -1,8 +1,6 @@
 """The cffi embedding build of libdrmaa.so: drmaa.h's functions exported from a shared library
 that starts a Python interpreter in a C program, or uses the running one when a Python program
 loads it (drmaa-python's ctypes), and attaches ``_capi``'s implementation at the first call.
-
-Run as ``python -m pydrmaa2.drmaa1._build DIR`` to build into DIR.
 """
 
 from __future__ import annotations
@@ -146,7 +144,3 @@ def build(target_dir: Path) -> Path:
     if Path(out).resolve() != path.resolve():
         os.replace(out, path)
     return path
-
-
-if __name__ == "__main__":
-    print(build(Path(sys.argv[1]).resolve()))

@@ -335,20 +335,31 @@ class Library:
                     ids.update(self._submitted)
             else:
                 ids[job_id] = None
-        if not ids:
-            return
         jobs = [Job(session, j) for j in ids]
-        try:
-            session.wait_all_terminated(jobs, seconds)
-        except TimeoutError as e:
-            raise Drmaa1Error(Errno.EXIT_TIMEOUT, str(e)) from e
-        except InvalidArgumentError as e:
-            raise Drmaa1Error(Errno.INVALID_JOB, str(e)) from e
-        except Drmaa2Error as e:
-            raise translate(e) from e
+        while jobs:
+            try:
+                session.wait_all_terminated(jobs, seconds)
+                break
+            except TimeoutError as e:
+                raise Drmaa1Error(Errno.EXIT_TIMEOUT, str(e)) from e
+            except InvalidArgumentError:
+                # A job the session no longer has was reaped: it has ended, as far as this
+                # session can tell (Grid Engine's libdrmaa, which drmaa-python's own tests
+                # run against, answers the same).
+                jobs = [j for j in jobs if self._exists(j)]
+            except Drmaa2Error as e:
+                raise translate(e) from e
         if dispose:
             for job in jobs:
                 self._reap(job)
+
+    @staticmethod
+    def _exists(job: Job) -> bool:
+        try:
+            job.state  # noqa: B018 - raises for a job the session does not have
+        except InvalidArgumentError:
+            return False
+        return True
 
     def _reap(self, job: Job) -> None:
         """Forget an ended job (drmaa_wait returned it, or synchronize disposed of it)."""
@@ -422,8 +433,6 @@ class Library:
         with self._lock:
             ids = list(self._submitted)
         for job_id in ids:
-            try:
-                Job(session, job_id).state  # noqa: B018 - raises for a job no longer there
-            except InvalidArgumentError:
+            if not self._exists(Job(session, job_id)):
                 with self._lock:
                     self._submitted.pop(job_id, None)
