@@ -81,8 +81,9 @@ class EventStream:
             self._gone(job_id)
 
     def gone(self, job_id: str) -> None:
-        """The job is no longer in the session (reaped)."""
-        if self.wants(job_id):
+        """The job has no row in the session: reaped, or (announced by the agent before its
+        submitter wrote the row) not there yet, which a stream over the session waits for."""
+        if self.wants(job_id) and (self._scope is not None or job_id in self._seen):
             self._gone(job_id)
 
     def _gone(self, job_id: str) -> None:
