@@ -18,7 +18,7 @@ from .._agent import AgentClient, AgentImpostorError, _peer_creds
 from .._book import MultiFeed
 from ..errors import DrmCommunicationError
 from ..session import OUTAGE_BACKOFF_FIRST, OUTAGE_BACKOFF_MAX
-from ..trackers import ChangeFeed, JobTracker
+from ..trackers import ChangeFeed, JobTracker, PollFeed
 
 log = logging.getLogger("pydrmaa2")
 
@@ -138,12 +138,14 @@ class FeedReader:
     wants, re-aimed when that set changes: one thread per session, however many waits.
 
     Calls back on the event loop: ``on_fire()`` when a watched job may have changed,
-    ``on_aimed(version)`` once the feed covers the set of ``aim``'s call number ``version``,
-    ``on_outage(error)`` when the feed broke (it is opened again with backoff).
+    ``on_aimed(version, poll)`` once the feed covers the set of ``aim``'s call number
+    ``version`` (``poll``: the tracker has no events, only a PollFeed of that interval, which
+    the loop keeps as a timer rather than a thread), ``on_outage(error)`` when the feed broke
+    (it is opened again with backoff).
     """
 
     def __init__(self, tracker: JobTracker, loop: asyncio.AbstractEventLoop,
-                 on_fire: Callable[[], None], on_aimed: Callable[[int], None],
+                 on_fire: Callable[[], None], on_aimed: Callable[[int, float | None], None],
                  on_outage: Callable[[DrmCommunicationError], None]) -> None:
         self._tracker = tracker
         self._loop = loop
@@ -175,25 +177,28 @@ class FeedReader:
     def _run(self) -> None:
         feed: ChangeFeed | None = None
         aimed: frozenset[str] = frozenset()
-        done = 0
-        wait = 0.0
-        broken = False
+        done, wait, broken = 0, 0.0, False
         try:
             while not self._stop.is_set():
                 with self._lock:
                     want, version = self._want, self._version
                 try:
                     if version != done:
-                        if want != aimed or feed is None:
+                        poll = None
+                        if want != aimed or broken:
                             if feed is not None:
                                 feed.close()
                                 feed = None
                             aimed = frozenset()
                             if want:
                                 feed = self._tracker.watch(sorted(want))
+                                if isinstance(feed, PollFeed):
+                                    poll = feed.interval
+                                    feed.close()
+                                    feed = None
                             aimed = want
                         done, wait = version, 0.0
-                        self._call(self._on_aimed, version)
+                        self._call(self._on_aimed, version, poll)
                         if broken:  # what changed while the feed was down is looked at now
                             broken = False
                             self._call(self._on_fire)

@@ -90,6 +90,8 @@ class Watcher:
         self._tids: dict[str, str] = {}
         self._aimed: frozenset[str] = frozenset()
         self._covering: dict[int, set[str]] = {}
+        self._poll_interval: float | None = None
+        self._poll: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         """Subscribe to the agent: from now on no change of any job is missed."""
@@ -200,10 +202,23 @@ class Watcher:
     def _on_fire(self) -> None:
         self._mark(self._tids)
 
-    def _on_aimed(self, version: int) -> None:
+    def _on_aimed(self, version: int, poll: float | None) -> None:
         # Subscribed, now look again: what changed before the feed covered them is seen too.
         done = [v for v in self._covering if v <= version]
         self._mark(j for v in done for j in self._covering.pop(v))
+        self._poll_interval = poll
+        self._schedule_poll()
+
+    def _schedule_poll(self) -> None:
+        """An engine with no events: look at its watched jobs every interval of its PollFeed."""
+        if self._poll is None and self._poll_interval and self._tids and not self._closed:
+            assert self.loop is not None
+            self._poll = self.loop.call_later(self._poll_interval, self._on_poll)
+
+    def _on_poll(self) -> None:
+        self._poll = None
+        self._on_fire()
+        self._schedule_poll()
 
     def _on_outage(self, error: DrmCommunicationError) -> None:
         if self.outage is None:
@@ -343,8 +358,9 @@ class Watcher:
     async def close(self) -> None:
         """End every wait (InvalidSessionError) and stream, the agent connection and the feed."""
         self._closed = True
-        if self._resync is not None:
-            self._resync.cancel()
+        for timer in (self._resync, self._poll):
+            if timer is not None:
+                timer.cancel()
         for waits in list(self.waits.values()):
             for w in waits:
                 if not w.future.done():
