@@ -553,7 +553,7 @@ def test_stage_out_files_bring_what_the_job_wrote_to_the_host(js, target, tmp_pa
     inside, dest = tmp_path / "job", tmp_path / "staged"
     template = target.sh(
         f"mkdir -p {inside}/dir && echo result > {inside}/result.txt && "
-        f"echo deep > {inside}/dir/deep.txt",
+        f"echo deep > {inside}/dir/deep.txt && ln -s deep.txt {inside}/dir/link",
         stage_out_files={str(dest / "result.txt"): f"{inside}/result.txt",
                          str(dest / "dir"): f"{inside}/dir"})
     if "stage_out_files" not in tracker_class(target.name).supported_fields:
@@ -564,6 +564,7 @@ def test_stage_out_files_bring_what_the_job_wrote_to_the_host(js, target, tmp_pa
     assert info.state is d2.JobState.DONE, info.annotation
     assert (dest / "result.txt").read_text() == "result\n"
     assert (dest / "dir" / "deep.txt").read_text() == "deep\n"
+    assert os.readlink(dest / "dir" / "link") == "deep.txt"  # links stay links (docker cp)
     missing = js.run_job(target.sh(
         "true", stage_out_files={str(dest / "none.txt"): f"{inside}/never-written.txt"}))
     info = missing.wait_terminated(target.slow)

@@ -395,14 +395,21 @@ class _Child:
         self.note: str | None = None  # why the agent ended it (its annotation)
 
 
-def _copy(src: str, dst: str) -> None:
-    if os.path.isdir(src):
-        shutil.copytree(src, dst, dirs_exist_ok=True)
+def _copy(src: str, dst: str, links: bool) -> None:
+    """Copy a file or a directory's content; ``links``: symbolic links are copied as links
+    (stage-out, as Docker's and Podman's archive API and ``docker cp`` give them), else
+    followed (stage-in: what the job sees)."""
+    if os.path.isdir(src) and not (links and os.path.islink(src)):
+        shutil.copytree(src, dst, symlinks=links, dirs_exist_ok=True)
     else:
         parent = os.path.dirname(dst)
         if parent:
             os.makedirs(parent, exist_ok=True)
-        shutil.copy2(src, dst)
+        if links and os.path.isdir(dst) and not os.path.islink(dst):
+            dst = os.path.join(dst, os.path.basename(src.rstrip("/")))
+        if links and os.path.islink(src) and os.path.lexists(dst):
+            os.unlink(dst)
+        shutil.copy2(src, dst, follow_symlinks=not links)
 
 
 def _wallclock_of(msg: dict[str, Any]) -> float | None:
@@ -447,16 +454,18 @@ def _described(msg: dict[str, Any]) -> tuple[str | None, str, str]:
 
 
 def _stage(pairs: list[tuple[str, str]], what: str, stop_at_first: bool) -> str | None:
-    """Copy each (source, destination); the failure in words (None: all copied)."""
-    failure = None
+    """Copy each (source, destination) (stage-out: links as links, the others after a
+    failure); the failures in words, joined by '; ' as on the container trackers (None: all
+    copied)."""
+    failures = []
     for src, dst in pairs:
         try:
-            _copy(src, dst)
+            _copy(src, dst, links=not stop_at_first)
         except Exception as e:  # noqa: BLE001 - any failed copy fails the job, says why
-            failure = f"{what} of {src!r} to {dst!r} failed: {_why(e)}"
+            failures.append(f"{what} of {src!r} to {dst!r} failed: {_why(e)}")
             if stop_at_first:
                 break
-    return failure
+    return "; ".join(failures) or None
 
 
 def _cannot_start(msg: dict[str, Any], e: BaseException) -> InvalidArgumentError:
