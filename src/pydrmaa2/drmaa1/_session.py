@@ -372,10 +372,13 @@ class Library:
         """drmaa_wait: the job's id, stat and resource usage, once; the job is reaped."""
         session = self._require()
         seconds = self._timeout(timeout)
-        job = (self._wait_any(session, seconds) if job_id == JOB_IDS_SESSION_ANY
-               else self._wait_one(session, job_id, seconds))
+        if job_id == JOB_IDS_SESSION_ANY:
+            job, info = self._wait_any(session, seconds), None
+        else:
+            job, info = self._wait_one(session, job_id, seconds)
         try:
-            info = job.info
+            if info is None:
+                info = job.info
             return job.id, stat_of(info), rusage(info)
         except Drmaa2Error as e:
             raise translate(e) from e
@@ -391,13 +394,16 @@ class Library:
             self._claimed.add(job_id)
             return True
 
-    def _wait_one(self, session: JobSession, job_id: str, seconds: float | None) -> Job:
+    def _wait_one(self, session: JobSession, job_id: str,
+                  seconds: float | None) -> tuple[Job, JobInfo]:
+        """The job once it has ended, and its JobInfo; claimed for this waiter."""
         job = self._job(session, job_id)
         try:
             if job_id in self._claimed:
                 raise InvalidArgumentError(f"job {job_id!r} is being reaped by another drmaa_wait")
-            if not job.state.is_terminal:
-                job.wait_terminated(seconds)
+            info = job.info  # one look: an ended job costs no wait
+            if info.state is None or not info.state.is_terminal:
+                info = job.wait_terminated(seconds)
         except TimeoutError as e:
             raise Drmaa1Error(Errno.EXIT_TIMEOUT, str(e)) from e
         except InvalidArgumentError as e:
@@ -406,7 +412,7 @@ class Library:
             raise translate(e) from e
         if not self._claim(job_id):
             raise Drmaa1Error(Errno.INVALID_JOB, f"job {job_id!r} was reaped by another drmaa_wait")
-        return job
+        return job, info
 
     def _wait_any(self, session: JobSession, seconds: float | None) -> Job:
         deadline = None if seconds is None else time.monotonic() + seconds
