@@ -381,6 +381,27 @@ def test_native_specification_reaches_sbatch(client):
     assert "JobName=drmaa1-native" in shown and "Comment=from-drmaa1" in shown, shown
 
 
+def test_a_missing_c_compiler_is_named(tmp_path, monkeypatch):
+    pytest.importorskip("cffi")
+    from pydrmaa2.drmaa1 import library_path
+
+    monkeypatch.setenv("PYDRMAA2_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    with pytest.raises(d2.UnsupportedOperationError, match="needs a C compiler.*nonexistent/cc"):
+        library_path()
+    assert not list(tmp_path.glob("drmaa1/*/libdrmaa.so"))
+
+
+def test_drmaa2_libdrmaa_prints_the_library_path(libdrmaa, capsys):
+    from pydrmaa2 import cli
+
+    try:
+        status = cli.main(["libdrmaa"])
+    except SystemExit:
+        pytest.skip("the `drmaa2 libdrmaa` subcommand is not in pydrmaa2.cli yet")
+    assert status == 0 and capsys.readouterr().out.strip() == str(libdrmaa)
+
+
 # -- the template translation ----------------------------------------------------------------------
 
 

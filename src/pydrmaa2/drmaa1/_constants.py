@@ -80,6 +80,7 @@ ERRORS: dict[type[errors.Drmaa2Error], Errno] = {
     errors.TryLaterError: Errno.TRY_LATER,
     errors.OutOfResourceError: Errno.TRY_LATER,
     errors.TimeoutError: Errno.EXIT_TIMEOUT,
+    errors.InvalidSessionError: Errno.NO_ACTIVE_SESSION,
     errors.UnsupportedAttributeError: Errno.INVALID_ATTRIBUTE_VALUE,
     errors.InvalidArgumentError: Errno.INVALID_ARGUMENT,
 }
