@@ -12,7 +12,7 @@ import pytest
 import pydrmaa2 as d2
 from pydrmaa2._agent import AgentClient
 from pydrmaa2.testing.targets import TEST_IMAGE
-from pydrmaa2.trackers._container import LABELS
+from pydrmaa2.trackers.containers import LABELS
 from pydrmaa2.trackers.base import Action
 from tests.conftest import require
 

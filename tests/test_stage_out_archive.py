@@ -1,4 +1,4 @@
-"""Unpacking an engine's archive of stage-out files (``_container.extract_archive``) with archives
+"""Unpacking an engine's archive of stage-out files (``containers.extract_archive``) with archives
 made here, hostile ones included: nothing lands outside the destination, links are made as
 links and never followed, device files are not made, set-id bits are dropped; and the
 tracker's file of an older release gets the stage_out column."""
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pydrmaa2.trackers._container import ChunkReader, StageOutError, extract_archive
+from pydrmaa2.trackers.containers import ChunkReader, StageOutError, extract_archive
 
 
 def _tar(*members: tuple[str, bytes | str | None, dict]) -> io.BytesIO:
@@ -128,7 +128,7 @@ def test_a_garbled_archive_is_a_stage_out_error(tmp_path):
 
 
 def test_a_tracker_file_from_before_the_stage_out_column_gets_it(tmp_path):
-    from pydrmaa2.trackers._container_tracker import _COLUMNS, ContainerRow, open_records
+    from pydrmaa2.trackers.containers.records import COLUMNS, ContainerRow, open_records
 
     old = sqlite3.connect(tmp_path / "docker.sqlite")
     old.execute("CREATE TABLE containers (cid TEXT PRIMARY KEY, job_id TEXT, held INTEGER NOT NULL "
@@ -139,6 +139,6 @@ def test_a_tracker_file_from_before_the_stage_out_column_gets_it(tmp_path):
     old.commit()
     old.close()
     db = open_records(tmp_path / "docker.sqlite")
-    row = ContainerRow.of(db.query(f"SELECT {_COLUMNS} FROM containers")[0])
+    row = ContainerRow.of(db.query(f"SELECT {COLUMNS} FROM containers")[0])
     assert row.cid == "c1" and row.files.stage_out == ()
     open_records(tmp_path / "docker.sqlite")  # a second opening finds the column in place

@@ -15,7 +15,7 @@ import urllib3.exceptions
 
 import pydrmaa2 as d2
 from pydrmaa2.testing.targets import TEST_IMAGE
-from pydrmaa2.trackers._container import LABELS
+from pydrmaa2.trackers.containers import LABELS
 from tests.conftest import end_and_reap, require
 
 ENGINES = ["docker", "podman"]
@@ -260,7 +260,7 @@ def test_an_engine_away_during_the_copy_records_nothing_and_a_later_look_copies(
     _wait_exit(engine_name, tid)
     with pytest.raises(d2.DrmCommunicationError):
         tracker.state(tid)
-    row = tracker._row(tid)
+    row = tracker.records.row(tid)
     assert row is not None and row.state is None  # the end is not recorded
     assert not dest.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".late.txt")]  # no leftovers

@@ -1,25 +1,7 @@
-"""The Docker tracker (contact ``docker``): every job is a container of a Docker engine.
-
-Seeds 000 and 001, on the Docker SDK for Python, with the template mapping of ``_container``.
-Beyond the seeds: hold (a created, unstarted container), input_path on stdin, limits, and
-event-driven waiting on the engine's event stream.
-
-Who writes output_path / error_path? Docker keeps a container's stdout and stderr in its log;
-pydrmaa2 copies them into the local files the first time anyone sees the container ended — the
-submitter, a later program, the agent driving an array (``state``, ``info``, waits, ``reap``) —
-exactly once, under a write lock of the tracker's own SQLite file (``docker.sqlite`` in the
-pydrmaa2 home). So the files are complete whenever a job is seen terminal, even after its
-submitter died; until then they are empty. The same first look copies the stage_out_files out
-of the ended container (Docker's archive API: ``docker cp``, also for a remote engine). It also
-keeps the container's final inspect record there, which is how the ``rm`` extension can remove
-the container right away (instead of Docker's auto-remove, which would lose exit status, logs and
-files) and still report the job.
-An input_path is fed to the container's stdin from the submitting program (a non-daemon thread,
-so a program that exits waits for it); a killed submitter cuts the input short.
-
-Waiting: one subscription to the engine's event stream per tracker (``_EventHub``) wakes the
-feeds that ``watch`` hands out; no polling. Array tasks after the first start in background
-threads, so a throttled array keeps max_parallel containers starting side by side.
+"""The Docker tracker (contact ``docker``): every job is a container of a Docker engine, on the
+Docker SDK for Python. The engine's tables (STATES, CONTROL, ERRORS: drmaa2os's Docker tracker
+mapping, its README), then the one boundary where the engine's errors become Drmaa2Errors, then
+the tracker; waits follow the engine's event stream (``_EventHub``).
 """
 
 from __future__ import annotations
@@ -29,13 +11,12 @@ import http.client
 import json
 import logging
 import os
-import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import docker
 import docker.errors
@@ -44,7 +25,6 @@ import requests.exceptions
 import urllib3.exceptions
 
 from ..errors import (
-    DeniedByDrmsError,
     Drmaa2Error,
     DrmCommunicationError,
     ImplementationSpecificError,
@@ -55,32 +35,73 @@ from ..errors import (
 from ..info import JobInfo, MachineInfo, QueueInfo, Version
 from ..states import CPU, OS, JobState
 from ..templates import JobTemplate
-from ._container import (
+from .base import Action, ChangeFeed, Contact
+from .common import HOSTNAME
+from .containers import (
     LABELS,
     ChunkReader,
     ContainerSpec,
+    ContainerTracker,
+    EngineErrors,
     LocalFiles,
     container_spec,
-    container_state,
-    ended,
+    engine_error,
     extract_archive,
     feed_stdin,
-    inspect_state,
-    job_info,
     job_labels,
     local_files,
 )
-from ._container_tracker import ContainerRow, ContainerTracker, outage
-from .base import ChangeFeed, Contact
+from .containers.errors import HTTP_STATUSES
 
-__all__ = ["DockerTracker"]
+__all__ = ["CONTROL", "ERRORS", "STATES", "DockerTracker"]
 
 log = logging.getLogger("pydrmaa2.docker")
 
+# -- the engine's tables ------------------------------------------------------------------------------
+
+#: Docker's status word -> DRMAA2 state. ``None``: by exit code (DONE for 0, else FAILED;
+#: OOMKilled is always FAILED). Any other word is UNDETERMINED.
+STATES: dict[str, JobState | None] = {
+    "created": JobState.QUEUED,
+    "restarting": JobState.QUEUED,
+    "running": JobState.RUNNING,
+    "paused": JobState.SUSPENDED,
+    "exited": None,
+    "dead": None,
+}
+#: A created container has not started: pydrmaa2 can hold it (QUEUED_HELD) until released.
+NOT_STARTED = frozenset({"created"})
+
+#: DRMAA2 job control -> the engine's call on the container (docker-py's APIClient method for
+#: POST /containers/{id}/NAME). pause/unpause are the cgroup freezer, which a job cannot catch
+#: or see (not rootless on cgroup v1); kill sends SIGKILL. HOLD needs no call: a held
+#: container stays created until RELEASE starts it.
+CONTROL: dict[Action, str] = {
+    Action.SUSPEND: "pause",
+    Action.RESUME: "unpause",
+    Action.TERMINATE: "kill",
+    Action.RELEASE: "start",
+}
+
+#: The engine's error answers -> Drmaa2Errors: the HTTP status (``HTTP_STATUSES``), else words
+#: of its explanation (the first that matches); any other answer is ImplementationSpecificError,
+#: or the class the call gives (a start that fails: InvalidArgumentError). An answer saying that
+#: the engine cannot act now (``containers.errors.outage``) is DrmCommunicationError before these.
+ERRORS: EngineErrors = {
+    **HTTP_STATUSES,
+    "no space left": OutOfResourceError,
+}
+#: What the client raises when the engine is away (down, restarting, a connection or stream cut
+#: short), whatever layer notices: all of it is DrmCommunicationError. APIError (an answer) is
+#: told apart before these.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    requests.exceptions.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+    docker.errors.DockerException, ConnectionError, TimeoutError, FileNotFoundError)
+
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
-#: Engine events that can change a watched job's state ("update" is our nudge after a change
-#: that Docker does not announce: hold, or a terminate before the container started).
+#: Engine events that can change a watched job's state ("update" is our announcement of a
+#: change that Docker does not announce: hold, or a terminate before the container started).
 WATCHED_EVENTS = ("start", "die", "pause", "unpause", "restart", "destroy", "update")
 #: Docker announces these before it records the new state for listings; inspecting the
 #: container waits for the record (it takes the container's lock), so a waiter never looks early.
@@ -94,24 +115,43 @@ REPLAY_SECONDS = 1.0
 MAX_ID_FILTER = 16
 #: Threads that start array tasks' containers in the background (see submit).
 START_WORKERS = 8
-#: Threads that settle ends side by side (each waits ~0.1 s for the engine).
+#: Threads that settle ends side by side (each waits for the engine to record an exit).
 SETTLE_WORKERS = 4
 #: Connections per client: the event subscription holds one, starts and settles run side by side.
 POOL_SIZE = 32
 #: Seconds between looks for containers the engine lists as running after their end (see
 #: DockerTracker._check_running).
 STALE_CHECK = 10.0
-#: What the client raises when the engine is away (down, restarting, a connection or stream cut
-#: short), whatever layer notices: all of it is DrmCommunicationError. APIError (an answer) is
-#: told apart before these.
-UNREACHABLE: tuple[type[BaseException], ...] = (
-    requests.exceptions.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
-    docker.errors.DockerException, ConnectionError, TimeoutError, FileNotFoundError)
+
+
+# -- the one boundary -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def engine_errors(doing: str, address: str,
+                  default: type[Drmaa2Error] = ImplementationSpecificError) -> Iterator[None]:
+    """The engine's errors while ``doing`` something as Drmaa2Errors that keep its words and
+    ``address``: an answer through ERRORS (``default`` when none matches), no answer at all
+    (UNREACHABLE) as DrmCommunicationError."""
+    try:
+        yield
+    except docker.errors.APIError as e:
+        explanation = e.explanation or str(e)
+        if isinstance(explanation, bytes):
+            explanation = explanation.decode(errors="replace")
+        raise engine_error(ERRORS, doing, f"Docker engine at {address}", e.status_code,
+                           explanation, default=default) from e
+    except UNREACHABLE as e:
+        raise DrmCommunicationError(
+            f"{doing}: cannot reach the Docker engine at {address}: {e}") from e
+
+
+# -- the engine's side of a job -------------------------------------------------------------------------
 
 
 def _starter() -> str:
     """This program, as the starter of containers it starts in the background."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{HOSTNAME}:{os.getpid()}"
 
 
 def _alive(pid: int) -> bool:
@@ -189,12 +229,22 @@ def _create_config(spec: ContainerSpec) -> dict[str, Any]:
     return config
 
 
+# -- the tracker ------------------------------------------------------------------------------------------
+
+
 class DockerTracker(ContainerTracker):
     """Jobs as containers of one Docker engine (contact ``docker``, ``docker:///sock``,
-    ``docker://host:port``)."""
+    ``docker://host:port``).
+
+    Array tasks after the first start in background threads, so a throttled array keeps
+    max_parallel containers starting side by side; a start whose program died is adopted by the
+    next look at its state (``starter`` in the tracker's records).
+    """
 
     scheme = "docker"
     engine_name = "the Docker engine"
+    STATES = STATES
+    NOT_STARTED = NOT_STARTED
 
     def __init__(self, contact: Contact, home: Path) -> None:
         super().__init__(contact, home)
@@ -206,7 +256,7 @@ class DockerTracker(ContainerTracker):
             self.api.trust_env = False  # no HTTP proxy applies to a socket; spares an env scan
         #: Our containers carry this label value: the home, spelled the same by every program.
         self.home_label = str(Path(home).resolve())
-        # Inspect records taken by event feeds right after a container ended, for _finalize.
+        # Inspect records taken by event feeds right after a container ended, for finalize.
         self._seen: dict[str, dict[str, Any]] = {}
         self._seen_lock = threading.Lock()
         self._started_shapes: set[str] = set()
@@ -220,39 +270,16 @@ class DockerTracker(ContainerTracker):
         self._nudged: set[str] = set()
         self._stale_check_at = 0.0
 
-    # -- the one boundary to the engine ----------------------------------------------------------------
-    @contextlib.contextmanager
-    def _engine(self, doing: str) -> Iterator[None]:
-        """Translate the engine's errors into Drmaa2Errors that keep its words and address."""
-        try:
-            yield
-        except docker.errors.APIError as e:
-            self._raise(doing, e)
-        except UNREACHABLE as e:
-            raise self._unreachable(doing, e) from e
+    def _engine(self, doing: str, default: type[Drmaa2Error] = ImplementationSpecificError,
+                ) -> contextlib.AbstractContextManager[None]:
+        """The boundary (``engine_errors``) for this engine."""
+        return engine_errors(doing, self.address, default)
 
-    def _unreachable(self, doing: str, e: BaseException) -> DrmCommunicationError:
-        return DrmCommunicationError(
-            f"{doing}: cannot reach the Docker engine at {self.address}: {e}")
-
-    def _raise(self, doing: str, e: docker.errors.APIError) -> NoReturn:
-        explanation = e.explanation or str(e)
-        if isinstance(explanation, bytes):
-            explanation = explanation.decode(errors="replace")
-        message = f"{doing}: {explanation} (Docker engine at {self.address})"
-        code = e.status_code or 0
-        if outage(code, explanation):
-            raise DrmCommunicationError(
-                f"{doing}: the Docker engine at {self.address} cannot act now: {explanation}") from e
-        if code == 404 or code == 400:
-            raise InvalidArgumentError(message) from e
-        if code == 409 or code == 304:
-            raise InvalidStateError(message) from e
-        if code in (401, 403):
-            raise DeniedByDrmsError(message) from e
-        if "no space left" in explanation:
-            raise OutOfResourceError(message) from e
-        raise ImplementationSpecificError(message) from e
+    def _call(self, cid: str, action: Action, doing: str | None = None,
+              default: type[Drmaa2Error] = ImplementationSpecificError) -> None:
+        """The engine's call for ``action`` (CONTROL) on one container."""
+        with self._engine(doing or f"{action.value} of container {cid[:12]}", default):
+            getattr(self.api, CONTROL[action])(cid)
 
     def _missing_image(self, image: str) -> InvalidArgumentError:
         return InvalidArgumentError(
@@ -275,11 +302,6 @@ class DockerTracker(ContainerTracker):
                 raise self._missing_image(template.job_category) from None  # type: ignore[arg-type]
             raise
 
-    def _nudge(self, cid: str) -> None:
-        """Make the engine announce a change it does not see (an empty update emits an event)."""
-        with contextlib.suppress(Drmaa2Error), self._engine("announcing a change"):
-            self.api.update_container(cid)
-
     # -- jobs ------------------------------------------------------------------------------------------
     def submit(self, job_id: str, template: JobTemplate, task_index: int | None,
                hold: bool = False) -> str:
@@ -288,8 +310,8 @@ class DockerTracker(ContainerTracker):
         files = local_files(template, spec)
         config = _create_config(spec)
         # Array tasks start in the background once a task of the same shape started here, so a
-        # throttled array keeps max_parallel containers starting at once (a start takes ~0.2 s);
-        # the first one starts in the foreground so that a template that cannot run fails here.
+        # throttled array keeps max_parallel containers starting at once; the first one starts
+        # in the foreground so that a template that cannot run fails here.
         shape = json.dumps({k: v for k, v in config.items() if k not in ("Env", "Labels")},
                            sort_keys=True)
         background = task_index is not None and not hold and shape in self._started_shapes
@@ -301,44 +323,32 @@ class DockerTracker(ContainerTracker):
                 raise self._missing_image(spec.image) from None
             raise
         try:
-            self._record(cid, job_id, hold, spec.remove, files,
-                         starter=_starter() if background else None)
+            self.records.add(cid, job_id, hold, spec.remove, files,
+                             starter=_starter() if background else None)
             files.create_outputs()
             if background:
                 self._start_later(cid, files.input_path)
             elif not hold:
-                self._start(cid, files.input_path)
+                self.start_container(cid, files.input_path)
                 if task_index is not None:
                     self._started_shapes.add(shape)
         except BaseException:
-            with contextlib.suppress(Exception):
-                self.api.remove_container(cid, force=True)
-            self._forget(cid)
+            with contextlib.suppress(Drmaa2Error):  # the engine may be away: the job's error counts
+                self.remove_container(cid, force=True)
+            self.records.forget(cid)
             raise
         return cid
 
-    def _start(self, cid: str, input_path: str | None) -> None:
-        """Start a created container, feeding input_path to its stdin."""
+    def start_container(self, cid: str, input_path: str | None) -> None:
+        """Start a created container, feeding input_path to its stdin. A container the engine
+        cannot start (its command or user missing) is InvalidArgumentError: the template cannot
+        run."""
         attached = None
         try:
             if input_path is not None:
                 with self._engine("attaching to the container's stdin"):
                     attached = self.api.attach_socket(cid, params={"stdin": 1, "stream": 1})
-            try:
-                self.api.start(cid)
-            except docker.errors.APIError as e:
-                if e.status_code == 304:  # already started (by a program that adopted it)
-                    if attached is not None:
-                        attached.close()
-                    return
-                expl = e.explanation or str(e)
-                if e.status_code in (404, 409) or outage(e.status_code, str(expl)):
-                    self._raise("starting the job's container", e)
-                raise InvalidArgumentError(
-                    f"the Docker engine at {self.address} cannot start the job's container: "
-                    f"{expl}") from e
-            except UNREACHABLE as e:
-                raise self._unreachable("starting the job's container", e) from e
+            self._call(cid, Action.RELEASE, "starting the job's container", InvalidArgumentError)
         except BaseException:
             if attached is not None:
                 with contextlib.suppress(OSError):
@@ -375,24 +385,23 @@ class DockerTracker(ContainerTracker):
         leaves the job queued, with this program as its starter: the next look at its state
         after the engine is back starts it (``states``)."""
         try:
-            row = self._row(cid)
+            row = self.records.row(cid)
             if row is None or row.held or row.state is not None:
                 return
             try:
-                self._start(cid, input_path)
+                self.start_container(cid, input_path)
             except DrmCommunicationError as e:
                 log.info("container %s not started yet, the engine is away: %s", cid[:12], e)
                 return
             except Drmaa2Error as e:
-                self._finalize(cid, None, JobState.FAILED, f"not started: {e}")
-                self._nudge(cid)
+                self.finalize(cid, None, JobState.FAILED, f"not started: {e}")
+                self.announce_change(cid)
                 return
-            with self.db.transaction() as db:
-                db.execute("UPDATE containers SET starter=NULL WHERE cid=?", (cid,))
-            row = self._row(cid)
+            self.records.clear_starter(cid)
+            row = self.records.row(cid)
             if row is not None and row.state is not None:  # terminated while it was starting
-                with contextlib.suppress(Drmaa2Error), self._engine("killing a terminated job"):
-                    self.api.kill(cid)
+                with contextlib.suppress(Drmaa2Error):
+                    self._call(cid, Action.TERMINATE, "killing a terminated job")
         except Exception:  # noqa: BLE001 - a background thread has nobody to raise to
             log.exception("starting container %s failed", cid[:12])
         finally:
@@ -406,22 +415,20 @@ class DockerTracker(ContainerTracker):
             with self._seen_lock:
                 if cid in self._starting:
                     return
-            row = self._row(cid)
+            row = self.records.row(cid)
             if row is not None and row.starter == starter and not row.held and row.state is None:
                 self._start_later(cid, row.files.input_path)
             return
         host, _, pid = starter.rpartition(":")
-        if host != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
+        if host != HOSTNAME or not pid.isdigit() or _alive(int(pid)):
             return
-        with self.db.transaction() as db:
-            claimed = db.execute("UPDATE containers SET starter=? WHERE cid=? AND starter=?",
-                                 (_starter(), cid, starter)).rowcount
-        row = self._row(cid)
+        claimed = self.records.claim_start(cid, starter, _starter())
+        row = self.records.row(cid)
         if claimed and row is not None:
             self._start_later(cid, row.files.input_path)
 
-    def _inspect(self, cid: str) -> dict[str, Any] | None:
-        """The container's inspect record, None when the engine no longer has it."""
+    # -- the engine's hooks ----------------------------------------------------------------------------
+    def inspect_container(self, cid: str) -> dict[str, Any] | None:
         try:
             with self._engine(f"inspecting container {cid[:12]}"):
                 return self.api.inspect_container(cid)
@@ -430,7 +437,19 @@ class DockerTracker(ContainerTracker):
                 return None
             raise
 
-    def _write_outputs(self, cid: str, files: LocalFiles) -> str | None:
+    def control_container(self, cid: str, action: Action) -> None:
+        self._call(cid, action)
+
+    def remove_container(self, cid: str, force: bool = False) -> None:
+        """Remove a container; one that is already gone is fine."""
+        try:
+            with self._engine(f"removing container {cid[:12]}"):
+                self.api.remove_container(cid, force=force)
+        except InvalidArgumentError as e:
+            if not isinstance(e.__cause__, docker.errors.NotFound):
+                raise
+
+    def write_outputs(self, cid: str, files: LocalFiles) -> str | None:
         """Copy the container's log into output_path / error_path; a problem becomes the
         job's annotation (the job has ended; its files are what failed)."""
         streams: list[tuple[str, bool, bool]] = []
@@ -452,42 +471,35 @@ class DockerTracker(ContainerTracker):
                 return f"the job's output could not be written to {path}: {e}"
         return None
 
-    def _copy_out(self, cid: str, path: str, destination: str) -> None:
+    def copy_out(self, cid: str, path: str, destination: str) -> None:
         with self._engine("reading the container's files"):
             chunks, _ = self.api.get_archive(cid, path)
             extract_archive(ChunkReader(chunks), destination)
 
-    def _has_ended(self, data: Mapping[str, Any], terminated: bool) -> bool:
-        return ended(data)
+    def announce_change(self, cid: str) -> None:
+        """An empty update of the container: the engine emits an "update" event."""
+        with contextlib.suppress(Drmaa2Error), self._engine("announcing a change"):
+            self.api.update_container(cid)
 
-    def _end_state(self, data: Mapping[str, Any], terminated: bool) -> tuple[JobState, str]:
-        return inspect_state(data)
-
-    def _status_word(self, data: Mapping[str, Any], terminated: bool) -> str:
-        return data.get("State", {}).get("Status", "")
-
-    def _remove_ended(self, cid: str) -> None:
-        with contextlib.suppress(Drmaa2Error), self._engine("removing the container (rm)"):
-            self.api.remove_container(cid)
-
-    def _ended_record(self, cid: str) -> Mapping[str, Any] | None:
+    def ended_record(self, cid: str) -> dict[str, Any] | None:
         """The record an event feed took right after the container ended (see _settle)."""
         with self._seen_lock:
             cached = self._seen.pop(cid, None)
-        return cached if cached is not None and ended(cached) else None
+        return cached if cached is not None and self.has_ended(cached) else None
 
     def _settle(self, cid: str) -> None:
         """After an event: wait until the engine has recorded the change (see SETTLE_EVENTS)."""
         with contextlib.suppress(Drmaa2Error):
-            data = self._inspect(cid)
-            if data is not None and ended(data):
+            data = self.inspect_container(cid)
+            if data is not None and self.has_ended(data):
                 with self._seen_lock:
                     if len(self._seen) > 1000:
                         self._seen.clear()
                     self._seen[cid] = data
 
+    # -- states ----------------------------------------------------------------------------------------
     def states(self, tracker_ids: Sequence[str]) -> dict[str, tuple[JobState, str]]:
-        rows, out, live = self._recorded_states(tracker_ids)
+        rows, out, live = self.recorded_states(tracker_ids)
         listed: dict[str, str] = {}
         created: dict[str, float] = {}
         if live:
@@ -504,7 +516,8 @@ class DockerTracker(ContainerTracker):
                         created[c["Id"]] = c.get("Created") or 0
         for cid in live:
             status = listed.get(cid)
-            final = self._finalize(cid) if status in (None, "exited", "dead") else None
+            ended = status is None or STATES.get(status, JobState.UNDETERMINED) is None
+            final = self.finalize(cid) if ended else None
             if final is not None:
                 out[cid] = final
             elif status is None:
@@ -513,7 +526,7 @@ class DockerTracker(ContainerTracker):
                 row = rows.get(cid)
                 if status == "created" and row is not None and row.starter:
                     self._adopt(cid, row.starter)
-                out[cid] = (container_state(status, held=row is not None and row.held), status)
+                out[cid] = (self.job_state(status, held=row is not None and row.held), status)
         old = time.time() - STALE_CHECK  # younger containers are not looked at yet
         self._check_running([cid for cid in live
                              if listed.get(cid) == "running" and created.get(cid, 0) < old])
@@ -541,7 +554,7 @@ class DockerTracker(ContainerTracker):
             with contextlib.suppress(InvalidArgumentError, InvalidStateError):
                 pid = self._pids.get(cid)
                 if pid is None:
-                    data = self._inspect(cid)
+                    data = self.inspect_container(cid)
                     if data is None or (data.get("State") or {}).get("Status") != "running":
                         continue
                     pid = self._pids[cid] = int(data["State"].get("Pid") or 0)
@@ -556,47 +569,10 @@ class DockerTracker(ContainerTracker):
                 with self._engine(f"making the engine look at container {cid[:12]}"):
                     self.api.kill(cid, signal="SIGCONT")
 
-    def _info(self, data: Mapping[str, Any], row: ContainerRow | None) -> JobInfo:
-        if row is None:
-            return job_info(data)
-        return job_info(data, held=row.held, terminated=row.terminated, annotation=row.annotation,
-                        state=row.state)
 
-    def _pause(self, cid: str) -> None:
-        with self._engine(f"pausing container {cid[:12]}"):
-            self.api.pause(cid)
-
-    def _unpause(self, cid: str) -> None:
-        with self._engine(f"unpausing container {cid[:12]}"):
-            self.api.unpause(cid)
-
-    def _kill(self, cid: str) -> None:
-        with self._engine(f"killing container {cid[:12]}"):
-            self.api.kill(cid)
-
-    def _not_started(self, data: Mapping[str, Any]) -> bool:
-        return data.get("State", {}).get("Status") == "created"
-
+    # -- the engine's views ------------------------------------------------------------------------------
     def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
         return _EventFeed(self._hub, tracker_ids)
-
-    def delete(self, tracker_id: str) -> None:
-        row = self._row(tracker_id)
-        if row is None or row.state is None:
-            data = self._inspect(tracker_id)
-            if data is not None and ended(data):
-                self._finalize(tracker_id, data)
-            elif data is not None:
-                raise InvalidStateError(
-                    f"container {tracker_id[:12]} is {data['State'].get('Status')}; only an ended "
-                    "job can be reaped")
-        try:
-            with self._engine(f"removing container {tracker_id[:12]}"):
-                self.api.remove_container(tracker_id)
-        except InvalidArgumentError as e:
-            if not isinstance(e.__cause__, docker.errors.NotFound):
-                raise
-        self._forget(tracker_id)
 
     def find_job(self, job_id: str) -> str | None:
         """The container of this store labelled with pydrmaa2 job id ``job_id``, or None."""
@@ -616,20 +592,10 @@ class DockerTracker(ContainerTracker):
             images = self.api.images()
         return sorted({t for i in images for t in (i.get("RepoTags") or []) if t != "<none>:<none>"})
 
-    # -- monitoring -------------------------------------------------------------------------------------
     def monitor_jobs(self) -> list[JobInfo]:
         with self._engine("listing containers"):
             ids = [c["Id"] for c in self.api.containers(all=True)]
-        rows = self._rows(ids)
-        out = []
-        for cid in ids:
-            data = self._inspect(cid)
-            if data is None:
-                continue  # removed meanwhile
-            info = self._info(data, rows.get(cid))
-            info.id = cid
-            out.append(info)
-        return out
+        return self.container_infos(ids)
 
     def machines(self) -> list[MachineInfo]:
         with self._engine("asking the engine about its host"):
@@ -722,7 +688,7 @@ class _EventHub:
                 if event.get("timeNano"):
                     self.last_event = event["timeNano"] / 1e9
                 if (event.get("Action") or event.get("status")) in SETTLE_EVENTS:
-                    # A settle waits for the engine to finish the container's exit (~0.1 s);
+                    # A settle waits for the engine to finish the container's exit;
                     # ends of several containers are settled side by side.
                     self.settlers.submit(self._settle_and_tell, cid)
                 else:

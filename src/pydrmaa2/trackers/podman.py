@@ -1,18 +1,8 @@
-"""The Podman tracker (contact ``podman``): every job is a container of a Podman service.
-
-Seed 004 on podman-py and Podman's REST service: ``_container``'s mapping (shared with Docker)
-as a libpod SpecGenerator, seed 004's states and control, waits on the service's event stream.
-Beyond the seed: hold (a created, unstarted container), input_path on stdin, Docker's other
-extensions (net, shm-size, ulimit, gpus as CDI devices) and our resource limits.
-
-Output files work as in the Docker tracker: the service keeps a container's stdout and stderr
-in its log; the first program to see the container ended (submitter, a later program, the
-agent driving an array) copies them into output_path / error_path, exactly once, under a write
-lock of the tracker's own SQLite file (``podman.sqlite`` in the pydrmaa2 home), copies the
-stage_out_files out of the ended container (the service's archive endpoint, as ``podman cp``),
-and keeps the final inspect record there, so the ``rm`` extension can remove the container at
-once and the job is still reported. An input_path is fed to the container's stdin from the
-submitting program (a non-daemon thread, so a program that exits waits for it).
+"""The Podman tracker (contact ``podman``): every job is a container of a Podman service, on
+podman-py and the service's libpod REST API. The service's tables (STATES, CONTROL, ERRORS:
+drmaa2os's Podman tracker mapping, its README, in Podman's own words), then the one boundary
+where the service's errors become Drmaa2Errors, then the tracker; waits follow the service's
+event stream.
 """
 
 from __future__ import annotations
@@ -35,7 +25,6 @@ import requests.exceptions
 import urllib3.exceptions
 
 from ..errors import (
-    DeniedByDrmsError,
     Drmaa2Error,
     DrmCommunicationError,
     ImplementationSpecificError,
@@ -48,54 +37,84 @@ from ..errors import (
 from ..info import JobInfo, MachineInfo, QueueInfo, Version
 from ..states import CPU, OS, JobState
 from ..templates import JobTemplate
-from ._container import (
+from .base import Action, ChangeFeed, Contact
+from .common import HOSTNAME, local_machine
+from .containers import (
     LABELS,
     ContainerSpec,
+    ContainerTracker,
+    EngineErrors,
     LocalFiles,
-    Ulimit,
     container_spec,
+    engine_error,
     extract_archive,
     feed_stdin,
-    job_info,
     job_labels,
     local_files,
 )
-from ._container_tracker import ContainerRow, ContainerTracker, outage
-from .base import ChangeFeed, Contact
-from .process import local_machine
+from .containers.errors import HTTP_STATUSES
+from .containers.spec import Ulimit
 
-__all__ = ["PodmanTracker"]
+__all__ = ["CONTROL", "ERRORS", "STATES", "PodmanTracker"]
 
 log = logging.getLogger("pydrmaa2.podman")
 
-#: The rootful service's socket; other users talk to their own (see ``_default_socket``).
-ROOT_SOCKET = "/run/podman/podman.sock"
+# -- the service's tables ---------------------------------------------------------------------------
 
-#: Seed 004's state mapping: Podman's status word -> DRMAA2 state. ``None``: the container has
-#: ended, DONE for exit code 0, else FAILED. A created container is QUEUED_HELD while pydrmaa2
-#: holds it; "restarting" is a stopped container that its restart policy will start again
-#: (Podman says "stopped" until its clean-up restarts it). Any other word is UNDETERMINED.
-CONTAINER_STATES: dict[str, JobState | None] = {
+#: Podman's status word -> DRMAA2 state. ``None``: the container has ended, DONE for exit code
+#: 0, else FAILED. "restarting" is a stopped container that its restart policy will start again
+#: (Podman says "stopped" until its clean-up restarts it: see ``PodmanTracker.status_word``).
+#: Any other word is UNDETERMINED.
+STATES: dict[str, JobState | None] = {
     "configured": JobState.QUEUED,     # created (Podman's list says "created")
     "created": JobState.QUEUED,
     "initialized": JobState.QUEUED,    # prepared to start (e.g. stdin attached)
     "running": JobState.RUNNING,
-    "restarting": JobState.RUNNING,    # sub_state "restarting"
+    "restarting": JobState.RUNNING,
     "stopping": JobState.RUNNING,
     "paused": JobState.SUSPENDED,
-    "stopped": None,                   # exited, clean-up to run (or "restarting", see _status)
+    "stopped": None,                   # exited, clean-up to run
     "exited": None,
     "removing": None,
 }
+#: The words of a container not started yet: pydrmaa2 can hold it (QUEUED_HELD) until released.
+NOT_STARTED = frozenset({"configured", "created", "initialized"})
 
-#: Podman's status words in the Docker vocabulary that ``_container.job_info`` reads.
-DOCKER_WORDS: dict[str, str] = {
-    "configured": "created",
-    "initialized": "created",
-    "stopping": "running",
-    "removing": "exited",
+#: DRMAA2 job control -> the libpod request POSTed for it (``/containers/{id}/REQUEST``).
+#: pause/unpause are the cgroup freezer (a job cannot catch or see it; not rootless on cgroup
+#: v1). HOLD needs no call: a held container stays created until RELEASE starts it.
+CONTROL: dict[Action, str] = {
+    Action.SUSPEND: "pause",
+    Action.RESUME: "unpause",
+    Action.TERMINATE: "kill?signal=SIGKILL",
+    Action.RELEASE: "start",
 }
 
+#: The service's error answers -> Drmaa2Errors: the cause it gives (its Go error value), else the
+#: HTTP status (``HTTP_STATUSES``), the first that matches; any other answer is
+#: ImplementationSpecificError, or the class the call gives (create and start:
+#: InvalidArgumentError). An answer saying that the service cannot act now
+#: (``containers.errors.outage``) is DrmCommunicationError before these.
+ERRORS: EngineErrors = {
+    "container state improper": InvalidStateError,
+    "no such container": InvalidArgumentError,
+    "image not known": InvalidArgumentError,
+    "network not found": InvalidArgumentError,
+    "invalid argument": InvalidArgumentError,
+    "no space left on device": OutOfResourceError,
+    "this container does not have a cgroup": UnsupportedOperationError,  # pause, rootless v1
+    "unresolvable CDI devices": UnsupportedAttributeError,  # gpus: the service has no CDI spec
+    **HTTP_STATUSES,
+}
+#: What the client raises when the service is away (down, restarting, a connection or stream
+#: cut short), whatever layer notices: all of it is DrmCommunicationError. APIError (an answer,
+#: or podman-py's word for no connection) is told apart before these.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    requests.exceptions.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+    podman.errors.PodmanError, ConnectionError, TimeoutError, FileNotFoundError)
+
+#: The rootful service's socket; other users talk to their own (see ``_default_socket``).
+ROOT_SOCKET = "/run/podman/podman.sock"
 #: Namespace extensions (and net) -> the SpecGenerator field that takes them.
 NAMESPACES: dict[str, str] = {"ipc": "ipcns", "uts": "utsns", "pid": "pidns", "net": "netns"}
 #: Network modes Podman knows by name; any other value of ``net`` names a network.
@@ -105,20 +124,8 @@ CDI_GPU = "nvidia.com/gpu"
 RLIM_INFINITY = 2**64 - 1
 #: The stream number of stdout in a multiplexed log (2 is stderr).
 STDOUT = 1
-
-#: Podman's error causes (its Go error values) -> the Drmaa2Error they become.
-ERROR_CAUSES: dict[str, type[Drmaa2Error]] = {
-    "container state improper": InvalidStateError,
-    "no such container": InvalidArgumentError,
-    "image not known": InvalidArgumentError,
-    "network not found": InvalidArgumentError,
-    "invalid argument": InvalidArgumentError,
-    "no space left on device": OutOfResourceError,
-    "this container does not have a cgroup": UnsupportedOperationError,  # pause, rootless v1
-}
-
-#: Service events that can change a watched job's state ("rename" is our nudge: a container
-#: renamed to its own name, after a change Podman does not announce, such as hold).
+#: Service events that can change a watched job's state ("rename" is our announcement: a
+#: container renamed to its own name, after a change Podman does not announce, such as hold).
 WATCHED_EVENTS = ("start", "died", "cleanup", "pause", "unpause", "restart", "remove", "rename")
 #: Above this many ids an event subscription filters by our home label instead of by id.
 MAX_ID_FILTER = 200
@@ -127,12 +134,31 @@ MAX_ID_FILTER = 200
 RESYNC_INTERVAL = 5.0
 #: Connections per client: each event subscription holds one while it lasts.
 POOL_SIZE = 64
-#: What the client raises when the service is away (down, restarting, a connection or stream
-#: cut short), whatever layer notices: all of it is DrmCommunicationError. APIError (an answer,
-#: or podman-py's word for no connection) is told apart before these.
-UNREACHABLE: tuple[type[BaseException], ...] = (
-    requests.exceptions.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
-    podman.errors.PodmanError, ConnectionError, TimeoutError, FileNotFoundError)
+
+
+# -- the one boundary -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def engine_errors(doing: str, address: str,
+                  default: type[Drmaa2Error] = ImplementationSpecificError) -> Iterator[None]:
+    """The service's errors while ``doing`` something as Drmaa2Errors that keep its words and
+    ``address``: an answer through ERRORS (``default`` when none matches), no answer at all
+    (UNREACHABLE, or an APIError without a status) as DrmCommunicationError."""
+    try:
+        yield
+    except podman.errors.APIError as e:
+        if e.status_code is None:  # podman-py's word for "no connection"
+            raise DrmCommunicationError(
+                f"{doing}: cannot reach the Podman service at {address}: "
+                f"{e.__cause__ or e}") from e
+        cause = str(e.args[0]) if e.args else ""
+        raise engine_error(ERRORS, doing, f"Podman service at {address}", e.status_code,
+                           e.explanation or cause or str(e), words=cause, default=default) from e
+    except UNREACHABLE as e:
+        raise DrmCommunicationError(
+            f"{doing}: cannot reach the Podman service at {address}: {e}") from e
+
 
 # -- the contact ------------------------------------------------------------------------------------
 
@@ -179,7 +205,7 @@ def _cdi_devices(gpus: int) -> list[dict[str, str]]:
 
 
 def _spec_generator(spec: ContainerSpec) -> dict[str, Any]:
-    """The body of libpod's POST /containers/create for a spec (seed 004's table, and more)."""
+    """The body of libpod's POST /containers/create for a spec (drmaa2os's table, and more)."""
     body: dict[str, Any] = {
         "image": spec.image, "command": spec.command, "env": spec.environment,
         "labels": spec.labels, "work_dir": spec.working_dir or "/", "terminal": False,
@@ -233,61 +259,21 @@ def _spec_generator(spec: ContainerSpec) -> dict[str, Any]:
     return body
 
 
-# -- inspect records -> DRMAA2 -------------------------------------------------------------------------
+
+# -- the service's answers ----------------------------------------------------------------------------
 
 
-def _will_restart(data: Mapping[str, Any]) -> bool:
+def _will_restart(record: Mapping[str, Any]) -> bool:
     """Whether the restart policy starts this stopped container again."""
-    policy = (data.get("HostConfig") or {}).get("RestartPolicy") or {}
+    policy = (record.get("HostConfig") or {}).get("RestartPolicy") or {}
     name = policy.get("Name") or "no"
     if name in ("always", "unless-stopped"):
         return True
     if name == "on-failure":
         retries = policy.get("MaximumRetryCount") or 0
-        return (data.get("State") or {}).get("ExitCode") != 0 and (
-            retries == 0 or (data.get("RestartCount") or 0) < retries)
+        return (record.get("State") or {}).get("ExitCode") != 0 and (
+            retries == 0 or (record.get("RestartCount") or 0) < retries)
     return False
-
-
-def _status(data: Mapping[str, Any], terminated: bool = False) -> str:
-    """Podman's status word of an inspect record, but for "stopped" (exited, clean-up still to
-    run): "restarting" when its restart policy will start it again, else "exited"."""
-    status = (data.get("State") or {}).get("Status") or ""
-    if status == "stopped":
-        return "restarting" if not terminated and _will_restart(data) else "exited"
-    return status
-
-
-def _ended(data: Mapping[str, Any], terminated: bool = False) -> bool:
-    status = _status(data, terminated)
-    return status in CONTAINER_STATES and CONTAINER_STATES[status] is None
-
-
-def _state(status: str, exit_code: int | None = None, oom_killed: bool = False,
-           held: bool = False) -> JobState:
-    """Seed 004's state mapping for one container (see CONTAINER_STATES)."""
-    if status not in CONTAINER_STATES:
-        return JobState.UNDETERMINED
-    state = CONTAINER_STATES[status]
-    if state is None:
-        return JobState.DONE if exit_code == 0 and not oom_killed else JobState.FAILED
-    if state is JobState.QUEUED and held:
-        return JobState.QUEUED_HELD
-    return state
-
-
-def _inspect_state(data: Mapping[str, Any], held: bool = False,
-                   terminated: bool = False) -> tuple[JobState, str]:
-    st = data.get("State") or {}
-    status = _status(data, terminated)
-    return _state(status, st.get("ExitCode"), bool(st.get("OOMKilled")), held), status
-
-
-def _as_docker(data: Mapping[str, Any], status: str) -> dict[str, Any]:
-    """The record with its status in Docker's words, for the shared JobInfo mapping."""
-    record = dict(data)
-    record["State"] = {**(data.get("State") or {}), "Status": DOCKER_WORDS.get(status, status)}
-    return record
 
 
 def _socket_of(response: Any) -> socket.socket | None:
@@ -315,12 +301,17 @@ def _frames(raw: Any) -> Iterator[tuple[int, bytes]]:
         yield stream, exactly(size)
 
 
+# -- the tracker ------------------------------------------------------------------------------------------
+
+
 class PodmanTracker(ContainerTracker):
     """Jobs as containers of one Podman service (contact ``podman``, ``podman:///sock``,
     ``podman://host:port``)."""
 
     scheme = "podman"
     engine_name = "the Podman service"
+    STATES = STATES
+    NOT_STARTED = NOT_STARTED
     unrunnable: tuple[type[Drmaa2Error], ...] = (InvalidArgumentError, UnsupportedAttributeError)
 
     def __init__(self, contact: Contact, home: Path) -> None:
@@ -331,45 +322,13 @@ class PodmanTracker(ContainerTracker):
         self.api = self.client.api
         self._default_ulimits: list[Ulimit] | None = None
 
-    # -- the one boundary to the service ---------------------------------------------------------------
-    @contextlib.contextmanager
     def _engine(self, doing: str, default: type[Drmaa2Error] = ImplementationSpecificError,
-                ) -> Iterator[None]:
-        """Translate the service's errors into Drmaa2Errors that keep its words and address;
-        ``default`` is the class of an error whose cause says nothing more specific."""
-        try:
-            yield
-        except podman.errors.APIError as e:
-            if e.status_code is None:  # podman-py's word for "no connection"
-                raise DrmCommunicationError(
-                    f"{doing}: cannot reach the Podman service at {self.address}: "
-                    f"{e.__cause__ or e}") from e
-            raise self._error(doing, e, default) from e
-        except UNREACHABLE as e:
-            raise DrmCommunicationError(
-                f"{doing}: cannot reach the Podman service at {self.address}: {e}") from e
+                ) -> contextlib.AbstractContextManager[None]:
+        """The boundary (``engine_errors``) for this service."""
+        return engine_errors(doing, self.address, default)
 
-    def _error(self, doing: str, e: podman.errors.APIError,
-               default: type[Drmaa2Error] = ImplementationSpecificError) -> Drmaa2Error:
-        cause = str(e.args[0]) if e.args else ""
-        explanation = e.explanation or cause or str(e)
-        message = f"{doing}: {explanation} (Podman service at {self.address})"
-        code = e.status_code or 0
-        if outage(code, explanation):
-            return DrmCommunicationError(
-                f"{doing}: the Podman service at {self.address} cannot act now: {explanation}")
-        if cause in ERROR_CAUSES:
-            return ERROR_CAUSES[cause](message)
-        if code in (404, 400):
-            return InvalidArgumentError(message)
-        if code in (409, 304):
-            return InvalidStateError(message)
-        if code in (401, 403):
-            return DeniedByDrmsError(message)
-        return default(message)
-
-    def _call(self, method: str, path: str, doing: str, *,
-              default: type[Drmaa2Error] = ImplementationSpecificError, **kwargs: Any) -> Any:
+    def _request(self, method: str, path: str, doing: str, *,
+                 default: type[Drmaa2Error] = ImplementationSpecificError, **kwargs: Any) -> Any:
         """One request to the libpod API; its JSON answer (None when it has none)."""
         with self._engine(doing, default):
             response = getattr(self.api, method)(path, **kwargs)
@@ -378,6 +337,12 @@ class PodmanTracker(ContainerTracker):
                 return None
             return response.json()
 
+    def _control(self, cid: str, action: Action, doing: str | None = None,
+                 default: type[Drmaa2Error] = ImplementationSpecificError) -> None:
+        """The service's call for ``action`` (CONTROL) on one container."""
+        self._request("post", f"/containers/{cid}/{CONTROL[action]}",
+                      doing or f"{action.value} of container {cid[:12]}", default=default)
+
     def _missing_image(self, image: str) -> InvalidArgumentError:
         return InvalidArgumentError(
             f"image {image!r} is not present in the Podman service at {self.address}; "
@@ -385,7 +350,7 @@ class PodmanTracker(ContainerTracker):
 
     # -- set-up ----------------------------------------------------------------------------------------
     def check(self) -> None:
-        self._call("get", "/_ping", "checking the service")
+        self._request("get", "/_ping", "checking the service")
 
     def validate(self, template: JobTemplate) -> None:
         super().validate(template)
@@ -397,16 +362,6 @@ class PodmanTracker(ContainerTracker):
                 raise self._missing_image(image)  # type: ignore[arg-type]
             response.raise_for_status()
 
-    # -- the tracker's own records --------------------------------------------------------------------
-    def _nudge(self, cid: str) -> None:
-        """Make the service announce a change it does not see: renaming a container to its
-        own name changes nothing but emits an event."""
-        with contextlib.suppress(Drmaa2Error):
-            data = self._inspect(cid)
-            if data is not None:
-                self._call("post", f"/containers/{cid}/rename", "announcing a change",
-                           params={"name": data.get("Name", "")})
-
     # -- jobs ------------------------------------------------------------------------------------------
     def submit(self, job_id: str, template: JobTemplate, task_index: int | None,
                hold: bool = False) -> str:
@@ -417,38 +372,30 @@ class PodmanTracker(ContainerTracker):
             spec.ulimits = self._with_default_ulimits(spec.ulimits, spec.image)
         cid = self._create(spec)
         try:
-            self._record(cid, job_id, hold, spec.remove, files)
+            self.records.add(cid, job_id, hold, spec.remove, files)
             files.create_outputs()
             if not hold:
-                self._start(cid, files.input_path)
+                self.start_container(cid, files.input_path)
         except BaseException:
             with contextlib.suppress(Drmaa2Error):  # the service may be away: the job's error counts
-                self._remove(cid, force=True)
-            self._forget(cid)
+                self.remove_container(cid, force=True)
+            self.records.forget(cid)
             raise
         return cid
 
     def _create(self, spec: ContainerSpec) -> str:
         try:
-            answer = self._call("post", "/containers/create",
-                                f"creating a container of image {spec.image!r}",
-                                default=InvalidArgumentError, data=json.dumps(_spec_generator(spec)),
-                                headers={"Content-Type": "application/json"})
+            answer = self._request("post", "/containers/create",
+                                   f"creating a container of image {spec.image!r}",
+                                   default=InvalidArgumentError,
+                                   data=json.dumps(_spec_generator(spec)),
+                                   headers={"Content-Type": "application/json"})
         except InvalidArgumentError as e:
             cause = getattr(e.__cause__, "args", ("",))[0]
             if cause == "image not known":
                 raise self._missing_image(spec.image) from None
             raise
         return answer["Id"]
-
-    def _remove(self, cid: str, force: bool = False) -> None:
-        """Remove a container; one that is already gone is fine."""
-        try:
-            self._call("delete", f"/containers/{cid}", f"removing container {cid[:12]}",
-                       params={"force": force} if force else None)
-        except InvalidArgumentError as e:
-            if getattr(e.__cause__, "status_code", None) != 404:
-                raise
 
     def _with_default_ulimits(self, ulimits: list[Ulimit], image: str) -> list[Ulimit]:
         """The service's default ulimits (containers.conf) under the job's own: Podman applies
@@ -457,9 +404,9 @@ class PodmanTracker(ContainerTracker):
             cid = self._create(ContainerSpec(image=image, command=["/bin/true"],
                                              labels={LABELS["home"]: str(self.home)}))
             try:
-                data = self._inspect(cid) or {}
+                data = self.inspect_container(cid) or {}
             finally:
-                self._remove(cid, force=True)
+                self.remove_container(cid, force=True)
             self._default_ulimits = [
                 Ulimit(u["Name"].lower().removeprefix("rlimit_"),
                        -1 if u["Soft"] == RLIM_INFINITY else u["Soft"],
@@ -503,7 +450,8 @@ class PodmanTracker(ContainerTracker):
             raise
         return sock
 
-    def _start(self, cid: str, input_path: str | None) -> None:
+    # -- the engine's hooks ----------------------------------------------------------------------------
+    def start_container(self, cid: str, input_path: str | None) -> None:
         """Start a created container, feeding input_path to its stdin. A container that
         cannot start (its command, user or GPUs missing) is InvalidArgumentError (the
         template cannot run) or UnsupportedAttributeError (the service cannot give GPUs)."""
@@ -513,19 +461,13 @@ class PodmanTracker(ContainerTracker):
                 with self._engine("attaching to the container's stdin"):
                     attached = self._attach_stdin(cid)
             try:
-                self._call("post", f"/containers/{cid}/start", "starting the job's container",
-                           default=InvalidArgumentError)
-            except InvalidArgumentError as e:
-                if "CDI device" in str(e):
-                    raise UnsupportedAttributeError(
-                        f"extension gpus: the Podman service at {self.address} has no CDI "
-                        f"device {CDI_GPU} (generate its CDI spec, e.g. with nvidia-ctk cdi "
-                        f"generate): {e}") from e
-                if isinstance(e.__cause__, podman.errors.NotFound):
-                    raise
-                raise InvalidArgumentError(
-                    f"the Podman service at {self.address} cannot start the job's container: "
-                    f"{getattr(e.__cause__, 'explanation', None) or e}") from e
+                self._control(cid, Action.RELEASE, "starting the job's container",
+                              InvalidArgumentError)
+            except UnsupportedAttributeError as e:  # ERRORS: no CDI device for the GPUs
+                raise UnsupportedAttributeError(
+                    f"extension gpus: the Podman service at {self.address} has no CDI device "
+                    f"{CDI_GPU} (generate its CDI spec, e.g. with nvidia-ctk cdi generate): "
+                    f"{e}") from e
         except BaseException:
             if attached is not None:
                 attached.close()
@@ -535,11 +477,12 @@ class PodmanTracker(ContainerTracker):
             threading.Thread(target=feed_stdin, args=(attached, input_path),
                              name=f"pydrmaa2-stdin-{cid[:12]}").start()
 
-    def _inspect(self, cid: str) -> dict[str, Any] | None:
+    def inspect_container(self, cid: str) -> dict[str, Any] | None:
         """The container's inspect record, None when the service no longer has it (a 404, or
         a container removed while the service looked it up: its cause 'no such container')."""
         try:
-            return self._call("get", f"/containers/{cid}/json", f"inspecting container {cid[:12]}")
+            return self._request("get", f"/containers/{cid}/json",
+                                 f"inspecting container {cid[:12]}")
         except InvalidArgumentError as e:
             cause = e.__cause__
             if getattr(cause, "status_code", None) == 404 or (
@@ -548,7 +491,33 @@ class PodmanTracker(ContainerTracker):
                 return None
             raise
 
-    def _write_outputs(self, cid: str, files: LocalFiles) -> str | None:
+    def status_word(self, record: Mapping[str, Any], terminated: bool) -> str:
+        """Podman's status word, but for "stopped" (exited, clean-up still to run):
+        "restarting" when its restart policy will start it again, else "exited"."""
+        status = (record.get("State") or {}).get("Status") or ""
+        if status == "stopped":
+            return "restarting" if not terminated and _will_restart(record) else "exited"
+        return status
+
+    def control_container(self, cid: str, action: Action) -> None:
+        self._control(cid, action)
+        if action is Action.TERMINATE:
+            # A frozen process dies of SIGKILL only once thawed (the cgroup v1 freezer).
+            with contextlib.suppress(Drmaa2Error):
+                record = self.inspect_container(cid)
+                if record is not None and self.status_word(record, True) == "paused":
+                    self._control(cid, Action.RESUME, "unpausing a killed container")
+
+    def remove_container(self, cid: str, force: bool = False) -> None:
+        """Remove a container; one that is already gone is fine."""
+        try:
+            self._request("delete", f"/containers/{cid}", f"removing container {cid[:12]}",
+                          params={"force": force} if force else None)
+        except InvalidArgumentError as e:
+            if getattr(e.__cause__, "status_code", None) != 404:
+                raise
+
+    def write_outputs(self, cid: str, files: LocalFiles) -> str | None:
         """Copy the container's log into output_path / error_path (one read of both streams);
         a problem becomes the job's annotation (the job has ended; its files are what failed)."""
         out_path, err_path = files.output_path, files.error_path
@@ -576,7 +545,7 @@ class PodmanTracker(ContainerTracker):
             return f"the job's output could not be written to {out_path or err_path}: {e}"
         return None
 
-    def _copy_out(self, cid: str, path: str, destination: str) -> None:
+    def copy_out(self, cid: str, path: str, destination: str) -> None:
         with self._engine("reading the container's files"):
             response = self.api.get(f"/containers/{cid}/archive", params={"path": path},
                                     stream=True)
@@ -586,31 +555,27 @@ class PodmanTracker(ContainerTracker):
             finally:
                 response.close()
 
-    def _has_ended(self, data: Mapping[str, Any], terminated: bool) -> bool:
-        return _ended(data, terminated)
-
-    def _end_state(self, data: Mapping[str, Any], terminated: bool) -> tuple[JobState, str]:
-        return _inspect_state(data, terminated=terminated)
-
-    def _status_word(self, data: Mapping[str, Any], terminated: bool) -> str:
-        return _status(data, terminated)
-
-    def _remove_ended(self, cid: str) -> None:
+    def announce_change(self, cid: str) -> None:
+        """Renaming a container to its own name changes nothing but emits an event."""
         with contextlib.suppress(Drmaa2Error):
-            self._remove(cid, force=True)
+            record = self.inspect_container(cid)
+            if record is not None:
+                self._request("post", f"/containers/{cid}/rename", "announcing a change",
+                              params={"name": record.get("Name", "")})
 
+    # -- states ----------------------------------------------------------------------------------------
     def states(self, tracker_ids: Sequence[str]) -> dict[str, tuple[JobState, str]]:
-        rows, out, live = self._recorded_states(tracker_ids)
+        rows, out, live = self.recorded_states(tracker_ids)
         listed: dict[str, str] = {}
         for i in range(0, len(live), MAX_ID_FILTER):
-            found = self._call("get", "/containers/json", "listing containers", params={
+            found = self._request("get", "/containers/json", "listing containers", params={
                 "all": True, "filters": json.dumps({"id": live[i:i + MAX_ID_FILTER]})})
             listed.update({c["Id"]: c.get("State") or "" for c in found or []})
         for cid in live:
             status = listed.get(cid)
             row = rows.get(cid)
-            if status is None or CONTAINER_STATES.get(status, 0) is None:
-                final = self._finalize(cid)
+            if status is None or STATES.get(status, JobState.UNDETERMINED) is None:
+                final = self.finalize(cid)
                 if final is not None:
                     out[cid] = final
                 elif status is None:
@@ -618,94 +583,37 @@ class PodmanTracker(ContainerTracker):
                 else:
                     out[cid] = (JobState.RUNNING, "restarting")
             else:
-                out[cid] = (_state(status, held=row is not None and row.held), status)
+                out[cid] = (self.job_state(status, held=row is not None and row.held), status)
         return out
 
-    def _info(self, data: Mapping[str, Any], row: ContainerRow | None) -> JobInfo:
-        """Seed 001's JobInfo mapping (shared with Docker) with seed 004's state."""
-        held = row is not None and row.held
-        terminated = row is not None and row.terminated
-        state, status = _inspect_state(data, held, terminated)
-        if row is not None and row.state is not None:
-            state, status = row.state, row.sub_state or status
-        info = job_info(_as_docker(data, status), terminated=terminated, state=state,
-                        annotation=row.annotation if row is not None else None)
-        info.sub_state = status
-        return info
-
-    def _pause(self, cid: str) -> None:
-        self._call("post", f"/containers/{cid}/pause", f"pausing container {cid[:12]}")
-
-    def _unpause(self, cid: str) -> None:
-        self._call("post", f"/containers/{cid}/unpause", f"unpausing container {cid[:12]}")
-
-    def _kill(self, cid: str) -> None:
-        self._call("post", f"/containers/{cid}/kill", f"killing container {cid[:12]}",
-                   params={"signal": "SIGKILL"})
-        # A frozen process dies of SIGKILL only once thawed (the cgroup v1 freezer).
-        with contextlib.suppress(Drmaa2Error):
-            data = self._inspect(cid)
-            if data is not None and data.get("State", {}).get("Status") == "paused":
-                self._call("post", f"/containers/{cid}/unpause", "unpausing a killed container")
-
-    def _not_started(self, data: Mapping[str, Any]) -> bool:
-        return CONTAINER_STATES.get(data.get("State", {}).get("Status") or "") is JobState.QUEUED
-
+    # -- the service's views -----------------------------------------------------------------------------
     def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
         return _EventFeed(self, list(tracker_ids))
 
-    def delete(self, tracker_id: str) -> None:
-        row = self._row(tracker_id)
-        if row is None or row.state is None:
-            data = self._inspect(tracker_id)
-            if data is not None and _ended(data, row is not None and row.terminated):
-                self._finalize(tracker_id, data)
-            elif data is not None:
-                raise InvalidStateError(
-                    f"container {tracker_id[:12]} is {_status(data)}; only an ended job can be "
-                    "reaped")
-        self._remove(tracker_id)
-        self._forget(tracker_id)
-
     def find_job(self, job_id: str) -> str | None:
         """The container of this store labelled with pydrmaa2 job id ``job_id``, or None."""
-        found = self._call("get", "/containers/json", "looking up a job", params={
+        found = self._request("get", "/containers/json", "looking up a job", params={
             "all": True, "filters": json.dumps({"label": [
                 f"{LABELS['home']}={self.home}", f"{LABELS['job_id']}={job_id}"]})})
         return found[0]["Id"] if found else None
 
     def list_jobs(self) -> list[str]:
-        found = self._call("get", "/containers/json", "listing containers", params={
+        found = self._request("get", "/containers/json", "listing containers", params={
             "all": True, "filters": json.dumps({"label": [f"{LABELS['home']}={self.home}"]})})
         return [c["Id"] for c in found or []]
 
     def job_categories(self) -> list[str]:
-        images = self._call("get", "/images/json", "listing images") or []
+        images = self._request("get", "/images/json", "listing images") or []
         return sorted({t for i in images for t in (i.get("RepoTags") or []) if t != "<none>:<none>"})
 
-    # -- monitoring -------------------------------------------------------------------------------------
     def monitor_jobs(self) -> list[JobInfo]:
-        found = self._call("get", "/containers/json", "listing containers", params={"all": True})
-        ids = [c["Id"] for c in found or []]
-        rows = self._rows(ids)
-        out = []
-        for cid in ids:
-            row = rows.get(cid)
-            if row is not None and row.inspect is not None:
-                info = self._info(json.loads(row.inspect), row)
-            else:
-                data = self._inspect(cid)
-                if data is None:
-                    continue  # removed meanwhile
-                info = self._info(data, row)
-            info.id = cid
-            out.append(info)
-        return out
+        found = self._request("get", "/containers/json", "listing containers", params={"all": True})
+        return self.container_infos([c["Id"] for c in found or []])
 
     def machines(self) -> list[MachineInfo]:
-        i = self._call("get", "/info", "asking the service about its host")
+        i = self._request("get", "/info", "asking the service about its host")
         host = i.get("host") or {}
-        if not host.get("serviceIsRemote") and host.get("hostname") == socket.gethostname():
+        if not host.get("serviceIsRemote") and host.get("hostname") == HOSTNAME:
             machine = local_machine()  # this very host: its real sockets, cores and load
         else:
             kernel = (host.get("kernel") or "0.0").split("-")[0].split(".")
@@ -810,3 +718,9 @@ class _EventFeed(ChangeFeed):
         if self.sock is not None:  # else the pump ends with the next event (a daemon thread)
             self.thread.join(timeout=5)
 
+
+def __getattr__(name: str) -> Any:
+    # STATES was called CONTAINER_STATES here (the docs' table still reads that name).
+    if name == "CONTAINER_STATES":
+        return STATES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
