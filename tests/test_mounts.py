@@ -15,9 +15,10 @@ import pytest
 import pydrmaa2 as d2
 from pydrmaa2.testing.targets import TEST_IMAGE
 from tests.conftest import end_and_reap, require
+from tests.test_containers_common import inspect
 
 ENGINES = ["docker", "podman", "containerd"]
-#: Seeds 000/001: stage-in files are writable bind mounts, on every container tracker.
+#: drmaa2os's stage-in files are writable bind mounts, on every container tracker.
 WRITABLE = {"docker": True, "podman": True, "containerd": True}
 
 
@@ -60,28 +61,12 @@ def _inspect_mounts(engine_name: str, cid: str) -> list[tuple[str, str]]:
     """(source, destination) of the container's bind mounts as the engine records them;
     for Docker, also that HostConfig uses Mounts, not Binds."""
     if engine_name == "docker":
-        import docker
-
-        client = docker.APIClient(version="auto")
-        try:
-            host = client.inspect_container(cid)["HostConfig"]
-        finally:
-            client.close()
+        host = inspect("docker", cid)["HostConfig"]
         assert not host.get("Binds")
         assert all(m["Type"] == "bind" and not m.get("ReadOnly") for m in host["Mounts"])
         return [(m["Source"], m["Target"]) for m in host["Mounts"]]
     if engine_name == "podman":
-        import podman
-
-        from pydrmaa2.trackers import podman as pm
-        from pydrmaa2.trackers.base import Contact
-
-        client = podman.PodmanClient(base_url=pm._base_url(Contact.parse(require("podman").contact)))
-        try:
-            data = client.api.get(f"/containers/{cid}/json").json()
-        finally:
-            client.close()
-        mounts = [m for m in data["Mounts"] if m.get("Type") == "bind"]
+        mounts = [m for m in inspect("podman", cid)["Mounts"] if m.get("Type") == "bind"]
         assert all(m.get("RW") for m in mounts)
         return [(m["Source"], m["Destination"]) for m in mounts]
     from pydrmaa2.trackers import containerd as cd
@@ -150,7 +135,7 @@ def test_relative_host_paths_with_colons_resolve_from_the_current_directory(
 
 @pytest.mark.parametrize("mode", ["rw", "ro"])
 def test_stage_in_means_the_same_on_every_container_tracker(js, tmp_path, mode):
-    """stage_in_files: a writable bind mount by default (seeds 000 and 001), read-only with
+    """stage_in_files: a writable bind mount by default (as drmaa2os has them), read-only with
     extensions stage_in_mode='ro', the same on Docker, Podman and containerd."""
     staged = tmp_path / "data.txt"
     staged.write_text("before\n")

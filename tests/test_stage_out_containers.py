@@ -7,86 +7,19 @@ anything is created; an engine away during the copy records nothing, and a later
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 import requests.exceptions
 import urllib3.exceptions
 
 import pydrmaa2 as d2
-from pydrmaa2.testing.targets import TEST_IMAGE
-from pydrmaa2.trackers.containers import LABELS
-from tests.conftest import end_and_reap, require
-
-ENGINES = ["docker", "podman"]
-
-
-@pytest.fixture(params=ENGINES)
-def engine_name(request) -> str:
-    require(request.param)
-    return request.param
-
-
-@pytest.fixture
-def js(sm, engine_name):
-    session = sm.create_job_session(f"stage-out-{engine_name}",
-                                    contact=require(engine_name).contact)
-    yield session
-    end_and_reap(session)
-    session.close()
-    assert _containers(engine_name, sm.home) == []
-
-
-def _containers(engine_name: str, home: Path) -> list[str]:
-    """The ids of the engine's containers labelled with this home."""
-    label = f"{LABELS['home']}={Path(home).resolve()}"
-    if engine_name == "docker":
-        import docker
-
-        client = docker.APIClient(version="auto")
-        try:
-            return [c["Id"] for c in client.containers(all=True, filters={"label": label})]
-        finally:
-            client.close()
-    client = _podman()
-    try:
-        found = client.api.get("/containers/json", params={
-            "all": True, "filters": f'{{"label": ["{label}"]}}'}).json()
-        return [c["Id"] for c in found or []]
-    finally:
-        client.close()
-
-
-def _podman():
-    import podman
-
-    from pydrmaa2.trackers import podman as pm
-    from pydrmaa2.trackers.base import Contact
-
-    return podman.PodmanClient(base_url=pm._base_url(Contact.parse(require("podman").contact)))
-
-
-def _wait_exit(engine_name: str, cid: str) -> None:
-    """Block until the engine says the container has exited (pydrmaa2 does not look)."""
-    if engine_name == "docker":
-        import docker
-
-        client = docker.APIClient(version="auto")
-        try:
-            client.wait(cid)
-        finally:
-            client.close()
-        return
-    client = _podman()
-    try:
-        client.api.post(f"/containers/{cid}/wait", params={"condition": "exited"}).raise_for_status()
-    finally:
-        client.close()
-
-
-def sh(script: str, **fields: object) -> d2.JobTemplate:
-    return d2.JobTemplate(remote_command="/bin/sh", args=["-c", script], job_category=TEST_IMAGE,
-                          **fields)  # type: ignore[arg-type]
+from tests.test_containers_common import (  # noqa: F401 - fixtures: engine_name, target, js
+    containers_of,
+    each_engine,
+    engine_session,
+    engine_target,
+    wait_exit,
+)
 
 
 def _tracker_id(js: d2.JobSession, job: d2.Job) -> str:
@@ -94,11 +27,11 @@ def _tracker_id(js: d2.JobSession, job: d2.Job) -> str:
 
 
 # -- what is copied ---------------------------------------------------------------------------------
-def test_a_file_the_job_wrote_is_on_the_host_when_the_job_has_ended(js, tmp_path):
+def test_a_file_the_job_wrote_is_on_the_host_when_the_job_has_ended(js, target, tmp_path):
     dest = tmp_path / "results" / "result.txt"  # its folder is made by the copy
-    job = js.run_job(sh("mkdir -p /out && printf 'the result\\n' > /out/result.txt && "
-                        "chmod 4750 /out/result.txt",
-                        stage_out_files={str(dest): "/out/result.txt"}))
+    job = js.run_job(target.sh("mkdir -p /out && printf 'the result\\n' > /out/result.txt && "
+                               "chmod 4750 /out/result.txt",
+                               stage_out_files={str(dest): "/out/result.txt"}))
     info = job.wait_terminated(30)
     assert info.state is d2.JobState.DONE, info.annotation
     assert info.annotation is None
@@ -106,23 +39,23 @@ def test_a_file_the_job_wrote_is_on_the_host_when_the_job_has_ended(js, tmp_path
     assert dest.stat().st_mode & 0o7777 == 0o750  # no set-id bit from a container
 
 
-def test_a_file_copied_to_an_existing_directory_lands_in_it_under_its_name(js, tmp_path):
+def test_a_file_copied_to_an_existing_directory_lands_in_it_under_its_name(js, target, tmp_path):
     folder = tmp_path / "into"
     folder.mkdir()
-    job = js.run_job(sh("echo inside > /tmp/made.txt",
-                        stage_out_files={str(folder): "/tmp/made.txt"}))
+    job = js.run_job(target.sh("echo inside > /tmp/made.txt",
+                               stage_out_files={str(folder): "/tmp/made.txt"}))
     assert job.wait_terminated(30).state is d2.JobState.DONE
     assert (folder / "made.txt").read_text() == "inside\n"
 
 
-def test_a_directory_is_copied_as_a_directory_with_its_links_kept_as_links(js, tmp_path):
+def test_a_directory_is_copied_as_a_directory_with_its_links_kept_as_links(js, target, tmp_path):
     dest = tmp_path / "out"
     dest.mkdir()
     (dest / "kept.txt").write_text("already here\n")  # merged into, as the process tracker does
     script = ("mkdir -p /out/sub/deeper && echo a > /out/a.txt && echo b > /out/sub/deeper/b.txt"
               " && ln -s /etc/passwd /out/sub/abs && ln -s ../a.txt /out/sub/rel"
               " && ln /out/a.txt /out/sub/hard && chmod 700 /out/sub/deeper")
-    job = js.run_job(sh(script, stage_out_files={str(dest): "/out"}))
+    job = js.run_job(target.sh(script, stage_out_files={str(dest): "/out"}))
     info = job.wait_terminated(30)
     assert info.state is d2.JobState.DONE, info.annotation
     assert (dest / "kept.txt").read_text() == "already here\n"
@@ -134,41 +67,43 @@ def test_a_directory_is_copied_as_a_directory_with_its_links_kept_as_links(js, t
     assert (dest / "sub" / "hard").read_text() == "a\n"
 
 
-def test_output_files_and_stage_out_files_are_both_written(js, tmp_path):
+def test_output_files_and_stage_out_files_are_both_written(js, target, tmp_path):
     out, dest = tmp_path / "out.txt", tmp_path / "copy.txt"
-    job = js.run_job(sh("echo logged; echo kept > /tmp/kept.txt", output_path=str(out),
-                        stage_out_files={str(dest): "/tmp/kept.txt"}))
+    job = js.run_job(target.sh("echo logged; echo kept > /tmp/kept.txt", output_path=str(out),
+                               stage_out_files={str(dest): "/tmp/kept.txt"}))
     assert job.wait_terminated(30).state is d2.JobState.DONE
     assert out.read_text() == "logged\n"
     assert dest.read_text() == "kept\n"
 
 
-def test_a_container_removed_at_its_end_is_copied_before_it_goes(js, engine_name, sm, tmp_path):
+def test_a_container_removed_at_its_end_is_copied_before_it_goes(js, target, engine_name, sm,
+                                                                 tmp_path):
     dest = tmp_path / "gone.txt"
-    job = js.run_job(sh("echo saved > /tmp/gone.txt", extensions={"rm": "true"},
-                        stage_out_files={str(dest): "/tmp/gone.txt"}))
+    job = js.run_job(target.sh("echo saved > /tmp/gone.txt", extensions={"rm": "true"},
+                               stage_out_files={str(dest): "/tmp/gone.txt"}))
     tid = _tracker_id(js, job)
     assert job.wait_terminated(30).state is d2.JobState.DONE
     assert dest.read_text() == "saved\n"
-    assert tid not in _containers(engine_name, sm.home)
+    assert tid not in containers_of(engine_name, sm.home)
 
 
-def test_each_array_task_stages_out_to_its_own_path(js, tmp_path):
-    arr = js.run_bulk_jobs(sh('echo "task $TASK_ID" > /tmp/task.txt',
-                              stage_out_files={str(tmp_path / "task.$DRMAA2_INDEX$"): "/tmp/task.txt"}),
-                           1, 3, max_parallel=2)
+def test_each_array_task_stages_out_to_its_own_path(js, target, tmp_path):
+    dest = str(tmp_path / "task.$DRMAA2_INDEX$")
+    arr = js.run_bulk_jobs(target.sh('echo "task $TASK_ID" > /tmp/task.txt',
+                                     stage_out_files={dest: "/tmp/task.txt"}), 1, 3, max_parallel=2)
     js.wait_all_terminated(arr.jobs, 60)
     assert {j.state for j in arr.jobs} == {d2.JobState.DONE}
     for i in (1, 2, 3):
         assert (tmp_path / f"task.{i}").read_text() == f"task {i}\n"
 
 
-def test_a_held_job_stages_out_after_release_and_not_when_terminated_unstarted(js, tmp_path):
+def test_a_held_job_stages_out_after_release_and_not_when_terminated_unstarted(js, target,
+                                                                               tmp_path):
     released, dropped = tmp_path / "released.txt", tmp_path / "dropped.txt"
-    job = js.run_job(sh("echo ran > /tmp/r.txt", submit_as_hold=True,
-                        stage_out_files={str(released): "/tmp/r.txt"}))
-    never = js.run_job(sh("echo ran > /tmp/r.txt", submit_as_hold=True,
-                          stage_out_files={str(dropped): "/tmp/r.txt"}))
+    job = js.run_job(target.sh("echo ran > /tmp/r.txt", submit_as_hold=True,
+                               stage_out_files={str(released): "/tmp/r.txt"}))
+    never = js.run_job(target.sh("echo ran > /tmp/r.txt", submit_as_hold=True,
+                                 stage_out_files={str(dropped): "/tmp/r.txt"}))
     assert not released.exists()
     job.release()
     assert job.wait_terminated(30).state is d2.JobState.DONE
@@ -181,11 +116,12 @@ def test_a_held_job_stages_out_after_release_and_not_when_terminated_unstarted(j
 
 
 # -- what fails ---------------------------------------------------------------------------------------
-def test_a_path_missing_in_the_container_fails_the_job_and_the_others_are_copied(js, tmp_path):
+def test_a_path_missing_in_the_container_fails_the_job_and_the_others_are_copied(js, target,
+                                                                                 tmp_path):
     missing, copied = tmp_path / "missing.txt", tmp_path / "copied.txt"
-    job = js.run_job(sh("echo here > /tmp/here.txt",
-                        stage_out_files={str(missing): "/tmp/not-there.txt",
-                                         str(copied): "/tmp/here.txt"}))
+    job = js.run_job(target.sh("echo here > /tmp/here.txt",
+                               stage_out_files={str(missing): "/tmp/not-there.txt",
+                                                str(copied): "/tmp/here.txt"}))
     info = job.wait_terminated(30)
     assert info.state is d2.JobState.FAILED
     assert info.exit_status == 0  # the job itself succeeded; its stage-out did not
@@ -196,11 +132,11 @@ def test_a_path_missing_in_the_container_fails_the_job_and_the_others_are_copied
     assert job.state is d2.JobState.FAILED  # the same at every later look
 
 
-def test_a_destination_that_cannot_be_written_fails_the_job_with_the_reason(js, tmp_path):
+def test_a_destination_that_cannot_be_written_fails_the_job_with_the_reason(js, target, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder\n")
-    job = js.run_job(sh("mkdir -p /out && echo x > /out/x.txt",
-                        stage_out_files={str(blocker / "below"): "/out"}))
+    job = js.run_job(target.sh("mkdir -p /out && echo x > /out/x.txt",
+                               stage_out_files={str(blocker / "below"): "/out"}))
     info = job.wait_terminated(30)
     assert info.state is d2.JobState.FAILED
     assert "stage-out of '/out'" in info.annotation and str(blocker) in info.annotation
@@ -212,15 +148,15 @@ def test_a_destination_that_cannot_be_written_fails_the_job_with_the_reason(js, 
     ({"": "/out"}, "stage_out_files"),
     ({"/tmp/x": "$DRMAA2_WORKING_DIR$/out"}, "DRMAA2_WORKING_DIR"),
 ])
-def test_bad_stage_out_paths_are_refused_before_anything_is_created(js, engine_name, sm,
+def test_bad_stage_out_paths_are_refused_before_anything_is_created(js, target, engine_name, sm,
                                                                     stage_out, named):
-    before = _containers(engine_name, sm.home)
+    before = containers_of(engine_name, sm.home)
     with pytest.raises(d2.InvalidArgumentError, match=named):
-        js.run_job(sh("true", stage_out_files=stage_out))
+        js.run_job(target.sh("true", stage_out_files=stage_out))
     with pytest.raises(d2.InvalidArgumentError, match=named):
-        js.run_bulk_jobs(sh("true", stage_out_files=stage_out), 1, 2)
+        js.run_bulk_jobs(target.sh("true", stage_out_files=stage_out), 1, 2)
     assert js.get_jobs() == []
-    assert _containers(engine_name, sm.home) == before
+    assert containers_of(engine_name, sm.home) == before
 
 
 # -- an engine away during the copy ------------------------------------------------------------------
@@ -251,13 +187,14 @@ def _break_archive_reads(monkeypatch, engine_name: str, tracker) -> None:
 
 
 def test_an_engine_away_during_the_copy_records_nothing_and_a_later_look_copies(
-        js, engine_name, tmp_path, monkeypatch):
+        js, target, engine_name, tmp_path, monkeypatch):
     dest = tmp_path / "late.txt"
     tracker = js._tracker
     _break_archive_reads(monkeypatch, engine_name, tracker)
-    job = js.run_job(sh("echo finally > /tmp/late.txt", stage_out_files={str(dest): "/tmp/late.txt"}))
+    job = js.run_job(target.sh("echo finally > /tmp/late.txt",
+                               stage_out_files={str(dest): "/tmp/late.txt"}))
     tid = _tracker_id(js, job)
-    _wait_exit(engine_name, tid)
+    wait_exit(engine_name, tid)
     with pytest.raises(d2.DrmCommunicationError):
         tracker.state(tid)
     row = tracker.records.row(tid)
