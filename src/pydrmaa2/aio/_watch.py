@@ -9,7 +9,6 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from concurrent.futures import Executor
 from typing import Any
 
 from .._book import RESYNC_INTERVAL, SUBMITTED
@@ -19,6 +18,7 @@ from ..session import OUTAGE_BACKOFF_FIRST, OUTAGE_BACKOFF_MAX, JobSession
 from ..states import JobState
 from ._events import EventStream
 from ._feeds import AgentStream, FeedReader
+from ._threads import Threads
 
 log = logging.getLogger("pydrmaa2")
 
@@ -63,7 +63,7 @@ class _Wait:
 class Watcher:
     """All waits and event streams of one job session; see the module docstring."""
 
-    def __init__(self, session: JobSession, looks: Executor,
+    def __init__(self, session: JobSession, looks: Threads,
                  blocking: Callable[..., Awaitable[Any]]) -> None:
         self.session = session
         self.name = session.session_name
@@ -236,8 +236,8 @@ class Watcher:
                 continue
             self._seq += 1
             seq = self._seq
-            self._look = self.loop.run_in_executor(
-                self._looks, self._read, ids, relist, self._session_streams())
+            self._look = asyncio.ensure_future(
+                self._looks.run(self._read, ids, relist, self._session_streams()))
             try:
                 found, foreign = await self._look
             except DrmCommunicationError as e:

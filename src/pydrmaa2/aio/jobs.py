@@ -108,7 +108,7 @@ class AsyncJob:
     async def wait_terminated(self, timeout: float | None = None) -> JobInfo:
         """Until the job has ended; TimeoutError when ``timeout`` passes."""
         await self._session.wait_all_terminated([self], timeout)
-        return await self.info
+        return await self._session._ended_info(self.id)
 
     def events(self) -> EventStream:
         """``async for n in job.events()``: the job's state changes from now on, beginning

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from .._book import TERMINAL
 from ..errors import InvalidArgumentError, InvalidSessionError
 from ..info import JobInfo, MachineInfo, Notification, QueueInfo, ReservationInfo, Version
 from ..jobs import Job, JobArray, check_timeout
@@ -30,6 +29,7 @@ from ..session import (
 from ..states import Capability
 from ..templates import JobTemplate, ReservationTemplate, describe
 from ._events import EventStream
+from ._threads import Threads
 from ._watch import Watcher
 from .jobs import AsyncJob, AsyncJobArray, AsyncReservation
 
@@ -40,7 +40,8 @@ log = logging.getLogger("pydrmaa2")
 
 T = TypeVar("T")
 
-#: Threads for blocking calls (submissions, controls, engine queries), per manager.
+#: Threads for blocking calls (submissions, controls, engine queries), per manager: one, and a
+#: second while calls wait behind a slow one (see _threads.SLOW_CALL).
 CALL_THREADS = 2
 #: Threads that read job states for the watchers of all of a manager's sessions: one, so
 #: looks never compete with each other for the store.
@@ -159,6 +160,15 @@ class AsyncJobSession(_AsyncSession):
         """The job array with this id (from any program that used this session)."""
         return AsyncJobArray(self, await self._blocking(self._sync.get_job_array, array_id))
 
+    async def _ended_info(self, job_id: str) -> JobInfo:
+        """The JobInfo of a job seen ended: kept in its row, so read on the loop (no engine
+        call, no thread); from a thread if the row says otherwise (reaped meanwhile...)."""
+        self._check_open()
+        row = self._sync._store.job_state(job_id)
+        if row is not None and row[0] == TERMINAL:
+            return self._sync._job_info(job_id)
+        return await self._blocking(self._sync._job_info, job_id)
+
     # -- waiting ----------------------------------------------------------------------------------
     async def _wait(self, jobs: Sequence[AsyncJob | Job], started: bool, any_: bool,
                     timeout: float | None) -> AsyncJob | Job | None:
@@ -275,8 +285,8 @@ class AsyncSessionManager:
 
     def __init__(self, home: str | Path | None = None) -> None:
         self._sync = SessionManager(home)
-        self._calls = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="pydrmaa2-aio-call")
-        self._looks = ThreadPoolExecutor(LOOK_THREADS, thread_name_prefix="pydrmaa2-aio-look")
+        self._calls = Threads(CALL_THREADS, "pydrmaa2-aio-call")
+        self._looks = Threads(LOOK_THREADS, "pydrmaa2-aio-look")
         self._sessions: set[_AsyncSession] = set()
         self._callbacks: list[Callable[[Notification], Any]] = []
         self._listeners: dict[AsyncJobSession, asyncio.Task[None]] = {}
@@ -315,8 +325,7 @@ class AsyncSessionManager:
     async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
             raise InvalidSessionError(f"the session manager of {self.home} is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._calls, functools.partial(fn, *args))
+        return await self._calls.run(fn, *args)
 
     # -- job sessions -----------------------------------------------------------------------------
     @property
@@ -431,8 +440,8 @@ class AsyncSessionManager:
         self._closed = True
         self._sync.close()
         # The threads end once their last call returns; the loop is not blocked meanwhile.
-        self._calls.shutdown(wait=False)
-        self._looks.shutdown(wait=False)
+        self._calls.shutdown()
+        self._looks.shutdown()
 
     async def __aenter__(self) -> AsyncSessionManager:
         return self
