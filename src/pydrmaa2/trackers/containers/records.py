@@ -64,6 +64,7 @@ class ContainerRow:
 
     @classmethod
     def of(cls, r: tuple) -> ContainerRow:
+        """The row of a query's result (its columns as COLUMNS lists them)."""
         stage_out = tuple((host, inside) for host, inside in json.loads(r[13] or "[]"))
         return cls(r[0], bool(r[1]), bool(r[2]), bool(r[3]),
                    LocalFiles(r[4], r[5], r[6], bool(r[7]), stage_out),
@@ -102,6 +103,7 @@ class ContainerRecords:
         return out
 
     def row(self, cid: str) -> ContainerRow | None:
+        """The container's row, None when the file has none."""
         return self.rows([cid]).get(cid)
 
     def add(self, cid: str, job_id: str, hold: bool, remove: bool, files: LocalFiles,
@@ -116,14 +118,17 @@ class ContainerRecords:
                  json.dumps(files.stage_out) if files.stage_out else None))
 
     def forget(self, cid: str) -> None:
+        """Drop the container's row (its job is reaped, or its submission failed)."""
         with self.db.transaction() as db:
             db.execute("DELETE FROM containers WHERE cid=?", (cid,))
 
     def set_held(self, cid: str, held: bool) -> None:
+        """Whether pydrmaa2 holds the (created, unstarted) container."""
         with self.db.transaction() as db:
             db.execute("UPDATE containers SET held=? WHERE cid=?", (int(held), cid))
 
     def set_terminated(self, cid: str, terminated: bool) -> None:
+        """Whether pydrmaa2 killed the container (its exit of 128+N is then signal N)."""
         with self.db.transaction() as db:
             db.execute("UPDATE containers SET terminated=? WHERE cid=?", (int(terminated), cid))
 
@@ -148,12 +153,15 @@ class ContainerRecords:
 
     @staticmethod
     def row_in(db: sqlite3.Connection, cid: str) -> ContainerRow | None:
+        """The container's row, read in the transaction ``db``."""
         rows = db.execute(f"SELECT {COLUMNS} FROM containers WHERE cid=?", (cid,)).fetchall()
         return ContainerRow.of(rows[0]) if rows else None
 
     @staticmethod
     def record_end(db: sqlite3.Connection, cid: str, state: JobState, sub_state: str,
                    annotation: str | None, record: Mapping[str, Any]) -> None:
+        """How the container ended, with its last inspect record, in the transaction ``db``;
+        a container without a row gets one (so that it is recorded once)."""
         db.execute(
             "INSERT INTO containers(cid, state, sub_state, annotation, inspect) "
             "VALUES (?,?,?,?,?) ON CONFLICT(cid) DO UPDATE SET state=excluded.state, "

@@ -50,14 +50,17 @@ class ContainerTracker(JobTracker):
     InvalidArgumentError for a container the engine does not have.
     """
 
+    #: JobTemplate fields every container engine takes (see ``spec.container_spec``).
     supported_fields = frozenset({
         "remote_command", "args", "submit_as_hold", "rerunnable", "job_environment",
         "working_directory", "job_category", "job_name", "input_path", "output_path",
         "error_path", "join_files", "candidate_machines", "min_phys_memory", "stage_in_files",
         "stage_out_files", "resource_limits", "extensions",
     })
+    #: Arrays run by pydrmaa2, callbacks from the engine's events, stage-in and stage-out.
     capabilities = frozenset({Capability.JOB_ARRAYS, Capability.BULK_JOBS_MAXPARALLEL,
                               Capability.CALLBACK, Capability.JT_STAGING})
+    #: A held job is a created container the engine keeps until it is released.
     native_hold = True
     #: The engine's status words -> DRMAA2 states. ``None``: the container has ended, DONE for
     #: exit code 0, else FAILED (always FAILED when the OOM killer struck). A word the table
