@@ -24,6 +24,7 @@ import pytest
 import pydrmaa2 as d2
 from pydrmaa2._agent import AgentClient, socket_path
 from pydrmaa2.aio import AsyncJob, AsyncJobSession, AsyncSessionManager
+from pydrmaa2.aio._threads import Threads
 
 from .conftest import require
 
@@ -393,3 +394,37 @@ async def test_a_wait_rides_out_the_kill_of_the_agent(home):
         # The agent, killed, could not see the job's end: FAILED with the reason, not a hang.
         assert info.state is d2.JobState.FAILED
         assert socket_path(home).exists()  # a new agent answers
+
+
+# -- the manager's threads ------------------------------------------------------------------------
+@asyncio_test
+async def test_a_call_cancelled_before_it_began_never_runs():
+    threads = Threads(1, "test-calls")
+    gate, ran = threading.Event(), []
+    first = asyncio.ensure_future(threads.run(gate.wait, 10))
+    second = asyncio.ensure_future(threads.run(ran.append, "second"))
+    third = asyncio.ensure_future(threads.run(ran.append, "third"))
+    await asyncio.sleep(0.05)
+    second.cancel()
+    gate.set()
+    assert await first is True
+    await third
+    assert ran == ["third"]
+    threads.shutdown()
+
+
+@asyncio_test
+async def test_a_second_thread_starts_for_calls_stuck_behind_a_slow_one_only():
+    threads = Threads(2, "test-calls")
+    assert await asyncio.gather(*(threads.run(lambda i=i: i) for i in range(500))) == list(range(500))
+    assert len(threads._threads) == 1  # quick calls: one thread runs them all
+    gate = threading.Event()
+    slow = asyncio.ensure_future(threads.run(gate.wait, 10))
+    await asyncio.sleep(0.01)
+    assert await asyncio.wait_for(threads.run(lambda: "quick"), 5) == "quick"
+    assert len(threads._threads) == 2 and not slow.done()
+    gate.set()
+    await slow
+    threads.shutdown()
+    with pytest.raises(d2.InvalidSessionError):
+        await threads.run(lambda: None)

@@ -9,6 +9,7 @@ import functools
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,23 @@ async def test_cancelling_one_wait_leaves_the_others_waiting(home, target):
         with pytest.raises(asyncio.CancelledError):
             await doomed
         assert (await kept).state is d2.JobState.DONE
+
+
+@asyncio_test
+async def test_many_waits_share_the_sessions_threads(home, target):
+    """Waits are multiplexed: however many, the async API runs at most its call threads, its
+    look thread and one reader of the engine's feed (the tracker's own threads aside)."""
+    async with session(home, target) as js:
+        jobs = [await js.run_job(target.sh("sleep 1")) for _ in range(8)]
+        waits = [asyncio.ensure_future(j.wait_terminated(target.slow * 3)) for j in jobs]
+        most, pending = 0, set(waits)
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=0.1)
+            ours = [t.name for t in threading.enumerate() if t.name.startswith("pydrmaa2-aio")]
+            most = max(most, len(ours))
+            assert sum(1 for name in ours if name.endswith("-feed")) <= 1, ours
+        assert most <= 4
+        assert {w.result().state for w in waits} == {d2.JobState.DONE}
 
 
 # -- events and other programs ---------------------------------------------------------------------

@@ -24,6 +24,8 @@ log = logging.getLogger("pydrmaa2")
 
 #: Job ids per store query (below SQLite's limit of bound parameters).
 LOOK_CHUNK = 5000
+#: At most this many ids of other sessions' jobs are remembered as not this session's.
+FOREIGN_KEPT = 100_000
 #: A stream over a whole session on an engine whose new jobs nobody announces (the agent
 #: announces those of the process tracker) lists the session's jobs this often to find them.
 RELIST_INTERVAL = 1.0
@@ -254,6 +256,8 @@ class Watcher:
             finally:
                 self._look = None
             backoff, self.outage = 0.0, None
+            if len(self._foreign) > FOREIGN_KEPT:
+                self._foreign.clear()  # a cache: other sessions' ids are looked up again
             self._foreign |= foreign
             self._deliver(ids | found.keys() if relist else ids, found, seq)
         self._schedule_resync()
