@@ -50,13 +50,18 @@ async def many_waits(sm: AsyncSessionManager, n: int) -> tuple[int, int, float, 
         d2.JobTemplate(remote_command="/bin/sleep", args=[f"{seconds:.0f}"]), 1, n)
     submitted = time.perf_counter() - t0
     most = status("Threads")
-    waits = [asyncio.ensure_future(job.wait_terminated()) for job in array.jobs]
-    pending = set(waits)
-    while pending:
-        _, pending = await asyncio.wait(pending, timeout=0.05)
-        most = max(most, status("Threads"))
+
+    async def sample() -> None:
+        nonlocal most
+        while True:
+            most = max(most, status("Threads"))
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.ensure_future(sample())
+    infos = await asyncio.gather(*(job.wait_terminated() for job in array.jobs))
     returned = time.time()
-    infos = [w.result() for w in waits]
+    sampler.cancel()
+    most = max(most, status("Threads"))
     assert all(i.state is d2.JobState.DONE for i in infos), {i.state for i in infos}
     last_end = max(i.finish_time.timestamp() for i in infos)  # type: ignore[union-attr]
     hwm = status("VmHWM")

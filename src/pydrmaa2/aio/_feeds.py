@@ -94,9 +94,10 @@ class AgentStream:
                 line = await self._reader.readline()
                 if not line:
                     raise ConnectionResetError("the agent closed the connection")
-                keys = json.loads(line).get("changed")
-                if keys:
-                    self._on_change(keys)
+                msg = json.loads(line)
+                keys = msg.get("changed") if isinstance(msg, dict) else None
+                if isinstance(keys, list) and keys:
+                    self._on_change([k for k in keys if isinstance(k, str)])
             except (OSError, ValueError) as e:
                 if self._closed:
                     return

@@ -110,7 +110,9 @@ class Watcher:
         for ``any_``. AsyncTimeoutError once ``timeout`` seconds have passed (after one look at
         least); cancelling the caller ends this wait only."""
         self._check_open()
-        assert self.loop is not None
+        if asyncio.get_running_loop() is not self.loop:
+            raise InvalidSessionError(
+                f"session {self.name!r} belongs to another event loop (the one that opened it)")
         w = _Wait(ids, started, any_, timeout, self.loop.create_future(), self._seq)
         for job_id in w.ids:
             self.waits.setdefault(job_id, set()).add(w)
