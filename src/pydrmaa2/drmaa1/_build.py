@@ -12,6 +12,7 @@ import sys
 import sysconfig
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 MODULE = "_pydrmaa2_drmaa1"
 LIBRARY = "libdrmaa.so"
@@ -113,7 +114,7 @@ def build_settings() -> dict[str, object]:
             "paths": list(dict.fromkeys(paths))}
 
 
-def ffibuilder(header_dir: Path):  # noqa: ANN201 - a cffi.FFI
+def ffibuilder(header_dir: Path) -> Any:
     """The cffi builder of libdrmaa, its header read from ``header_dir``."""
     import cffi
 

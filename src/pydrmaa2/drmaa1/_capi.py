@@ -89,7 +89,7 @@ def bind(ffi: Any) -> None:
                     return Errno.SUCCESS
                 except Drmaa1Error as e:
                     code, message = e.code, str(e)
-                except Exception as e:  # noqa: BLE001 - a C caller gets a code, never a raise
+                except Exception as e:  # a C caller gets a code, never a raise
                     code = Errno.INTERNAL_ERROR
                     message = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"
                 if errbuf:
@@ -109,33 +109,33 @@ def bind(ffi: Any) -> None:
 
     # -- session -----------------------------------------------------------------------------------
     @extern()
-    def drmaa_init(contact, err, err_len):  # noqa: ANN001, ANN202 - C arguments
+    def drmaa_init(contact, err, err_len):
         lib.init(None if contact == ffi.NULL else text(contact) or None)
 
     @extern()
-    def drmaa_exit(err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_exit(err, err_len):
         lib.exit()
 
     @extern()
-    def drmaa_get_contact(buf, size, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_get_contact(buf, size, err, err_len):
         put(buf, size, lib.contact())
 
     @extern()
-    def drmaa_version(major, minor, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_version(major, minor, err, err_len):
         need(major, "major")
         need(minor, "minor")
         major[0], minor[0] = 1, 0
 
     @extern()
-    def drmaa_get_DRM_system(buf, size, err, err_len):  # noqa: ANN001, ANN202, N802
+    def drmaa_get_DRM_system(buf, size, err, err_len):
         put(buf, size, lib.drm_system())
 
     @extern()
-    def drmaa_get_DRMAA_implementation(buf, size, err, err_len):  # noqa: ANN001, ANN202, N802
+    def drmaa_get_DRMAA_implementation(buf, size, err, err_len):
         put(buf, size, lib.implementation())
 
     @ffi.def_extern(name="drmaa_strerror")
-    def drmaa_strerror(code):  # noqa: ANN001, ANN202
+    def drmaa_strerror(code):
         return strerror.get(code, unknown_error)
 
     # -- job templates -----------------------------------------------------------------------------
@@ -144,28 +144,28 @@ def bind(ffi: Any) -> None:
         return templates.get(handle(p), "job template")
 
     @extern()
-    def drmaa_allocate_job_template(out, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_allocate_job_template(out, err, err_len):
         lib._require()
         need(out, "jt")
         out[0] = ffi.cast("drmaa_job_template_t *", templates.add(Template()))
 
     @extern()
-    def drmaa_delete_job_template(jt, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_delete_job_template(jt, err, err_len):
         template(jt)
         templates.pop(handle(jt))
 
     @extern()
-    def drmaa_set_attribute(jt, name, value, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_set_attribute(jt, name, value, err, err_len):
         need(name, "name")
         template(jt).set(text(name), "" if value == ffi.NULL else text(value))
 
     @extern()
-    def drmaa_get_attribute(jt, name, buf, size, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_get_attribute(jt, name, buf, size, err, err_len):
         need(name, "name")
         put(buf, size, template(jt).get(text(name)))
 
     @extern()
-    def drmaa_set_vector_attribute(jt, name, values, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_set_vector_attribute(jt, name, values, err, err_len):
         need(name, "name")
         items = []
         if values != ffi.NULL:
@@ -176,16 +176,16 @@ def bind(ffi: Any) -> None:
         template(jt).set_vector(text(name), items)
 
     @extern()
-    def drmaa_get_vector_attribute(jt, name, out, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_get_vector_attribute(jt, name, out, err, err_len):
         need(name, "name")
         new_cursor(out, template(jt).get_vector(text(name)), "drmaa_attr_values_t *")
 
     @extern()
-    def drmaa_get_attribute_names(out, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_get_attribute_names(out, err, err_len):
         new_cursor(out, lib.attribute_names(), "drmaa_attr_names_t *")
 
     @extern()
-    def drmaa_get_vector_attribute_names(out, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_get_vector_attribute_names(out, err, err_len):
         new_cursor(out, lib.vector_attribute_names(), "drmaa_attr_names_t *")
 
     # -- lists -------------------------------------------------------------------------------------
@@ -222,29 +222,29 @@ def bind(ffi: Any) -> None:
 
     # -- jobs --------------------------------------------------------------------------------------
     @extern()
-    def drmaa_run_job(buf, size, jt, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_run_job(buf, size, jt, err, err_len):
         need(buf, "job_id")
         put(buf, size, lib.run_job(template(jt)))
 
     @extern()
-    def drmaa_run_bulk_jobs(out, jt, start, end, incr, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_run_bulk_jobs(out, jt, start, end, incr, err, err_len):
         need(out, "jobids")
         ids = lib.run_bulk_jobs(template(jt), start, end, incr)
         out[0] = ffi.cast("drmaa_job_ids_t *", cursors.add(_Cursor(ids)))
 
     @extern()
-    def drmaa_control(job_id, action, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_control(job_id, action, err, err_len):
         need(job_id, "jobid")
         lib.control(text(job_id), action)
 
     @extern()
-    def drmaa_job_ps(job_id, out, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_job_ps(job_id, out, err, err_len):
         need(job_id, "job_id")
         need(out, "remote_ps")
         out[0] = lib.job_ps(text(job_id))
 
     @extern()
-    def drmaa_synchronize(job_ids, timeout, dispose, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_synchronize(job_ids, timeout, dispose, err, err_len):
         need(job_ids, "job_ids")
         ids = []
         for i in itertools.count():
@@ -254,7 +254,7 @@ def bind(ffi: Any) -> None:
         lib.synchronize(ids, timeout, bool(dispose))
 
     @extern()
-    def drmaa_wait(job_id, buf, size, stat, timeout, rusage, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_wait(job_id, buf, size, stat, timeout, rusage, err, err_len):
         need(job_id, "job_id")
         got, code, usage = lib.wait(text(job_id), timeout)
         put(buf, size, got)
@@ -265,7 +265,7 @@ def bind(ffi: Any) -> None:
 
     # -- status macros -----------------------------------------------------------------------------
     def macro(name: str, read: Callable[[int], int]) -> None:
-        def f(out, stat, err, err_len):  # noqa: ANN001, ANN202
+        def f(out, stat, err, err_len):
             need(out, "result")
             out[0] = int(read(stat))
         f.__name__ = name
@@ -278,5 +278,5 @@ def bind(ffi: Any) -> None:
     macro("drmaa_wifaborted", s.aborted)
 
     @extern()
-    def drmaa_wtermsig(buf, size, stat, err, err_len):  # noqa: ANN001, ANN202
+    def drmaa_wtermsig(buf, size, stat, err, err_len):
         put(buf, size, s.signal_name(stat) if s.signaled(stat) else "")

@@ -11,6 +11,7 @@ submitted since drmaa_init, as the standard says.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import signal
@@ -18,12 +19,18 @@ import threading
 import time
 from collections.abc import Sequence
 
-from .. import __version__
-from ..errors import Drmaa2Error, InvalidArgumentError, InvalidStateError, TimeoutError
-from ..info import JobInfo
-from ..jobs import Job
-from ..session import JobSession, SessionManager
-from ..states import JobState
+from .. import (
+    Drmaa2Error,
+    InvalidArgumentError,
+    InvalidStateError,
+    Job,
+    JobInfo,
+    JobSession,
+    JobState,
+    SessionManager,
+    TimeoutError,
+    __version__,
+)
 from ..trackers import available_schemes, tracker_class
 from ._constants import (
     CONTROL_ERRORS,
@@ -117,7 +124,7 @@ def exit_status(stat: int) -> int:
     return (stat >> 8) & 0xFF
 
 
-def _seconds(td) -> str:  # noqa: ANN001 - a timedelta
+def _seconds(td: dt.timedelta) -> str:
     return f"{td.total_seconds():.3f}"
 
 
