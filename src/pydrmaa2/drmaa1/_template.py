@@ -113,6 +113,10 @@ class Template:
 
     scalars: dict[str, str] = dataclasses.field(default_factory=dict)
     vectors: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: Changes with every attribute set: the key of the JobTemplate made from this version.
+    version: int = 0
+    converted: tuple[tuple, JobTemplate] | None = dataclasses.field(default=None, repr=False,
+                                                                    compare=False)
 
     def set(self, name: str, value: str) -> None:
         if name not in MANDATORY and name not in OPTIONAL:
@@ -122,6 +126,7 @@ class Template:
         if name in CHECKS and value != "":
             CHECKS[name](name, value)
         self.scalars[name] = value
+        self.version += 1
 
     def get(self, name: str) -> str:
         if name not in MANDATORY and name not in OPTIONAL:
@@ -137,6 +142,7 @@ class Template:
                     raise Drmaa1Error(Errno.INVALID_ATTRIBUTE_FORMAT,
                                       f"drmaa_v_env entry {v!r} is not NAME=value")
         self.vectors[name] = list(values)
+        self.version += 1
 
     def get_vector(self, name: str) -> list[str]:
         if name not in VECTOR:
@@ -197,7 +203,23 @@ def optional_attributes(supported_fields: frozenset[str]) -> list[str]:
 
 
 def job_template(t: Template, scheme: str, bulk: bool = False) -> JobTemplate:
-    """The pydrmaa2 JobTemplate of DRMAA 1.0 template ``t`` on the tracker of ``scheme``."""
+    """The pydrmaa2 JobTemplate of DRMAA 1.0 template ``t`` on the tracker of ``scheme``: made
+    once per version of ``t`` (a program submits one template many times; pydrmaa2 never
+    changes a template it is given), again when it holds a time of day (read against now) or
+    an output path's directory appeared or went."""
+    s = t.scalars
+    if s.get("drmaa_start_time") or s.get("drmaa_deadline_time"):
+        return _job_template(t, scheme, bulk)
+    directories = tuple(os.path.isdir(_path(s[a]).replace(HOME_DIR, os.path.expanduser("~")))
+                        for a in ("drmaa_output_path", "drmaa_error_path") if s.get(a))
+    key = (t.version, scheme, bulk, directories)
+    cached = t.converted
+    if cached is None or cached[0] != key:
+        cached = t.converted = (key, _job_template(t, scheme, bulk))
+    return cached[1]
+
+
+def _job_template(t: Template, scheme: str, bulk: bool) -> JobTemplate:
     s = t.scalars
     command = s.get("drmaa_remote_command") or None
     name = s.get("drmaa_job_name") or None
