@@ -34,6 +34,13 @@ def timestamp(value: float | None) -> dt.datetime | None:
     return None if value is None else dt.datetime.fromtimestamp(value, dt.timezone.utc)
 
 
+def check_readable(path: str | None, field: str) -> None:
+    """Refuse a JobTemplate path this host cannot read, naming the field and the value."""
+    if path is not None and not os.access(path, os.R_OK):
+        why = "does not exist" if not os.path.exists(path) else "is not readable"
+        raise InvalidArgumentError(f"JobTemplate.{field} {path!r} {why}")
+
+
 def check_writable(path: str | None, field: str) -> None:
     """Refuse a JobTemplate path this host cannot write (an existing file not writable, a
     directory, or a missing or unwritable parent), naming the field and the value."""

@@ -13,16 +13,13 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import errno
-import getpass
 import heapq
 import json
 import logging
 import os
-import platform
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -38,12 +35,20 @@ from ..errors import (
     InvalidStateError,
     UnsupportedAttributeError,
 )
-from ..info import JobInfo, MachineInfo, QueueInfo, Version
-from ..states import CPU, OS, Capability, JobState
+from ..info import JobInfo, MachineInfo, QueueInfo
+from ..states import Capability, JobState
 from ..templates import JobTemplate
 from . import _forkserver
 from ._limits import NICE_MAX, NICE_MIN, RLIMITS, check_limits, job_nice, parse_resource_limits
 from .base import Action, ChangeFeed, Contact, JobTracker, signal_name
+from .common import (
+    HOSTNAME,
+    check_readable,
+    check_writable,
+    local_machine,
+    owner,
+    timestamp,
+)
 
 if TYPE_CHECKING:
     from .._agent import Agent
@@ -85,39 +90,8 @@ CREATE TABLE IF NOT EXISTS procs (
 );
 """
 
-HOSTNAME = socket.gethostname()
 #: A job the agent has been asked to start and has not recorded yet.
 STARTING = (JobState.QUEUED, "starting")
-
-
-def _check_readable(path: str | None, field: str) -> None:
-    if path is not None and not os.access(path, os.R_OK):
-        why = "does not exist" if not os.path.exists(path) else "is not readable"
-        raise InvalidArgumentError(f"JobTemplate.{field} {path!r} {why}")
-
-
-def _check_writable(path: str | None, field: str) -> None:
-    if path is None:
-        return
-    if os.path.exists(path):
-        ok, why = os.access(path, os.W_OK) and not os.path.isdir(path), "is not a writable file"
-    else:
-        parent = os.path.dirname(path) or "."
-        ok, why = os.path.isdir(parent) and os.access(parent, os.W_OK), \
-            f"cannot be created (directory {parent!r} is missing or not writable)"
-    if not ok:
-        raise InvalidArgumentError(f"JobTemplate.{field} {path!r} {why}")
-
-
-def _owner() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
-
-
-def _ts(value: float | None) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromtimestamp(value, dt.timezone.utc)
 
 
 class ProcessTracker(JobTracker):
@@ -196,10 +170,10 @@ class ProcessTracker(JobTracker):
         def local(p: str | None) -> str | None:
             return None if p is None else os.path.join(wd, p)
 
-        _check_readable(local(template.input_path), "input_path")
-        _check_writable(local(template.output_path), "output_path")
+        check_readable(local(template.input_path), "input_path")
+        check_writable(local(template.output_path), "output_path")
         if not template.join_files:
-            _check_writable(local(template.error_path), "error_path")
+            check_writable(local(template.error_path), "error_path")
         rlimits, wallclock = parse_resource_limits(template.resource_limits)
         limits: dict[str, Any] = {}
         if rlimits:
@@ -279,14 +253,14 @@ class ProcessTracker(JobTracker):
         return JobInfo(
             job_name=job_name, exit_status=exit_status, terminating_signal=sig,
             annotation=annotation, state=JobState(state), sub_state=sub,
-            allocated_machines=[HOSTNAME], submission_machine=HOSTNAME, job_owner=_owner(),
+            allocated_machines=[HOSTNAME], submission_machine=HOSTNAME, job_owner=owner(),
             slots=1,
             wallclock_time=dt.timedelta(seconds=end - started) if started and end else None,
             cpu_time=(dt.timedelta(milliseconds=ru["user_time_ms"] + ru["system_time_ms"])
                       if "user_time_ms" in ru else None),
             # submission_time: the store's, fixed once at submission (the session fills it in);
             # the agent's own record of it is later and would differ between two readings.
-            dispatch_time=_ts(started), finish_time=_ts(finished),
+            dispatch_time=timestamp(started), finish_time=timestamp(finished),
             extensions=ext)
 
     def control(self, tracker_id: str, action: Action) -> None:
@@ -327,7 +301,7 @@ class ProcessTracker(JobTracker):
                            memory_usage_rss=str(mem.rss), memory_usage_vms=str(mem.vms))
             out.append(JobInfo(
                 id=str(i["pid"]), state=state, sub_state=i.get("status"),
-                dispatch_time=_ts(created), submission_time=_ts(created),
+                dispatch_time=timestamp(created), submission_time=timestamp(created),
                 wallclock_time=dt.timedelta(seconds=now - created) if created else None,
                 allocated_machines=[HOSTNAME], submission_machine=HOSTNAME,
                 job_owner=i.get("username"), slots=1, extensions=ext))
@@ -349,28 +323,6 @@ def current_umask() -> int:
     mask = os.umask(0o022)  # a kernel without the Umask line: the racy way
     os.umask(mask)
     return mask
-
-
-def local_machine() -> MachineInfo:
-    """This host as a DRMAA2 machine: real sockets, cores, threads, memory, OS and architecture."""
-    logical = psutil.cpu_count(logical=True) or 1
-    physical = psutil.cpu_count(logical=False) or logical
-    sockets = 1
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        sockets = max(1, len({line.split(":")[1].strip() for line in f
-                              if line.startswith("physical id")}))
-    vm = psutil.virtual_memory()
-    release = platform.release().split(".")
-    return MachineInfo(
-        name=HOSTNAME, available=True, sockets=sockets,
-        cores_per_socket=max(1, physical // sockets),
-        threads_per_core=max(1, logical // physical),
-        load=os.getloadavg()[0], phys_memory=vm.total,
-        virt_memory=vm.total + psutil.swap_memory().total,
-        machine_os=OS.LINUX if platform.system() == "Linux" else OS.OTHER_OS,
-        machine_os_version=Version(release[0], release[1] if len(release) > 1 else "0"),
-        machine_arch=CPU.from_machine(platform.machine()),
-        extensions={"cpus": str(logical)})
 
 
 # ----------------------------------------------------------------------------------------------------

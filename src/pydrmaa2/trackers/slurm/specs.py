@@ -14,7 +14,7 @@ from importlib import resources
 
 from ...errors import InvalidArgumentError, UnsupportedAttributeError
 from ...templates import PARAMETRIC_INDEX, JobTemplate, ReservationTemplate, expand_placeholders
-from ..common import check_writable, owner
+from ..common import check_readable, check_writable, owner
 from .parsers import format_duration, format_time, is_size, limit_seconds
 from .tables import (
     DURATION_LIMITS,
@@ -88,12 +88,6 @@ def check_template(template: JobTemplate) -> None:
         raise InvalidArgumentError(f"JobTemplate.priority {template.priority!r} is not an int")
 
 
-def _check_readable(path: str, field: str) -> None:
-    if not os.access(path, os.R_OK):
-        why = "does not exist" if not os.path.exists(path) else "is not readable"
-        raise InvalidArgumentError(f"JobTemplate.{field} {path!r} {why}")
-
-
 def check_files(template: JobTemplate, index: int | None) -> None:
     """The command, working directory and paths as the job will see them, checked on this host
     (Slurm clusters share their file systems)."""
@@ -118,7 +112,7 @@ def check_files(template: JobTemplate, index: int | None) -> None:
         raise InvalidArgumentError(
             f"JobTemplate.remote_command {cmd!r} is not found in PATH {env_path!r}")
     if template.input_path is not None:
-        _check_readable(local(template.input_path), "input_path")  # type: ignore[arg-type]
+        check_readable(local(template.input_path), "input_path")  # type: ignore[arg-type]
     check_writable(local(template.output_path), "output_path")
     if not template.join_files:
         check_writable(local(template.error_path), "error_path")
