@@ -101,7 +101,7 @@ def main() -> None:
          f"{base / med(sync, 0):.2f}x tput"),
         (f"runJob x{n}, wait(id) each, s", f"{med(each, 0):.3f}", f"{base:.3f}",
          f"{base / med(each, 0):.2f}x tput"),
-        (f"API without reaping, s", "-", f"{med(api_no_reap, 0):.3f}", "-"),
+        ("API without reaping, s", "-", f"{med(api_no_reap, 0):.3f}", "-"),
         ("submitter's CPU: synchronize vs API, s", f"{med(sync, 1):.3f}", f"{base_cpu:.3f}",
          f"{base_cpu / med(sync, 1):.2f}x"),
         ("submitter's CPU: wait each vs API, s", f"{med(each, 1):.3f}", f"{base_cpu:.3f}",
