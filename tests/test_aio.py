@@ -25,6 +25,7 @@ import pydrmaa2 as d2
 from pydrmaa2._agent import AgentClient, socket_path
 from pydrmaa2.aio import AsyncJob, AsyncJobSession, AsyncSessionManager
 from pydrmaa2.aio._threads import Threads
+from pydrmaa2.aio._watch import IDLE_AFTER
 
 from .conftest import require
 
@@ -428,3 +429,17 @@ async def test_a_second_thread_starts_for_calls_stuck_behind_a_slow_one_only():
     threads.shutdown()
     with pytest.raises(d2.InvalidSessionError):
         await threads.run(lambda: None)
+
+
+@asyncio_test
+async def test_an_idle_session_stops_watching_every_job_and_a_new_wait_watches_again(home):
+    async with session(home) as js:
+        job = await js.run_job(TRUE)
+        await job.wait_terminated(10)
+        stream = js._watcher._agent
+        assert stream._all  # still watching: waits in turn do not subscribe each time
+        await asyncio.sleep(IDLE_AFTER + 0.5)
+        assert not stream._all  # nothing waits: the store's other jobs do not wake the loop
+        late = await js.run_job(sh("sleep 0.3"))
+        assert (await late.wait_terminated(10)).state is d2.JobState.DONE
+        assert stream._all

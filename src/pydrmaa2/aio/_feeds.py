@@ -6,6 +6,7 @@ waits. Both only say "look again"; the watcher decides at which jobs.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -22,6 +23,8 @@ from ..trackers import ChangeFeed, JobTracker, PollFeed
 
 log = logging.getLogger("pydrmaa2")
 
+#: What an agent connection watches while nothing waits: a key the agent never announces.
+IDLE_KEYS = ["aio:idle"]
 #: The longest line the agent may send: one message names every job that changed in one turn
 #: of its loop (10,000 jobs ending together make ~150 kB).
 LINE_LIMIT = 64 * 1024 * 1024
@@ -32,7 +35,8 @@ def _backoff(last: float) -> float:
 
 
 class AgentStream:
-    """One connection to the agent watching every key, read by the event loop.
+    """One connection to the agent, read by the event loop, watching every key while the
+    session has waits or listeners (``watch_all``) and none otherwise.
 
     ``on_change(keys)`` gets the keys of each message; ``on_change(None)`` follows a reconnection
     (changes may have been missed meanwhile); ``on_outage(error)`` reports a lost agent, which is
@@ -49,13 +53,36 @@ class AgentStream:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pump: asyncio.Task[None] | None = None
+        self._all = False  # what the agent was asked for last: every key, or none
+        self._acks: collections.deque[asyncio.Future[None]] = collections.deque()
         self._closed = False
 
     async def open(self) -> None:
-        """Connect and subscribe; returns once the agent has the subscription, so no change
-        after this call is missed."""
+        """Connect (starting the agent if none runs), watching nothing yet."""
         await self._connect()
         self._pump = asyncio.get_running_loop().create_task(self._read())
+
+    async def watch_all(self, on: bool) -> None:
+        """Watch every key (``on``) or none; returns once the agent has the request, so no
+        change after it is missed. While the agent is being reconnected it returns at once:
+        the reconnection watches as asked and reports ``on_change(None)``."""
+        if on != self._all:
+            self._all = on
+            if self._writer is None:
+                return
+            ack = asyncio.get_running_loop().create_future()
+            self._acks.append(ack)
+            self._writer.write(self._watch_line())
+        elif self._acks and self._writer is not None:
+            ack = self._acks[-1]  # the same request is on its way
+        else:
+            return
+        # Shared by every caller waiting for it: one cancelled caller must not cancel it.
+        await asyncio.shield(ack)
+
+    def _watch_line(self) -> bytes:
+        keys = ["*"] if self._all else IDLE_KEYS
+        return json.dumps({"op": "watch", "keys": keys}).encode() + b"\n"
 
     async def _connect(self) -> None:
         path = os.fspath(self._client.path)
@@ -74,7 +101,7 @@ class AgentStream:
                 raise AgentImpostorError(
                     f"the process listening at {path} runs as uid {uid}, not as this user "
                     f"(uid {os.getuid()}): refusing to talk to it")
-            writer.write(b'{"op":"watch","keys":["*"]}\n')
+            writer.write(self._watch_line())
             await writer.drain()
             reply = json.loads(await reader.readline() or b"null")
             if reply != {}:
@@ -95,6 +122,10 @@ class AgentStream:
                 if not line:
                     raise ConnectionResetError("the agent closed the connection")
                 msg = json.loads(line)
+                if msg == {}:  # the agent has a watch request, in the order they were sent
+                    if self._acks:
+                        _resolve(self._acks.popleft())
+                    continue
                 keys = msg.get("changed") if isinstance(msg, dict) else None
                 if isinstance(keys, list) and keys:
                     self._on_change([k for k in keys if isinstance(k, str)])
@@ -117,6 +148,8 @@ class AgentStream:
                 self._on_outage(e)
                 continue
             log.info("the pydrmaa2 agent at %s answers again", self._client.path)
+            while self._acks:  # the new connection watches as last asked
+                _resolve(self._acks.popleft())
             self._on_change(None)
             return
 
@@ -124,6 +157,8 @@ class AgentStream:
         if self._writer is not None:
             self._writer.close()
         self._reader = self._writer = None
+        while self._acks:  # the reconnection will watch as last asked; nobody waits for it
+            _resolve(self._acks.popleft())
 
     async def close(self) -> None:
         self._closed = True
@@ -132,6 +167,11 @@ class AgentStream:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
         self._drop()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class FeedReader:

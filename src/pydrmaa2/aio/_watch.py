@@ -24,6 +24,9 @@ log = logging.getLogger("pydrmaa2")
 
 #: Job ids per store query (below SQLite's limit of bound parameters).
 LOOK_CHUNK = 5000
+#: The agent connection watches nothing once no wait nor stream has been left for this long
+#: (so an idle session is not woken by every job of the store; waits in turn keep it watching).
+IDLE_AFTER = 1.0
 #: At most this many ids of other sessions' jobs are remembered as not this session's.
 FOREIGN_KEPT = 100_000
 #: A stream over a whole session on an engine whose new jobs nobody announces (the agent
@@ -94,9 +97,10 @@ class Watcher:
         self._covering: dict[int, set[str]] = {}
         self._poll_interval: float | None = None
         self._poll: asyncio.TimerHandle | None = None
+        self._idle: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
-        """Subscribe to the agent: from now on no change of any job is missed."""
+        """Connect to the agent (it is asked for changes once something waits or listens)."""
         self.loop = asyncio.get_running_loop()
         await self._agent.open()
         if not self.tracker.uses_agent:
@@ -130,12 +134,13 @@ class Watcher:
                     waits.discard(w)
                     if not waits:
                         del self.waits[job_id]
+            self._maybe_idle()
 
     def _expire(self, w: _Wait) -> None:
         w.timer = None
         if w.future.done():
             return
-        if w.unlooked:
+        if w.unlooked and self.outage is None:
             w.expired = True  # raised once every job was looked at
         else:
             w.future.set_exception(self._timeout(w))
@@ -156,6 +161,20 @@ class Watcher:
 
     def unsubscribe(self, stream: EventStream) -> None:
         self.streams.discard(stream)
+        self._maybe_idle()
+
+    def _maybe_idle(self) -> None:
+        if not self._closed and self._idle is None and not (self.waits or self.streams):
+            assert self.loop is not None
+            self._idle = self.loop.call_later(IDLE_AFTER, self._go_idle)
+
+    def _go_idle(self) -> None:
+        self._idle = None
+        if self.waits or self.streams or self._closed or \
+                (self._looker is not None and not self._looker.done()):
+            return
+        assert self.loop is not None
+        self.loop.create_task(self._agent.watch_all(False))
 
     def _session_streams(self) -> bool:
         return any(s.whole_session for s in self.streams)
@@ -234,6 +253,8 @@ class Watcher:
         assert self.loop is not None
         backoff = 0.0
         while (self._dirty or self._relist) and not self._closed:
+            # Subscribed first, then look: a change after the look is announced.
+            await self._agent.watch_all(True)
             ids = {j for j in self._dirty if self._wanted(j)}
             relist, self._dirty, self._relist = self._relist, set(), False
             if not ids and not relist:
@@ -263,6 +284,7 @@ class Watcher:
             self._foreign |= foreign
             self._deliver(ids | found.keys() if relist else ids, found, seq)
         self._schedule_resync()
+        self._maybe_idle()
 
     def _read(self, ids: set[str], relist: bool, foreign: bool) -> tuple[dict[str, Seen], set[str]]:
         """On the look thread: the rows and states of these jobs (all of the session's with
@@ -364,7 +386,7 @@ class Watcher:
     async def close(self) -> None:
         """End every wait (InvalidSessionError) and stream, the agent connection and the feed."""
         self._closed = True
-        for timer in (self._resync, self._poll):
+        for timer in (self._resync, self._poll, self._idle):
             if timer is not None:
                 timer.cancel()
         for waits in list(self.waits.values()):
