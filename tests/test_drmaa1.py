@@ -251,13 +251,19 @@ def test_c_program_submits_waits_and_reports(client, libdrmaa, tmp_path):
 
 
 @pytest.mark.parametrize("contact", ["process"], indirect=True)
-def test_wait_any_returns_each_job_once_across_threads(client):
+def test_threads_submit_and_each_job_is_waited_for_once(client):
     out = _ok(_python(client, """
         import threading, drmaa
         s = drmaa.Session(); s.initialize()
         jt = s.createJobTemplate(); jt.remoteCommand = "/bin/true"
-        ids = [s.runJob(jt) for _ in range(40)] + s.runBulkJobs(jt, 1, 20, 1)
-        got, lock = [], threading.Lock()
+        ids, lock = s.runBulkJobs(jt, 1, 20, 1), threading.Lock()
+        def submit():
+            mine = [s.runJob(jt) for _ in range(10)]
+            with lock:
+                ids.extend(mine)
+        threads = [threading.Thread(target=submit) for _ in range(4)]
+        [t.start() for t in threads]; [t.join() for t in threads]
+        got = []
         def reap():
             while True:
                 try:
