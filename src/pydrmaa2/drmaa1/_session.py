@@ -209,7 +209,8 @@ class Library:
     def exit(self) -> None:
         with self._lock:
             session, manager = self._require(), self._manager
-            self._session = self._manager = None
+            self._session = self._manager = self._contact = None
+            self._scheme = ""
             self._submitted.clear()
         try:
             session.close()
