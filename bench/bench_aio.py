@@ -100,11 +100,16 @@ async def submissions(sm: AsyncSessionManager, home: Path, m: int) -> dict[str, 
     jt = d2.JobTemplate(remote_command="/bin/true")
     times: dict[str, list[float]] = {"gathered": [], "awaited": [], "sync": []}
 
-    async def settle() -> None:  # the jobs end and are reaped outside the measurement
-        jobs = await js.get_jobs()
-        await js.wait_all_terminated(jobs)
-        for job in jobs:
-            await job.reap()
+    async def settle() -> None:
+        # The jobs end and are reaped outside the measurement, by the sync session: waits of
+        # the async one would keep its agent connection watching during the next round.
+        def reap() -> None:
+            jobs = sync_js.get_jobs()
+            sync_js.wait_all_terminated(jobs)
+            for job in jobs:
+                job.reap()
+
+        await asyncio.to_thread(reap)
 
     for _ in range(ROUNDS):  # interleaved: a shared machine's load falls on every side alike
         t0 = time.perf_counter()
