@@ -1,6 +1,7 @@
-"""What only the containerd tracker does, against the real daemon: seed 002's mappings as
-containerd sees them, the image config, hold as a created task, terminate's grace period, reap
-leaving nothing behind, shim-written files, monitoring and a missing daemon."""
+"""What only the containerd tracker does, against the real daemon: its state and control tables
+as containerd sees them, the image config, hold as a created task, terminate's grace period, reap
+leaving nothing behind, shim-written files, limits, CPU time, stage-out from the snapshot,
+monitoring and a missing daemon."""
 
 from __future__ import annotations
 
@@ -19,14 +20,13 @@ import pytest
 
 import pydrmaa2 as d2
 from pydrmaa2.testing.targets import TEST_IMAGE
-from pydrmaa2.trackers.base import Action
 from tests.conftest import end_and_reap, require
 
 try:
     from pydrmaa2.trackers import containerd as cd
-    from pydrmaa2.trackers.containerd import api
+    from pydrmaa2.trackers.containerd import api, tracker
 except ImportError:  # no grpcio/protobuf: ``require`` skips (or fails under PYDRMAA2_REQUIRE)
-    cd = api = None  # type: ignore[assignment]
+    cd = api = tracker = None  # type: ignore[assignment]
 
 #: An image made by the fixture below: the test image's layer with a config of its own.
 ENTRY_IMAGE = "pydrmaa2-entrypoint-test:latest"
@@ -58,12 +58,13 @@ def _containers(engine) -> set[str]:
 
 
 def _task_status(engine, cid: str) -> str | None:
+    """The name of the task's status (``"CREATED"``), None when the container has no task."""
     try:
         r = engine.call("tasks.Get", api.msg("containerd.services.tasks.v1.GetRequest",
                                              container_id=cid))
     except Exception:  # noqa: BLE001 - NOT_FOUND: no task
         return None
-    return api.TASK_STATUS[r.process.status]
+    return api.TaskStatus(r.process.status).name
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -82,11 +83,6 @@ def js(sm, target):
     yield session
     end_and_reap(session)
     session.close()
-
-
-def sh(script: str, image: str = TEST_IMAGE, **fields) -> d2.JobTemplate:
-    return d2.JobTemplate(remote_command="/bin/sh", args=["-c", script], job_category=image,
-                          **fields)
 
 
 def _cid(job: d2.Job) -> str:
@@ -142,9 +138,9 @@ def entry_image(engine):
     subprocess.run([*ctr, "images", "rm", "--sync", name], check=True, capture_output=True)
 
 
-# -- seed 002: the state and control tables, as containerd sees them ------------------------------
-def test_states_and_controls_follow_the_seed_tables(js, engine):
-    job = js.run_job(sh("sleep 30", submit_as_hold=True))
+# -- the state and control tables, as containerd sees them ----------------------------------------
+def test_task_statuses_and_controls_follow_the_tables(js, target, engine):
+    job = js.run_job(target.sh("sleep 30", submit_as_hold=True))
     cid = _cid(job)
     assert _task_status(engine, cid) == "CREATED"
     assert job.state is d2.JobState.QUEUED_HELD
@@ -163,14 +159,12 @@ def test_states_and_controls_follow_the_seed_tables(js, engine):
     assert _task_status(engine, cid) is None  # the stopped task is deleted once its end is kept
 
 
-def test_exit_code_decides_done_or_failed_and_is_kept_after_the_task_is_gone(js, engine):
-    ok, bad = js.run_job(sh("exit 0")), js.run_job(sh("exit 42"))
+def test_exit_code_decides_done_or_failed_and_is_kept_after_the_task_is_gone(js, target, engine):
+    ok, bad = js.run_job(target.sh("exit 0")), js.run_job(target.sh("exit 42"))
     js.wait_all_terminated([ok, bad], 20)
     assert (ok.state, bad.state) == (d2.JobState.DONE, d2.JobState.FAILED)
     assert _task_status(engine, _cid(bad)) is None
     assert bad.info.exit_status == 42
-    assert cd.TASK_STATES["PAUSED"] is d2.JobState.SUSPENDED
-    assert cd.CONTROL[Action.SUSPEND] == "tasks.Pause"
 
 
 # -- the image --------------------------------------------------------------------------------------
@@ -190,35 +184,35 @@ def test_image_entrypoint_env_workdir_and_user_are_honoured(js, entry_image, tmp
 
 def test_args_without_remote_command_are_the_whole_command(js, tmp_path):
     out = tmp_path / "out"
-    job = js.run_job(d2.JobTemplate(args=["/bin/echo", "seed", "style"], job_category=TEST_IMAGE,
+    job = js.run_job(d2.JobTemplate(args=["/bin/echo", "ctr", "style"], job_category=TEST_IMAGE,
                                     output_path=str(out)))
     info = job.wait_terminated(20)
     assert info.state is d2.JobState.DONE
-    assert out.read_text() == "seed style\n"
-    assert info.extensions["command_line"] == "/bin/echo seed style"
+    assert out.read_text() == "ctr style\n"
+    assert info.extensions["command_line"] == "/bin/echo ctr style"
 
 
-def test_user_extension_hostname_and_stage_in(js, tmp_path):
+def test_user_extension_hostname_and_stage_in(js, target, tmp_path):
     staged = tmp_path / "data.txt"
     staged.write_text("staged data\n")
     staged.chmod(0o666)  # the job runs as uid 1234
     out = tmp_path / "out"
-    job = js.run_job(sh("id -u; id -g; hostname; cat /in/data.txt; echo x > /in/data.txt",
+    job = js.run_job(target.sh("id -u; id -g; hostname; cat /in/data.txt; echo x > /in/data.txt",
                         output_path=str(out), extensions={"user": "1234:99"},
                         candidate_machines=["compute-7"], stage_in_files={str(staged): "/in/data.txt"}))
     info = job.wait_terminated(20)
     lines = out.read_text().splitlines()
     assert lines[:4] == ["1234", "99", "compute-7", "staged data"]
-    assert info.state is d2.JobState.DONE  # a writable bind mount (seeds 000/001)
+    assert info.state is d2.JobState.DONE  # a writable bind mount, as on Docker and Podman
     assert staged.read_text() == "x\n"
     with pytest.raises(d2.UnsupportedAttributeError, match="volumes"):
-        js.run_job(sh("true", extensions={"volumes": "/x"}))
+        js.run_job(target.sh("true", extensions={"volumes": "/x"}))
 
 
 def test_missing_image_names_image_and_namespace_and_nothing_is_created(js, engine):
     before = _containers(engine)
     with pytest.raises(d2.InvalidArgumentError) as e:
-        js.run_job(sh("true", image="no-such-image:1.0"))
+        js.run_job(d2.JobTemplate(remote_command="true", job_category="no-such-image:1.0"))
     msg = str(e.value)
     assert "no-such-image:1.0" in msg and "'pydrmaa2'" in msg and "does not pull" in msg
     assert js.get_jobs() == [] and _containers(engine) == before
@@ -230,10 +224,11 @@ def test_job_categories_are_the_images_of_the_namespace(js):
 
 
 # -- control ----------------------------------------------------------------------------------------
-def test_terminate_sends_sigterm_then_sigkill_after_the_grace_period(js, tmp_path, monkeypatch):
-    monkeypatch.setattr(cd, "GRACE_PERIOD", 1.5)
+def test_terminate_sends_sigterm_then_sigkill_after_the_grace_period(js, target, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.setattr(tracker, "GRACE_PERIOD", 1.5)
     out = tmp_path / "out"
-    job = js.run_job(sh("trap 'echo got TERM' TERM; echo ready; while :; do sleep 0.1; done",
+    job = js.run_job(target.sh("trap 'echo got TERM' TERM; echo ready; while :; do sleep 0.1; done",
                         output_path=str(out)))
     _wait_for(lambda: out.exists() and "ready" in out.read_text())
     t0 = time.monotonic()
@@ -245,19 +240,18 @@ def test_terminate_sends_sigterm_then_sigkill_after_the_grace_period(js, tmp_pat
     assert (info.exit_status, info.terminating_signal) == (137, "SIGKILL")
 
 
-def test_terminate_does_not_wait_when_sigterm_cannot_reach_the_job(js):
-    job = js.run_job(d2.JobTemplate(remote_command="/bin/sleep", args=["60"],
-                                    job_category=TEST_IMAGE))
+def test_terminate_does_not_wait_when_sigterm_cannot_reach_the_job(js, target):
+    job = js.run_job(target.template("/bin/sleep", "60"))
     job.wait_started(20)
     t0 = time.monotonic()
     job.terminate()  # sleep is PID 1 with no SIGTERM handler: the kernel would drop SIGTERM
     assert job.wait_terminated(20).state is d2.JobState.FAILED
-    assert time.monotonic() - t0 < cd.GRACE_PERIOD
+    assert time.monotonic() - t0 < tracker.GRACE_PERIOD
 
 
-def test_hold_creates_the_container_and_release_starts_its_task(js, engine, tmp_path):
+def test_hold_creates_the_container_and_release_starts_its_task(js, target, engine, tmp_path):
     out = tmp_path / "out"
-    job = js.run_job(sh("echo ran", output_path=str(out), submit_as_hold=True))
+    job = js.run_job(target.sh("echo ran", output_path=str(out), submit_as_hold=True))
     cid = _cid(job)
     assert cid in _containers(engine) and _task_status(engine, cid) == "CREATED"
     assert job.info.dispatch_time is None
@@ -269,9 +263,9 @@ def test_hold_creates_the_container_and_release_starts_its_task(js, engine, tmp_
     assert out.read_text() == "ran\n"
 
 
-def test_a_terminated_held_job_never_runs(js, engine, tmp_path):
+def test_a_terminated_held_job_never_runs(js, target, engine, tmp_path):
     out = tmp_path / "out"
-    job = js.run_job(sh("echo ran", output_path=str(out), submit_as_hold=True))
+    job = js.run_job(target.sh("echo ran", output_path=str(out), submit_as_hold=True))
     job.terminate()
     info = job.wait_terminated(20)
     assert info.state is d2.JobState.FAILED and info.dispatch_time is None
@@ -280,8 +274,8 @@ def test_a_terminated_held_job_never_runs(js, engine, tmp_path):
 
 
 # -- reap, files --------------------------------------------------------------------------------------
-def test_reap_deletes_task_container_and_snapshot(js, engine):
-    job = js.run_job(sh("true"))
+def test_reap_deletes_task_container_and_snapshot(js, target, engine):
+    job = js.run_job(target.sh("true"))
     job.wait_terminated(20)
     cid = _cid(job)
     assert cid in _containers(engine) and cid in _snapshots(engine)
@@ -290,30 +284,27 @@ def test_reap_deletes_task_container_and_snapshot(js, engine):
     assert _task_status(engine, cid) is None
 
 
-def test_output_and_error_files_are_complete_when_the_job_ends(js, tmp_path):
+def test_output_and_error_files_are_complete_when_the_job_ends(js, target, tmp_path):
     out, err = tmp_path / "out", tmp_path / "err"
     size = 8 << 20
-    job = js.run_job(sh(f"head -c {size} /dev/zero; echo done >&2", output_path=str(out),
+    job = js.run_job(target.sh(f"head -c {size} /dev/zero; echo done >&2", output_path=str(out),
                         error_path=str(err)))
     assert job.wait_terminated(30).state is d2.JobState.DONE
     assert out.stat().st_size == size
     assert err.read_text() == "done\n"
 
 
-def test_input_path_is_the_jobs_stdin(js, tmp_path):
+def test_input_path_is_the_jobs_stdin(js, target, tmp_path):
     data, out = tmp_path / "in", tmp_path / "out"
     data.write_text("line one\nline two\n")
-    job = js.run_job(d2.JobTemplate(remote_command="/bin/sh", args=["-c", "tr a-z A-Z"],
-                                    job_category=TEST_IMAGE, input_path=str(data),
-                                    output_path=str(out)))
+    job = js.run_job(target.sh("tr a-z A-Z", input_path=str(data), output_path=str(out)))
     job.wait_terminated(20)
     assert out.read_text() == "LINE ONE\nLINE TWO\n"
 
 
 # -- monitoring, errors -------------------------------------------------------------------------------
 def test_monitoring_lists_the_namespaces_containers_and_the_host(sm, js, target):
-    job = js.run_job(d2.JobTemplate(remote_command="/bin/sleep", args=["30"],
-                                    job_category=TEST_IMAGE, job_name="watched"))
+    job = js.run_job(target.template("/bin/sleep", "30", job_name="watched"))
     job.wait_started(20)
     with sm.open_monitoring_session(contact=target.contact) as ms:
         (mine,) = [i for i in ms.get_all_jobs() if i.id == job.id]  # a session's job: its id
@@ -342,17 +333,17 @@ def test_namespace_comes_from_the_contact(sm, target):
                                "?namespace=pydrmaa2-empty") as js:
         assert js.job_categories == []
         with pytest.raises(d2.InvalidArgumentError, match="'pydrmaa2-empty'"):
-            js.run_job(sh("true"))
+            js.run_job(target.sh("true"))
     subprocess.run(["ctr", "namespaces", "rm", "pydrmaa2-empty"], capture_output=True)
     with pytest.raises(d2.InvalidArgumentError, match="bogus"):
         sm.create_job_session("bad", contact="containerd?bogus=1")
 
 
 # -- resource limits and min_phys_memory: the OCI spec's cgroup resources and rlimits --------------
-def test_limits_reach_the_containers_cgroup_and_rlimits(js, tmp_path):
+def test_limits_reach_the_containers_cgroup_and_rlimits(js, target, tmp_path):
     out = tmp_path / "out"
     cg = "/sys/fs/cgroup"
-    job = js.run_job(sh(
+    job = js.run_job(target.sh(
         f"cat {cg}/memory/memory.limit_in_bytes {cg}/memory/memory.soft_limit_in_bytes "
         f"{cg}/cpu/cpu.cfs_quota_us {cg}/cpu/cpu.cfs_period_us {cg}/pids/pids.max; "
         "ulimit -t; ulimit -n; ulimit -Hn",
@@ -364,17 +355,17 @@ def test_limits_reach_the_containers_cgroup_and_rlimits(js, tmp_path):
                                        "100", "512", "1024"]
 
 
-def test_the_pids_limit_stops_the_jobs_forks(js, tmp_path):
+def test_the_pids_limit_stops_the_jobs_forks(js, target, tmp_path):
     out = tmp_path / "out"
-    job = js.run_job(sh("for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
+    job = js.run_job(target.sh("for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
                         output_path=str(out), join_files=True, resource_limits={"pids": "4"}))
     assert job.wait_terminated(20).state is d2.JobState.FAILED
     assert "can't fork" in out.read_text()
 
 
-def test_the_ulimit_extension_wins_over_resource_limits(js, tmp_path):
+def test_the_ulimit_extension_wins_over_resource_limits(js, target, tmp_path):
     out = tmp_path / "out"
-    job = js.run_job(sh("ulimit -t; ulimit -n", output_path=str(out),
+    job = js.run_job(target.sh("ulimit -t; ulimit -n", output_path=str(out),
                         resource_limits={"cpu_time": "100", "nofile": "512"},
                         extensions={"ulimit": "cpu=7"}))
     assert job.wait_terminated(20).state is d2.JobState.DONE
@@ -396,12 +387,12 @@ def test_the_ulimit_extension_wins_over_resource_limits(js, tmp_path):
      d2.InvalidArgumentError, "min_phys_memory 131072 KiB is more than the memory limit"),
     ({"stage_out_files": {"/tmp/x": "relative/b"}}, d2.InvalidArgumentError, "relative/b"),
 ])
-def test_bad_limits_are_refused_before_anything_is_created(js, engine, tmp_path, fields, error,
-                                                          named):
+def test_bad_limits_are_refused_before_anything_is_created(js, target, engine, tmp_path, fields,
+                                                          error, named):
     with pytest.raises(error, match=named):
-        js.run_job(sh("true", **fields))
+        js.run_job(target.sh("true", **fields))
     with pytest.raises(error, match=named):
-        js.run_bulk_jobs(sh("true", **fields), 1, 3)
+        js.run_bulk_jobs(target.sh("true", **fields), 1, 3)
     assert js.get_jobs() == []
     home = str((tmp_path / "home").resolve())  # the sm fixture's (other programs share the engine)
     r = engine.call("containers.List",
@@ -410,8 +401,8 @@ def test_bad_limits_are_refused_before_anything_is_created(js, engine, tmp_path,
 
 
 # -- cpu_time: the task's cgroup CPU usage (Tasks.Metrics) ------------------------------------------
-def test_cpu_time_is_measured_while_running_and_kept_after_the_task_is_gone(js, engine):
-    job = js.run_job(sh("i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done; sleep 30"))
+def test_cpu_time_is_measured_while_running_and_kept_after_the_task_is_gone(js, target, engine):
+    job = js.run_job(target.sh("i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done; sleep 30"))
     _wait_for(lambda: (job.info.cpu_time or dt.timedelta(0)) > dt.timedelta(milliseconds=100),
               timeout=20)
     assert job.state is d2.JobState.RUNNING
@@ -423,8 +414,8 @@ def test_cpu_time_is_measured_while_running_and_kept_after_the_task_is_gone(js, 
     assert info.cpu_time < info.wallclock_time
 
 
-def test_cpu_time_of_a_short_job_is_read_before_its_task_is_deleted(js):
-    job = js.run_job(sh("i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done"))
+def test_cpu_time_of_a_short_job_is_read_before_its_task_is_deleted(js, target):
+    job = js.run_job(target.sh("i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done"))
     info = job.wait_terminated(20)
     assert info.state is d2.JobState.DONE and info.cpu_time > dt.timedelta(0)
 
@@ -435,11 +426,11 @@ def _mount_points() -> list[str]:
         return [line.split()[1] for line in f if "pydrmaa2-stage-out" in line]
 
 
-def test_stage_out_copies_a_file_and_a_directory_before_the_job_is_ended(js, tmp_path):
+def test_stage_out_copies_a_file_and_a_directory_before_the_job_is_ended(js, target, tmp_path):
     script = ("mkdir -p /out/tree/sub && echo result > /out/result && echo deep > /out/tree/sub/f"
               " && chmod 4755 /out/tree/sub/f && ln -s /out/result /out/tree/link"
               " && ln -s ../../../../../../etc/passwd /out/tree/passwd && cat /etc/passwd > /pw")
-    job = js.run_job(sh(script, stage_out_files={
+    job = js.run_job(target.sh(script, stage_out_files={
         str(tmp_path / "result.txt"): "/out/result", str(tmp_path / "tree"): "/out/tree",
         str(tmp_path / "pw"): "/pw"}))
     info = job.wait_terminated(20)  # terminal only once the files are out
@@ -454,17 +445,17 @@ def test_stage_out_copies_a_file_and_a_directory_before_the_job_is_ended(js, tmp
     assert _mount_points() == []
 
 
-def test_stage_out_into_a_directory_keeps_the_files_name(js, tmp_path):
+def test_stage_out_into_a_directory_keeps_the_files_name(js, target, tmp_path):
     (tmp_path / "into").mkdir()
-    job = js.run_job(sh("echo x > /data.txt",
+    job = js.run_job(target.sh("echo x > /data.txt",
                         stage_out_files={str(tmp_path / "into"): "/data.txt"}))
     assert job.wait_terminated(20).state is d2.JobState.DONE
     assert (tmp_path / "into" / "data.txt").read_text() == "x\n"
 
 
-def test_a_missing_stage_out_path_fails_the_job_and_the_rest_is_copied(js, tmp_path):
+def test_a_missing_stage_out_path_fails_the_job_and_the_rest_is_copied(js, target, tmp_path):
     missing, there = tmp_path / "missing", tmp_path / "there"
-    job = js.run_job(sh("echo here > /here", stage_out_files={str(missing): "/nope",
+    job = js.run_job(target.sh("echo here > /here", stage_out_files={str(missing): "/nope",
                                                               str(there): "/here"}))
     info = job.wait_terminated(20)
     assert (info.state, info.exit_status) == (d2.JobState.FAILED, 0)  # as the process tracker
@@ -474,9 +465,9 @@ def test_a_missing_stage_out_path_fails_the_job_and_the_rest_is_copied(js, tmp_p
     assert _mount_points() == []
 
 
-def test_a_terminated_job_is_staged_out_too(js, tmp_path):
+def test_a_terminated_job_is_staged_out_too(js, target, tmp_path):
     out = tmp_path / "partial"
-    job = js.run_job(sh("echo partial > /partial; touch /ready; sleep 60",
+    job = js.run_job(target.sh("echo partial > /partial; touch /ready; sleep 60",
                         stage_out_files={str(out): "/partial"}))
     job.wait_started(20)
     time.sleep(0.5)
@@ -484,17 +475,3 @@ def test_a_terminated_job_is_staged_out_too(js, tmp_path):
     info = job.wait_terminated(20)
     assert (info.state, info.annotation) == (d2.JobState.FAILED, "terminated")
     assert out.read_text() == "partial\n"
-
-
-def test_a_store_of_an_earlier_version_gets_the_new_columns(tmp_path):
-    import sqlite3
-    path = tmp_path / "containerd.sqlite"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE containers (cid TEXT PRIMARY KEY, held INTEGER NOT NULL "
-                   "DEFAULT 0, terminated INTEGER NOT NULL DEFAULT 0, submitted REAL NOT NULL, "
-                   "started REAL, finished REAL, exit_status INTEGER, sub_state TEXT, "
-                   "annotation TEXT)")
-        db.execute("INSERT INTO containers(cid, submitted) VALUES ('old', 1.0)")
-    db = cd._open_records(path)
-    assert db.query("SELECT cid, exited, cpu_time, stage_out FROM containers") == [
-        ("old", None, None, None)]

@@ -1,22 +1,14 @@
-"""The slice of containerd's gRPC API the containerd tracker uses, built at import time.
-
-No generated code: the messages below are declared with the field names and numbers of
-containerd's published ``.proto`` files (``api/services/*/v1/*.proto``, ``api/types``,
-``api/events/task.proto``; API 1.6, compatible with 1.7 and 2.x; the CPU part of the cgroups
-metrics a task reports, from containerd/cgroups), turned into descriptors in a
-private ``DescriptorPool`` and into classes by ``message_factory.GetMessageClass``. That works on
-protobuf 4.25 through 7.x (tested: 4.25, 5.29, 6.33, 7.36; upb and pure-Python backends) and
-never clashes with another library's containerd stubs in the default pool. Only the fields the
-tracker reads or writes are declared; protobuf skips (and keeps) unknown fields, so containerd
-adding fields breaks nothing.
-Message names only matter to Python (never on the wire), so nested types are flattened.
-
-``Client`` wraps one gRPC channel: every call carries the namespace in ``containerd-namespace``.
+"""containerd's gRPC API, the slice the tracker uses: messages declared from containerd's
+published ``.proto`` field numbers and built at import time (no generated code), and ``Client``,
+one channel scoped to a namespace.
 """
 
 from __future__ import annotations
 
+import enum
 import os
+import re
+import socket
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -32,16 +24,33 @@ from google.protobuf import (
 )
 from google.protobuf.message import Message
 
-__all__ = ["Client", "METHODS", "msg", "parse", "mounts", "cpu_seconds", "SPEC_TYPE_URL",
-           "TASK_STATUS", "DEFAULT_TIMEOUT"]
+__all__ = ["Client", "ReconnectingClient", "METHODS", "TaskStatus", "msg", "parse", "mounts",
+           "seconds", "cpu_seconds", "SPEC_TYPE_URL", "DEFAULT_TIMEOUT"]
 
 #: The type URL containerd's Go client registers for an OCI runtime spec (typeurl.Register(
 #: &specs.Spec{}, "types.containerd.io", "opencontainers/runtime-spec", "1", "Spec")); the value
 #: is the spec as JSON.
 SPEC_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
 
-#: containerd.v1.types.Status (api/types/task/task.proto).
-TASK_STATUS = {0: "UNKNOWN", 1: "CREATED", 2: "RUNNING", 3: "STOPPED", 4: "PAUSED", 5: "PAUSING"}
+
+class TaskStatus(enum.IntEnum):
+    """A task's status, containerd.v1.types.Status (api/types/task/task.proto)."""
+
+    UNKNOWN = 0
+    CREATED = 1
+    RUNNING = 2
+    STOPPED = 3
+    PAUSED = 4
+    PAUSING = 5
+
+    @classmethod
+    def of(cls, value: int) -> TaskStatus:
+        """The status a Process message gives; UNKNOWN for a value containerd adds later."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.UNKNOWN
+
 
 #: Seconds a unary call may take before it is abandoned (creating a task starts a shim and runc).
 DEFAULT_TIMEOUT = 60.0
@@ -53,6 +62,14 @@ _SCALARS = {
     "int32": _F.TYPE_INT32,
 }
 
+# The messages, with the field names and numbers of containerd's api/services/*/v1/*.proto,
+# api/types and api/events/task.proto (API 1.6, compatible with 1.7 and 2.x) and the CPU part of
+# containerd/cgroups' metrics. Built into a private DescriptorPool, so any protobuf from 4.25 to
+# 7.x (upb or pure Python) loads them and no other library's containerd stubs clash with them;
+# the PyPI ``containerd`` stubs were made by an old protoc and fail to import on today's protobuf.
+# Only the fields the tracker reads or writes are declared: protobuf skips (and keeps) unknown
+# fields, so containerd adding fields breaks nothing. Message names only matter to Python (never
+# on the wire), so nested types are flattened.
 # file -> (package, {message: [(field, number, type, repeated?)]}); a type "map<string,string>"
 # becomes the map-entry message protoc would generate; other types name messages or enums.
 _PROTO: dict[str, tuple[str, dict[str, list[tuple[str, int, str, bool]]]]] = {
@@ -69,7 +86,7 @@ _PROTO: dict[str, tuple[str, dict[str, list[tuple[str, int, str, bool]]]]] = {
                    ("id", 2, "string", False), ("data", 3, ".google.protobuf.Any", False)],
     }),
     "containerd/wire/task.proto": ("containerd.v1.types", {
-        # api/types/task/task.proto (status is the enum Status, see TASK_STATUS)
+        # api/types/task/task.proto (status is the enum Status, see TaskStatus)
         "Process": [("container_id", 1, "string", False), ("id", 2, "string", False),
                     ("pid", 3, "uint32", False), ("status", 4, "int32", False),
                     ("stdin", 5, "string", False), ("stdout", 6, "string", False),
@@ -429,6 +446,66 @@ class Client:
                 self._channel.close()
             self._channel = None
             self._pid = -1
+
+
+#: gRPC's reconnection backoff (ms): the channel tries containerd again at most a second after a
+#: failed attempt, so a call works soon after containerd is back (gRPC's default backoff grows to
+#: 120 s). A subchannel pool of its own: a fresh channel of the same target and options would
+#: otherwise share the one in backoff.
+RECONNECT_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.use_local_subchannel_pool", 1),
+)
+#: Details of an UNAVAILABLE gRPC error that mean no connection was made (nothing was sent).
+NOT_CONNECTED = re.compile(r"failed to connect|connect failed|connection refused", re.IGNORECASE)
+
+
+class ReconnectingClient(Client):
+    """A ``Client`` whose channel reconnects promptly (see RECONNECT_OPTIONS), and is replaced
+    when it still backs off although containerd answers again."""
+
+    channel_options = RECONNECT_OPTIONS
+
+    def call(self, method: str, request: Message | None = None, *,
+             timeout: float | None = DEFAULT_TIMEOUT, lease: str | None = None) -> Any:
+        try:
+            return super().call(method, request, timeout=timeout, lease=lease)
+        except grpc.RpcError as e:
+            # Not connected, so the request never left: a new channel may send it again.
+            if e.code() is not grpc.StatusCode.UNAVAILABLE or not NOT_CONNECTED.search(
+                    e.details() or "") or not self.answers():  # type: ignore[attr-defined]
+                raise
+        self.renew()
+        return super().call(method, request, timeout=timeout, lease=lease)
+
+    def answers(self) -> bool:
+        """Whether containerd accepts a connection now (its socket or port)."""
+        try:
+            if self.target.startswith("unix://"):
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(1.0)
+                    s.connect(self.target.removeprefix("unix://"))
+            else:
+                host, _, port = self.target.rpartition(":")
+                socket.create_connection((host.strip("[]"), int(port)), timeout=1.0).close()
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def renew(self) -> None:
+        """A new channel in place of the current one; calls under way end on the old one (it
+        is not closed under them, and goes once they are done)."""
+        with self._lock:
+            self._pid = -1
+        self._connect()
+
+
+def seconds(stamp: object) -> float | None:
+    """A protobuf Timestamp as epoch seconds (None when unset)."""
+    secs, nanos = getattr(stamp, "seconds", 0), getattr(stamp, "nanos", 0)
+    return secs + nanos / 1e9 if secs > 0 else None
 
 
 def mounts(items: Sequence[Message]) -> list[Message]:
