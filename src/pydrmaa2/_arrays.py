@@ -34,12 +34,14 @@ def start_claimed(book: JobBook, template: JobTemplate, rows: Sequence[JobRow],
                   first_fails: bool = False) -> None:
     """Submit tasks claimed from the store; a task that cannot start ends FAILED with the
     reason (the first one raises instead with ``first_fails``: the template cannot run)."""
-    template = book.engine_template(template)
+    anchored: dict[str | None, JobTemplate] = {}  # per submitter's directory (one per array)
     submitted: list[tuple[str, str]] = []
     try:
         for n, row in enumerate(rows):
+            if row.cwd not in anchored:
+                anchored[row.cwd] = book.engine_template(template, row.cwd)
             try:
-                tid = book.tracker.submit(row.id, for_task(template, row.task_index),
+                tid = book.tracker.submit(row.id, for_task(anchored[row.cwd], row.task_index),
                                           row.task_index)
             except Drmaa2Error as e:
                 if first_fails and n == 0:

@@ -29,7 +29,7 @@ from .errors import (
 )
 from .info import JobInfo
 from .states import Capability, JobState
-from .templates import JobTemplate, for_task
+from .templates import JobTemplate, anchored, for_task
 from .trackers import Action, ChangeFeed, Contact, JobTracker, tracker_class
 from .trackers.base import deadline_after, remaining
 
@@ -205,11 +205,16 @@ class JobBook:
         return [f"job:{r.id}" for r in rows] + [f"proc:{r.id}" for r in rows]
 
     # -- starting claimed tasks ------------------------------------------------------------------
-    def engine_template(self, template: JobTemplate) -> JobTemplate:
-        """The template as the engine gets it: without the TIMED_FIELDS this layer keeps."""
+    def engine_template(self, template: JobTemplate, cwd: str | None = None) -> JobTemplate:
+        """The template as the engine gets it: without the TIMED_FIELDS this layer keeps, and
+        anchored in its submitter's directory ``cwd`` when another program starts it."""
         kept = {f: None for f in TIMED_FIELDS
                 if getattr(template, f) is not None and f not in self.tracker.supported_fields}
-        return dataclasses.replace(template, **kept) if kept else template
+        if kept:
+            template = dataclasses.replace(template, **kept)
+        if cwd is not None:
+            template = anchored(template, cwd, self.tracker.host_working_directory)
+        return template
 
     def fail_unstarted(self, row: JobRow, annotation: str, job_name: str | None = None,
                        expect: Sequence[str] | None = None,
@@ -309,7 +314,8 @@ class JobBook:
         row = self.store.job(job_id)
         if row is None:
             return
-        template = self.engine_template(_codec.decode(JobTemplate, json.loads(row.template or "{}")))
+        template = self.engine_template(
+            _codec.decode(JobTemplate, json.loads(row.template or "{}")), row.cwd)
         try:
             tid = self.tracker.submit(row.id, for_task(template, None), None)
         except DrmCommunicationError:

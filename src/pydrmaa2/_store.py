@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS arrays (
     end_index    INTEGER NOT NULL,
     step         INTEGER NOT NULL,
     max_parallel INTEGER,
-    created      REAL NOT NULL
+    created      REAL NOT NULL,
+    cwd          TEXT                  -- its submitter's directory (tasks are started later)
 );
 CREATE TABLE IF NOT EXISTS jobs (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     info        TEXT,                  -- JSON JobInfo once terminal
     submitted   REAL NOT NULL,
     claimer     TEXT,                  -- 'pid:start time' of whoever moved it to 'starting'
-    end_note    TEXT                   -- why the generic layer ended it (its deadline_time)
+    end_note    TEXT,                  -- why the generic layer ended it (its deadline_time)
+    cwd         TEXT                   -- its submitter's directory (a start left for later)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_session ON jobs(session, id);
 CREATE INDEX IF NOT EXISTS jobs_by_array ON jobs(array_id, phase);
@@ -99,7 +101,7 @@ class Phase(str, enum.Enum):
 JOB_SELECT = (
     "SELECT jobs.id, jobs.session, jobs.array_id, jobs.task_index, "
     "COALESCE(jobs.template, arrays.template), jobs.tracker_id, jobs.phase, jobs.state, "
-    "jobs.sub_state, jobs.info, jobs.submitted, jobs.end_note "
+    "jobs.sub_state, jobs.info, jobs.submitted, jobs.end_note, COALESCE(jobs.cwd, arrays.cwd) "
     "FROM jobs LEFT JOIN arrays ON arrays.id = jobs.array_id")
 
 
@@ -119,11 +121,12 @@ class JobRow:
     info: str | None
     submitted: float
     end_note: str | None = None
+    cwd: str | None = None  # the submitter's directory, for a start left for later
 
     @classmethod
     def from_tuple(cls, t: Sequence[Any]) -> JobRow:
         return cls(str(t[0]), t[1], None if t[2] is None else str(t[2]), t[3], t[4],
-                   t[5], Phase(t[6]), t[7], t[8], t[9], t[10], t[11])
+                   t[5], Phase(t[6]), t[7], t[8], t[9], t[10], t[11], t[12])
 
 
 @dataclass(frozen=True)
@@ -200,12 +203,14 @@ class Store:
         self.db = Database(self.path, SCHEMA)
         # A store written before these columns existed gets them (checked again under the
         # write lock: another process may be adding them too).
-        missing = {"claimer", "end_note"} - {r[1] for r in self.db.query("PRAGMA table_info(jobs)")}
-        if missing:
+        wanted = {"jobs": {"claimer", "end_note", "cwd"}, "arrays": {"cwd"}}
+        if any(columns - {r[1] for r in self.db.query(f"PRAGMA table_info({table})")}
+               for table, columns in wanted.items()):
             with self.db.transaction() as db:
-                have = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
-                for column in sorted(missing - have):
-                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
+                for table, columns in wanted.items():
+                    have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+                    for column in sorted(columns - have):
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
         self._lock = threading.Lock()
         self._reserved: dict[str | None, list[str]] = {}  # per session
         self._reserved_pid = os.getpid()
@@ -237,15 +242,16 @@ class Store:
     # -- arrays ------------------------------------------------------------------------------------
     def add_array(self, session: str, template: str, begin: int, end: int, step: int,
                   max_parallel: int | None, tasks: Sequence[tuple[int, str, str]],
-                  timers: Sequence[tuple[str, float]] = ()) -> tuple[str, list[str]]:
+                  timers: Sequence[tuple[str, float]] = (),
+                  cwd: str | None = None) -> tuple[str, list[str]]:
         """Insert an array and its tasks (index, phase, state), with the (kind, at) timers of
         the whole array; return the array id and task ids."""
         now = time.time()
         with self.db.transaction() as db:
             cur = db.execute(
                 "INSERT INTO arrays(session, template, begin_index, end_index, step, max_parallel, "
-                "created) VALUES (?,?,?,?,?,?,?)",
-                (session, template, begin, end, step, max_parallel, now))
+                "created, cwd) VALUES (?,?,?,?,?,?,?,?)",
+                (session, template, begin, end, step, max_parallel, now, cwd))
             array_id = cur.lastrowid
             db.executemany(
                 "INSERT INTO jobs(session, array_id, task_index, phase, state, submitted) "
@@ -349,11 +355,13 @@ class Store:
 
     # -- jobs --------------------------------------------------------------------------------------
     def add_job(self, session: str, template: str, phase: str, state: str,
-                timers: Sequence[tuple[str, float]] = ()) -> str:
-        """Insert a job the engine does not have yet, with its (kind, at) timers."""
+                timers: Sequence[tuple[str, float]] = (), cwd: str | None = None) -> str:
+        """Insert a job the engine does not have yet, with its (kind, at) timers and its
+        submitter's directory."""
         with self.db.transaction() as db:
-            cur = db.execute("INSERT INTO jobs(session, template, phase, state, submitted) "
-                             "VALUES (?,?,?,?,?)", (session, template, phase, state, time.time()))
+            cur = db.execute("INSERT INTO jobs(session, template, phase, state, submitted, cwd) "
+                             "VALUES (?,?,?,?,?,?)",
+                             (session, template, phase, state, time.time(), cwd))
             self._add_timers(db, session, str(cur.lastrowid), None, timers)
             return str(cur.lastrowid)
 

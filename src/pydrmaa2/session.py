@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -218,7 +219,8 @@ class JobSession(_Session):
         if (template.submit_as_hold and not self._tracker.native_hold) or later:
             phase, state = ((HELD, JobState.QUEUED_HELD) if template.submit_as_hold
                             else (SCHEDULED, JobState.QUEUED))
-            job_id = self._store.add_job(self.session_name, encoded, phase, state.value, timers)
+            job_id = self._store.add_job(self.session_name, encoded, phase, state.value, timers,
+                                         cwd=os.getcwd())
             if timers:
                 self._agent.request("timers")
             return Job(self, job_id)
@@ -289,7 +291,8 @@ class JobSession(_Session):
         phase, state = ((HELD, JobState.QUEUED_HELD) if held else
                         (SCHEDULED, JobState.QUEUED) if later else (PENDING, JobState.QUEUED))
         array_id, ids = self._store.add_array(self.session_name, encoded, begin, end, step, limit,
-                                              [(i, phase, state.value) for i in indices], timers)
+                                              [(i, phase, state.value) for i in indices], timers,
+                                              cwd=os.getcwd())
         if timers:
             self._agent.request("timers")
         try:
@@ -511,7 +514,7 @@ class JobSession(_Session):
         if not self._store.claim_held(row.id):
             return None
         template = self._book.engine_template(
-            _codec.decode(JobTemplate, json.loads(row.template or "{}")))
+            _codec.decode(JobTemplate, json.loads(row.template or "{}")), row.cwd)
         try:
             tid = self._tracker.submit(row.id, for_task(template, row.task_index), row.task_index)
         except Drmaa2Error:

@@ -271,6 +271,24 @@ def expand_placeholders(path: str | None, *, index: int | None, working_dir: str
     return path
 
 
+def anchored(template: JobTemplate, cwd: str, host_working_directory: bool) -> JobTemplate:
+    """``template`` as its submitter, working in directory ``cwd``, meant it, for a start by
+    another program (the agent, a release from elsewhere): an unset or relative working
+    directory of this host is taken from ``cwd``; where the working directory is not this
+    host's (a container's), the relative host paths (input, output, error, staged files) are."""
+    def host(path: str | None) -> str | None:
+        return path if path is None or path.startswith(("/", "$")) else os.path.join(cwd, path)
+
+    if host_working_directory:
+        wd = template.working_directory
+        return dataclasses.replace(template, working_directory=cwd if wd is None else host(wd))
+    return dataclasses.replace(
+        template, input_path=host(template.input_path), output_path=host(template.output_path),
+        error_path=host(template.error_path),
+        stage_in_files={host(k): v for k, v in template.stage_in_files.items()},
+        stage_out_files={host(k): v for k, v in template.stage_out_files.items()})
+
+
 def for_task(template: JobTemplate, index: int | None) -> JobTemplate:
     """``template`` with every placeholder expanded for one task (or a single job): a copy when
     a path holds a placeholder, else ``template`` itself (submission reads it and keeps nothing)."""

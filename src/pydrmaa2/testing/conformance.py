@@ -573,6 +573,23 @@ def test_stage_out_files_bring_what_the_job_wrote_to_the_host(js, target, tmp_pa
     assert not (dest / "none.txt").exists()
 
 
+def test_relative_paths_mean_the_submitters_directory_for_tasks_started_later(
+        js, target, tmp_path, monkeypatch):
+    """Tasks the agent starts (a throttled array) and a held job released from another
+    directory see the submitter's directory, not the agent's or the releaser's."""
+    monkeypatch.chdir(tmp_path)
+    arr = js.run_bulk_jobs(target.sh('echo "$TASK_ID"', output_path="out.$DRMAA2_INDEX$"), 1, 3,
+                           max_parallel=1)
+    held = js.run_job(target.sh("echo held", output_path="held.txt", submit_as_hold=True))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    held.release()
+    js.wait_all_terminated([*arr.jobs, held], target.slow * 3)
+    assert [(tmp_path / f"out.{i}").read_text().strip() for i in (1, 2, 3)] == ["1", "2", "3"]
+    assert (tmp_path / "held.txt").read_text() == "held\n"
+
+
 def test_a_cpu_time_limit_reaches_the_job(js, target, tmp_path):
     """resource_limits['cpu_time'] (seconds) is the job's RLIMIT_CPU on every tracker."""
     out = tmp_path / "limit"

@@ -162,6 +162,9 @@ class JobTracker(ABC):
     native_hold: ClassVar[bool] = False
     #: The engine runs arrays itself, max_parallel included (``submit_array``).
     native_arrays: ClassVar[bool] = False
+    #: JobTemplate.working_directory is a directory of this host (a container's is inside it):
+    #: a job started for its submitter by another program gets the submitter's directory.
+    host_working_directory: ClassVar[bool] = True
     #: The job states are kept by pydrmaa2's agent (process tracker) rather than an engine.
     uses_agent: ClassVar[bool] = False
     #: The contact options (``?key=value``) this tracker reads; a contact with any other is

@@ -74,6 +74,7 @@ class ContainerdTracker(JobTracker):
     capabilities = frozenset({Capability.JOB_ARRAYS, Capability.BULK_JOBS_MAXPARALLEL,
                               Capability.CALLBACK, Capability.JT_STAGING})
     native_hold = True
+    host_working_directory = False  # a path inside the container
 
     def __init__(self, contact: Contact, home: Path) -> None:
         super().__init__(contact, home)

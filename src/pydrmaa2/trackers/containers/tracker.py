@@ -50,6 +50,8 @@ class ContainerTracker(JobTracker):
     InvalidArgumentError for a container the engine does not have.
     """
 
+    #: working_directory is a path inside the container.
+    host_working_directory = False
     #: JobTemplate fields every container engine takes (see ``spec.container_spec``).
     supported_fields = frozenset({
         "remote_command", "args", "submit_as_hold", "rerunnable", "job_environment",
