@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import subprocess
 import sys
 import textwrap
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -294,3 +296,27 @@ async def test_a_job_a_sync_program_submitted_is_awaited(home, target):
         (job,) = [j for j in await js.get_jobs() if j.id == out.decode().strip()]
         info = await job.wait_terminated(target.slow)
         assert (info.state, info.exit_status) == (d2.JobState.FAILED, 7)
+
+
+@asyncio_test
+async def test_reservations_are_requested_read_and_terminated_where_the_tracker_reserves(
+        home, target):
+    async with AsyncSessionManager(home) as sm:
+        if not sm.supports(d2.Capability.ADVANCE_RESERVATION, contact=target.contact):
+            with pytest.raises(d2.UnsupportedOperationError):
+                await sm.create_reservation_session("r", contact=target.contact)
+            return
+        rs = await sm.create_reservation_session("r", contact=target.contact)
+        name = f"pd2-aio-{uuid.uuid4().hex[:8]}"
+        r = await rs.request_reservation(d2.ReservationTemplate(
+            reservation_name=name, duration=dt.timedelta(minutes=10), min_slots=1))
+        try:
+            info = await r.info
+            assert info.reservation_id == name and info.reserved_slots == 1
+            assert [x.id for x in await rs.get_reservations()] == [r.id]
+            assert (await rs.get_reservation(r.id)).tracker_id == name
+            async with await sm.open_monitoring_session(contact=target.contact) as ms:
+                assert name in [i.reservation_id for i in await ms.get_all_reservations()]
+        finally:
+            await r.terminate()
+        assert await rs.get_reservations() == []
