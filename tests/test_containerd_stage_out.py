@@ -13,7 +13,7 @@ import sqlite3
 import pytest
 
 import pydrmaa2 as d2
-from pydrmaa2.trackers._container import StageOutError
+from pydrmaa2.trackers.containers.staging import StageOutError
 
 grpc = pytest.importorskip("grpc")
 

@@ -103,7 +103,7 @@ def test_processes_write_concurrently_with_unique_ids(tmp_path):
 def test_a_container_tracker_file_from_before_the_starter_column_gets_it(tmp_path):
     import sqlite3
 
-    from pydrmaa2.trackers._container_tracker import open_records
+    from pydrmaa2.trackers.containers.records import open_records
 
     old = sqlite3.connect(tmp_path / "podman.sqlite")
     old.execute("CREATE TABLE containers (cid TEXT PRIMARY KEY, job_id TEXT, held INTEGER NOT NULL "

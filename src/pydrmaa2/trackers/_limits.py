@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from ..errors import DeniedByDrmsError, InvalidArgumentError, UnsupportedAttributeError
 from ..templates import JobTemplate
-from ._container import parse_size
+from .containers.spec import parse_size
 
 #: JobTemplate.resource_limits keys (GFD.194's names, in any case, and the container trackers'
 #: aliases) -> the rlimit the job starts with (setrlimit before exec), or WALLCLOCK: the agent

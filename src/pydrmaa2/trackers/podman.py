@@ -717,10 +717,3 @@ class _EventFeed(ChangeFeed):
         self._cut()
         if self.sock is not None:  # else the pump ends with the next event (a daemon thread)
             self.thread.join(timeout=5)
-
-
-def __getattr__(name: str) -> Any:
-    # STATES was called CONTAINER_STATES here (the docs' table still reads that name).
-    if name == "CONTAINER_STATES":
-        return STATES
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

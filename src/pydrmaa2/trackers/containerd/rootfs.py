@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._container import StageOutError, extract_archive
+from ..containers.staging import StageOutError, extract_archive
 
 __all__ = ["read_table", "mounted", "mount_command", "in_root", "copy_out", "stage_out"]
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from ...errors import InvalidArgumentError, UnsupportedAttributeError
 from ...templates import JobTemplate
-from .._container import RESOURCE_LIMITS, ContainerSpec, container_spec, stage_in_read_only
 from ..common import HOSTNAME
+from ..containers.spec import RESOURCE_LIMITS, ContainerSpec, container_spec, stage_in_read_only
 from .rootfs import read_table
 
 __all__ = ["EXTENSIONS", "Image", "normalize_image", "chain_id", "read_image", "check_template",

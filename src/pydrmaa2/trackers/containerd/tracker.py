@@ -29,9 +29,9 @@ from ...errors import (
 from ...info import JobInfo, MachineInfo
 from ...states import Capability, JobState
 from ...templates import JobTemplate
-from .._container import stage_out_pairs
 from ..base import Action, ChangeFeed, Contact, JobTracker
 from ..common import HOSTNAME, check_writable, exit_signal, local_machine, owner, timestamp
+from ..containers.staging import stage_out_pairs
 from . import api, rootfs, spec
 from .api import TaskStatus
 from .events import Subscription
