@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     mon.add_argument("what", choices=["jobs", "machines", "queues"])
     mon.add_argument("--contact", default="process")
     mon.add_argument("--json", action="store_true")
+
+    lib = sub.add_parser("libdrmaa", help="print the path of libdrmaa.so, the DRMAA 1.0 library "
+                         "(export DRMAA_LIBRARY_PATH=$(drmaa2 libdrmaa)); built on first use")
+    lib.add_argument("--header", action="store_true", help="print the path of its drmaa.h")
     return p
 
 
@@ -230,6 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``drmaa2`` command; returns the exit status."""
     a = _parser().parse_args(argv)
     try:
+        if a.command == "libdrmaa":
+            from ..drmaa1 import header_path, library_path
+
+            print(header_path() if a.header else library_path())
+            return 0
         sm = SessionManager()
         if a.command == "run":
             return _cmd_run(sm, a)
