@@ -84,7 +84,7 @@ def _own_private_dir(d: Path) -> None:
         f"(uid {os.getuid()}): {why}; remove it or set PYDRMAA2_HOME to a shorter path")
 
 
-def _peer_creds(sock: socket.socket) -> tuple[int, int, int]:
+def peer_creds(sock: socket.socket) -> tuple[int, int, int]:
     """(pid, uid, gid) of the process at the other end of a Unix socket (SO_PEERCRED)."""
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     return struct.unpack("3i", creds)
@@ -112,7 +112,7 @@ class _Conn:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(os.fspath(path))
         # Nothing is sent (environments, commands) before we know who listens.
-        uid = _peer_creds(self.sock)[1]
+        uid = peer_creds(self.sock)[1]
         if uid != os.getuid():
             self.sock.close()
             raise AgentImpostorError(
@@ -324,7 +324,7 @@ class _Client:
         self.out = b""
         self.watch: set[str] | None = None  # None: not a watcher
         # The agent's own array drivers connect to it too; they must not keep it alive.
-        pid, self.uid, _ = _peer_creds(sock)
+        pid, self.uid, _ = peer_creds(sock)
         self.own = pid == os.getpid()
 
 

@@ -500,6 +500,11 @@ class Store:
         return [str(r[0]) for r in self.db.query(
             "SELECT id FROM jobs WHERE session=? ORDER BY id", (session,))]
 
+    def ended_job_ids(self, session: str) -> set[str]:
+        """The ids of the session's jobs whose end is recorded."""
+        return {str(r[0]) for r in self.db.query(
+            "SELECT id FROM jobs WHERE session=? AND phase='terminal'", (session,))}
+
     def job_rows(self, session: str, ids: Sequence[str] | None = None) -> list[JobRow]:
         sql = f"{JOB_SELECT} WHERE jobs.session=?"
         params: list[Any] = [session]

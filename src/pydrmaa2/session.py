@@ -646,7 +646,7 @@ class JobSession(_Session):
 
     # -- notifications -----------------------------------------------------------------------------
     def _ended(self) -> set[str]:
-        return {r.id for r in self._store.job_rows(self.session_name) if r.phase == TERMINAL}
+        return self._store.ended_job_ids(self.session_name)
 
     def _listen_from(self) -> None:
         """From now on, a job's end is news to notification callbacks (the jobs ended before

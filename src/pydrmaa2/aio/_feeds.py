@@ -15,7 +15,7 @@ import threading
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
-from .._agent import AgentClient, AgentImpostorError, _peer_creds
+from .._agent import AgentClient, AgentImpostorError, peer_creds
 from .._book import MultiFeed
 from ..errors import DrmCommunicationError
 from ..session import OUTAGE_BACKOFF_FIRST, OUTAGE_BACKOFF_MAX
@@ -96,7 +96,7 @@ class AgentStream:
             except OSError as e:
                 raise DrmCommunicationError(f"cannot reach the pydrmaa2 agent at {path}: {e}") from e
         try:
-            uid = _peer_creds(writer.get_extra_info("socket"))[1]
+            uid = peer_creds(writer.get_extra_info("socket"))[1]
             if uid != os.getuid():
                 raise AgentImpostorError(
                     f"the process listening at {path} runs as uid {uid}, not as this user "
