@@ -55,6 +55,7 @@ class EventStream:
     # -- what the watcher asks and tells -------------------------------------------------------
     @property
     def whole_session(self) -> bool:
+        """Whether the stream follows every job of its session (not a job or an array)."""
         return self._scope is None
 
     def wants(self, job_id: str) -> bool:
