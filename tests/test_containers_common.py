@@ -347,11 +347,12 @@ def test_an_out_of_memory_job_is_failed(js, target):
     hog = "a=$(dd if=/dev/zero bs=1M count=64 2>/dev/null | tr '\\0' x); echo ${#a}"
     job = js.run_job(target.sh(hog, resource_limits={"memory": "8m"}))
     info = job.wait_terminated(30)
-    if not info.extensions.get("oom_killed"):
-        pytest.skip(f"the engine did not OOM-kill an 8m container allocating 64m: {info}")
     assert info.state is d2.JobState.FAILED
-    assert info.terminating_signal == "SIGKILL"
-    assert "out of memory" in (info.annotation or "")
+    if info.extensions.get("oom_killed"):  # the engine says why (Docker)
+        assert info.terminating_signal == "SIGKILL"
+        assert "out of memory" in (info.annotation or "")
+    else:  # Podman 4.3 reports the kernel's kill as exit 137 only, not OOMKilled
+        assert info.exit_status == 137, info
 
 
 def test_job_and_task_ids_are_set_in_every_container(js, target, tmp_path):

@@ -6,7 +6,7 @@ An HTML comment right before a block (a blank line between is allowed) qualifies
 
 - ``<!-- requires: docker -->``: the block runs only where that tracker's engine is available
   (as tests/conftest.py's ``require`` decides; PYDRMAA2_REQUIRE turns a missing one into a
-  failure); ``drmaa-v1`` stands for a DRMAA v1 library with drmaa-python (never required).
+  failure); ``drmaa-v1`` stands for drmaa-python over pydrmaa2's libdrmaa (``pydrmaa2.drmaa1``).
 - ``<!-- run: own-process -->``: the python block runs as a program of its own (a new
   interpreter), as "another program" in the text it illustrates.
 - ``<!-- file: NAME -->``: the block is a file that later blocks use: it is written to NAME in
@@ -90,7 +90,11 @@ PAGES = sorted(p for p in DOCS.rglob("*.md")
 def missing(requirement: str) -> str | None:
     """Why a requirement is not met here (None: it is)."""
     if requirement == "drmaa-v1":
-        try:
+        try:  # pydrmaa2's own libdrmaa (built on first use), unless one is named already
+            if not os.environ.get("DRMAA_LIBRARY_PATH"):
+                from pydrmaa2.drmaa1 import library_path
+
+                os.environ["DRMAA_LIBRARY_PATH"] = str(library_path())
             import drmaa  # noqa: F401 - drmaa-python loads a DRMAA v1 library on import
         except Exception as e:  # noqa: BLE001 - any failure means no usable DRMAA v1 here
             return f"drmaa-python with a DRMAA v1 library is not available ({e})"
