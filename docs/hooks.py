@@ -87,7 +87,7 @@ def fields(arg: str | None) -> str:
 
 def declared(scheme: str) -> str:
     from pydrmaa2._book import capabilities as supported
-    from pydrmaa2.trackers import tracker_class
+    from pydrmaa2.trackers import JobTracker, tracker_class
 
     cls = tracker_class(scheme.strip())
     options = ", ".join(f"`{o}`" for o in sorted(cls.contact_options)) or "none"
@@ -99,7 +99,8 @@ def declared(scheme: str) -> str:
         ("hold kept by", "the engine" if cls.native_hold else "pydrmaa2 (the job waits in the store)"),
         ("arrays run by", "the engine" if cls.native_arrays
          else "pydrmaa2 (the submitter, then the agent, start the tasks)"),
-        ("job states kept by", "pydrmaa2's agent" if cls.uses_agent else "the engine"),
+        ("changes announced by", "pydrmaa2's agent (`agent_keys`)"
+         if cls.agent_keys is not JobTracker.agent_keys else "the engine (`watch`)"),
         ("most tasks in one array", f"{cls.max_array_tasks:,}"),
     ]
     return "| declaration | value |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)

@@ -277,10 +277,14 @@ class AgentFeed(ChangeFeed):
     def fileno(self) -> int:
         return self.conn.sock.fileno()
 
-    def rewatch(self, keys: Iterable[str]) -> None:
-        """Watch these keys instead, on the same connection (no answer awaited)."""
+    def rewatch(self, keys: Iterable[str], wake: bool = False) -> None:
+        """Watch these keys instead, on the same connection (no answer awaited); ``wake``: the
+        agent's answer comes as an event, so the next ``wait`` returns once the keys apply."""
+        msg: dict[str, Any] = {"op": "watch", "keys": list(keys)}
+        if not wake:
+            msg["noreply"] = True
         try:
-            self.conn.send({"op": "watch", "keys": list(keys), "noreply": True})
+            self.conn.send(msg)
         except OSError as e:
             raise errors.DrmCommunicationError(f"the pydrmaa2 agent went away: {e}") from e
 

@@ -19,10 +19,10 @@ from ._book import PENDING, RESYNC_INTERVAL, STARTING, SUBMITTED, JobBook, open_
 from ._store import JobRow, Store
 from .errors import Drmaa2Error, DrmCommunicationError
 from .templates import JobTemplate, for_task
-from .trackers import JobTracker
+from .trackers import ChangeFeed, JobTracker
 
 if TYPE_CHECKING:
-    from ._agent import Agent, AgentFeed
+    from ._agent import Agent
 
 log = logging.getLogger("pydrmaa2")
 
@@ -63,7 +63,8 @@ def drive(book: JobBook, array_id: str) -> None:
         return
     template = _codec.decode(JobTemplate, json.loads(arr.template))
     limit = arr.max_parallel
-    kept: AgentFeed | None = None  # the agent's tracker: one feed, re-aimed each turn
+    feed: ChangeFeed | None = None  # kept while the running tasks stay the same, else re-aimed
+    aimed: list[tuple[str, str | None]] | None = None
     try:
         while True:
             book.recover_starting(array_id)
@@ -76,28 +77,22 @@ def drive(book: JobBook, array_id: str) -> None:
             # grow with the array.
             active = book.store.array_rows(array_id, (STARTING, SUBMITTED))
             try:
-                if book.tracker.uses_agent:
-                    if kept is None:
-                        kept = book.agent.watch(book.agent_keys(active))
-                    else:
-                        kept.rewatch(book.agent_keys(active))
-                feed = kept or book.feed(active)
-                try:
-                    states = book.states_of(active)
-                    if all(not s[0].is_terminal for s in states.values()):
-                        feed.wait(RESYNC_INTERVAL)
-                finally:
-                    if feed is not kept:
-                        feed.close()
+                now = [(r.id, r.tracker_id) for r in active]
+                if feed is None or now != aimed:
+                    old, feed = feed, None
+                    feed, aimed = book.feed(active, reuse=old), now
+                states = book.states_of(active)
+                if all(not s[0].is_terminal for s in states.values()):
+                    feed.wait(RESYNC_INTERVAL)
             except DrmCommunicationError as e:  # the engine is away: look again shortly
                 log.warning("driving array %s: %s", array_id, e)
-                if kept is not None:
-                    kept.close()
-                    kept = None
+                if feed is not None:
+                    feed.close()
+                    feed = None
                 time.sleep(1.0)
     finally:
-        if kept is not None:
-            kept.close()
+        if feed is not None:
+            feed.close()
 
 
 class ArrayService:

@@ -17,9 +17,9 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import _codec
+from ._agent import AgentClient, AgentFeed
 from ._store import JobRow, Phase, Store, dumps
 from .errors import (
     Drmaa2Error,
@@ -32,9 +32,6 @@ from .states import Capability, JobState
 from .templates import JobTemplate, anchored, for_task
 from .trackers import Action, ChangeFeed, Contact, JobTracker, tracker_class
 from .trackers.base import deadline_after, remaining
-
-if TYPE_CHECKING:  # the agent hands itself in: no import of it here, so no circle
-    from ._agent import AgentClient
 
 log = logging.getLogger("pydrmaa2")
 
@@ -184,12 +181,28 @@ class JobBook:
             info.extensions.setdefault("array_id", row.array_id or "")
         return info
 
-    def feed(self, rows: Sequence[JobRow]) -> ChangeFeed:
-        """One feed for changes of these jobs: generic transitions (agent) and the engine's."""
+    def feed(self, rows: Sequence[JobRow], reuse: ChangeFeed | None = None,
+             everything: bool = False) -> ChangeFeed:
+        """One feed for changes of these jobs: the generic transitions the agent announces
+        (``job:`` keys) and the engine's own. Where the agent announces the engine's changes
+        too (the tracker's ``agent_keys``), both come on one connection and ``reuse`` (a feed
+        this returned before) is re-aimed in place rather than replaced; ``everything``: there,
+        every key (jobs submitted later too). ``reuse`` is closed when it is not reused."""
         keys = [f"job:{r.id}" for r in rows]
         tids = [r.tracker_id for r in rows if r.tracker_id]
-        if self.tracker.uses_agent:
-            return self.agent.watch(self.agent_keys(rows))
+        engine_keys = self.tracker.agent_keys(tids)
+        if engine_keys is not None:
+            want = ["*"] if everything else list(dict.fromkeys(keys + engine_keys))
+            if isinstance(reuse, AgentFeed):
+                # The agent's answer wakes the waiter once the new keys are in force, so a
+                # change between its look and the re-aim is looked at again.
+                reuse.rewatch(want, wake=True)
+                return reuse
+            if reuse is not None:
+                reuse.close()
+            return self.agent.watch(want)
+        if reuse is not None:
+            reuse.close()
         feeds: list[ChangeFeed] = []
         if any(r.phase in NOT_STARTED for r in rows):
             feeds.append(self.agent.watch(keys))
@@ -198,11 +211,6 @@ class JobBook:
         if len(feeds) == 1:
             return feeds[0]
         return MultiFeed(feeds)
-
-    @staticmethod
-    def agent_keys(rows: Sequence[JobRow]) -> list[str]:
-        """What the agent announces about these jobs (tracker run by the agent)."""
-        return [f"job:{r.id}" for r in rows] + [f"proc:{r.id}" for r in rows]
 
     # -- starting claimed tasks ------------------------------------------------------------------
     def engine_template(self, template: JobTemplate, cwd: str | None = None) -> JobTemplate:

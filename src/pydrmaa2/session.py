@@ -538,9 +538,6 @@ class JobSession(_Session):
             self._store.delete_job(r.id)
 
     # -- waiting -----------------------------------------------------------------------------------
-    def _feed(self, rows: Sequence[JobRow]) -> ChangeFeed:
-        return self._book.feed(rows)
-
     def _wait(self, jobs: Sequence[Job], started: bool, any_: bool,
               timeout: float | None) -> Job | None:
         self._check_open()
@@ -552,7 +549,7 @@ class JobSession(_Session):
             return st.is_started if started else st.is_terminal
 
         feed: ChangeFeed | None = None
-        phases: tuple | None = None
+        phases: dict[str, tuple[bool, str | None]] = {}
         outage: DrmCommunicationError | None = None
         backoff = 0.0
         # A job that has reached the state waited for stays there (terminal for ever; started
@@ -568,16 +565,14 @@ class JobSession(_Session):
                     raise InvalidArgumentError(
                         f"job {missing[0]!r} is not in session {self.session_name!r}")
                 try:
-                    # The agent's events name jobs, whatever their phase: its feed stays; an
-                    # engine's feed names engine jobs, so it follows their submission.
-                    now_phases = (None if self._tracker.uses_agent else
-                                  tuple((r.phase == SUBMITTED, r.tracker_id) for r in rows))
-                    if feed is None or now_phases != phases:
+                    # An engine's feed names engine jobs, so it follows their submission (the
+                    # agent's is re-aimed in place; an engine's is replaced).
+                    # Jobs that ended and left the wait need no new subscription.
+                    now_phases = {r.id: (r.phase == SUBMITTED, r.tracker_id) for r in rows}
+                    if feed is None or any(phases.get(j) != p for j, p in now_phases.items()):
                         # Subscribe, then look again: no change slips between look and wait.
-                        if feed is not None:
-                            feed.close()
-                            feed = None
-                        feed, phases = self._feed(rows), now_phases
+                        old, feed = feed, None
+                        feed, phases = self._book.feed(rows, reuse=old), now_phases
                         continue
                     states = self._states_of(rows)
                     outage, backoff = None, 0.0
@@ -664,10 +659,9 @@ class JobSession(_Session):
         while not stop.is_set() and not self._closed:
             rows = [r for r in self._store.job_rows(self.session_name) if r.phase != TERMINAL
                     or (r.id not in ended_before and seen.get(r.id) != JobState(r.state))]
-            # New jobs are not in ``rows`` yet: through the agent, watch every key; otherwise
-            # they are picked up at the next turn of this loop.
-            feed = (self._agent.watch(["*"]) if self._tracker.uses_agent or not rows
-                    else self._feed(rows))
+            # New jobs are not in ``rows`` yet: where the agent announces the engine's changes,
+            # watch every key; otherwise they are picked up at the next turn of this loop.
+            feed = self._book.feed(rows, everything=True) if rows else self._agent.watch(["*"])
             try:
                 for job_id, (st, _) in self._states_of(rows).items():
                     if seen.get(job_id) != st:

@@ -92,6 +92,8 @@ class Watcher:
         self._agent = AgentStream(session._agent, self._on_keys, self._on_outage, blocking)
         # Engine feeds (trackers that do not run on the agent): the engine ids watched, by job.
         self._feed: FeedReader | None = None
+        # The agent announces the engine's changes too (the process tracker): no engine feed.
+        self._agent_announces = self.tracker.agent_keys([]) is not None
         self._tids: dict[str, str] = {}
         self._aimed: frozenset[str] = frozenset()
         self._covering: dict[int, set[str]] = {}
@@ -103,7 +105,7 @@ class Watcher:
         """Connect to the agent (it is asked for changes once something waits or listens)."""
         self.loop = asyncio.get_running_loop()
         await self._agent.open()
-        if not self.tracker.uses_agent:
+        if not self._agent_announces:
             self._feed = FeedReader(self.tracker, self.loop, self._on_fire, self._on_aimed,
                                     self._on_outage)
 
@@ -211,13 +213,10 @@ class Watcher:
         if keys is None:
             self._mark_all()
             return
-        agent_runs_jobs = self.tracker.uses_agent
         ids = set()
         for key in keys:
             kind, _, job_id = key.partition(":")
-            # proc:<engine id>: the process tracker's engine id is the job's id.
-            if (kind == "job" or (kind == "proc" and agent_runs_jobs)) and \
-                    job_id not in self._foreign and self._wanted(job_id):
+            if kind == "job" and job_id not in self._foreign and self._wanted(job_id):
                 ids.add(job_id)
         if ids:
             self._mark(ids)
@@ -370,7 +369,7 @@ class Watcher:
         if self._closed or self._resync is not None or not (self.waits or self.streams):
             return
         assert self.loop is not None
-        relist = self._session_streams() and not self.tracker.uses_agent
+        relist = self._session_streams() and not self._agent_announces
         self._resync = self.loop.call_later(RELIST_INTERVAL if relist else RESYNC_INTERVAL,
                                             self._on_resync)
 

@@ -165,8 +165,6 @@ class JobTracker(ABC):
     #: JobTemplate.working_directory is a directory of this host (a container's is inside it):
     #: a job started for its submitter by another program gets the submitter's directory.
     host_working_directory: ClassVar[bool] = True
-    #: The job states are kept by pydrmaa2's agent (process tracker) rather than an engine.
-    uses_agent: ClassVar[bool] = False
     #: The contact options (``?key=value``) this tracker reads; a contact with any other is
     #: refused before anything is created.
     contact_options: ClassVar[frozenset[str]] = frozenset()
@@ -260,6 +258,13 @@ class JobTracker(ABC):
     def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
         """A feed that fires when one of these jobs may have changed; polling is the fallback."""
         return PollFeed(0.5)
+
+    def agent_keys(self, tracker_ids: Sequence[str]) -> list[str] | None:
+        """The pydrmaa2 agent's event keys that announce changes of these jobs, for a tracker
+        whose events come from the agent itself (its ``watch()`` is then the agent's feed for
+        these keys, and the sessions hear of them and of their own changes on one connection);
+        None, the default: the engine has events (or polling) of its own."""
+        return None
 
     def native_ids(self, tracker_ids: Sequence[str]) -> dict[str, str]:
         """The engine's own id (as ``monitor_jobs`` names it) of each of these jobs, where it

@@ -106,7 +106,6 @@ class ProcessTracker(JobTracker):
     })
     capabilities = frozenset({Capability.JOB_ARRAYS, Capability.BULK_JOBS_MAXPARALLEL,
                               Capability.JT_STAGING, Capability.CALLBACK})
-    uses_agent = True
 
     def __init__(self, contact: Contact, home: Path) -> None:
         super().__init__(contact, home)
@@ -267,7 +266,13 @@ class ProcessTracker(JobTracker):
         self.agent.request("proc.control", tid=tracker_id, action=action.value)
 
     def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
-        return self.agent.watch(f"proc:{t}" for t in tracker_ids)
+        """The agent's own feed: it runs the jobs, so it announces their changes."""
+        return self.agent.watch(self.agent_keys(tracker_ids))
+
+    def agent_keys(self, tracker_ids: Sequence[str]) -> list[str]:
+        """The agent announces a process's changes as its job's (the tracker id is the job
+        id), so a session hears of both with the same keys."""
+        return [f"job:{t}" for t in tracker_ids]
 
     def delete(self, tracker_id: str) -> None:
         with self.db.transaction() as db:
@@ -643,7 +648,7 @@ class ProcessService:
     # -- batched store writes: one transaction and one round of events per loop turn ----------
     def _write(self, tid: str, sql: str, params: tuple) -> None:
         self._writes.append((sql, params))
-        self._changed.append(f"proc:{tid}")
+        self._changed.append(f"job:{tid}")  # the tracker id is the job's id
 
     def flush(self) -> float | None:
         """Write what the last loop turn recorded, in one transaction. A write the store refuses
