@@ -1,7 +1,7 @@
 """Job arrays the engine cannot run itself: tasks wait in the store and start as slots free up.
 
-``start_claimed`` submits tasks claimed from the store; ``drive`` keeps starting waiting tasks
-until none is left; ``ArrayService`` runs the drivers in the agent (one thread per array), plugged
+``drive`` keeps starting an array's waiting tasks (``JobBook.start_claimed``) until none is
+left; ``ArrayService`` runs the drivers in the agent (one thread per array), plugged
 in as a handler as the process tracker's service is. Below the sessions: it works on a JobBook.
 """
 
@@ -11,14 +11,21 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _codec
-from ._book import PENDING, RESYNC_INTERVAL, STARTING, SUBMITTED, JobBook, open_tracker
-from ._store import JobRow, Store
+from ._book import (
+    PENDING,
+    RESYNC_INTERVAL,
+    STARTING,
+    SUBMITTED,
+    JobBook,
+    fail_unstarted,
+    open_tracker,
+)
+from ._store import Store
 from .errors import Drmaa2Error, DrmCommunicationError
-from .templates import JobTemplate, for_task
+from .templates import JobTemplate
 from .trackers import ChangeFeed, JobTracker
 
 if TYPE_CHECKING:
@@ -28,32 +35,6 @@ log = logging.getLogger("pydrmaa2")
 
 #: Tasks a driver claims and starts per store transaction.
 DRIVE_CHUNK = 256
-
-
-def start_claimed(book: JobBook, template: JobTemplate, rows: Sequence[JobRow],
-                  first_fails: bool = False) -> None:
-    """Submit tasks claimed from the store; a task that cannot start ends FAILED with the
-    reason (the first one raises instead with ``first_fails``: the template cannot run)."""
-    anchored: dict[str | None, JobTemplate] = {}  # per submitter's directory (one per array)
-    submitted: list[tuple[str, str]] = []
-    try:
-        for n, row in enumerate(rows):
-            if row.cwd not in anchored:
-                anchored[row.cwd] = book.engine_template(template, row.cwd)
-            try:
-                tid = book.tracker.submit(row.id, for_task(anchored[row.cwd], row.task_index),
-                                          row.task_index)
-            except Drmaa2Error as e:
-                if first_fails and n == 0:
-                    raise
-                book.fail_unstarted(row, f"not started: {e}", template.job_name)
-            else:
-                submitted.append((row.id, tid))
-    finally:  # what the engine took is recorded in one transaction, whatever came after
-        if submitted:
-            book.store.set_submitted(submitted)
-    if rows:
-        book.agent.notify(f"job:{r.id}" for r in rows)
 
 
 def drive(book: JobBook, array_id: str) -> None:
@@ -68,7 +49,7 @@ def drive(book: JobBook, array_id: str) -> None:
     try:
         while True:
             book.recover_starting(array_id)
-            start_claimed(book, template, book.store.claim_pending(array_id, limit, DRIVE_CHUNK))
+            book.start_claimed(book.store.claim_pending(array_id, limit, DRIVE_CHUNK), template)
             if not book.store.array_waiting(array_id):
                 return
             if not limit:
@@ -172,22 +153,11 @@ class ArrayService:
                 why = (f"not started: the pydrmaa2 agent cannot load the tracker of contact "
                        f"{contact!r}: {e}")
                 log.error("array %s of session %s: %s", array_id, session, why)
-                book = JobBook(store, _Unloadable(contact), self.client, session)  # type: ignore[arg-type]
                 for row in store.array_rows(array_id, (PENDING,)):
-                    book.fail_unstarted(row, why, expect=(PENDING,))
+                    fail_unstarted(store, row, why, expect=(PENDING,))
                 self.client.notify(f"job:{r}" for r in store.array_job_ids(array_id))
                 return None
 
     def close(self) -> None:
         """Drivers are daemon threads: they end with the agent (their arrays are taken up by
         the next one)."""
-
-
-class _Unloadable:
-    """Stands for a tracker the agent could not load, where a JobBook needs one to end jobs
-    that never reached it."""
-
-    scheme = "unloadable"
-
-    def __init__(self, contact: str) -> None:
-        self.contact = contact

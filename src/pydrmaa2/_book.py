@@ -115,6 +115,17 @@ class MultiFeed(ChangeFeed):
             t.join()
 
 
+def fail_unstarted(store: Store, row: JobRow, annotation: str, job_name: str | None = None,
+                   expect: Sequence[str] | None = None, sub_state: str = "not started") -> bool:
+    """End a job that never reached its engine FAILED, with ``annotation`` saying why (no
+    tracker needed: also for jobs whose tracker cannot be loaded); with ``expect``, only from
+    one of those phases (False: it had left them)."""
+    info = JobInfo(id=row.id, state=JobState.FAILED, annotation=annotation, job_name=job_name)
+    return store.set_phase(row.id, TERMINAL, JobState.FAILED.value, sub_state=sub_state,
+                           expect=expect,
+                           info=dumps(_codec.encode(JobBook.complete_info(row, info))))
+
+
 class JobBook:
     """The jobs of one session: store rows, the tracker's states, and the agent's events."""
 
@@ -224,15 +235,51 @@ class JobBook:
             template = anchored(template, cwd, self.tracker.host_working_directory)
         return template
 
+    def start_claimed(self, rows: Sequence[JobRow], template: JobTemplate | None = None, *,
+                      back: Phase | None = None,
+                      back_on: type[Drmaa2Error] = Drmaa2Error,
+                      first_fails: bool = False, note: str = "not started") -> None:
+        """Submit jobs claimed from the store (phase 'starting'), each with ``template`` (one
+        array's) or its own, anchored in its submitter's directory; what the engine took is
+        recorded in one transaction whatever came after, and the agent announces them all.
+
+        A job the engine refuses with a ``back_on`` error goes back to phase ``back`` and the
+        error is raised (its caller tries again, or tells its user); any other refusal ends it
+        FAILED with annotation "``note``: <error>", except that the first raises with
+        ``first_fails`` (the template cannot run at all)."""
+        anchored: dict[str | None, JobTemplate] = {}  # per submitter's directory (one per array)
+        submitted: list[tuple[str, str]] = []
+        try:
+            for n, row in enumerate(rows):
+                own = template or _codec.decode(JobTemplate, json.loads(row.template or "{}"))
+                if template is None or row.cwd not in anchored:
+                    anchored[row.cwd] = self.engine_template(own, row.cwd)
+                try:
+                    tid = self.tracker.submit(row.id, for_task(anchored[row.cwd], row.task_index),
+                                              row.task_index)
+                except Drmaa2Error as e:
+                    if back is not None and isinstance(e, back_on):
+                        self.store.set_phase(row.id, back, JobState.QUEUED_HELD.value
+                                             if back == HELD else JobState.QUEUED.value,
+                                             expect=(STARTING,))
+                        raise
+                    if first_fails and n == 0:
+                        raise
+                    self.fail_unstarted(row, f"{note}: {e}", own.job_name)
+                else:
+                    submitted.append((row.id, tid))
+        finally:
+            if submitted:
+                self.store.set_submitted(submitted)
+            if rows:
+                self.agent.notify(f"job:{r.id}" for r in rows)
+
     def fail_unstarted(self, row: JobRow, annotation: str, job_name: str | None = None,
                        expect: Sequence[str] | None = None,
                        sub_state: str = "not started") -> bool:
         """End a job that never ran FAILED, with ``annotation`` saying why; with ``expect``,
         only from one of those phases (False: it had left them)."""
-        info = JobInfo(id=row.id, state=JobState.FAILED, annotation=annotation, job_name=job_name)
-        return self.store.set_phase(row.id, TERMINAL, JobState.FAILED.value,
-                                    sub_state=sub_state, expect=expect,
-                                    info=dumps(_codec.encode(self.complete_info(row, info))))
+        return fail_unstarted(self.store, row, annotation, job_name, expect, sub_state)
 
     def recover_starting(self, array_id: str | None = None) -> None:
         """Tasks left 'starting' by a claimer that died between claiming and recording them:
@@ -322,18 +369,8 @@ class JobBook:
         row = self.store.job(job_id)
         if row is None:
             return
-        template = self.engine_template(
-            _codec.decode(JobTemplate, json.loads(row.template or "{}")), row.cwd)
-        try:
-            tid = self.tracker.submit(row.id, for_task(template, None), None)
-        except DrmCommunicationError:
-            self.store.set_phase(row.id, SCHEDULED, JobState.QUEUED.value, expect=(STARTING,))
-            raise
-        except Drmaa2Error as e:
-            self.fail_unstarted(row, f"not started at its start_time: {e}", template.job_name)
-        else:
-            self.store.set_phase(row.id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid)
-        self.agent.notify([f"job:{row.id}"])
+        self.start_claimed([row], back=SCHEDULED, back_on=DrmCommunicationError,
+                           note="not started at its start_time")
 
     def expire(self, job_ids: Sequence[str], deadline: dt.datetime) -> None:
         """The deadline_time of these jobs has come: those not ended are terminated and end

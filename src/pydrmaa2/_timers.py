@@ -37,6 +37,7 @@ class Timers:
     def __init__(self, home: Path, client: AgentClient) -> None:
         self.home = Path(home)
         self.client = client
+        self.store: Store | None = None  # opened at the first use, then kept (per-thread links)
         self.cond = threading.Condition()
         self.heap: list[tuple[float, int, Timer]] = []
         self.known: set[int] = set()
@@ -47,7 +48,7 @@ class Timers:
 
     def reload(self) -> None:
         """Take up the timers the store has that this agent does not (new submissions)."""
-        timers = Store(self.home / "store.sqlite").timers()
+        timers = self._store().timers()
         with self.cond:
             for t in timers:
                 if t.id not in self.known:
@@ -90,8 +91,13 @@ class Timers:
             with self.cond:
                 self.known.discard(timer.id)
 
+    def _store(self) -> Store:
+        if self.store is None:
+            self.store = Store(self.home / "store.sqlite")
+        return self.store
+
     def _fire(self, timer: Timer) -> None:
-        store = Store(self.home / "store.sqlite")
+        store = self._store()
         session = store.session(timer.session, "job")
         if session is None:  # destroyed: its timers went with it
             return

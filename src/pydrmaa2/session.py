@@ -20,7 +20,6 @@ from typing import Any
 
 from . import _codec
 from ._agent import AgentClient
-from ._arrays import start_claimed
 from ._book import (
     HELD,
     NOT_STARTED,
@@ -297,8 +296,8 @@ class JobSession(_Session):
             self._agent.request("timers")
         try:
             if phase == PENDING:  # the first tasks now (a template that cannot run raises)
-                self._start_claimed(template, self._store.claim_pending(
-                    array_id, limit, chunk=SUBMIT_CHUNK), first_fails=True)
+                self._book.start_claimed(self._store.claim_pending(
+                    array_id, limit, chunk=SUBMIT_CHUNK), template, first_fails=True)
         except BaseException:
             # Nothing may run that no session knows: tasks already submitted are withdrawn
             # before the array's rows go.
@@ -311,10 +310,6 @@ class JobSession(_Session):
         if phase == PENDING and len(indices) > min(limit or SUBMIT_CHUNK, SUBMIT_CHUNK):
             self._agent.request("drive", session=self.session_name, array=array_id)
         return JobArray(self, array_id, ids)
-
-    def _start_claimed(self, template: JobTemplate, rows: Sequence[JobRow],
-                       first_fails: bool = False) -> None:
-        start_claimed(self._book, template, rows, first_fails)
 
     # -- state -------------------------------------------------------------------------------------
     def _row(self, job_id: str) -> JobRow:
@@ -513,14 +508,7 @@ class JobSession(_Session):
                 return _Outcome(changed=True, drive=row.array_id) if ok else None
         if not self._store.claim_held(row.id):
             return None
-        template = self._book.engine_template(
-            _codec.decode(JobTemplate, json.loads(row.template or "{}")), row.cwd)
-        try:
-            tid = self._tracker.submit(row.id, for_task(template, row.task_index), row.task_index)
-        except Drmaa2Error:
-            self._store.set_phase(row.id, HELD, JobState.QUEUED_HELD.value)
-            raise
-        self._store.set_phase(row.id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid)
+        self._book.start_claimed([self._row(row.id)], back=HELD)  # refused: held again
         return _Outcome(changed=True)
 
     def _reap(self, job_ids: Sequence[str]) -> None:
