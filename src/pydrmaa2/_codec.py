@@ -8,9 +8,12 @@ import enum
 import functools
 import types
 import typing
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def encode(value: Any) -> Any:
@@ -71,7 +74,7 @@ def decode(cls: type[T], data: dict[str, Any]) -> T:
     hints = _hints(cls)
     kwargs = {
         f.name: _decode_value(hints[f.name], data[f.name])
-        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        for f in dataclasses.fields(cls)
         if f.name in data
     }
     return cls(**kwargs)

@@ -81,11 +81,11 @@ def matches(info: JobInfo, flt: JobInfo | None) -> bool:
 
 def _aware(where: str, value: Any) -> dt.datetime:
     """A timezone-aware datetime (JobInfo's times are; a naive one cannot be compared)."""
-    check_instance(dt.datetime)(where, value)
-    if value.utcoffset() is None:
+    when: dt.datetime = check_instance(dt.datetime)(where, value)
+    if when.utcoffset() is None:
         raise InvalidArgumentError(
-            f"{where} must be timezone-aware (e.g. datetime.now(timezone.utc)), got {value!r}")
-    return value
+            f"{where} must be timezone-aware (e.g. datetime.now(timezone.utc)), got {when!r}")
+    return when
 
 
 _text = optional(check_text)

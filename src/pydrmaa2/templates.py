@@ -14,7 +14,7 @@ import os
 import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast, overload
 
 from .errors import InvalidArgumentError
 from .states import CPU, OS
@@ -172,10 +172,10 @@ def check_instance(kind: type) -> Check:
 
 def check_duration(where: str, value: Any) -> dt.timedelta:
     """A timedelta that is not negative."""
-    check_instance(dt.timedelta)(where, value)
-    if value < dt.timedelta(0):
-        raise InvalidArgumentError(f"{where} must not be negative, got {value!r}")
-    return value
+    duration: dt.timedelta = check_instance(dt.timedelta)(where, value)
+    if duration < dt.timedelta(0):
+        raise InvalidArgumentError(f"{where} must not be negative, got {duration!r}")
+    return duration
 
 
 def optional(check: Check) -> Check:
@@ -192,8 +192,9 @@ def check_list(item: Check) -> Check:
             raise InvalidArgumentError(
                 f"{where} must be a list of strings (not one string), got {describe(value)}")
         out = [item(f"{where}[{i}]", v) for i, v in enumerate(value)]
-        same = type(value) is list and all(a is b for a, b in zip(out, value, strict=True))
-        return value if same else out
+        if type(value) is list and all(a is b for a, b in zip(out, value, strict=True)):
+            return value
+        return out
     return check
 
 
@@ -212,17 +213,18 @@ def check_dict(key: Check, item: Check) -> Check:
                 raise InvalidArgumentError(f"{where} names {kk!r} twice")
             out[kk] = vv = item(f"{where}[{kk!r}]", v)
             same = same and kk is k and vv is v
-        return value if same else out
+        # ``same`` holds only for a dict whose every key and item is already canonical.
+        return cast("dict[Any, Any]", value) if same else out
     return check
 
 
 def check_env_name(where: str, value: Any) -> str:
     """An environment variable's name: not empty, no '='."""
-    check_text(where, value)
-    if not value or "=" in value:
+    name = check_text(where, value)
+    if not name or "=" in name:
         raise InvalidArgumentError(
-            f"{where} {value!r} is not a variable name (NAME=string: empty or holds '=')")
-    return value
+            f"{where} {name!r} is not a variable name (NAME=string: empty or holds '=')")
+    return name
 
 
 def check_fields(obj: Any, owner: str, rules: Mapping[str, Check]) -> dict[str, Any]:
@@ -258,6 +260,12 @@ _JOB_RULES: dict[str, Check] = {
 }
 
 
+@overload
+def expand_placeholders(path: str, *, index: int | None, working_dir: str | None) -> str: ...
+@overload
+def expand_placeholders(path: None, *, index: int | None, working_dir: str | None) -> None: ...
+@overload
+def expand_placeholders(path: str | None, *, index: int | None, working_dir: str | None) -> str | None: ...
 def expand_placeholders(path: str | None, *, index: int | None, working_dir: str | None) -> str | None:
     """Replace DRMAA2's placeholders in a path: the task index, the home and working directories."""
     if path is None:
@@ -276,6 +284,10 @@ def anchored(template: JobTemplate, cwd: str, host_working_directory: bool) -> J
     another program (the agent, a release from elsewhere): an unset or relative working
     directory of this host is taken from ``cwd``; where the working directory is not this
     host's (a container's), the relative host paths (input, output, error, staged files) are."""
+    @overload
+    def host(path: str) -> str: ...
+    @overload
+    def host(path: str | None) -> str | None: ...
     def host(path: str | None) -> str | None:
         return path if path is None or path.startswith(("/", "$")) else os.path.join(cwd, path)
 

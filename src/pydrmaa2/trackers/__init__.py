@@ -56,6 +56,7 @@ def tracker_class(scheme: str) -> type[JobTracker]:
             hint = f"; install it with: pip install 'pydrmaa2[{extra}]'" if extra else ""
             raise UnsupportedOperationError(
                 f"the {scheme!r} tracker cannot be loaded ({e}){hint}") from e
-        cls = getattr(module, attr)
+        # The entry point names a JobTracker subclass: trusted, not checked.
+        cls: type[JobTracker] = getattr(module, attr)
         _cache[scheme] = cls
         return cls

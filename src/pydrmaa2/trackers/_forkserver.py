@@ -156,7 +156,7 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             # Its stderr is ours (the agent's log): a crash there is seen.
-            self.proc = subprocess.Popen([os.fspath(exe)], stdin=theirs,
+            self.proc = subprocess.Popen([os.fspath(exe)], stdin=theirs.fileno(),
                                          stdout=subprocess.DEVNULL, close_fds=True)
         except OSError:
             ours.close()
