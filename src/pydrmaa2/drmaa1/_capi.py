@@ -14,11 +14,15 @@ import itertools
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _session as s
 from ._constants import STRERROR, Errno
 from ._template import Drmaa1Error, Template
+
+#: A cffi C value (a pointer, an array): cffi ships no types.
+_CData = Any
+_Extern = TypeVar("_Extern", bound=Callable[..., None])
 
 
 class _Handles:
@@ -63,10 +67,11 @@ def bind(ffi: Any) -> None:
     strerror = {code: ffi.new("char[]", text.encode()) for code, text in STRERROR.items()}
     unknown_error = ffi.new("char[]", b"unknown DRMAA error code")
 
-    def text(p: Any) -> str:
-        return ffi.string(p).decode("utf-8", "surrogateescape")
+    def text(p: _CData) -> str:
+        raw: bytes = ffi.string(p)
+        return raw.decode("utf-8", "surrogateescape")
 
-    def put(buf: Any, size: int, value: str) -> None:
+    def put(buf: _CData, size: int, value: str) -> None:
         """Copy ``value`` into a C buffer of ``size`` bytes, cut to fit, NUL-terminated."""
         if buf == ffi.NULL or size <= 0:
             return
@@ -75,13 +80,13 @@ def bind(ffi: Any) -> None:
             data = data[:size - 1].decode("utf-8", "ignore").encode()
         ffi.memmove(buf, data + b"\0", len(data) + 1)
 
-    def handle(p: Any) -> int:
+    def handle(p: _CData) -> int:
         return int(ffi.cast("uintptr_t", p))
 
-    def extern(errbuf: bool = True) -> Callable:
+    def extern(errbuf: bool = True) -> Callable[[_Extern], _Extern]:
         """Attach a function: its Drmaa1Error becomes the code returned and the diagnosis in
         the two last arguments (the error buffer and its length)."""
-        def attach(f: Callable) -> Callable:
+        def attach(f: _Extern) -> _Extern:
             @functools.wraps(f)
             def call(*args: Any) -> int:
                 try:
@@ -99,73 +104,77 @@ def bind(ffi: Any) -> None:
             return f
         return attach
 
-    def need(p: Any, what: str) -> None:
+    def need(p: _CData, what: str) -> None:
         if p == ffi.NULL:
             raise Drmaa1Error(Errno.INVALID_ARGUMENT, f"{what} is NULL")
 
-    def new_cursor(out: Any, items: list[str], kind: str) -> None:
+    def new_cursor(out: _CData, items: list[str], kind: str) -> None:
         need(out, kind)
         out[0] = ffi.cast(kind, cursors.add(_Cursor(items)))
 
     # -- session -----------------------------------------------------------------------------------
     @extern()
-    def drmaa_init(contact, err, err_len):
+    def drmaa_init(contact: _CData, err: _CData, err_len: int) -> None:
         lib.init(None if contact == ffi.NULL else text(contact) or None)
 
     @extern()
-    def drmaa_exit(err, err_len):
+    def drmaa_exit(err: _CData, err_len: int) -> None:
         lib.exit()
 
     @extern()
-    def drmaa_get_contact(buf, size, err, err_len):
+    def drmaa_get_contact(buf: _CData, size: int, err: _CData, err_len: int) -> None:
         put(buf, size, lib.contact())
 
     @extern()
-    def drmaa_version(major, minor, err, err_len):
+    def drmaa_version(major: _CData, minor: _CData, err: _CData, err_len: int) -> None:
         need(major, "major")
         need(minor, "minor")
         major[0], minor[0] = 1, 0
 
     @extern()
-    def drmaa_get_DRM_system(buf, size, err, err_len):
+    def drmaa_get_DRM_system(buf: _CData, size: int, err: _CData, err_len: int) -> None:
         put(buf, size, lib.drm_system())
 
     @extern()
-    def drmaa_get_DRMAA_implementation(buf, size, err, err_len):
+    def drmaa_get_DRMAA_implementation(buf: _CData, size: int, err: _CData, err_len: int) -> None:
         put(buf, size, lib.implementation())
 
-    @ffi.def_extern(name="drmaa_strerror")
-    def drmaa_strerror(code):
+    def drmaa_strerror(code: int) -> _CData:
         return strerror.get(code, unknown_error)
 
+    ffi.def_extern(name="drmaa_strerror")(drmaa_strerror)
+
     # -- job templates -----------------------------------------------------------------------------
-    def template(p: Any) -> Template:
+    def template(p: _CData) -> Template:
         need(p, "job template")
-        return templates.get(handle(p), "job template")
+        found: Template = templates.get(handle(p), "job template")
+        return found
 
     @extern()
-    def drmaa_allocate_job_template(out, err, err_len):
+    def drmaa_allocate_job_template(out: _CData, err: _CData, err_len: int) -> None:
         lib._require()
         need(out, "jt")
         out[0] = ffi.cast("drmaa_job_template_t *", templates.add(Template()))
 
     @extern()
-    def drmaa_delete_job_template(jt, err, err_len):
+    def drmaa_delete_job_template(jt: _CData, err: _CData, err_len: int) -> None:
         template(jt)
         templates.pop(handle(jt))
 
     @extern()
-    def drmaa_set_attribute(jt, name, value, err, err_len):
+    def drmaa_set_attribute(jt: _CData, name: _CData, value: _CData, err: _CData, err_len: int) -> None:
         need(name, "name")
         template(jt).set(text(name), "" if value == ffi.NULL else text(value))
 
     @extern()
-    def drmaa_get_attribute(jt, name, buf, size, err, err_len):
+    def drmaa_get_attribute(jt: _CData, name: _CData, buf: _CData, size: int, err: _CData,
+                            err_len: int) -> None:
         need(name, "name")
         put(buf, size, template(jt).get(text(name)))
 
     @extern()
-    def drmaa_set_vector_attribute(jt, name, values, err, err_len):
+    def drmaa_set_vector_attribute(jt: _CData, name: _CData, values: _CData, err: _CData,
+                                   err_len: int) -> None:
         need(name, "name")
         items = []
         if values != ffi.NULL:
@@ -176,20 +185,20 @@ def bind(ffi: Any) -> None:
         template(jt).set_vector(text(name), items)
 
     @extern()
-    def drmaa_get_vector_attribute(jt, name, out, err, err_len):
+    def drmaa_get_vector_attribute(jt: _CData, name: _CData, out: _CData, err: _CData, err_len: int) -> None:
         need(name, "name")
         new_cursor(out, template(jt).get_vector(text(name)), "drmaa_attr_values_t *")
 
     @extern()
-    def drmaa_get_attribute_names(out, err, err_len):
+    def drmaa_get_attribute_names(out: _CData, err: _CData, err_len: int) -> None:
         new_cursor(out, lib.attribute_names(), "drmaa_attr_names_t *")
 
     @extern()
-    def drmaa_get_vector_attribute_names(out, err, err_len):
+    def drmaa_get_vector_attribute_names(out: _CData, err: _CData, err_len: int) -> None:
         new_cursor(out, lib.vector_attribute_names(), "drmaa_attr_names_t *")
 
     # -- lists -------------------------------------------------------------------------------------
-    def next_item(p: Any, buf: Any, size: int) -> int:
+    def next_item(p: _CData, buf: _CData, size: int) -> int:
         try:
             need(p, "list")
             cursor = cursors.get(handle(p), "list")
@@ -201,7 +210,7 @@ def bind(ffi: Any) -> None:
         cursor.pos += 1
         return int(Errno.SUCCESS)
 
-    def count(p: Any, out: Any) -> int:
+    def count(p: _CData, out: _CData) -> int:
         try:
             need(p, "list")
             need(out, "size")
@@ -212,7 +221,7 @@ def bind(ffi: Any) -> None:
 
     for kind in ("attr_name", "attr_value", "job_id"):
         ffi.def_extern(name=f"drmaa_get_next_{kind}")(next_item)
-    def release(p: Any) -> None:
+    def release(p: _CData) -> None:
         if p != ffi.NULL:
             cursors.pop(handle(p))
 
@@ -222,29 +231,30 @@ def bind(ffi: Any) -> None:
 
     # -- jobs --------------------------------------------------------------------------------------
     @extern()
-    def drmaa_run_job(buf, size, jt, err, err_len):
+    def drmaa_run_job(buf: _CData, size: int, jt: _CData, err: _CData, err_len: int) -> None:
         need(buf, "job_id")
         put(buf, size, lib.run_job(template(jt)))
 
     @extern()
-    def drmaa_run_bulk_jobs(out, jt, start, end, incr, err, err_len):
+    def drmaa_run_bulk_jobs(out: _CData, jt: _CData, start: int, end: int, incr: int, err: _CData,
+                            err_len: int) -> None:
         need(out, "jobids")
         ids = lib.run_bulk_jobs(template(jt), start, end, incr)
         out[0] = ffi.cast("drmaa_job_ids_t *", cursors.add(_Cursor(ids)))
 
     @extern()
-    def drmaa_control(job_id, action, err, err_len):
+    def drmaa_control(job_id: _CData, action: int, err: _CData, err_len: int) -> None:
         need(job_id, "jobid")
         lib.control(text(job_id), action)
 
     @extern()
-    def drmaa_job_ps(job_id, out, err, err_len):
+    def drmaa_job_ps(job_id: _CData, out: _CData, err: _CData, err_len: int) -> None:
         need(job_id, "job_id")
         need(out, "remote_ps")
         out[0] = lib.job_ps(text(job_id))
 
     @extern()
-    def drmaa_synchronize(job_ids, timeout, dispose, err, err_len):
+    def drmaa_synchronize(job_ids: _CData, timeout: int, dispose: int, err: _CData, err_len: int) -> None:
         need(job_ids, "job_ids")
         ids = []
         for i in itertools.count():
@@ -254,7 +264,8 @@ def bind(ffi: Any) -> None:
         lib.synchronize(ids, timeout, bool(dispose))
 
     @extern()
-    def drmaa_wait(job_id, buf, size, stat, timeout, rusage, err, err_len):
+    def drmaa_wait(job_id: _CData, buf: _CData, size: int, stat: _CData, timeout: int, rusage: _CData,
+                   err: _CData, err_len: int) -> None:
         need(job_id, "job_id")
         got, code, usage = lib.wait(text(job_id), timeout)
         put(buf, size, got)
@@ -265,7 +276,7 @@ def bind(ffi: Any) -> None:
 
     # -- status macros -----------------------------------------------------------------------------
     def macro(name: str, read: Callable[[int], int]) -> None:
-        def f(out, stat, err, err_len):
+        def f(out: _CData, stat: int, err: _CData, err_len: int) -> None:
             need(out, "result")
             out[0] = int(read(stat))
         f.__name__ = name
@@ -278,5 +289,5 @@ def bind(ffi: Any) -> None:
     macro("drmaa_wifaborted", s.aborted)
 
     @extern()
-    def drmaa_wtermsig(buf, size, stat, err, err_len):
+    def drmaa_wtermsig(buf: _CData, size: int, stat: int, err: _CData, err_len: int) -> None:
         put(buf, size, s.signal_name(stat) if s.signaled(stat) else "")

@@ -209,12 +209,13 @@ class Library:
     def exit(self) -> None:
         with self._lock:
             session, manager = self._require(), self._manager
+            assert manager is not None  # init sets it with the session
             self._session = self._manager = self._contact = None
             self._scheme = ""
             self._submitted.clear()
         try:
             session.close()
-            manager.close()  # type: ignore[union-attr]
+            manager.close()
         except Drmaa2Error as e:
             raise translate(e, Errno.DRMS_EXIT_ERROR) from e
 

@@ -9,7 +9,7 @@ import datetime as dt
 import os
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..templates import HOME_DIR, PARAMETRIC_INDEX, WORKING_DIR, JobTemplate
 from ._constants import (
@@ -78,7 +78,7 @@ def parse_duration(name: str, value: str) -> int:
     return h * 3600 + mi * 60 + s
 
 
-def _choice(*allowed: str):
+def _choice(*allowed: str) -> Callable[[str, str], None]:
     def check(name: str, value: str) -> None:
         if value not in allowed:
             raise Drmaa1Error(Errno.INVALID_ATTRIBUTE_VALUE,
@@ -93,7 +93,7 @@ def _transfer(name: str, value: str) -> None:
 
 
 #: Attribute -> the check of its value when it is set (the others take any string).
-CHECKS = {
+CHECKS: dict[str, Callable[[str, str], object]] = {
     "drmaa_js_state": _choice(SUBMISSION_STATE_ACTIVE, SUBMISSION_STATE_HOLD),
     "drmaa_join_files": _choice("y", "n"),
     "drmaa_block_email": _choice("0", "1"),
@@ -107,6 +107,11 @@ CHECKS = {
 }
 
 
+#: What a converted JobTemplate was made from: the template's version, the scheme, bulk or not,
+#: and whether each output path's directory existed.
+_Key = tuple[int, str, bool, tuple[bool, ...]]
+
+
 @dataclasses.dataclass
 class Template:
     """A DRMAA 1.0 job template: attribute values as the program set them."""
@@ -115,8 +120,8 @@ class Template:
     vectors: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     #: Changes with every attribute set: the key of the JobTemplate made from this version.
     version: int = 0
-    converted: tuple[tuple, JobTemplate] | None = dataclasses.field(default=None, repr=False,
-                                                                    compare=False)
+    converted: tuple[_Key, JobTemplate] | None = dataclasses.field(default=None, repr=False,
+                                                                   compare=False)
 
     def set(self, name: str, value: str) -> None:
         if name not in MANDATORY and name not in OPTIONAL:
