@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from types import TracebackType
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from .. import errors as core
 from ._constants import StatusCode
@@ -175,7 +175,7 @@ class _Boundary(contextlib.ContextDecorator):
         return self
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> bool:
+                 tb: TracebackType | None) -> Literal[False]:
         if isinstance(e, core.Drmaa2Error):
             raise translate(e) from e
         return False

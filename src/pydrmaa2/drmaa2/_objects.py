@@ -9,12 +9,13 @@ it crosses to, so ``_to_core``/``_from_core`` convert whole objects at the bound
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import functools
 import getpass
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast, overload
 
 from .. import info as core_info
 from .. import states as core_states
@@ -37,10 +38,15 @@ __all__ = ["Drmaa2Object", "JobTemplate", "JobInfo", "ReservationTemplate", "Res
            "ByteString", "check_auth"]
 
 _UTC = dt.timezone.utc
+_Obj = TypeVar("_Obj", bound="Drmaa2Object")
+#: What a property reads back as.
+_Read = TypeVar("_Read")
+_AnyField = TypeVar("_AnyField", bound="_Field[Any]")
+_Single = TypeVar("_Single", bound="Singleton")
 
 
 # -- properties ------------------------------------------------------------------------------------
-class _Field:
+class _Field(Generic[_Read]):
     """One property: uge-drmaa2's conventions on read and write, and how it crosses to the
     pydrmaa2 dataclass field ``core`` (the same name unless given; None: not in pydrmaa2)."""
 
@@ -54,6 +60,10 @@ class _Field:
         if self.core == "":
             self.core = name
 
+    @overload
+    def __get__(self: _AnyField, obj: None, owner: type | None = None) -> _AnyField: ...
+    @overload
+    def __get__(self, obj: Drmaa2Object, owner: type | None = None) -> _Read: ...
     def __get__(self, obj: Drmaa2Object | None, owner: type | None = None) -> Any:
         if obj is None:
             return self
@@ -67,8 +77,8 @@ class _Field:
     def bad(self, value: Any, why: str) -> InvalidArgument:
         return InvalidArgument(f"{self.name} = {value!r}: {why}")
 
-    def read(self, raw: Any) -> Any:
-        return raw
+    def read(self, raw: Any) -> _Read:
+        return cast("_Read", raw)  # kept as write made it
 
     def write(self, value: Any) -> Any:
         return value
@@ -80,14 +90,18 @@ class _Field:
         return value
 
 
-class _String(_Field):
+class _String(_Field[str | None]):
     def write(self, value: Any) -> str | None:
         if isinstance(value, bytes):
             return value.decode()
         return None if value is None else str(value)
 
 
-class _StringList(_Field):
+class _Id(_Field[str]):
+    """The id of a job, array or reservation handle: set when the handle is made, read-only."""
+
+
+class _StringList(_Field[list[str]]):
     unset: Any = ()
 
     def read(self, raw: Any) -> list[str]:
@@ -105,7 +119,7 @@ class _StringList(_Field):
         return list(value or ())
 
 
-class _List(_Field):
+class _List(_Field[list[Any]]):
     """A list of objects (JobArray.job_list); read back as a new list."""
 
     unset: Any = ()
@@ -114,7 +128,7 @@ class _List(_Field):
         return list(raw)
 
 
-class _Dict(_Field):
+class _Dict(_Field[dict[str, str]]):
     unset: Any = {}
 
     def read(self, raw: Any) -> dict[str, str]:
@@ -132,7 +146,7 @@ class _Dict(_Field):
         return dict(value or {})
 
 
-class _Number(_Field):
+class _Number(_Field[Any]):
     """A number whose unset sentinel reads back as None; ``unit`` converts it for pydrmaa2:
     'seconds' (a timedelta there) or 'KiB' (bytes there)."""
 
@@ -161,7 +175,7 @@ class _Number(_Field):
         return int(value.total_seconds()) if self.unit == "seconds" else value // 1024
 
 
-class _Bool(_Field):
+class _Bool(_Field[str]):
     """Reads 'TRUE'/'FALSE'; unset is FALSE, which pydrmaa2 receives as ``core_false``."""
 
     unset: Any = False
@@ -188,10 +202,10 @@ class _Bool(_Field):
         return bool(value)
 
 
-class _Enum(_Field):
+class _Enum(_Field[str | None]):
     """Reads the member's name; accepts a name, an int or a member; maps by name to ``core_cls``."""
 
-    def __init__(self, cls: type, core_cls: type, core: str | None = "") -> None:
+    def __init__(self, cls: type[enum.Enum], core_cls: type[enum.Enum], core: str | None = "") -> None:
         super().__init__(core)
         self.cls, self.core_cls = cls, core_cls
 
@@ -219,7 +233,7 @@ class _Enum(_Field):
         return None if value is None else self.cls[value.name]
 
 
-class _Time(_Field):
+class _Time(_Field[dt.datetime | str | None]):
     """Seconds since the epoch (or a duration, where pydrmaa2 has a timedelta); reads back as a
     naive UTC datetime, or the name of ZERO_TIME, INFINITE_TIME and NOW."""
 
@@ -269,7 +283,7 @@ class _Time(_Field):
         return int(value.timestamp())
 
 
-class _Nested(_Field):
+class _Nested(_Field[Any]):
     """A property holding another object (MachineInfo.machine_os_version: a Version)."""
 
     def __init__(self, cls: type[Drmaa2Object], core: str | None = "") -> None:
@@ -300,7 +314,7 @@ class Drmaa2Object:
         self._read_only = False
 
     @classmethod
-    def _blank(cls) -> Any:
+    def _blank(cls: type[_Obj]) -> _Obj:
         """An instance with no value set, whatever the subclass's constructor needs."""
         obj = cls.__new__(cls)
         Drmaa2Object.__init__(obj)
@@ -308,8 +322,8 @@ class Drmaa2Object:
 
     @classmethod
     @functools.cache
-    def _fields(cls) -> dict[str, _Field]:
-        found: dict[str, _Field] = {}
+    def _fields(cls) -> dict[str, _Field[Any]]:
+        found: dict[str, _Field[Any]] = {}
         for klass in reversed(cls.__mro__):
             found.update((k, v) for k, v in vars(klass).items() if isinstance(v, _Field))
         return dict(sorted(found.items()))
@@ -326,7 +340,9 @@ class Drmaa2Object:
             return NotImplemented
         return self.to_dict() == other.to_dict()
 
-    __hash__ = None  # type: ignore[assignment] - equal by value, and mutable
+    # Unhashable: equal by value, and mutable. (typeshed types object.__hash__ as a method, so
+    # mypy refuses the None that Python documents for this.)
+    __hash__ = None  # type: ignore[assignment]
 
     def __str__(self) -> str:
         return str(self.to_dict())
@@ -353,7 +369,7 @@ class Drmaa2Object:
             setattr(self, key, value)
 
     @classmethod
-    def create_from_dict(cls, d: Any) -> Any:
+    def create_from_dict(cls: type[_Obj], d: Any) -> _Obj:
         """``d`` itself when it is already one of these, else a new object built from the dict."""
         if isinstance(d, cls):
             return d
@@ -393,7 +409,7 @@ class Drmaa2Object:
             for name, f in self._fields().items() if f.core})
 
     @classmethod
-    def _from_core(cls, value: Any) -> Any:
+    def _from_core(cls: type[_Obj], value: Any) -> _Obj:
         obj = cls._blank()
         for name, f in cls._fields().items():
             if f.core:
@@ -640,11 +656,12 @@ class Singleton:
     _instances: ClassVar[dict[type, Any]] = {}
 
     @classmethod
-    def get_instance(cls) -> Any:
+    def get_instance(cls: type[_Single]) -> _Single:
         """The class's one instance, created on first use."""
         if cls not in Singleton._instances:
             Singleton._instances[cls] = cls()
-        return Singleton._instances[cls]
+        instance: _Single = Singleton._instances[cls]
+        return instance
 
 
 class LogManager(Singleton):
@@ -678,7 +695,7 @@ class ByteString:
     bytes; anything else (None, numbers, the other type) passes through unchanged."""
 
     def __init__(self, s: Any = "") -> None:
-        self.s = s.s if isinstance(s, ByteString) else s
+        self.s: Any = s.s if isinstance(s, ByteString) else s
 
     def __str__(self) -> str:
         return str(self.s)

@@ -34,6 +34,7 @@ from ._objects import (
     Singleton,
     _Dict,
     _Enum,
+    _Id,
     _List,
     _String,
     check_auth,
@@ -339,13 +340,20 @@ class _Remote(Drmaa2Object):
     that was closed or collected, the handle re-opens the session by name."""
 
     _frozen = True
-    id = _String(core=None)
+    id = _Id(core=None)
     session_name = _String(core=None)
 
     def _bind(self, target: Any, sm: SessionManager | None, **values: Any) -> None:
         self._target, self._manager = target, sm
         self._values.update(id=str(values.pop("id")), **values)
         self._read_only = True
+
+    def _home(self) -> tuple[SessionManager, str]:
+        """The SessionManager and session name of a handle that acts: only a listed one (no
+        target, never asked) has neither."""
+        sm, name = self._manager, self.session_name
+        assert sm is not None and name is not None
+        return sm, name
 
     def _reopen(self) -> Any:
         raise NotImplementedError
@@ -371,7 +379,8 @@ class _Remote(Drmaa2Object):
 def _core_of(job: Any) -> core_jobs.Job:
     if not isinstance(job, Job):
         raise InvalidArgument(f"{job!r} is not a Job")
-    return job._call(lambda j: j)
+    core: core_jobs.Job = job._call(lambda j: j)
+    return core
 
 
 class _Controlled(_Remote):
@@ -422,7 +431,7 @@ class Job(_Controlled):
         with boundary:
             self._bind(job, manager(), id=job.id, session_name=job.session_name,
                        job_name=job.template.job_name)
-        self._snapshot: Any = None
+        self._snapshot: core_info.JobInfo | None = None
 
     @classmethod
     def _of(cls, job: core_jobs.Job, sm: SessionManager, job_name: str | None = None) -> Job:
@@ -441,7 +450,8 @@ class Job(_Controlled):
         return obj
 
     def _reopen(self) -> core_jobs.Job:
-        return core_jobs.Job(self._manager.open_job_session(self.session_name), self.id)
+        sm, name = self._home()
+        return core_jobs.Job(sm.open_job_session(name), self.id)
 
     def terminate_forced(self, auth: Any = None) -> None:
         """End the job; pydrmaa2's terminate already cannot be ignored (SIGKILL, container kill)."""
@@ -461,12 +471,13 @@ class Job(_Controlled):
         if not array_id:
             job.terminate()
             return
-        with self._manager.open_job_session(self.session_name) as s:
+        sm, name = self._home()
+        with sm.open_job_session(name) as s:
             s.get_job_array(array_id).terminate()
 
     def get_state(self) -> tuple[JobState, str | None]:
         """``(JobState member, sub-state string or None)``, fresh from the tracker."""
-        if self._target is None:
+        if self._snapshot is not None:  # listed: no target
             state, sub = self._snapshot.state, self._snapshot.sub_state
         else:
             state, sub = self._call(lambda j: j.get_state())
@@ -513,7 +524,8 @@ class JobArray(_Controlled):
                    job_list=[Job._of(j, sm, name) for j in array.jobs])
 
     def _reopen(self) -> core_jobs.JobArray:
-        return self._manager.open_job_session(self.session_name).get_job_array(self.id)
+        sm, name = self._home()
+        return sm.open_job_session(name).get_job_array(self.id)
 
     def terminate_all(self, auth: Any = None) -> None:
         """As ``terminate``: an array's tasks are all of it."""
@@ -531,7 +543,7 @@ class Reservation(_Remote):
                 f"Invalid argument: {reservation!r} (expected a pydrmaa2 Reservation)")
         self._bind(reservation, manager(), id=reservation.id,
                    session_name=reservation.session_name)
-        self._snapshot: Any = None
+        self._snapshot: ReservationInfo | None = None
 
     @classmethod
     def _of(cls, reservation: core_jobs.Reservation, sm: SessionManager) -> Reservation:
@@ -549,7 +561,8 @@ class Reservation(_Remote):
         return obj
 
     def _reopen(self) -> core_jobs.Reservation:
-        return self._manager.open_reservation_session(self.session_name).get_reservation(self.id)
+        sm, name = self._home()
+        return sm.open_reservation_session(name).get_reservation(self.id)
 
     def terminate(self, auth: Any = None) -> None:
         """Cancel the reservation."""
@@ -562,7 +575,7 @@ class Reservation(_Remote):
 
     def get_info(self) -> ReservationInfo:
         """What the engine says about the reservation now."""
-        if self._target is None:
+        if self._snapshot is not None:  # listed: no target
             return self._snapshot
         return ReservationInfo._from_core(self._call(lambda r: r.info))
 
