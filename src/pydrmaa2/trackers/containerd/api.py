@@ -10,7 +10,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -31,6 +31,10 @@ __all__ = ["Client", "ReconnectingClient", "METHODS", "TaskStatus", "msg", "pars
 #: &specs.Spec{}, "types.containerd.io", "opencontainers/runtime-spec", "1", "Spec")); the value
 #: is the spec as JSON.
 SPEC_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
+
+#: A response message as the tracker reads it: its class is built at run time from field numbers
+#: (no generated code), so no type checker knows its fields.
+Msg = Any
 
 
 class TaskStatus(enum.IntEnum):
@@ -372,13 +376,15 @@ def parse(full_name: str, data: bytes) -> Message:
     return _class(full_name).FromString(data)
 
 
-def _parser(full_name: str | None):  # noqa: ANN202 - a deserializer for grpc
-    if full_name is None:
-        return empty_pb2.Empty.FromString
-    return _class(full_name).FromString
+def _parser(full_name: str | None) -> Callable[[bytes], Message]:
+    """A deserializer for grpc: bytes to a ``full_name`` message (None: Empty)."""
+    from_string: Callable[[bytes], Message] = (
+        empty_pb2.Empty if full_name is None else _class(full_name)).FromString
+    return from_string
 
 
-def _serializer(full_name: str | None):  # noqa: ANN202 - a serializer for grpc
+def _serializer(full_name: str | None) -> Callable[[Message], bytes]:
+    """A serializer for grpc: a message to bytes (None: the empty request)."""
     if full_name is None:
         return lambda _: b""
     return lambda m: m.SerializeToString()
@@ -420,7 +426,7 @@ class Client:
             self._pid = os.getpid()
 
     def call(self, method: str, request: Message | None = None, *,
-             timeout: float | None = DEFAULT_TIMEOUT, lease: str | None = None) -> Any:
+             timeout: float | None = DEFAULT_TIMEOUT, lease: str | None = None) -> Msg:
         """Call a unary method (``"tasks.Start"``) and return its response message."""
         if self._pid != os.getpid():
             self._connect()
@@ -469,13 +475,13 @@ class ReconnectingClient(Client):
     channel_options = RECONNECT_OPTIONS
 
     def call(self, method: str, request: Message | None = None, *,
-             timeout: float | None = DEFAULT_TIMEOUT, lease: str | None = None) -> Any:
+             timeout: float | None = DEFAULT_TIMEOUT, lease: str | None = None) -> Msg:
         try:
             return super().call(method, request, timeout=timeout, lease=lease)
         except grpc.RpcError as e:
             # Not connected, so the request never left: a new channel may send it again.
             if e.code() is not grpc.StatusCode.UNAVAILABLE or not NOT_CONNECTED.search(
-                    e.details() or "") or not self.answers():  # type: ignore[attr-defined]
+                    e.details() or "") or not self.answers():
                 raise
         self.renew()
         return super().call(method, request, timeout=timeout, lease=lease)
@@ -518,9 +524,11 @@ def cpu_seconds(data: Message) -> float | None:
     """The CPU time in seconds a task's cgroup used, from the ``data`` (an Any) of one of
     Tasks.Metrics' metrics: cgroups v1's cpu.usage.total (ns) or v2's cpu.usage_usec. None for
     another type of metrics."""
-    name = data.type_url.rsplit("/", 1)[-1]  # type: ignore[attr-defined]
+    name = data.type_url.rsplit("/", 1)[-1]
     if name == "io.containerd.cgroups.v1.Metrics":
-        return parse(name, data.value).cpu.usage.total / 1e9  # type: ignore[attr-defined]
+        nanoseconds: int = parse(name, data.value).cpu.usage.total
+        return nanoseconds / 1e9
     if name == "io.containerd.cgroups.v2.Metrics":
-        return parse(name, data.value).cpu.usage_usec / 1e6  # type: ignore[attr-defined]
+        microseconds: int = parse(name, data.value).cpu.usage_usec
+        return microseconds / 1e6
     return None

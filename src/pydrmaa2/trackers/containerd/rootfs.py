@@ -34,7 +34,7 @@ LAYER_OPTION_MAX = 3000
 READ_ONLY = "ro,nodev,nosuid,noexec"
 
 
-def read_table(rootfs: Sequence, path: str) -> list[list[str]]:
+def read_table(rootfs: Sequence[Any], path: str) -> list[list[str]]:
     """A colon-separated table (``etc/passwd``) of a snapshot, read from its mounts' directories
     without mounting it: its upper dir first, then the image's layers, top down. Empty when
     absent or unreadable."""
@@ -56,7 +56,7 @@ def read_table(rootfs: Sequence, path: str) -> list[list[str]]:
 
 
 @contextlib.contextmanager
-def mounted(mounts: Sequence) -> Iterator[str]:
+def mounted(mounts: Sequence[Any]) -> Iterator[str]:
     """A snapshot's mounts (Snapshots.Mounts) read-only, nodev, nosuid and noexec on a new
     private directory, unmounted afterwards. An overlay's upper directory becomes its top lower
     one: the mount reads the job's files and can write nothing, not even overlayfs' work dir."""
@@ -150,10 +150,10 @@ def copy_out(root: str, inside: str, host: str) -> None:
         with tarfile.open(fileobj=archive, mode="w|") as tar:
             tar.add(src, arcname=name, recursive=True)  # never follows a link
         archive.seek(0)
-        extract_archive(archive, host)  # type: ignore[arg-type]
+        extract_archive(archive, host)
 
 
-def stage_out(mounts: Sequence, pairs: Sequence[Sequence[str]], cid: str) -> str | None:
+def stage_out(mounts: Sequence[Any], pairs: Sequence[Sequence[str]], cid: str) -> str | None:
     """Copy each (host path, container path) out of the snapshot of container ``cid`` (its
     ``mounts``, mounted read-only), all of them even after a failure; the failures in words
     (None: all copied)."""

@@ -9,6 +9,7 @@ import os
 import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ...errors import InvalidArgumentError, UnsupportedAttributeError
 from ...templates import JobTemplate
@@ -104,7 +105,7 @@ def chain_id(diff_ids: Sequence[str]) -> str:
 
 
 def read_image(name: str, digest: str, media_type: str,
-               blob: Callable[[str, str], dict]) -> Image:
+               blob: Callable[[str, str], dict[str, Any]]) -> Image:
     """Image ``name`` whose manifest (or index) is blob ``digest``; ``blob(digest, what)`` reads
     a JSON blob of the content store."""
     doc = blob(digest, f"reading image {name!r}")
@@ -192,7 +193,7 @@ def command(template: JobTemplate, image: Image) -> list[str]:
     return list(template.args)
 
 
-def bind_mounts(template: JobTemplate) -> list[dict]:
+def bind_mounts(template: JobTemplate) -> list[dict[str, Any]]:
     """stage_in_files as the spec's mounts: a writable bind mount per file, as on Docker and
     Podman (read-only with extensions stage_in_mode='ro')."""
     mode = "ro" if stage_in_read_only(template.extensions) else "rw"
@@ -209,8 +210,8 @@ def bind_mounts(template: JobTemplate) -> list[dict]:
 
 
 def runtime_spec(cid: str, job_id: str, template: JobTemplate, task_index: int | None,
-                 image: Image, argv: list[str], binds: list[dict], rootfs: Sequence,
-                 namespace: str) -> dict:
+                 image: Image, argv: list[str], binds: list[dict[str, Any]], rootfs: Sequence[Any],
+                 namespace: str) -> dict[str, Any]:
     """The OCI runtime spec of container ``cid``: containerd's default Linux spec, the image
     config (its Env, WorkingDir and User), the template. Jobs share the host's network, as
     ``ctr run --net-host`` (extension network=none isolates one); extension ``user`` overrides
@@ -263,9 +264,9 @@ def runtime_spec(cid: str, job_id: str, template: JobTemplate, task_index: int |
     }
 
 
-def cgroup_resources(spec: ContainerSpec) -> dict:
+def cgroup_resources(spec: ContainerSpec) -> dict[str, Any]:
     """The OCI spec's linux.resources (but devices) for a job's limits."""
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     memory: dict[str, int] = {}
     if spec.memory is not None:
         memory["limit"] = spec.memory
@@ -293,7 +294,7 @@ def _rlimit(value: int) -> int:
     return RLIM_INFINITY if value == -1 else value
 
 
-def resolve_user(user: str, rootfs: Sequence, image: str) -> tuple[int, int, list[int]]:
+def resolve_user(user: str, rootfs: Sequence[Any], image: str) -> tuple[int, int, list[int]]:
     """``uid[:gid]`` or ``name[:group]`` -> (uid, gid, additional gids), names looked up in the
     image's /etc/passwd and /etc/group (read from the snapshot's layers, as containerd does)."""
     if not user:

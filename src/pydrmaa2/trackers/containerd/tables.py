@@ -23,7 +23,7 @@ from ...states import JobState
 from ..base import Action
 from .api import TaskStatus
 
-__all__ = ["STATES", "CONTROL", "ERRORS", "job_state", "drmaa2_error", "rpc_errors"]
+__all__ = ["STATES", "CONTROL", "TASK_CALLS", "ERRORS", "job_state", "drmaa2_error", "rpc_errors"]
 
 #: A task's status -> the job's state. None: by exit status, DONE for 0, else FAILED. A held job's
 #: CREATED task is QUEUED_HELD; a container without a task is QUEUED.
@@ -46,6 +46,8 @@ CONTROL: dict[Action, str | None] = {
     Action.HOLD: None,
     Action.RELEASE: "tasks.Start",
 }
+#: CONTROL's actions that make a Tasks call, and the call.
+TASK_CALLS: dict[Action, str] = {action: call for action, call in CONTROL.items() if call is not None}
 
 _UNREACHABLE = (DrmCommunicationError, "{what}: cannot reach {where}: {details}")
 _REFUSED = (DeniedByDrmsError, "{what}: {where} refused: {details}")
@@ -89,7 +91,7 @@ def drmaa2_error(e: grpc.RpcError, what: str, address: str,
                  not_found: type[Drmaa2Error] = InvalidArgumentError) -> Drmaa2Error:
     """The Drmaa2Error for gRPC error ``e`` of containerd at ``address`` (see ERRORS), keeping
     containerd's explanation."""
-    code, details = e.code(), e.details()  # type: ignore[attr-defined]
+    code, details = e.code(), e.details()
     if code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL) and TRANSPORT_BROKEN.search(
             details or ""):
         code = grpc.StatusCode.UNAVAILABLE

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..._sqlite import private_dir
 from ...errors import (
@@ -37,7 +38,7 @@ from .api import TaskStatus
 from .events import Subscription
 from .records import COLUMNS, Row, open_records
 from .spec import Image
-from .tables import CONTROL, job_state, rpc_errors
+from .tables import TASK_CALLS, job_state, rpc_errors
 
 __all__ = ["ContainerdTracker", "DEFAULT_SOCKET", "DEFAULT_NAMESPACE", "DEFAULT_SNAPSHOTTER",
            "DEFAULT_RUNTIME", "GRACE_PERIOD", "LABEL"]
@@ -101,14 +102,14 @@ class ContainerdTracker(JobTracker):
     # -- calls to containerd ----------------------------------------------------------------------
     def _call(self, method: str, what: str, not_found: type[Drmaa2Error] = InvalidArgumentError,
               timeout: float | None = api.DEFAULT_TIMEOUT, lease: str | None = None,
-              **fields: object) -> object:
+              **fields: Any) -> api.Msg:
         """One unary call: ``method`` ("tasks.Start") with a request built from ``fields``."""
         _, request_type, _ = api.METHODS[method]
         request = api.msg(request_type, **fields) if request_type else None
         with rpc_errors(what, self.address, not_found):
             return self.client.call(method, request, timeout=timeout, lease=lease)
 
-    def _quiet(self, method: str, **fields: object) -> bool:
+    def _quiet(self, method: str, **fields: Any) -> bool:
         """A clean-up call whose NOT_FOUND is fine; True when it did something."""
         try:
             self._call(method, method, **fields)
@@ -119,7 +120,7 @@ class ContainerdTracker(JobTracker):
     # -- set-up -----------------------------------------------------------------------------------
     def check(self) -> None:
         r = self._call("version.Version", "asking containerd its version", timeout=10)
-        self.version = r.version  # type: ignore[attr-defined]
+        self.version = r.version
 
     def validate(self, template: JobTemplate) -> None:
         super().validate(template)
@@ -138,7 +139,7 @@ class ContainerdTracker(JobTracker):
         for candidate in candidates:
             try:
                 found = self._call("images.Get", f"looking up image {candidate!r}",
-                                   name=candidate).image  # type: ignore[attr-defined]
+                                   name=candidate).image
                 break
             except InvalidArgumentError:
                 continue
@@ -156,13 +157,14 @@ class ContainerdTracker(JobTracker):
         self._images[found.name] = image
         return image
 
-    def _blob(self, digest: str, what: str) -> dict:
+    def _blob(self, digest: str, what: str) -> dict[str, Any]:
         with rpc_errors(what, self.address):
-            return json.loads(self.client.read_blob(digest))
+            blob: dict[str, Any] = json.loads(self.client.read_blob(digest))
+            return blob
 
     def job_categories(self) -> list[str]:
         r = self._call("images.List", "listing images")
-        return sorted(i.name for i in r.images)  # type: ignore[attr-defined]
+        return sorted(i.name for i in r.images)
 
     # -- submission -------------------------------------------------------------------------------
     def submit(self, job_id: str, template: JobTemplate, task_index: int | None,
@@ -218,17 +220,17 @@ class ContainerdTracker(JobTracker):
 
     def _create_container(self, cid: str, job_id: str, template: JobTemplate,
                           task_index: int | None, image: Image, argv: list[str],
-                          binds: list[dict], made: list[str]) -> list:
+                          binds: list[dict[str, Any]], made: list[str]) -> list[api.Msg]:
         """The snapshot and the container (under a lease so no GC takes the snapshot between)."""
         expire = (dt.datetime.now(dt.timezone.utc) + LEASE_EXPIRY).strftime("%Y-%m-%dT%H:%M:%SZ")
         lease = self._call("leases.Create", "creating a lease",
-                           labels={"containerd.io/gc.expire": expire}).lease.id  # type: ignore
+                           labels={"containerd.io/gc.expire": expire}).lease.id
         try:
             try:
                 mounts = self._call(
                     "snapshots.Prepare", f"preparing the snapshot of container {cid}",
                     lease=lease, snapshotter=self.snapshotter, key=cid,
-                    parent=image.chain_id).mounts  # type: ignore[attr-defined]
+                    parent=image.chain_id).mounts
             except InvalidArgumentError as e:
                 raise InvalidArgumentError(
                     f"image {image.name!r} is not unpacked for snapshotter {self.snapshotter!r} "
@@ -264,7 +266,7 @@ class ContainerdTracker(JobTracker):
         with self.db.transaction() as db:
             db.execute("UPDATE containers SET started=? WHERE cid=?", (time.time(), cid))
         try:
-            self._call(CONTROL[Action.RELEASE], f"starting the task of container {cid}",
+            self._call(TASK_CALLS[Action.RELEASE], f"starting the task of container {cid}",
                        InvalidStateError, container_id=cid)
         except Drmaa2Error:
             with self.db.transaction() as db:
@@ -297,18 +299,18 @@ class ContainerdTracker(JobTracker):
         rows = self.db.query(f"SELECT {COLUMNS} FROM containers WHERE cid=?", (cid,))
         return Row(*rows[0]) if rows else None
 
-    def _task(self, cid: str) -> object | None:
+    def _task(self, cid: str) -> api.Msg | None:
         """The task of container ``cid`` (a containerd Process), or None when it has none."""
         try:
             return self._call("tasks.Get", f"looking up the task of container {cid}",
-                              container_id=cid).process  # type: ignore[attr-defined]
+                              container_id=cid).process
         except InvalidArgumentError:
             return None
 
-    def _tasks(self) -> dict[str, object]:
+    def _tasks(self) -> dict[str, api.Msg]:
         """Every task of the namespace by container id (a task's id is its container's)."""
         r = self._call("tasks.List", "listing tasks")
-        return {t.id or t.container_id: t for t in r.tasks}  # type: ignore[attr-defined]
+        return {t.id or t.container_id: t for t in r.tasks}
 
     def _cpu_times(self, cid: str | None = None) -> dict[str, float]:
         """CPU seconds of the task of ``cid`` (None: of every task) by container id, from the
@@ -320,24 +322,24 @@ class ContainerdTracker(JobTracker):
             log.debug("no metrics for %s: %s", cid or "the tasks", e)
             return {}
         out = {}
-        for m in r.metrics:  # type: ignore[attr-defined]
+        for m in r.metrics:
             seconds = api.cpu_seconds(m.data)
             if seconds is not None:
                 out[m.id] = seconds
         return out
 
-    def _state(self, cid: str, row: Row | None, task: object | None) -> tuple[JobState, str]:
+    def _state(self, cid: str, row: Row | None, task: api.Msg | None) -> tuple[JobState, str]:
         """The job's state from its task (see tables.STATES); a stopped task of ours is
         recorded and deleted (see _finish)."""
         if row is not None and row.finished is not None:
             return self._terminal(row)
         if task is None:
             return self._without_task(cid, row)
-        status = TaskStatus.of(task.status)  # type: ignore[attr-defined]
+        status = TaskStatus.of(task.status)
         if status is TaskStatus.STOPPED and row is not None:
-            return self._finish(cid, task.exit_status,  # type: ignore[attr-defined]
-                                api.seconds(task.exited_at))  # type: ignore[attr-defined]
-        state = job_state(status, task.exit_status,  # type: ignore[attr-defined]
+            return self._finish(cid, task.exit_status,
+                                api.seconds(task.exited_at))
+        state = job_state(status, task.exit_status,
                           row is not None and row.held)
         return state, "created, held" if state is JobState.QUEUED_HELD else status.name.lower()
 
@@ -441,10 +443,10 @@ class ContainerdTracker(JobTracker):
         read-only, all of them even after a failure; the failures in words (None: all copied)."""
         what = f"mounting the snapshot of container {cid} for its stage-out"
         try:
-            container = self._call("containers.Get", what, id=cid).container  # type: ignore
+            container = self._call("containers.Get", what, id=cid).container
             mounts = self._call("snapshots.Mounts", what,
                                 snapshotter=container.snapshotter or self.snapshotter,
-                                key=container.snapshot_key or cid).mounts  # type: ignore
+                                key=container.snapshot_key or cid).mounts
         except DrmCommunicationError:
             raise
         except Drmaa2Error as e:
@@ -485,7 +487,7 @@ class ContainerdTracker(JobTracker):
         row = self._row(cid)
         try:
             container = self._call("containers.Get", f"looking up container {cid}",
-                                   id=cid).container  # type: ignore[attr-defined]
+                                   id=cid).container
         except InvalidArgumentError:
             container = None
         if row is not None and row.finished is not None:
@@ -494,33 +496,33 @@ class ContainerdTracker(JobTracker):
             cpu = self._cpu_times(cid).get(cid) if task is not None else None
         return self._info(cid, state, sub, row, task, container, cpu)
 
-    def _info(self, cid: str, state: JobState, sub: str, row: Row | None, task: object | None,
-              container: object | None, cpu: float | None) -> JobInfo:
+    def _info(self, cid: str, state: JobState, sub: str, row: Row | None, task: api.Msg | None,
+              container: api.Msg | None, cpu: float | None) -> JobInfo:
         """``cpu``: CPU seconds of the job's task (its cgroup's usage), None when unknown."""
-        labels = dict(container.labels) if container is not None else {}  # type: ignore
+        labels = dict(container.labels) if container is not None else {}
         ext = {"container_id": cid, "namespace": self.namespace}
         if container is not None:
-            ext["image"] = container.image  # type: ignore[attr-defined]
-            ext["snapshotter"] = container.snapshotter  # type: ignore[attr-defined]
-            ext["runtime"] = container.runtime.name  # type: ignore[attr-defined]
+            ext["image"] = container.image
+            ext["snapshotter"] = container.snapshotter
+            ext["runtime"] = container.runtime.name
             with contextlib.suppress(ValueError, AttributeError):
-                oci = json.loads(container.spec.value)  # type: ignore[attr-defined]
+                oci = json.loads(container.spec.value)
                 ext["hostname"] = oci.get("hostname", "")
                 ext["working_dir"] = oci["process"].get("cwd", "")
         if labels.get(f"{LABEL}command"):
             ext["command_line"] = labels[f"{LABEL}command"]
-        if task is not None and getattr(task, "pid", 0):
-            ext["pid"] = str(task.pid)  # type: ignore[attr-defined]
-        submitted = api.seconds(container.created_at) if container is not None else None  # type: ignore
+        if task is not None and task.pid:
+            ext["pid"] = str(task.pid)
+        submitted = api.seconds(container.created_at) if container is not None else None
         started = finished = exit_status = None
         annotation = None
         if row is not None:
             submitted = submitted or row.submitted
             started, finished, exit_status, annotation = (row.started, row.finished,
                                                           row.exit_status, row.annotation)
-        elif task is not None and TaskStatus.of(task.status) is TaskStatus.STOPPED:  # type: ignore
-            exit_status = task.exit_status  # type: ignore[attr-defined]
-            finished = api.seconds(task.exited_at)  # type: ignore[attr-defined]
+        elif task is not None and TaskStatus.of(task.status) is TaskStatus.STOPPED:
+            exit_status = task.exit_status
+            finished = api.seconds(task.exited_at)
         end = finished or (time.time() if started else None)
         return JobInfo(
             job_name=labels.get(f"{LABEL}job-name"), exit_status=exit_status,
@@ -538,7 +540,7 @@ class ContainerdTracker(JobTracker):
     def control(self, tracker_id: str, action: Action) -> None:
         cid = tracker_id
         task = self._task(cid)
-        status = None if task is None else TaskStatus.of(task.status)  # type: ignore
+        status = None if task is None else TaskStatus.of(task.status)
         if action is Action.HOLD:
             self._hold(cid, status)
         elif action is Action.RELEASE:
@@ -549,7 +551,7 @@ class ContainerdTracker(JobTracker):
         elif action is Action.TERMINATE:
             self._terminate(cid, task, status or TaskStatus.UNKNOWN)
         else:
-            self._call(CONTROL[action], f"{action.value} of container {cid}",  # type: ignore
+            self._call(TASK_CALLS[action], f"{action.value} of container {cid}",
                        InvalidStateError, container_id=cid)
 
     def _hold(self, cid: str, status: TaskStatus | None) -> None:
@@ -571,7 +573,7 @@ class ContainerdTracker(JobTracker):
             raise InvalidStateError(f"container {cid}: the job is not held")
         self._start(cid)
 
-    def _terminate(self, cid: str, task: object, status: TaskStatus) -> None:
+    def _terminate(self, cid: str, task: api.Msg, status: TaskStatus) -> None:
         with self.db.transaction() as db:
             db.execute("UPDATE containers SET terminated=1 WHERE cid=?", (cid,))
         if status is TaskStatus.CREATED:
@@ -583,7 +585,7 @@ class ContainerdTracker(JobTracker):
                             cid))
             self._discard_task(cid)
             return
-        what, kill = f"terminating container {cid}", CONTROL[Action.TERMINATE]
+        what, kill = f"terminating container {cid}", TASK_CALLS[Action.TERMINATE]
         if self._sigterm_is_lost(cid, getattr(task, "pid", 0)):
             self._call(kill, what, InvalidStateError, container_id=cid,
                        signal=int(signal.SIGKILL), all=True)
@@ -592,7 +594,7 @@ class ContainerdTracker(JobTracker):
                        signal=int(signal.SIGTERM), all=True)
             if status in (TaskStatus.PAUSED, TaskStatus.PAUSING):
                 with contextlib.suppress(Drmaa2Error):  # a frozen job gets its signal on thaw
-                    self._call(CONTROL[Action.RESUME], what, container_id=cid)
+                    self._call(TASK_CALLS[Action.RESUME], what, container_id=cid)
             try:
                 self._call("tasks.Wait", what, timeout=GRACE_PERIOD, container_id=cid)
                 return
@@ -602,7 +604,7 @@ class ContainerdTracker(JobTracker):
                        signal=int(signal.SIGKILL), all=True)
         if status in (TaskStatus.PAUSED, TaskStatus.PAUSING):
             with contextlib.suppress(Drmaa2Error):
-                self._call(CONTROL[Action.RESUME], what, container_id=cid)
+                self._call(TASK_CALLS[Action.RESUME], what, container_id=cid)
 
     def _sigterm_is_lost(self, cid: str, pid: int) -> bool:
         """True when no process of the task can act on SIGTERM: the task is its init process
@@ -610,7 +612,7 @@ class ContainerdTracker(JobTracker):
         Then SIGKILL goes at once instead of after the grace period."""
         try:
             pids = self._call("tasks.ListPids", f"listing the processes of container {cid}",
-                              InvalidStateError, container_id=cid).processes  # type: ignore
+                              InvalidStateError, container_id=cid).processes
             with open(f"/proc/{pid}/status") as f:
                 fields = dict(line.split(":", 1) for line in f if ":" in line)
             caught = int(fields["SigCgt"].strip(), 16)
@@ -643,7 +645,7 @@ class ContainerdTracker(JobTracker):
                     f"container {cid}: its task is {sub}; only an ended job can be reaped")
         try:
             key = self._call("containers.Get", f"looking up container {cid}",
-                             id=cid).container.snapshot_key or cid  # type: ignore[attr-defined]
+                             id=cid).container.snapshot_key or cid
         except InvalidArgumentError:
             key = cid
         self._discard_task(cid)
@@ -659,17 +661,18 @@ class ContainerdTracker(JobTracker):
 
     def find_job(self, job_id: str) -> str | None:
         """The container of this store labelled with pydrmaa2 job id ``job_id``, or None."""
-        containers = self._call("containers.List", "listing containers").containers  # type: ignore
+        containers = self._call("containers.List", "listing containers").containers
         for c in containers:
             if (c.labels.get(f"{LABEL}job-id") == job_id
                     and c.labels.get(f"{LABEL}home") == self.home_label):
-                return c.id
+                cid: str = c.id
+                return cid
         return None
 
     # -- monitoring -------------------------------------------------------------------------------
     def monitor_jobs(self) -> list[JobInfo]:
         """Every container of the namespace, whoever made it (without touching their tasks)."""
-        containers = self._call("containers.List", "listing containers").containers  # type: ignore
+        containers = self._call("containers.List", "listing containers").containers
         tasks = self._tasks()
         cpu_times = self._cpu_times()
         out = []
@@ -686,9 +689,8 @@ class ContainerdTracker(JobTracker):
                 status = TaskStatus.of(task.status)
                 state = job_state(status, task.exit_status, row is not None and row.held)
                 sub = status.name.lower()
-            ended = row is not None and row.finished is not None
-            info = self._info(c.id, state, sub, row, task, c,
-                              row.cpu_time if ended else cpu_times.get(c.id))
+            cpu = row.cpu_time if row is not None and row.finished is not None else cpu_times.get(c.id)
+            info = self._info(c.id, state, sub, row, task, c, cpu)
             info.id = c.id
             out.append(info)
         return out
