@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import docker
 import docker.errors
@@ -170,7 +170,7 @@ def _base_url(contact: Contact) -> tuple[str, dict[str, Any]]:
         return f"tcp://{contact.host}:{contact.port or 2375}", {}
     if contact.path:
         return f"unix://{contact.path}", {}
-    options = docker.utils.kwargs_from_env()
+    options = cast("dict[str, Any]", docker.utils.kwargs_from_env())  # a TypedDict; popped below
     return options.pop("base_url", None) or DEFAULT_SOCKET, options
 
 
@@ -293,13 +293,13 @@ class DockerTracker(ContainerTracker):
 
     def validate(self, template: JobTemplate) -> None:
         super().validate(template)
-        container_spec(template, engine="Docker")
+        image = container_spec(template, engine="Docker").image  # the job category, checked
         try:
-            with self._engine(f"looking up image {template.job_category!r}"):
-                self.api.inspect_image(template.job_category)
+            with self._engine(f"looking up image {image!r}"):
+                self.api.inspect_image(image)
         except InvalidArgumentError as e:
             if isinstance(e.__cause__, docker.errors.NotFound):
-                raise self._missing_image(template.job_category) from None  # type: ignore[arg-type]
+                raise self._missing_image(image) from None
             raise
 
     # -- jobs ------------------------------------------------------------------------------------------
@@ -317,7 +317,7 @@ class DockerTracker(ContainerTracker):
         background = task_index is not None and not hold and shape in self._started_shapes
         try:
             with self._engine(f"creating a container of image {spec.image!r}"):
-                cid = self.api.create_container_from_config(config)["Id"]
+                cid: str = self.api.create_container_from_config(config)["Id"]
         except InvalidArgumentError as e:
             if isinstance(e.__cause__, docker.errors.ImageNotFound):
                 raise self._missing_image(spec.image) from None
@@ -431,7 +431,8 @@ class DockerTracker(ContainerTracker):
     def inspect_container(self, cid: str) -> dict[str, Any] | None:
         try:
             with self._engine(f"inspecting container {cid[:12]}"):
-                return self.api.inspect_container(cid)
+                record: dict[str, Any] = self.api.inspect_container(cid)
+                return record
         except InvalidArgumentError as e:
             if isinstance(e.__cause__, docker.errors.NotFound):
                 return None
@@ -474,7 +475,8 @@ class DockerTracker(ContainerTracker):
     def copy_out(self, cid: str, path: str, destination: str) -> None:
         with self._engine("reading the container's files"):
             chunks, _ = self.api.get_archive(cid, path)
-            extract_archive(ChunkReader(chunks), destination)
+            # A RawIOBase, a binary file for tarfile (typeshed's read may give None: not this one).
+            extract_archive(cast("IO[bytes]", ChunkReader(chunks)), destination)
 
     def announce_change(self, cid: str) -> None:
         """An empty update of the container: the engine emits an "update" event."""
@@ -674,7 +676,9 @@ class _EventHub:
             if self.last_event is not None:
                 since = min(since, self.last_event)
             with self.tracker._engine("subscribing to the engine's events"):
-                self.stream = self.tracker.api.events(
+                # docker-py passes ``since`` on as it is: a str keeps its fraction of a second
+                # (its stubs take a datetime or int only).
+                self.stream = self.tracker.api.events(  # type: ignore[call-overload]
                     decode=True, since=f"{since:.6f}",
                     filters={"type": "container", "event": list(WATCHED_EVENTS),
                              "label": f"{LABELS['home']}={self.tracker.home_label}"})
@@ -687,6 +691,8 @@ class _EventHub:
                 cid = event.get("id") or (event.get("Actor") or {}).get("ID")
                 if event.get("timeNano"):
                     self.last_event = event["timeNano"] / 1e9
+                if not cid:
+                    continue  # no container named (never so with the filters asked for)
                 if (event.get("Action") or event.get("status")) in SETTLE_EVENTS:
                     # A settle waits for the engine to finish the container's exit;
                     # ends of several containers are settled side by side.

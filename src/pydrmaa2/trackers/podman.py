@@ -17,7 +17,7 @@ import struct
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import podman
 import podman.errors
@@ -312,7 +312,8 @@ class PodmanTracker(ContainerTracker):
     engine_name = "the Podman service"
     STATES = STATES
     NOT_STARTED = NOT_STARTED
-    unrunnable: tuple[type[Drmaa2Error], ...] = (InvalidArgumentError, UnsupportedAttributeError)
+    unrunnable: ClassVar[tuple[type[Drmaa2Error], ...]] = (InvalidArgumentError,
+                                                           UnsupportedAttributeError)
 
     def __init__(self, contact: Contact, home: Path) -> None:
         super().__init__(contact, home)
@@ -354,12 +355,11 @@ class PodmanTracker(ContainerTracker):
 
     def validate(self, template: JobTemplate) -> None:
         super().validate(template)
-        container_spec(template, engine="Podman")
-        image = template.job_category
+        image = container_spec(template, engine="Podman").image  # the job category, checked
         with self._engine(f"looking up image {image!r}"):
             response = self.api.get(f"/images/{image}/exists")
             if response.status_code == 404:
-                raise self._missing_image(image)  # type: ignore[arg-type]
+                raise self._missing_image(image)
             response.raise_for_status()
 
     # -- jobs ------------------------------------------------------------------------------------------
@@ -395,7 +395,8 @@ class PodmanTracker(ContainerTracker):
             if cause == "image not known":
                 raise self._missing_image(spec.image) from None
             raise
-        return answer["Id"]
+        cid: str = answer["Id"]
+        return cid
 
     def _with_default_ulimits(self, ulimits: list[Ulimit], image: str) -> list[Ulimit]:
         """The service's default ulimits (containers.conf) under the job's own: Podman applies
@@ -481,8 +482,9 @@ class PodmanTracker(ContainerTracker):
         """The container's inspect record, None when the service no longer has it (a 404, or
         a container removed while the service looked it up: its cause 'no such container')."""
         try:
-            return self._request("get", f"/containers/{cid}/json",
-                                 f"inspecting container {cid[:12]}")
+            record: dict[str, Any] = self._request("get", f"/containers/{cid}/json",
+                                                   f"inspecting container {cid[:12]}")
+            return record
         except InvalidArgumentError as e:
             cause = e.__cause__
             if getattr(cause, "status_code", None) == 404 or (
@@ -536,9 +538,9 @@ class PodmanTracker(ContainerTracker):
                                                     "stderr": err_path is not None})
                     response.raise_for_status()
                     for stream, payload in _frames(response.raw):
-                        path = out_path if stream == STDOUT else err_path
-                        if path is not None:
-                            targets[path].write(payload)
+                        target = out_path if stream == STDOUT else err_path
+                        if target is not None:
+                            targets[target].write(payload)
         except DrmCommunicationError:
             raise  # the service went away: the end is recorded at a later look
         except (OSError, Drmaa2Error) as e:

@@ -63,7 +63,7 @@ class ContainerRow:
     starter: str | None
 
     @classmethod
-    def of(cls, r: tuple) -> ContainerRow:
+    def of(cls, r: tuple[Any, ...]) -> ContainerRow:
         """The row of a query's result (its columns as COLUMNS lists them)."""
         stage_out = tuple((host, inside) for host, inside in json.loads(r[13] or "[]"))
         return cls(r[0], bool(r[1]), bool(r[2]), bool(r[3]),
@@ -75,7 +75,7 @@ def open_records(path: Path) -> Database:
     """The tracker's SQLite file; one written before a column of ADDED_COLUMNS gets it."""
     db = Database(path, SCHEMA)
 
-    def missing(rows: Sequence[tuple]) -> list[str]:
+    def missing(rows: Sequence[tuple[Any, ...]]) -> list[str]:
         have = {r[1] for r in rows}
         return [c for c in ADDED_COLUMNS if c not in have]
 

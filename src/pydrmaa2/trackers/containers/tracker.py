@@ -261,6 +261,7 @@ class ContainerTracker(JobTracker):
                     annotation=f"container {tracker_id[:12]} was removed from {self.engine_name} "
                                f"at {self.address} before pydrmaa2 saw it end",
                     extensions={"container_id": tracker_id})
+        assert row.inspect is not None  # record_end writes it with the state
         return self.container_info(json.loads(row.inspect), row)
 
     def delete(self, tracker_id: str) -> None:
