@@ -84,12 +84,12 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._watched: dict[int, tuple[float, subprocess.Popen]] = {}
+        self._watched: dict[int, tuple[float, subprocess.Popen[str]]] = {}
         self._killed: set[int] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def watch(self, proc: subprocess.Popen) -> None:
+    def watch(self, proc: subprocess.Popen[str]) -> None:
         with self._lock:
             self._watched[id(proc)] = (time.monotonic() + COMMAND_TIMEOUT, proc)
             if self._thread is None or self._stop.is_set():
@@ -98,7 +98,7 @@ class _Watchdog:
                                                 name="pydrmaa2-slurm-watchdog")
                 self._thread.start()
 
-    def done(self, proc: subprocess.Popen) -> bool:
+    def done(self, proc: subprocess.Popen[str]) -> bool:
         """Stop watching ``proc``; True when the watchdog killed it."""
         with self._lock:
             self._watched.pop(id(proc), None)

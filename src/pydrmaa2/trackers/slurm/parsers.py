@@ -86,7 +86,7 @@ def expand_array_id(job_id: str) -> list[str]:
     if m is None:
         return [job_id]
     base, spec = m.group(1), m.group(2).split("%")[0]
-    out = []
+    out: list[str] = []
     for part in spec.split(","):
         rng, _, step = part.partition(":")
         lo, _, hi = rng.partition("-")

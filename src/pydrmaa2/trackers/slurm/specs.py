@@ -112,7 +112,7 @@ def check_files(template: JobTemplate, index: int | None) -> None:
         raise InvalidArgumentError(
             f"JobTemplate.remote_command {cmd!r} is not found in PATH {env_path!r}")
     if template.input_path is not None:
-        check_readable(local(template.input_path), "input_path")  # type: ignore[arg-type]
+        check_readable(local(template.input_path), "input_path")
     check_writable(local(template.output_path), "output_path")
     if not template.join_files:
         check_writable(local(template.error_path), "error_path")
@@ -168,10 +168,10 @@ def options(template: JobTemplate, hold: bool, candidates: Sequence[str]) -> lis
     if mail:
         opts.append(f"--mail-type={','.join(mail)}")
     for key, value in t.resource_limits.items():
-        option = RESOURCE_LIMITS[key]
-        if option is not None:
+        limit = RESOURCE_LIMITS[key]
+        if limit is not None:
             duration = key in DURATION_LIMITS
-            opts.append(f"{option}={format_duration(limit_seconds(value)) if duration else value}")
+            opts.append(f"{limit}={format_duration(limit_seconds(value)) if duration else value}")
     for name, value in t.extensions.items():
         opts.append(f"--{name}={value}" if value else f"--{name}")
     return opts
@@ -278,8 +278,8 @@ def reservation_args(template: ReservationTemplate, start: dt.datetime) -> list[
         if t.duration.total_seconds() <= 0:
             raise InvalidArgumentError(f"ReservationTemplate.duration {t.duration} is not positive")
         args.append(f"Duration={format_duration(t.duration.total_seconds())}")
-    else:
-        args.append(f"EndTime={format_time(t.end_time)}")  # type: ignore[arg-type]
+    elif t.end_time is not None:  # one of the two is set (checked above)
+        args.append(f"EndTime={format_time(t.end_time)}")
     args.append(f"CoreCnt={reservation_slots(t)}")
     if t.candidate_machines:
         args.append(f"Nodes={','.join(t.candidate_machines)}")

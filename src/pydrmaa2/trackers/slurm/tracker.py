@@ -266,8 +266,8 @@ class SlurmTracker(JobTracker):
             p = getattr(template, name)
             if p is not None:
                 p = specs.expand_dirs(p, wd or os.getcwd())
-                if wd_indexed and not os.path.isabs(p):
-                    p = os.path.join(wd, p)  # type: ignore[arg-type]
+                if wd is not None and wd_indexed and not os.path.isabs(p):
+                    p = os.path.join(wd, p)
                 paths[name] = p
         chunks = specs.array_chunks(job_ids, indices, self.max_array_size)
         tids: list[str] = []
@@ -288,8 +288,8 @@ class SlurmTracker(JobTracker):
                     settings["PYDRMAA2_SLURM_REINDEXED"] = "1"
                 if wd is not None and not wd_indexed:
                     opts.append(f"--chdir={wd}")
-                elif wd_indexed:
-                    settings["PYDRMAA2_SLURM_WORKDIR"] = wd  # type: ignore[assignment]
+                elif wd is not None:  # indexed: the script changes to each task's own
+                    settings["PYDRMAA2_SLURM_WORKDIR"] = wd
                 slurm_paths = dict(paths)
                 if chunk.reindexed:
                     # Slurm's %a is the chunk's own index: the script opens indexed paths.
@@ -299,8 +299,9 @@ class SlurmTracker(JobTracker):
                             settings[f"PYDRMAA2_SLURM_{var}"] = slurm_paths.pop(name)
                     if template.join_files and "PYDRMAA2_SLURM_STDOUT" in settings:
                         settings["PYDRMAA2_SLURM_JOIN"] = "1"
-                t = dataclasses.replace(template, **{k: slurm_paths.get(k) for k in
-                                                     ("input_path", "output_path", "error_path")})
+                t = dataclasses.replace(template, input_path=slurm_paths.get("input_path"),
+                                        output_path=slurm_paths.get("output_path"),
+                                        error_path=slurm_paths.get("error_path"))
                 opts += specs.path_options(t, specs.indexed_path)
                 opts.append(f"--array={chunk.array_spec(max_parallel)}")
                 if submitted and max_parallel:
@@ -346,9 +347,9 @@ class SlurmTracker(JobTracker):
             return {}
         queue: dict[str, dict[str, str]] = {}
         queue_bases: set[str] = set()
-        for r in self._squeue(dict.fromkeys(base_id(t) for t in ids)):
-            queue[r["JobArrayID"]] = r
-            queue_bases.add(r["ArrayJobID"])
+        for rec in self._squeue(dict.fromkeys(base_id(t) for t in ids)):
+            queue[rec["JobArrayID"]] = rec
+            queue_bases.add(rec["ArrayJobID"])
         out: dict[str, tuple[JobState, str]] = {}
         ask: list[str] = []
         for tid in ids:
