@@ -14,7 +14,9 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +35,7 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def sm(home: Path, target: Target):
+def sm(home: Path, target: Target) -> Iterator[d2.SessionManager]:
     from .._agent import AgentClient
 
     manager = d2.SessionManager(home=home)
@@ -43,7 +45,7 @@ def sm(home: Path, target: Target):
 
 
 @pytest.fixture
-def js(sm: d2.SessionManager, target: Target):
+def js(sm: d2.SessionManager, target: Target) -> Iterator[d2.JobSession]:
     session = sm.create_job_session("conformance", contact=target.contact)
     yield session
     # Leave nothing running in the engine: end and reap whatever the test left behind.
@@ -79,7 +81,7 @@ def _wait_state(job: d2.Job, state: d2.JobState, timeout: float) -> None:
 
 
 # -- lifecycle -------------------------------------------------------------------------------------
-def test_job_that_exits_zero_is_done(js, target):
+def test_job_that_exits_zero_is_done(js: d2.JobSession, target: Target) -> None:
     job = js.run_job(target.template("/bin/true"))
     info = job.wait_terminated(target.slow)
     assert info.state is d2.JobState.DONE
@@ -88,14 +90,15 @@ def test_job_that_exits_zero_is_done(js, target):
     assert info.id == job.id
 
 
-def test_job_exit_code_is_reported_and_job_failed(js, target):
+def test_job_exit_code_is_reported_and_job_failed(js: d2.JobSession, target: Target) -> None:
     job = js.run_job(target.sh("exit 3"))
     info = job.wait_terminated(target.slow)
     assert info.state is d2.JobState.FAILED
     assert info.exit_status == 3
 
 
-def test_output_and_error_paths_receive_the_streams(js, target, tmp_path):
+def test_output_and_error_paths_receive_the_streams(
+        js: d2.JobSession, target: Target, tmp_path: Path) -> None:
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     job = js.run_job(target.sh("echo to-out; echo to-err >&2; exit 1",
                                output_path=str(out), error_path=str(err)))
@@ -104,14 +107,16 @@ def test_output_and_error_paths_receive_the_streams(js, target, tmp_path):
     assert err.read_text() == "to-err\n"
 
 
-def test_join_files_puts_stderr_into_the_output_file(js, target, tmp_path):
+def test_join_files_puts_stderr_into_the_output_file(
+        js: d2.JobSession, target: Target, tmp_path: Path) -> None:
     out = tmp_path / "joined.txt"
     job = js.run_job(target.sh("echo a; echo b >&2", output_path=str(out), join_files=True))
     job.wait_terminated(target.slow)
     assert sorted(out.read_text().split()) == ["a", "b"]
 
 
-def test_environment_job_id_and_working_directory_reach_the_job(js, target, tmp_path):
+def test_environment_job_id_and_working_directory_reach_the_job(
+        js: d2.JobSession, target: Target, tmp_path: Path) -> None:
     out = tmp_path / "env.txt"
     job = js.run_job(target.sh('echo "$GREETING $JOB_ID"; pwd', output_path=str(out),
                                job_environment={"GREETING": "hello world"},
@@ -123,7 +128,8 @@ def test_environment_job_id_and_working_directory_reach_the_job(js, target, tmp_
     assert lines[1] == "/tmp"
 
 
-def test_arguments_are_passed_as_a_vector_not_a_shell_line(js, target, tmp_path):
+def test_arguments_are_passed_as_a_vector_not_a_shell_line(
+        js: d2.JobSession, target: Target, tmp_path: Path) -> None:
     out = tmp_path / "args.txt"
     job = js.run_job(target.template("/bin/sh", "-c", 'for a in "$@"; do echo "[$a]"; done', "sh",
                                      "two words", "$HOME", "a;b", output_path=str(out)))
@@ -131,7 +137,7 @@ def test_arguments_are_passed_as_a_vector_not_a_shell_line(js, target, tmp_path)
     assert out.read_text().splitlines() == ["[two words]", "[$HOME]", "[a;b]"]
 
 
-def test_job_info_has_times_machine_and_owner(js, target):
+def test_job_info_has_times_machine_and_owner(js: d2.JobSession, target: Target) -> None:
     job = js.run_job(target.sh("sleep 0.2"))
     info = job.wait_terminated(target.slow)
     assert info.submission_time is not None and info.submission_time.tzinfo is not None
@@ -142,7 +148,7 @@ def test_job_info_has_times_machine_and_owner(js, target):
 
 
 # -- control ---------------------------------------------------------------------------------------
-def test_suspend_and_resume_a_running_job(js, target):
+def test_suspend_and_resume_a_running_job(js: d2.JobSession, target: Target) -> None:
     job = js.run_job(target.template("/bin/sleep", "30"))
     job.wait_started(target.slow)
     job.suspend()
@@ -153,7 +159,7 @@ def test_suspend_and_resume_a_running_job(js, target):
     assert job.wait_terminated(target.slow).state is d2.JobState.FAILED
 
 
-def test_terminate_ends_a_running_job_failed(js, target):
+def test_terminate_ends_a_running_job_failed(js: d2.JobSession, target: Target) -> None:
     job = js.run_job(target.template("/bin/sleep", "60"))
     job.wait_started(target.slow)
     t0 = time.monotonic()
@@ -163,7 +169,7 @@ def test_terminate_ends_a_running_job_failed(js, target):
     assert time.monotonic() - t0 < 30
 
 
-def test_submit_as_hold_waits_for_release(js, target, tmp_path):
+def test_submit_as_hold_waits_for_release(js: d2.JobSession, target: Target, tmp_path: Path) -> None:
     out = tmp_path / "held.txt"
     job = js.run_job(target.sh("echo ran", output_path=str(out), submit_as_hold=True))
     assert job.state is d2.JobState.QUEUED_HELD
@@ -174,7 +180,8 @@ def test_submit_as_hold_waits_for_release(js, target, tmp_path):
     assert out.read_text() == "ran\n"
 
 
-def test_terminating_a_held_job_ends_it_without_running(js, target, tmp_path):
+def test_terminating_a_held_job_ends_it_without_running(
+        js: d2.JobSession, target: Target, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     job = js.run_job(target.sh("echo ran", output_path=str(marker), submit_as_hold=True))
     job.terminate()
@@ -182,7 +189,7 @@ def test_terminating_a_held_job_ends_it_without_running(js, target, tmp_path):
     assert not marker.exists() or marker.read_text() == ""
 
 
-def test_controlling_a_finished_job_is_an_invalid_state(js, target):
+def test_controlling_a_finished_job_is_an_invalid_state(js: d2.JobSession, target: Target) -> None:
     job = js.run_job(target.template("/bin/true"))
     job.wait_terminated(target.slow)
     for op in (job.suspend, job.resume, job.terminate, job.hold):
@@ -191,7 +198,8 @@ def test_controlling_a_finished_job_is_an_invalid_state(js, target):
 
 
 # -- arrays ----------------------------------------------------------------------------------------
-def test_array_tasks_see_their_index_and_write_their_own_files(js, target, tmp_path):
+def test_array_tasks_see_their_index_and_write_their_own_files(
+        js: d2.JobSession, target: Target, tmp_path: Path) -> None:
     arr = js.run_bulk_jobs(
         target.sh('echo "$TASK_ID"', output_path=str(tmp_path / "task.$DRMAA2_INDEX$")),
         begin=2, end=8, step=3)
@@ -202,17 +210,20 @@ def test_array_tasks_see_their_index_and_write_their_own_files(js, target, tmp_p
     assert js.get_job_array(arr.id).jobs == arr.jobs
 
 
-def test_array_respects_max_parallel(js, target):
+def test_array_respects_max_parallel(js: d2.JobSession, target: Target) -> None:
     arr = js.run_bulk_jobs(target.sh("sleep 0.4"), begin=1, end=6, max_parallel=2)
     js.wait_all_terminated(arr.jobs, target.slow * 4)
-    spans = [(i.dispatch_time, i.finish_time) for i in (j.info for j in arr.jobs)]
-    assert all(s and e for s, e in spans)
+    infos = [j.info for j in arr.jobs]
+    spans = [(i.dispatch_time, i.finish_time) for i in infos
+             if i.dispatch_time is not None and i.finish_time is not None]
+    assert len(spans) == len(infos), infos
     most = max(sum(1 for s2, e2 in spans if s2 <= s < e2) for s, _ in spans)
     assert most <= 2, spans
     assert all(j.state is d2.JobState.DONE for j in arr.jobs)
 
 
-def test_a_queued_task_cannot_be_suspended_and_terminating_it_frees_the_array(js, target, tmp_path):
+def test_a_queued_task_cannot_be_suspended_and_terminating_it_frees_the_array(
+        js: d2.JobSession, target: Target, tmp_path: Path) -> None:
     arr = js.run_bulk_jobs(target.sh("sleep 0.5"), begin=1, end=3, max_parallel=1)
     first, second, third = arr.jobs
     assert second.state is d2.JobState.QUEUED
@@ -225,7 +236,7 @@ def test_a_queued_task_cannot_be_suspended_and_terminating_it_frees_the_array(js
     assert third.state is d2.JobState.DONE
 
 
-def test_array_hold_and_release(js, target):
+def test_array_hold_and_release(js: d2.JobSession, target: Target) -> None:
     arr = js.run_bulk_jobs(target.template("/bin/true", submit_as_hold=True), 1, 3, 1, 2)
     assert {j.state for j in arr.jobs} == {d2.JobState.QUEUED_HELD}
     arr.release()
@@ -234,7 +245,7 @@ def test_array_hold_and_release(js, target):
 
 
 # -- waiting and timeouts --------------------------------------------------------------------------
-def test_zero_timeout_looks_once_and_raises(js, target):
+def test_zero_timeout_looks_once_and_raises(js: d2.JobSession, target: Target) -> None:
     job = js.run_job(target.template("/bin/sleep", "30"))
     with pytest.raises(d2.TimeoutError):
         job.wait_terminated(d2.ZERO_TIME)
@@ -244,20 +255,20 @@ def test_zero_timeout_looks_once_and_raises(js, target):
     assert 0.25 <= time.monotonic() - t0 < 5
 
 
-def test_wait_any_returns_the_first_job_to_end(js, target):
+def test_wait_any_returns_the_first_job_to_end(js: d2.JobSession, target: Target) -> None:
     slow = js.run_job(target.template("/bin/sleep", "30"))
     fast = js.run_job(target.template("/bin/true"))
     assert js.wait_any_terminated([slow, fast], target.slow) == fast
     assert js.wait_any_started([slow, fast], target.slow) in (slow, fast)
 
 
-def test_wait_on_an_empty_list_is_an_invalid_argument(js, target):
+def test_wait_on_an_empty_list_is_an_invalid_argument(js: d2.JobSession, target: Target) -> None:
     with pytest.raises(d2.InvalidArgumentError):
         js.wait_any_terminated([])
 
 
 # -- reap, filters, sessions -----------------------------------------------------------------------
-def test_reap_forgets_an_ended_job_and_refuses_a_running_one(js, target):
+def test_reap_forgets_an_ended_job_and_refuses_a_running_one(js: d2.JobSession, target: Target) -> None:
     running = js.run_job(target.template("/bin/sleep", "30"))
     with pytest.raises(d2.InvalidStateError):
         running.reap()
@@ -269,7 +280,7 @@ def test_reap_forgets_an_ended_job_and_refuses_a_running_one(js, target):
         done.state  # noqa: B018
 
 
-def test_get_jobs_filters_by_state(js, target):
+def test_get_jobs_filters_by_state(js: d2.JobSession, target: Target) -> None:
     running = js.run_job(target.template("/bin/sleep", "30"))
     done = js.run_job(target.template("/bin/true"))
     done.wait_terminated(target.slow)
@@ -279,7 +290,7 @@ def test_get_jobs_filters_by_state(js, target):
     assert set(js.get_jobs()) == {running, done}
 
 
-def test_closing_a_closed_session_is_an_invalid_session(sm, target):
+def test_closing_a_closed_session_is_an_invalid_session(sm: d2.SessionManager, target: Target) -> None:
     session = sm.create_job_session("twice", contact=target.contact)
     session.close()
     with pytest.raises(d2.InvalidSessionError):
@@ -288,7 +299,7 @@ def test_closing_a_closed_session_is_an_invalid_session(sm, target):
         session.run_job(target.template("/bin/true"))
 
 
-def test_session_names_are_unique_and_must_exist(sm, target):
+def test_session_names_are_unique_and_must_exist(sm: d2.SessionManager, target: Target) -> None:
     sm.create_job_session("one", contact=target.contact).close()
     with pytest.raises(d2.InvalidArgumentError, match="one"):
         sm.create_job_session("one", contact=target.contact)
@@ -299,7 +310,7 @@ def test_session_names_are_unique_and_must_exist(sm, target):
     assert "one" not in sm.job_session_names
 
 
-def test_supports_answers_for_the_tracker(sm, target):
+def test_supports_answers_for_the_tracker(sm: d2.SessionManager, target: Target) -> None:
     cls = tracker_class(target.name)
     assert sm.supports(d2.Capability.JOB_ARRAYS, contact=target.contact)
     assert sm.supports(d2.Capability.ADVANCE_RESERVATION, contact=target.contact) == (
@@ -308,7 +319,7 @@ def test_supports_answers_for_the_tracker(sm, target):
 
 
 #: A value for every JobTemplate field a tracker may refuse (the table in the README says which).
-_SAMPLES: dict[str, object] = {
+_SAMPLES: dict[str, Any] = {
     "rerunnable": True, "job_category": "unknown-category", "email": ["a@example.org"],
     "email_on_started": True, "email_on_terminated": True, "reservation_id": "r1",
     "queue_name": "q1", "min_slots": 1, "max_slots": 1, "priority": 0, "min_phys_memory": 1024,
@@ -318,7 +329,8 @@ _SAMPLES: dict[str, object] = {
 }
 
 
-def test_fields_the_tracker_does_not_declare_are_refused_before_any_id(js, target):
+def test_fields_the_tracker_does_not_declare_are_refused_before_any_id(
+        js: d2.JobSession, target: Target) -> None:
     """The field table is the trackers' declarations: a field a tracker does not declare is
     refused by name (UnsupportedAttributeError) before any id is taken, never ignored."""
     from .._fields import honoured
@@ -332,19 +344,19 @@ def test_fields_the_tracker_does_not_declare_are_refused_before_any_id(js, targe
 
 
 # -- bad input -------------------------------------------------------------------------------------
-def test_empty_template_is_refused_and_nothing_is_created(js, target):
+def test_empty_template_is_refused_and_nothing_is_created(js: d2.JobSession, target: Target) -> None:
     with pytest.raises(d2.InvalidArgumentError):
         js.run_job(d2.JobTemplate(job_category=target.job_category))
     assert js.get_jobs() == []
 
 
-def test_missing_executable_is_refused_and_nothing_is_created(js, target):
+def test_missing_executable_is_refused_and_nothing_is_created(js: d2.JobSession, target: Target) -> None:
     with pytest.raises(d2.InvalidArgumentError, match="no-such-program"):
         js.run_job(target.template("/bin/no-such-program"))
     assert js.get_jobs() == []
 
 
-def test_bad_array_ranges_are_refused(js, target):
+def test_bad_array_ranges_are_refused(js: d2.JobSession, target: Target) -> None:
     t = target.template("/bin/true")
     with pytest.raises(d2.InvalidArgumentError, match="5"):
         js.run_bulk_jobs(t, begin=5, end=1)
@@ -353,7 +365,7 @@ def test_bad_array_ranges_are_refused(js, target):
     assert js.get_jobs() == []
 
 
-def test_unwritable_output_path_is_refused_and_nothing_is_created(js, target):
+def test_unwritable_output_path_is_refused_and_nothing_is_created(js: d2.JobSession, target: Target) -> None:
     with pytest.raises(d2.InvalidArgumentError, match="/no/such/dir/out"):
         js.run_job(target.template("/bin/true", output_path="/no/such/dir/out"))
     assert js.get_jobs() == []
@@ -367,7 +379,8 @@ def _next_id(js: d2.JobSession) -> int:
     {"args": ["a\0b"]}, {"job_environment": {"K": "v\0"}}, {"remote_command": 5},
     {"candidate_machines": "localhost"}, {"stage_in_files": {"/tmp/a": 5}},
 ])
-def test_bad_fields_are_named_errors_before_any_id_or_engine_object(js, target, field):
+def test_bad_fields_are_named_errors_before_any_id_or_engine_object(
+        js: d2.JobSession, target: Target, field: dict[str, object]) -> None:
     """NUL bytes, wrong types, a string where DRMAA2 has a list: InvalidArgumentError naming the
     field, before an id is taken or the engine sees anything."""
     before = (_next_id(js), sorted(js._tracker.list_jobs()))
@@ -382,17 +395,19 @@ def test_bad_fields_are_named_errors_before_any_id_or_engine_object(js, target, 
     assert js.get_jobs() == []
 
 
-def test_the_engine_finds_a_job_by_its_pydrmaa2_id(js, target):
+def test_the_engine_finds_a_job_by_its_pydrmaa2_id(js: d2.JobSession, target: Target) -> None:
     """find_job: how a submission cut short by a crash is reconciled (every tracker)."""
     job = js.run_job(target.template("/bin/sleep", "30"))
     job.wait_started(target.slow)
-    tid = js._store.job(job.id).tracker_id
+    row = js._store.job(job.id)
+    assert row is not None
+    tid = row.tracker_id
     assert js._tracker.find_job(job.id) == tid
     assert js._tracker.find_job(str(10**9)) is None
     job.terminate()
 
 
-def test_the_engines_own_id_is_the_native_id_extension(js, target):
+def test_the_engines_own_id_is_the_native_id_extension(js: d2.JobSession, target: Target) -> None:
     """One key on every tracker for the engine's own id (the pid, the container, the Slurm job)."""
     job = js.run_job(target.template("/bin/true"))
     job.wait_terminated(target.slow)
@@ -401,10 +416,11 @@ def test_the_engines_own_id_is_the_native_id_extension(js, target):
     if target.name == "process":
         assert native == job.info.extensions["pid"]
     else:
-        assert native == js._store.job(job.id).tracker_id
+        row = js._store.job(job.id)
+        assert row is not None and native == row.tracker_id
 
 
-def test_a_wait_with_a_bad_timeout_or_non_jobs_is_refused(js, target):
+def test_a_wait_with_a_bad_timeout_or_non_jobs_is_refused(js: d2.JobSession, target: Target) -> None:
     job = js.run_job(target.template("/bin/true"))
     with pytest.raises(d2.InvalidArgumentError, match="timeout"):
         job.wait_terminated(timeout="5")  # type: ignore[arg-type]
@@ -426,11 +442,13 @@ SUBMITTER = textwrap.dedent("""
 """)
 
 
-def test_a_job_survives_the_kill_of_its_submitter(js, target, home, tmp_path):
+def test_a_job_survives_the_kill_of_its_submitter(
+        js: d2.JobSession, target: Target, home: Path, tmp_path: Path) -> None:
     out = tmp_path / "survivor.txt"
     proc = subprocess.Popen(
         [sys.executable, "-c", SUBMITTER, str(home), str(out), target.job_category or ""],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    assert proc.stdout is not None  # stdout=PIPE
     job_id = proc.stdout.readline().strip()
     assert job_id, "the submitter printed no job id"
     proc.kill()  # SIGKILL: no clean-up runs in the submitter
@@ -444,7 +462,8 @@ def test_a_job_survives_the_kill_of_its_submitter(js, target, home, tmp_path):
     again.close()
 
 
-def test_throttled_array_finishes_after_its_submitter_exits(js, target, home):
+def test_throttled_array_finishes_after_its_submitter_exits(
+        js: d2.JobSession, target: Target, home: Path) -> None:
     code = textwrap.dedent("""
         import sys, pydrmaa2 as d2
         js = d2.SessionManager(home=sys.argv[1]).open_job_session("conformance")
@@ -459,7 +478,7 @@ def test_throttled_array_finishes_after_its_submitter_exits(js, target, home):
     assert [j.state for j in arr.jobs] == [d2.JobState.DONE] * 5
 
 
-def test_notifications_report_new_states(sm, js, target):
+def test_notifications_report_new_states(sm: d2.SessionManager, js: d2.JobSession, target: Target) -> None:
     seen: list[d2.Notification] = []
     done = threading.Event()
 
@@ -476,13 +495,18 @@ def test_notifications_report_new_states(sm, js, target):
     assert all(n.event is d2.Event.NEW_STATE and n.session_name == "conformance" for n in seen)
 
 
-def test_a_job_that_ends_at_once_is_still_notified(sm, js, target):
+def test_a_job_that_ends_at_once_is_still_notified(
+        sm: d2.SessionManager, js: d2.JobSession, target: Target) -> None:
     """The end of a job that a waiter records before the notifier first looks at its session
     (opened after the callback was registered) is news too."""
     ended = threading.Event()
     job_ids: list[str] = []
-    sm.register_event_notification(
-        lambda n: n.job_id in job_ids and n.state.is_terminal and ended.set())
+
+    def callback(n: d2.Notification) -> None:
+        if n.job_id in job_ids and n.state.is_terminal:
+            ended.set()
+
+    sm.register_event_notification(callback)
     with sm.create_job_session("conformance-late", contact=target.contact) as session:
         job = session.run_job(target.template("/bin/true"))
         job_ids.append(job.id)
@@ -491,7 +515,8 @@ def test_a_job_that_ends_at_once_is_still_notified(sm, js, target):
         job.reap()
 
 
-def test_monitoring_finds_a_session_job_by_its_id(sm, js, target):
+def test_monitoring_finds_a_session_job_by_its_id(
+        sm: d2.SessionManager, js: d2.JobSession, target: Target) -> None:
     """get_all_jobs(JobInfo(id=job.id)) is that job (uge-drmaa2's own suite checks this), and
     the engine's id of every listed job is in extensions['native_id']."""
     job = js.run_job(target.template("/bin/sleep", "30"))
@@ -509,13 +534,13 @@ def test_monitoring_finds_a_session_job_by_its_id(sm, js, target):
         assert [i.state for i in ms.get_all_jobs(d2.JobInfo(id=job.id))] == [d2.JobState.FAILED]
 
 
-def test_submission_machine_is_the_submitting_host(js, target):
+def test_submission_machine_is_the_submitting_host(js: d2.JobSession, target: Target) -> None:
     job = js.run_job(target.template("/bin/true"))
     assert job.wait_terminated(target.slow).submission_machine == socket.gethostname()
 
 
 # -- start_time and deadline_time (native on Slurm, kept by the agent elsewhere) ---------------------
-def test_a_job_waits_queued_for_its_start_time(js, target):
+def test_a_job_waits_queued_for_its_start_time(js: d2.JobSession, target: Target) -> None:
     start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=4)
     job = js.run_job(target.template("/bin/true", start_time=start))
     assert job.state is d2.JobState.QUEUED
@@ -527,7 +552,7 @@ def test_a_job_waits_queued_for_its_start_time(js, target):
     assert info.dispatch_time >= start - dt.timedelta(seconds=1)  # Slurm counts whole seconds
 
 
-def test_a_job_is_terminated_failed_at_its_deadline_time(js, target):
+def test_a_job_is_terminated_failed_at_its_deadline_time(js: d2.JobSession, target: Target) -> None:
     deadline = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=4)
     job = js.run_job(target.template("/bin/sleep", "120", deadline_time=deadline))
     job.wait_started(target.slow)
@@ -537,7 +562,7 @@ def test_a_job_is_terminated_failed_at_its_deadline_time(js, target):
     assert info.finish_time is None or info.finish_time >= deadline - dt.timedelta(seconds=1)
 
 
-def test_a_deadline_time_already_passed_is_refused_before_any_id(js, target):
+def test_a_deadline_time_already_passed_is_refused_before_any_id(js: d2.JobSession, target: Target) -> None:
     before = _next_id(js)
     past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
     with pytest.raises(d2.InvalidArgumentError, match="deadline_time"):
@@ -546,7 +571,8 @@ def test_a_deadline_time_already_passed_is_refused_before_any_id(js, target):
 
 
 # -- one meaning on every tracker ----------------------------------------------------------------
-def test_stage_out_files_bring_what_the_job_wrote_to_the_host(js, target, tmp_path):
+def test_stage_out_files_bring_what_the_job_wrote_to_the_host(
+        js: d2.JobSession, target: Target, tmp_path: Path) -> None:
     """stage_out_files {host path: path the job wrote}: a file and a directory are on the host
     once the job is seen ended; a path the job did not write fails the job, named in its
     annotation. A tracker that does not declare the field refuses it by name."""
@@ -574,7 +600,7 @@ def test_stage_out_files_bring_what_the_job_wrote_to_the_host(js, target, tmp_pa
 
 
 def test_relative_paths_mean_the_submitters_directory_for_tasks_started_later(
-        js, target, tmp_path, monkeypatch):
+        js: d2.JobSession, target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tasks the agent starts (a throttled array) and a held job released from another
     directory see the submitter's directory, not the agent's or the releaser's."""
     monkeypatch.chdir(tmp_path)
@@ -590,7 +616,7 @@ def test_relative_paths_mean_the_submitters_directory_for_tasks_started_later(
     assert (tmp_path / "held.txt").read_text() == "held\n"
 
 
-def test_a_cpu_time_limit_reaches_the_job(js, target, tmp_path):
+def test_a_cpu_time_limit_reaches_the_job(js: d2.JobSession, target: Target, tmp_path: Path) -> None:
     """resource_limits['cpu_time'] (seconds) is the job's RLIMIT_CPU on every tracker."""
     out = tmp_path / "limit"
     job = js.run_job(target.sh("ulimit -t", output_path=str(out),
@@ -599,7 +625,7 @@ def test_a_cpu_time_limit_reaches_the_job(js, target, tmp_path):
     assert out.read_text().strip() == "77"
 
 
-def test_monitoring_session_lists_machines(sm, target):
+def test_monitoring_session_lists_machines(sm: d2.SessionManager, target: Target) -> None:
     with sm.open_monitoring_session(contact=target.contact) as ms:
         machines = ms.get_all_machines()
         assert machines and machines[0].name

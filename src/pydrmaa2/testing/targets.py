@@ -7,6 +7,7 @@ import shutil
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..templates import JobTemplate
 
@@ -26,12 +27,12 @@ class Target:
     #: Seconds a trivial job may take from submission to end on this engine (for test timeouts).
     slow: float = 20.0
 
-    def template(self, command: str, *args: str, **fields: object) -> JobTemplate:
+    def template(self, command: str, *args: str, **fields: Any) -> JobTemplate:
         """A template running ``command args`` with this target's job category."""
         return JobTemplate(remote_command=command, args=list(args),
-                           job_category=self.job_category, **fields)  # type: ignore[arg-type]
+                           job_category=self.job_category, **fields)
 
-    def sh(self, script: str, **fields: object) -> JobTemplate:
+    def sh(self, script: str, **fields: Any) -> JobTemplate:
         """A template running a /bin/sh script."""
         return self.template("/bin/sh", "-c", script, **fields)
 
