@@ -128,7 +128,8 @@ class _Conn:
         line = self.rfile.readline()
         if not line:
             raise ConnectionResetError("the pydrmaa2 agent closed the connection")
-        return json.loads(line)
+        reply: dict[str, Any] = json.loads(line)
+        return reply
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -558,7 +559,8 @@ def main(argv: list[str]) -> int:
     from ._timers import TimerService
     from .trackers.process import ProcessService
 
-    services = [ProcessService(agent), ArrayService(agent), TimerService(agent)]
+    services: list[ProcessService | ArrayService | TimerService] = [
+        ProcessService(agent), ArrayService(agent), TimerService(agent)]
     log.info("serving %s", path)
     try:
         agent.serve(listener)

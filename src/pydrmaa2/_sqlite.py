@@ -23,7 +23,7 @@ _BUSY, _LOCKED, _FULL = 5, 6, 13
 def _primary_code(e: sqlite3.Error) -> int | None:
     code = getattr(e, "sqlite_errorcode", None)  # Python >= 3.11
     if code is not None:
-        return code & 0xFF
+        return int(code) & 0xFF
     text = str(e).lower()
     if "disk is full" in text:
         return _FULL
@@ -139,7 +139,7 @@ class Database:
         finally:
             self._local.depth = 0
 
-    def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         """A read outside any explicit transaction."""
         try:
             return self._conn().execute(sql, tuple(params)).fetchall()

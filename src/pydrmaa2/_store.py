@@ -277,6 +277,11 @@ class Store:
         rows = self.db.query("SELECT seq FROM sqlite_sequence WHERE name='jobs'")
         return rows[0][0] if rows else 0
 
+    def array_first_id(self, array_id: str) -> str | None:
+        """The first job id of an array (its tasks' kept output is named after it)."""
+        rows = self.db.query("SELECT MIN(id) FROM jobs WHERE array_id=?", (array_id,))
+        return None if not rows or rows[0][0] is None else str(rows[0][0])
+
     def array_job_ids(self, array_id: str) -> list[str]:
         return [str(r[0]) for r in self.db.query(
             "SELECT id FROM jobs WHERE array_id=? ORDER BY id", (array_id,))]
@@ -286,7 +291,7 @@ class Store:
         started: their claimer may have died)."""
         sql = ("SELECT DISTINCT session, array_id FROM jobs WHERE phase != 'terminal' AND "
                "phase IN ('pending','starting') AND array_id IS NOT NULL")
-        params: tuple = ()
+        params: tuple[str, ...] = ()
         if session is not None:
             sql += " AND session=?"
             params = (session,)
@@ -347,7 +352,7 @@ class Store:
     def stale_starting(self, session: str, array_id: str | None = None) -> list[JobRow]:
         """Jobs in 'starting' whose claimer has died (it will never record them)."""
         sql = "SELECT id, claimer FROM jobs WHERE session=? AND phase != 'terminal' AND phase='starting'"
-        params: tuple = (session,)
+        params: tuple[str, ...] = (session,)
         if array_id is not None:
             sql, params = sql + " AND array_id=?", (session, array_id)
         dead = [str(r[0]) for r in self.db.query(sql, params) if not claimer_alive(r[1])]

@@ -303,7 +303,7 @@ class Watcher:
                 session = self._store.job_session(job_id)
                 if session is not None and session != self.name:
                     others.add(job_id)
-        return found, others  # type: ignore[return-value]
+        return found, others
 
     def _deliver(self, looked: set[str], found: dict[str, Seen], seq: int) -> None:
         touched: set[_Wait] = set()

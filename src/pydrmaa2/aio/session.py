@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._book import TERMINAL
 from ..errors import InvalidArgumentError, InvalidSessionError
@@ -32,6 +32,9 @@ from ._events import EventStream
 from ._threads import Threads
 from ._watch import Watcher
 from .jobs import AsyncJob, AsyncJobArray, AsyncReservation
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing's from Python 3.11
 
 __all__ = ["AsyncSessionManager", "AsyncJobSession", "AsyncMonitoringSession",
            "AsyncReservationSession"]
@@ -60,7 +63,7 @@ def _check_jobs(jobs: Any) -> list[AsyncJob | Job]:
     for i, job in enumerate(jobs):
         if not isinstance(job, (AsyncJob, Job)):
             raise InvalidArgumentError(f"jobs[{i}] is not a Job: {describe(job)}")
-    return jobs
+    return cast("list[AsyncJob | Job]", jobs)
 
 
 class _AsyncSession:
@@ -92,7 +95,7 @@ class _AsyncSession:
         self._manager._sessions.discard(self)
         await self._manager._blocking(self._sync.close)
 
-    async def __aenter__(self):  # noqa: ANN204 - returns the subclass
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

@@ -197,7 +197,7 @@ class ProcessTracker(JobTracker):
         """The agent's record of the job (its tracker id is the job id), or None."""
         return job_id if self.agent.request("proc.find", tid=job_id)["found"] else None
 
-    def _row(self, tracker_id: str) -> tuple | None:
+    def _row(self, tracker_id: str) -> tuple[Any, ...] | None:
         rows = self.db.query(
             "SELECT state, sub_state, pid, exit_status, signal, annotation, job_name, workdir, "
             "cmdline, submitted, started, finished, rusage FROM procs WHERE tid=?", (tracker_id,))
@@ -341,7 +341,7 @@ INSERT_FAILED = ("INSERT OR REPLACE INTO procs(tid, state, sub_state, annotation
 class _Child:
     __slots__ = ("tid", "pid", "popen", "pidfd", "started", "stage_out", "note")
 
-    def __init__(self, tid: str, pid: int, popen: subprocess.Popen | None, pidfd: int | None,
+    def __init__(self, tid: str, pid: int, popen: subprocess.Popen[bytes] | None, pidfd: int | None,
                  started: float, stage_out: dict[str, str]) -> None:
         self.tid = tid
         self.pid = pid
@@ -373,7 +373,7 @@ def _wallclock_of(msg: dict[str, Any]) -> float | None:
     """The wallclock_time limit of a spawn request in seconds (None: none or not a number)."""
     limit = msg.get("wallclock")
     ok = isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit > 0
-    return float(limit) if ok else None
+    return float(limit) if ok and limit is not None else None
 
 
 def _limits_of(msg: dict[str, Any]) -> tuple[list[tuple[int, int, int]], int | None]:
@@ -499,7 +499,7 @@ class ProcessService:
         self.polled: dict[str, _Child] = {}
         #: Jobs of an earlier agent that still run: tid -> pid (their process group).
         self.orphans: dict[str, int] = {}
-        self._writes: list[tuple[str, tuple]] = []
+        self._writes: list[tuple[str, tuple[Any, ...]]] = []
         self._changed: list[str] = []
         #: Spawn requests of this loop turn: started once their 'starting' rows are written, so
         #: an agent killed at any instant leaves a record of every job it may have started.
@@ -582,13 +582,13 @@ class ProcessService:
                 if job in tids:
                     found[job] = p
         for tid in tids:
-            p = found.get(tid)
-            if p is not None:
+            proc = found.get(tid)
+            if proc is not None:
                 with contextlib.suppress(psutil.Error):
-                    started = p.create_time()
+                    started = proc.create_time()
                     self._write(tid, "UPDATE procs SET pid=?, state='running', sub_state='running', "
-                                "started=? WHERE tid=?", (p.pid, started, tid))
-                    self._adopt(tid, p.pid, started, tids[tid])
+                                "started=? WHERE tid=?", (proc.pid, started, tid))
+                    self._adopt(tid, proc.pid, started, tids[tid])
                     continue
             self._write(tid, "UPDATE procs SET state='failed', sub_state='lost', finished=?, "
                         "annotation=? WHERE tid=?",
@@ -646,7 +646,7 @@ class ProcessService:
         self._finish_lost(tid)
 
     # -- batched store writes: one transaction and one round of events per loop turn ----------
-    def _write(self, tid: str, sql: str, params: tuple) -> None:
+    def _write(self, tid: str, sql: str, params: tuple[Any, ...]) -> None:
         self._writes.append((sql, params))
         self._changed.append(f"job:{tid}")  # the tracker id is the job's id
 
@@ -702,7 +702,7 @@ class ProcessService:
         return 0.05 if self.polled else None
 
     @staticmethod
-    def _starting_row(msg: dict[str, Any]) -> tuple:
+    def _starting_row(msg: dict[str, Any]) -> tuple[Any, ...]:
         return (msg["tid"], "queued", "starting", *_described(msg), time.time(),
                 _wallclock_of(msg))
 
@@ -914,7 +914,7 @@ class ProcessService:
                     return p.pid
         return None
 
-    def _started(self, msg: dict[str, Any], pid: int, popen: subprocess.Popen | None) -> None:
+    def _started(self, msg: dict[str, Any], pid: int, popen: subprocess.Popen[bytes] | None) -> None:
         """Record a job that has exec'd as running, and watch it."""
         tid = msg["tid"]
         started = time.time()
