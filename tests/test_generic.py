@@ -77,7 +77,9 @@ def js(tmp_path, monkeypatch):
 
 def test_native_hold_is_passed_to_the_engine_and_release_goes_there_too(js):
     job = js.run_job(d2.JobTemplate(remote_command="x", submit_as_hold=True))
-    assert ("submit", job.id, True, None) in FakeTracker.calls
+    # No output_path: the output is kept in the store's directory (read by job.output()).
+    (call,) = [c for c in FakeTracker.calls if c[0] == "submit"]
+    assert call[:3] == ("submit", job.id, True) and call[3].endswith(f"/output/{job.id}.out")
     assert job.state is d2.JobState.QUEUED_HELD
     job.release()
     assert ("control", f"t{job.id}", Action.RELEASE) in FakeTracker.calls

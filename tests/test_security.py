@@ -47,9 +47,15 @@ def test_the_store_directory_and_its_files_are_private_whatever_the_umask(tmp_pa
     finally:
         os.umask(old)
     assert mode(home) == 0o700
-    files = [p for p in home.iterdir() if not p.is_socket()]
+    files = [p for p in home.iterdir() if not p.is_socket() and not p.is_dir()]
     assert {p.name for p in files} >= {"store.sqlite", "process.sqlite", "agent.log"}
     for p in files:
+        assert mode(p) == 0o600, (p, oct(mode(p)))
+    # The job's output, kept for job.output() (its template names no file): the owner's alone.
+    assert mode(home / "output") == 0o700
+    kept = sorted((home / "output").iterdir())
+    assert [p.name for p in kept] == ["1.err", "1.out"]
+    for p in kept:
         assert mode(p) == 0o600, (p, oct(mode(p)))
     assert mode(socket_path(home)) == 0o600
     sm._notifier_stop.set()

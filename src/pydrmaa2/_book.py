@@ -8,22 +8,27 @@ agent can drive arrays without the session layer.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 import socket
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import _codec
 from ._agent import AgentClient, AgentFeed
+from ._sqlite import private_dir
 from ._store import JobRow, Phase, Store, dumps
 from .errors import (
     Drmaa2Error,
     DrmCommunicationError,
+    InvalidArgumentError,
     InvalidStateError,
     UnsupportedOperationError,
 )
@@ -62,6 +67,15 @@ WITHDRAW_TIMEOUT = 10.0
 SUBMISSION_MACHINE = socket.gethostname()
 #: How long a deadline waits for a job being submitted by someone else to be recorded.
 STARTING_PATIENCE = 60.0
+#: Where a job's stdout and stderr are kept when its template names no file for them (in the
+#: store's directory, for its owner only), until the job is reaped.
+OUTPUT_DIR = "output"
+
+
+def kept_name(job_id: str, array_first: str | None, index: int | str | None) -> str:
+    """The base name of a job's kept output: its id, or for an array's task, the array's first
+    job id and the task's index (known before the engine numbers the tasks)."""
+    return job_id if array_first is None else f"{array_first}.{index}"
 
 
 def open_tracker(contact: str, home: Path) -> JobTracker:
@@ -149,13 +163,13 @@ class JobBook:
             else:
                 out[r.id] = (JobState(r.state), r.sub_state or "")
         if live:
-            states = self.tracker.states([r.tracker_id for r in live])  # type: ignore[misc]
+            states = self.tracker.states([r.tracker_id or "" for r in live])
             ended = []
-            over = [r for r in live if states[r.tracker_id][0].is_terminal]  # type: ignore[index]
+            over = [r for r in live if states[r.tracker_id or ""][0].is_terminal]
             # A job ended by its deadline_time (see expire) ends FAILED saying so.
             notes = self.store.end_notes([r.id for r in over]) if over else {}
             for r in live:
-                st, sub = states[r.tracker_id]  # type: ignore[index]
+                st, sub = states[r.tracker_id or ""]
                 if r.id in notes:
                     st, sub = JobState.FAILED, "deadline"
                 out[r.id] = (st, sub)
@@ -218,22 +232,80 @@ class JobBook:
         if any(r.phase in NOT_STARTED for r in rows):
             feeds.append(self.agent.watch(keys))
         if tids:
-            feeds.append(self.tracker.watch(tids))  # type: ignore[arg-type]
+            feeds.append(self.tracker.watch(tids))
         if len(feeds) == 1:
             return feeds[0]
         return MultiFeed(feeds)
 
     # -- starting claimed tasks ------------------------------------------------------------------
-    def engine_template(self, template: JobTemplate, cwd: str | None = None) -> JobTemplate:
-        """The template as the engine gets it: without the TIMED_FIELDS this layer keeps, and
-        anchored in its submitter's directory ``cwd`` when another program starts it."""
-        kept = {f: None for f in TIMED_FIELDS
+    def engine_template(self, template: JobTemplate, cwd: str | None = None,
+                        output: str | None = None) -> JobTemplate:
+        """The template as the engine gets it: without the TIMED_FIELDS this layer keeps,
+        anchored in its submitter's directory ``cwd`` when another program starts it, and with
+        ``output``, its unnamed output files kept under that name (``keep_output``)."""
+        kept: dict[str, Any] = {f: None for f in TIMED_FIELDS
                 if getattr(template, f) is not None and f not in self.tracker.supported_fields}
         if kept:
             template = dataclasses.replace(template, **kept)
         if cwd is not None:
             template = anchored(template, cwd, self.tracker.host_working_directory)
+        if output is not None:
+            template = self.keep_output(template, output)
         return template
+
+    def output_dir(self) -> Path:
+        """The directory of kept output (made for its owner only on first use)."""
+        d = Path(self.tracker.home) / OUTPUT_DIR
+        if not d.is_dir():
+            private_dir(d)
+        return d
+
+    def keep_output(self, template: JobTemplate, name: str) -> JobTemplate:
+        """A template that names no file for stdout (or stderr, not joined) gets one in the
+        store's directory, ``name``.out / ``name``.err, as docker and Slurm keep a job's output
+        for their logs commands; a named file keeps its DRMAA2 meaning. Only for trackers that
+        take output paths."""
+        if "output_path" not in self.tracker.supported_fields:
+            return template
+        changes: dict[str, Any] = {}
+        if template.output_path is None:
+            changes["output_path"] = os.fspath(self.output_dir() / f"{name}.out")
+        if template.error_path is None and not template.join_files:
+            changes["error_path"] = os.fspath(self.output_dir() / f"{name}.err")
+        return dataclasses.replace(template, **changes) if changes else template
+
+    def output_file(self, row: JobRow, stderr: bool = False) -> Path:
+        """The host file a job's stdout (or stderr) goes to: its template's (placeholders
+        expanded, relative to its working directory), or the one kept for it. A stderr joined
+        into the output is InvalidArgumentError."""
+        template = _codec.decode(JobTemplate, json.loads(row.template or "{}"))
+        if stderr and template.join_files:
+            raise InvalidArgumentError(
+                f"job {row.id}: its stderr goes into its output (join_files=True); read that")
+        first = self.store.array_first_id(row.array_id) if row.array_id is not None else None
+        t = for_task(self.engine_template(template, row.cwd,
+                                          kept_name(row.id, first, row.task_index)),
+                     row.task_index)
+        path = t.error_path if stderr else t.output_path
+        if path is None:
+            raise UnsupportedOperationError(
+                f"job {row.id}: the {self.tracker.scheme!r} tracker takes no output files, so "
+                "pydrmaa2 keeps no output for it")
+        return Path(t.working_directory or row.cwd or "/", path)
+
+    def forget_output(self, rows: Sequence[JobRow]) -> None:
+        """Delete the kept output of jobs being reaped (best effort)."""
+        d = Path(self.tracker.home) / OUTPUT_DIR
+        if not d.is_dir():
+            return
+        firsts: dict[str, str | None] = {}
+        for r in rows:
+            if r.array_id is not None and r.array_id not in firsts:
+                firsts[r.array_id] = self.store.array_first_id(r.array_id)
+            name = kept_name(r.id, firsts.get(r.array_id) if r.array_id else None, r.task_index)
+            for ext in (".out", ".err"):
+                with contextlib.suppress(OSError):
+                    (d / (name + ext)).unlink()
 
     def start_claimed(self, rows: Sequence[JobRow], template: JobTemplate | None = None, *,
                       back: Phase | None = None,
@@ -248,15 +320,21 @@ class JobBook:
         FAILED with annotation "``note``: <error>", except that the first raises with
         ``first_fails`` (the template cannot run at all)."""
         anchored: dict[str | None, JobTemplate] = {}  # per submitter's directory (one per array)
+        firsts: dict[str, str | None] = {}  # the first job id of each array (kept output)
         submitted: list[tuple[str, str]] = []
         try:
             for n, row in enumerate(rows):
                 own = template or _codec.decode(JobTemplate, json.loads(row.template or "{}"))
                 if template is None or row.cwd not in anchored:
                     anchored[row.cwd] = self.engine_template(own, row.cwd)
+                if row.array_id is not None and row.array_id not in firsts:
+                    firsts[row.array_id] = self.store.array_first_id(row.array_id)
+                name = kept_name(row.id, firsts.get(row.array_id) if row.array_id else None,
+                                 row.task_index)
                 try:
-                    tid = self.tracker.submit(row.id, for_task(anchored[row.cwd], row.task_index),
-                                              row.task_index)
+                    tid = self.tracker.submit(
+                        row.id, for_task(self.keep_output(anchored[row.cwd], name),
+                                         row.task_index), row.task_index)
                 except Drmaa2Error as e:
                     if back is not None and isinstance(e, back_on):
                         self.store.set_phase(row.id, back, JobState.QUEUED_HELD.value
@@ -386,7 +464,7 @@ class JobBook:
             while row is not None and row.phase != TERMINAL:
                 if row.phase == SUBMITTED:
                     if self.store.set_end_note(row.id, note):
-                        engine[row.tracker_id] = row.id  # type: ignore[index]
+                        engine[row.tracker_id or ""] = row.id
                     break
                 if row.phase != STARTING:
                     if self.fail_unstarted(row, f"its deadline_time {when} passed before it "

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import InvalidArgumentError
 from .info import JobInfo, ReservationInfo
@@ -92,6 +92,17 @@ class Job:
     def reap(self) -> None:
         """Forget a finished job, in the store and in the engine."""
         self._session._reap([self.id])
+
+    def output(self, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+        """The job's stdout, line by line: from its output_path, or, when its template names
+        none, from the copy pydrmaa2 keeps until the job is reaped. ``follow``: go on as it is
+        written until the job has ended (as ``tail -f``); ``tail``: only the last lines."""
+        return self._session._output(self.id, False, follow, tail)
+
+    def error(self, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+        """The job's stderr, as ``output`` (InvalidArgumentError when join_files sends it into
+        the output)."""
+        return self._session._output(self.id, True, follow, tail)
 
     def wait_started(self, timeout: float | None = None) -> JobInfo:
         """Block until the job runs (or has ended); raise TimeoutError when ``timeout`` passes."""
@@ -189,13 +200,13 @@ def check_jobs(jobs: Any) -> list[Job]:
         raise InvalidArgumentError(f"jobs: {jobs!r} is a JobArray; pass its .jobs")
     if isinstance(jobs, (Job, str, bytes, Mapping)) or not isinstance(jobs, Iterable):
         raise InvalidArgumentError(f"jobs must be a list of Job objects, got {describe(jobs)}")
-    jobs = list(jobs)
+    jobs = list(jobs)  # checked below: every item a Job
     if not jobs:
         raise InvalidArgumentError("nothing to wait for: the list of jobs is empty")
     for i, job in enumerate(jobs):
         if not isinstance(job, Job):
             raise InvalidArgumentError(f"jobs[{i}] is not a Job: {describe(job)}")
-    return jobs
+    return cast("list[Job]", jobs)
 
 
 def check_timeout(timeout: Any) -> float | None:
@@ -247,4 +258,4 @@ def check_array(begin: Any, end: Any, step: Any, max_parallel: Any,
         raise InvalidArgumentError(
             f"run_bulk_jobs: max_parallel {max_parallel} must be between 1 and {MAX_TASK_INDEX} "
             "(None: no limit)")
-    return count
+    return int(count)

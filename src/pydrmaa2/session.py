@@ -13,10 +13,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _codec
 from ._agent import AgentClient
@@ -33,8 +33,10 @@ from ._book import (
     JobBook,
     MultiFeed,
     capabilities,
+    kept_name,
     open_tracker,
 )
+from ._logs import read_lines
 from ._store import JobRow, Store, default_home, dumps
 from .errors import (
     Drmaa2Error,
@@ -58,9 +60,20 @@ from .info import (
 )
 from .jobs import Job, JobArray, Reservation, check_array, check_jobs, check_timeout
 from .states import Capability, Event, JobState
-from .templates import JobTemplate, ReservationTemplate, check_list, check_path, check_text, for_task
+from .templates import (
+    PARAMETRIC_INDEX,
+    JobTemplate,
+    ReservationTemplate,
+    check_list,
+    check_path,
+    check_text,
+    for_task,
+)
 from .trackers import Action, ChangeFeed, Contact, JobTracker, tracker_class
 from .trackers.base import deadline_after, remaining
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing's from Python 3.11
 
 __all__ = ["SessionManager", "JobSession", "MonitoringSession", "ReservationSession",
            "INFINITE_TIME", "ZERO_TIME"]
@@ -142,7 +155,7 @@ class _Session:
         self._closed = True
         self._tracker.close()
 
-    def __enter__(self):  # noqa: ANN204 - returns the subclass
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
@@ -228,8 +241,9 @@ class JobSession(_Session):
         job_id = self._store.reserve_job_id(self.session_name)
         submitted = time.time()
         try:
-            tid = self._tracker.submit(job_id, for_task(self._book.engine_template(template), None),
-                                       None, hold=template.submit_as_hold)
+            tid = self._tracker.submit(
+                job_id, for_task(self._book.engine_template(template, output=job_id), None),
+                None, hold=template.submit_as_hold)
         except BaseException:
             self._settle_claims([job_id])  # the id is burnt: the engine may have seen it
             raise
@@ -265,8 +279,10 @@ class JobSession(_Session):
             ids = self._store.reserve_job_ids(len(indices), self.session_name)
             submitted = time.time()
             try:
-                tids = self._tracker.submit_array(ids, template, indices, limit,
-                                                  hold=template.submit_as_hold)
+                tids = self._tracker.submit_array(
+                    ids, self._book.keep_output(template, kept_name(ids[0], ids[0],
+                                                                    PARAMETRIC_INDEX)),
+                    indices, limit, hold=template.submit_as_hold)
             except BaseException:
                 self._settle_claims(ids)
                 raise
@@ -511,6 +527,22 @@ class JobSession(_Session):
         self._book.start_claimed([self._row(row.id)], back=HELD)  # refused: held again
         return _Outcome(changed=True)
 
+    def _output(self, job_id: str, stderr: bool, follow: bool,
+                tail: int | None) -> Iterator[str]:
+        """The lines of a job's stdout or stderr (``Job.output``, ``Job.error``)."""
+        self._check_open()
+        if not isinstance(follow, bool):
+            raise InvalidArgumentError(f"follow {follow!r} is not True or False")
+        if tail is not None and (isinstance(tail, bool) or not isinstance(tail, int) or tail < 0):
+            raise InvalidArgumentError(f"tail {tail!r} is not a number of lines (0 or more)")
+        path = self._book.output_file(self._row(job_id), stderr)
+
+        def ended() -> bool:
+            row = self._store.job(job_id)
+            return row is None or self._states_of([row])[job_id][0].is_terminal
+
+        return read_lines(path, follow=follow, tail=tail, ended=ended)
+
     def _reap(self, job_ids: Sequence[str]) -> None:
         self._check_open()
         rows = [self._row(j) for j in job_ids]
@@ -519,6 +551,7 @@ class JobSession(_Session):
         if running:
             raise InvalidStateError(
                 f"job {running[0]} is {states[running[0]][0].name}; only ended jobs can be reaped")
+        self._book.forget_output(rows)
         for r in rows:
             if r.tracker_id:
                 with contextlib.suppress(Drmaa2Error):
@@ -704,11 +737,12 @@ class MonitoringSession(_Session):
 
     def _our_jobs(self, store: Store) -> dict[str, tuple[str, str]]:
         """Engine id -> (pydrmaa2 id, session) of the live jobs of this store on this engine."""
-        rows = [r for name in store.session_names("job") if self._same_engine(store, name)
+        live = [(r.tracker_id, r) for name in store.session_names("job")
+                if self._same_engine(store, name)
                 for r in store.job_rows(name) if r.phase == SUBMITTED and r.tracker_id]
-        natives = self._tracker.native_ids([r.tracker_id for r in rows])  # type: ignore[misc]
-        return {natives.get(r.tracker_id, r.tracker_id): (r.id, r.session)  # type: ignore[arg-type]
-                for r in rows}
+        rows = [(tid, r) for tid, r in live if tid is not None]
+        natives = self._tracker.native_ids([tid for tid, _ in rows])
+        return {natives.get(tid, tid): (r.id, r.session) for tid, r in rows}
 
     def _stored_info(self, session: str, job_id: str) -> JobInfo:
         """A job's JobInfo as its job session sees it."""
@@ -902,6 +936,7 @@ class SessionManager:
         with JobSession(self, name, row[0], _tracker(row[0], self.home)) as js:
             rows = self._store.job_rows(name)
             states = js._states_of(rows)
+            js._book.forget_output([r for r in rows if states[r.id][0].is_terminal])
             for r in rows:
                 if r.tracker_id and states[r.id][0].is_terminal:
                     with contextlib.suppress(Drmaa2Error):
