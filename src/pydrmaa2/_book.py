@@ -293,6 +293,10 @@ class JobBook:
                 "pydrmaa2 keeps no output for it")
         return Path(t.working_directory or row.cwd or "/", path)
 
+    def is_kept_output(self, row: JobRow, path: Path) -> bool:
+        """Whether ``path`` is output kept by pydrmaa2 (not a file the template named)."""
+        return path.parent == Path(self.tracker.home) / OUTPUT_DIR
+
     def forget_output(self, rows: Sequence[JobRow]) -> None:
         """Delete the kept output of jobs being reaped (best effort)."""
         d = Path(self.tracker.home) / OUTPUT_DIR

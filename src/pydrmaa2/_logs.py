@@ -41,6 +41,21 @@ def last_lines_offset(path: Path, n: int) -> int:
         return 0
 
 
+def log_lines(chunks: Iterator[bytes]) -> Iterator[str]:
+    """The lines of a log read as chunks (an engine's log stream), as ``read_lines`` gives
+    them."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    for chunk in chunks:
+        pending += decoder.decode(chunk)
+        *lines, pending = pending.split("\n")
+        for line in lines:
+            yield line + "\n"
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending
+
+
 def read_lines(path: Path, *, follow: bool, tail: int | None,
                ended: Callable[[], bool]) -> Iterator[str]:
     """The lines of ``path`` (each with its newline; a last line without one at the end), as

@@ -36,7 +36,7 @@ from ._book import (
     kept_name,
     open_tracker,
 )
-from ._logs import read_lines
+from ._logs import FOLLOW_POLL, log_lines, read_lines
 from ._store import JobRow, Store, default_home, dumps
 from .errors import (
     Drmaa2Error,
@@ -535,13 +535,31 @@ class JobSession(_Session):
             raise InvalidArgumentError(f"follow {follow!r} is not True or False")
         if tail is not None and (isinstance(tail, bool) or not isinstance(tail, int) or tail < 0):
             raise InvalidArgumentError(f"tail {tail!r} is not a number of lines (0 or more)")
-        path = self._book.output_file(self._row(job_id), stderr)
+        row = self._row(job_id)
+        path = self._book.output_file(row, stderr)
+        kept = self._book.is_kept_output(row, path)
 
         def ended() -> bool:
-            row = self._store.job(job_id)
-            return row is None or self._states_of([row])[job_id][0].is_terminal
+            now = self._store.job(job_id)
+            return now is None or self._states_of([now])[job_id][0].is_terminal
 
-        return read_lines(path, follow=follow, tail=tail, ended=ended)
+        def lines() -> Iterator[str]:
+            # The engine's own log while the job runs where the engine keeps one (containers:
+            # the file is written when the job ends); the file otherwise, and once it has ended.
+            now: JobRow | None = row
+            while follow and now is not None and now.phase in NOT_STARTED and not ended():
+                time.sleep(FOLLOW_POLL)
+                now = self._store.job(job_id)
+            if kept and now is not None and now.tracker_id and not ended():
+                chunks = self._tracker.engine_log(now.tracker_id, stderr, follow, tail)
+                if chunks is not None:
+                    yield from log_lines(chunks)
+                    while follow and not ended():  # the log closes as the engine records the end
+                        time.sleep(FOLLOW_POLL)
+                    return
+            yield from read_lines(path, follow=follow, tail=tail, ended=ended)
+
+        return lines()
 
     def _reap(self, job_ids: Sequence[str]) -> None:
         self._check_open()

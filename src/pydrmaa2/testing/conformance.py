@@ -197,6 +197,49 @@ def test_controlling_a_finished_job_is_an_invalid_state(js: d2.JobSession, targe
             op()
 
 
+# -- output ----------------------------------------------------------------------------------------
+def test_output_is_kept_without_a_path_and_read_by_the_api(js: d2.JobSession, target: Target) -> None:
+    job = js.run_job(target.sh("echo one; echo oops >&2; printf 'two\\nthree'"))
+    job.wait_terminated(target.slow)
+    assert list(job.output()) == ["one\n", "two\n", "three"]
+    assert list(job.error()) == ["oops\n"]
+    assert list(job.output(tail=2)) == ["two\n", "three"]
+    assert list(job.output(tail=0)) == []
+
+
+def test_output_is_followed_as_the_job_writes_it(js: d2.JobSession, target: Target) -> None:
+    job = js.run_job(target.sh("echo first; sleep 3; echo second"))
+    t0, seen = time.monotonic(), []
+    for line in job.output(follow=True):
+        seen.append((line, time.monotonic() - t0))
+    assert [line for line, _ in seen] == ["first\n", "second\n"]
+    assert seen[1][1] - seen[0][1] > 1.5, seen  # the first line came before the job ended
+    assert job.state.is_terminal
+
+
+def test_output_of_a_named_file_and_a_joined_stderr(js: d2.JobSession, target: Target,
+                                                    tmp_path: Path) -> None:
+    out = tmp_path / "named.txt"
+    job = js.run_job(target.sh("echo to-file; echo also >&2", output_path=str(out),
+                               join_files=True))
+    job.wait_terminated(target.slow)
+    assert sorted(job.output()) == ["also\n", "to-file\n"]
+    assert sorted(out.read_text().splitlines()) == ["also", "to-file"]
+    with pytest.raises(d2.InvalidArgumentError, match="join_files"):
+        job.error()
+
+
+def test_array_tasks_have_their_own_output_and_reaping_deletes_it(
+        js: d2.JobSession, target: Target) -> None:
+    arr = js.run_bulk_jobs(target.sh("echo task $TASK_ID"), 1, 3, 1, 2)
+    js.wait_all_terminated(arr.jobs, target.slow)
+    assert [list(t.output()) for t in arr.jobs] == [[f"task {i}\n"] for i in (1, 2, 3)]
+    kept = Path(js._book.output_dir())
+    before = len(list(kept.iterdir()))
+    arr.reap()
+    assert len(list(kept.iterdir())) == before - 6  # a .out and a .err per task
+
+
 # -- arrays ----------------------------------------------------------------------------------------
 def test_array_tasks_see_their_index_and_write_their_own_files(
         js: d2.JobSession, target: Target, tmp_path: Path) -> None:

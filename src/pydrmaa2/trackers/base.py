@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.parse
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -258,6 +258,14 @@ class JobTracker(ABC):
     def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
         """A feed that fires when one of these jobs may have changed; polling is the fallback."""
         return PollFeed(0.5)
+
+    def engine_log(self, tracker_id: str, stderr: bool, follow: bool,
+                   tail: int | None) -> Iterator[bytes] | None:
+        """The job's stdout (or stderr) as the engine itself keeps it while the job runs (a
+        container's log), in chunks, to the job's end with ``follow``, its last ``tail`` lines
+        only; None (the default) where the job writes its output file itself, which
+        ``Job.output`` then reads."""
+        return None
 
     def agent_keys(self, tracker_ids: Sequence[str]) -> list[str] | None:
         """The pydrmaa2 agent's event keys that announce changes of these jobs, for a tracker

@@ -472,6 +472,18 @@ class DockerTracker(ContainerTracker):
                 return f"the job's output could not be written to {path}: {e}"
         return None
 
+    def stream_log(self, cid: str, stdout: bool, stderr: bool, follow: bool,
+                   tail: int | None) -> Iterator[bytes]:
+        with self._engine("reading the container's log"):
+            chunks = self.api.logs(cid, stdout=stdout, stderr=stderr, stream=True, follow=follow,
+                                   tail="all" if tail is None else tail)
+        while True:
+            with self._engine("reading the container's log"):
+                chunk = next(chunks, None)
+            if chunk is None:
+                return
+            yield chunk
+
     def copy_out(self, cid: str, path: str, destination: str) -> None:
         with self._engine("reading the container's files"):
             chunks, _ = self.api.get_archive(cid, path)

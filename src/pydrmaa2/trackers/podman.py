@@ -547,6 +547,24 @@ class PodmanTracker(ContainerTracker):
             return f"the job's output could not be written to {out_path or err_path}: {e}"
         return None
 
+    def stream_log(self, cid: str, stdout: bool, stderr: bool, follow: bool,
+                   tail: int | None) -> Iterator[bytes]:
+        with self._engine("reading the container's log"):
+            response = self.api.get(f"/containers/{cid}/logs", stream=True,
+                                    params={"stdout": stdout, "stderr": stderr, "follow": follow,
+                                            "tail": "all" if tail is None else str(tail)})
+            response.raise_for_status()
+        try:
+            frames = _frames(response.raw)
+            while True:
+                with self._engine("reading the container's log"):
+                    frame = next(frames, None)
+                if frame is None:
+                    return
+                yield frame[1]
+        finally:
+            response.close()
+
     def copy_out(self, cid: str, path: str, destination: str) -> None:
         with self._engine("reading the container's files"):
             response = self.api.get(f"/containers/{cid}/archive", params={"path": path},

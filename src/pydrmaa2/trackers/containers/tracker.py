@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,7 +34,7 @@ class ContainerTracker(JobTracker):
     An engine's tracker declares ``STATES`` and ``NOT_STARTED`` (its status words) and names
     itself in ``engine_name`` and ``address``; it implements the hooks ``inspect_container``,
     ``start_container``, ``control_container``, ``remove_container``, ``write_outputs``,
-    ``copy_out`` and ``announce_change`` (abstract), ``status_word`` and ``ended_record``
+    ``stream_log``, ``copy_out`` and ``announce_change`` (abstract), ``status_word`` and ``ended_record``
     (optional), and the JobTracker methods left open (``check``, ``validate``, ``submit``,
     ``states``, ``watch``, ``find_job``, ``list_jobs``, ``job_categories``, ``monitor_jobs``,
     ``machines``, ``queues``), with these services: ``records`` (its rows), ``finalize``,
@@ -102,6 +102,17 @@ class ContainerTracker(JobTracker):
     def write_outputs(self, cid: str, files: LocalFiles) -> str | None:
         """Copy the container's log into its output files; a problem is returned as the job's
         annotation (the job has ended; its files are what failed)."""
+
+    @abstractmethod
+    def stream_log(self, cid: str, stdout: bool, stderr: bool, follow: bool,
+                   tail: int | None) -> Iterator[bytes]:
+        """The container's log so far (one stream, or both merged; its last ``tail`` lines),
+        in chunks; with ``follow`` until the container stops."""
+
+    def engine_log(self, tracker_id: str, stderr: bool, follow: bool,
+                   tail: int | None) -> Iterator[bytes] | None:
+        """A container's output is the engine's log until the job ends (then the files)."""
+        return self.stream_log(tracker_id, not stderr, stderr, follow, tail)
 
     @abstractmethod
     def copy_out(self, cid: str, path: str, destination: str) -> None:
