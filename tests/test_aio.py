@@ -87,6 +87,29 @@ async def test_wait_terminated_returns_the_job_info_with_its_exit_status(home):
 
 
 @asyncio_test
+async def test_output_is_read_and_followed_without_blocking_the_loop(home):
+    async with session(home) as js:
+        job = await js.run_job(sh("echo one; echo oops >&2; sleep 1; echo two"))
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.05)
+                ticks += 1
+
+        t = asyncio.create_task(ticker())
+        lines = [line async for line in job.output(follow=True)]
+        t.cancel()
+        assert lines == ["one\n", "two\n"]
+        assert ticks >= 10  # the loop ran while the follower waited for the second line
+        assert [line async for line in job.error()] == ["oops\n"]
+        assert [line async for line in job.output(tail=1)] == ["two\n"]
+        with pytest.raises(d2.InvalidArgumentError, match="tail"):
+            [line async for line in job.output(tail=-1)]
+
+
+@asyncio_test
 async def test_wait_any_returns_the_first_job_to_end_and_wait_all_every_job(home):
     async with session(home) as js:
         slow = await js.run_job(SLEEP)

@@ -7,7 +7,7 @@ What the sync API reads as a property from the store or the engine is awaited he
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..info import JobInfo, ReservationInfo
@@ -110,10 +110,32 @@ class AsyncJob:
         await self._session.wait_all_terminated([self], timeout)
         return await self._session._ended_info(self.id)
 
+    async def output(self, follow: bool = False, tail: int | None = None) -> AsyncIterator[str]:
+        """``async for line in job.output()``: the job's stdout as ``pydrmaa2.Job.output``
+        gives it, each read on the session manager's threads."""
+        lines = await self._session._blocking(self._job.output, follow, tail)
+        async for line in _lines(self._session, lines):
+            yield line
+
+    async def error(self, follow: bool = False, tail: int | None = None) -> AsyncIterator[str]:
+        """``async for line in job.error()``: the job's stderr, as ``output``."""
+        lines = await self._session._blocking(self._job.error, follow, tail)
+        async for line in _lines(self._session, lines):
+            yield line
+
     def events(self) -> EventStream:
         """``async for n in job.events()``: the job's state changes from now on, beginning
         with its state now; the stream ends with the job."""
         return self._session._stream([self.id])
+
+
+async def _lines(session: AsyncJobSession, lines: Iterator[str]) -> AsyncIterator[str]:
+    """A blocking iterator of lines, each next line read on the session's threads."""
+    while True:
+        line = await session._blocking(next, lines, None)
+        if line is None:
+            return
+        yield line
 
 
 class AsyncJobArray:
