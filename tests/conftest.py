@@ -2,13 +2,28 @@
 
 ``PYDRMAA2_REQUIRE=process,docker,...`` (set by .ci/run) makes a tracker whose engine is not
 available fail instead of skip.
+
+``PYDRMAA2_TEST_INSTALLED=1`` (set by scripts/test.sh) makes the run fail unless the pydrmaa2 it
+imports is an installed wheel (``PYDRMAA2_WHEEL``: that one), not the checkout's src/; without it
+any pydrmaa2 is tested (``pip install -e .`` for a developer), and the header says which.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import csv
+import hashlib
+import io
+import json
 import os
+import subprocess
+import sys
+import sysconfig
+import zipfile
 from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +33,61 @@ from pydrmaa2.testing.targets import TARGETS, Target
 from pydrmaa2.trackers import tracker_class
 
 os.environ.setdefault("PYDRMAA2_AGENT_IDLE", "5")
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+PYDRMAA2 = Path(d2.__file__).resolve().parent
+
+
+def _record_hashes(lines: str) -> dict[str, str]:
+    """A RECORD's ``path -> sha256=...`` of the package's files and metadata (not pip's own)."""
+    return {row[0]: row[1] for row in csv.reader(io.StringIO(lines))
+            if len(row) > 1 and row[1] and (row[0].startswith("pydrmaa2/") or row[0].endswith(
+                tuple(f".dist-info/{n}" for n in ("METADATA", "WHEEL", "entry_points.txt"))))}
+
+
+def not_the_installed_wheel() -> str | None:
+    """Why the imported pydrmaa2 is not an installed wheel (``PYDRMAA2_WHEEL``: that one), or None."""
+    if PYDRMAA2.is_relative_to(CHECKOUT / "src"):
+        return f"pydrmaa2 is imported from the checkout ({PYDRMAA2}), not from an install"
+    site = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib")}
+    if PYDRMAA2.parent not in site:
+        return f"pydrmaa2 is imported from {PYDRMAA2}, not from {sys.executable}'s site-packages"
+    dist = metadata.distribution("pydrmaa2")
+    if Path(dist.locate_file("pydrmaa2")).resolve() != PYDRMAA2:
+        return f"the installed pydrmaa2 distribution is not the imported {PYDRMAA2}"
+    if json.loads(dist.read_text("direct_url.json") or "{}").get("dir_info", {}).get("editable"):
+        return "pydrmaa2 is an editable install (of a checkout), not a wheel"
+    installed = _record_hashes(dist.read_text("RECORD") or "")
+    if not installed:
+        return "the installed pydrmaa2 has no RECORD of its files"
+    for rel, digest in installed.items():
+        sha = hashlib.sha256(Path(dist.locate_file(rel)).read_bytes()).digest()
+        if digest != "sha256=" + base64.urlsafe_b64encode(sha).rstrip(b"=").decode():
+            return f"the installed {rel} was changed after it was installed"
+    wheel = os.environ.get("PYDRMAA2_WHEEL")
+    if wheel:
+        with zipfile.ZipFile(wheel) as z:
+            record = next(n for n in z.namelist() if n.endswith(".dist-info/RECORD"))
+            if _record_hashes(z.read(record).decode()) != installed:
+                return f"the installed pydrmaa2 is not {wheel}"
+    # Programs the tests start (the agent, examples, the CLI) import the same one.
+    out = subprocess.run([sys.executable, "-c", "import pydrmaa2; print(pydrmaa2.__file__)"],
+                         cwd=CHECKOUT, capture_output=True, text=True, check=True).stdout
+    if Path(out.strip()).resolve().parent != PYDRMAA2:
+        return f"a program run from the checkout imports pydrmaa2 from {out.strip()}"
+    return None
+
+
+if os.environ.get("PYDRMAA2_TEST_INSTALLED", "0") not in ("", "0"):
+    _why = not_the_installed_wheel()
+    if _why is not None:
+        raise pytest.UsageError(f"PYDRMAA2_TEST_INSTALLED: the tests must run against the installed "
+                                f"wheel: {_why}")
+
+
+def pytest_report_header() -> str:
+    return f"pydrmaa2: {PYDRMAA2}"
+
 
 REQUIRED = {t.strip() for t in os.environ.get("PYDRMAA2_REQUIRE", "").split(",") if t.strip()}
 _unknown = REQUIRED - set(TARGETS)
