@@ -1,7 +1,9 @@
 """The ``drmaa2`` command: submit, list, inspect, wait for and control jobs from a shell.
 
-The only code of pydrmaa2 that prints. ``--json`` output is for scripts; progress bars appear
-only on a terminal and never with ``--json``.
+The only code of pydrmaa2 that prints. ``--json`` output is for scripts; live output (progress,
+``jobs --watch``'s table) appears only on a terminal and never with ``--json``. ``run --wait`` and
+``wait`` exit with the jobs' own status (``_status``), wait in slices and take Ctrl-C as
+``docker run`` does (``_wait``); ``completion`` prints shell completion scripts (``_complete``).
 """
 
 from __future__ import annotations
@@ -10,23 +12,29 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import _codec
-from ..errors import Drmaa2Error, InvalidArgumentError
+from ..errors import Drmaa2Error, InvalidArgumentError, InvalidStateError
 from ..info import JobInfo
-from ..jobs import Job
+from ..jobs import Job, JobArray
 from ..session import JobSession, SessionManager
 from ..states import JobState
 from ..templates import JobTemplate
+from . import _status
 
 DEFAULT_SESSION = "default"
+JSON_HELP = "machine-readable output (no live output)"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="drmaa2", description="DRMAA2 jobs on processes, "
-                                "containers and Slurm (pydrmaa2).")
+    p = argparse.ArgumentParser(
+        prog="drmaa2", description="DRMAA2 jobs on processes, containers and Slurm (pydrmaa2).",
+        epilog="Exit status: `run --wait` and `wait` exit with the job's own status (killed by "
+        "signal N: 128+N; FAILED without an exit status: 125; several jobs: the first, in task "
+        "order, that did not end DONE); 2 is drmaa2's own error, 130 a wait stopped by a second "
+        "Ctrl-C (the first terminates the jobs). Completion: eval \"$(drmaa2 completion bash)\".")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="submit a job or a job array")
@@ -39,49 +47,69 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--error", help="file for stderr")
     run.add_argument("--input", help="file for stdin")
     run.add_argument("--join", action="store_true", help="stderr into the output file")
-    run.add_argument("--env", action="append", default=[], metavar="K=V")
+    run.add_argument("--env", action="append", default=[], metavar="K=V",
+                     help="an environment variable of the job (repeatable)")
     run.add_argument("--workdir", help="working directory")
     run.add_argument("--array", metavar="BEGIN:END[:STEP]", help="run a job array")
     run.add_argument("--max-parallel", type=int, help="array tasks running at once")
     run.add_argument("--hold", action="store_true", help="submit held (release later)")
-    run.add_argument("--wait", action="store_true", help="wait for the end; non-zero if a job failed")
-    run.add_argument("--json", action="store_true")
+    run.add_argument("--wait", action="store_true",
+                     help="wait for the end and exit with the job's exit status (see: Exit status)")
+    run.add_argument("--json", action="store_true", help=JSON_HELP)
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
 
     jobs = sub.add_parser("jobs", help="list the jobs of a session")
-    jobs.add_argument("--session", default=os.environ.get("PYDRMAA2_SESSION", DEFAULT_SESSION))
-    jobs.add_argument("--state", type=lambda s: JobState[s.upper()],
-                      help="only jobs in this state (e.g. running, done)")
-    jobs.add_argument("--json", action="store_true")
+    jobs.add_argument("--session", default=os.environ.get("PYDRMAA2_SESSION", DEFAULT_SESSION),
+                      help="job session (default: 'default')")
+    jobs.add_argument("--state", type=_state, help="only jobs in this state (e.g. running, done)")
+    jobs.add_argument("--watch", action="store_true",
+                      help="a live table (jobs, arrays, counts per state) until Ctrl-C; "
+                      "without a terminal or with --json: a line per change")
+    jobs.add_argument("--interval", type=float, metavar="S", help="seconds between looks of "
+                      "--watch (default: 1)")
+    jobs.add_argument("--json", action="store_true", help=JSON_HELP)
 
     info = sub.add_parser("info", help="show everything known about a job")
-    info.add_argument("job")
-    info.add_argument("--json", action="store_true")
+    info.add_argument("job", help="job id")
+    info.add_argument("--json", action="store_true", help=JSON_HELP)
 
     wait = sub.add_parser("wait", help="wait until jobs have ended")
-    wait.add_argument("jobs", nargs="+")
-    wait.add_argument("--timeout", type=float, help="seconds (default: forever)")
-    wait.add_argument("--json", action="store_true")
+    wait.add_argument("jobs", nargs="+", metavar="job", help="job ids")
+    wait.add_argument("--timeout", type=float, help="seconds (default: forever); then exit 2")
+    wait.add_argument("--json", action="store_true", help=JSON_HELP)
 
     for op in ("suspend", "resume", "hold", "release", "terminate", "reap"):
         c = sub.add_parser(op, help=f"{op} jobs")
-        c.add_argument("jobs", nargs="+")
+        c.add_argument("jobs", nargs="+", metavar="job", help="job ids")
 
     ses = sub.add_parser("sessions", help="list, create or destroy job sessions")
     ses.add_argument("action", nargs="?", default="list", choices=["list", "create", "destroy"])
-    ses.add_argument("name", nargs="?")
-    ses.add_argument("--contact", default=None)
-    ses.add_argument("--json", action="store_true")
+    ses.add_argument("name", nargs="?", help="session name (create, destroy)")
+    ses.add_argument("--contact", default=None, help="tracker of a new session (default: process)")
+    ses.add_argument("--json", action="store_true", help=JSON_HELP)
 
     mon = sub.add_parser("monitor", help="everything an engine runs: jobs, machines, queues")
     mon.add_argument("what", choices=["jobs", "machines", "queues"])
-    mon.add_argument("--contact", default="process")
-    mon.add_argument("--json", action="store_true")
+    mon.add_argument("--contact", default="process", help="tracker (default: process)")
+    mon.add_argument("--json", action="store_true", help=JSON_HELP)
 
     lib = sub.add_parser("libdrmaa", help="print the path of libdrmaa.so, the DRMAA 1.0 library "
                          "(export DRMAA_LIBRARY_PATH=$(drmaa2 libdrmaa)); built on first use")
     lib.add_argument("--header", action="store_true", help="print the path of its drmaa.h")
+
+    comp = sub.add_parser("completion", help="print the shell completion script of drmaa2 "
+                          "(eval \"$(drmaa2 completion bash)\")")
+    comp.add_argument("shell", choices=["bash", "zsh", "fish"])
     return p
+
+
+def _state(word: str) -> JobState:
+    """A job state as --state names it (running, DONE, queued_held)."""
+    try:
+        return JobState[word.upper()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(
+            f"{word!r} is not a job state ({', '.join(s.value for s in JobState)})") from None
 
 
 def _print_json(data: Any) -> None:
@@ -114,33 +142,18 @@ def _jobs(sm: SessionManager, ids: Sequence[str]) -> list[Job]:
     return out
 
 
-def _wait(jobs: list[Job], timeout: float | None, progress: bool) -> list[JobInfo]:
-    """Wait for every job, with a progress bar on a terminal; return their infos."""
-    by_session: dict[str, list[Job]] = {}
-    for j in jobs:
-        by_session.setdefault(j.session_name, []).append(j)
-    if not progress or len(jobs) < 2:
-        for js_jobs in by_session.values():
-            js_jobs[0].session.wait_all_terminated(js_jobs, timeout)
-        return [j.info for j in jobs]
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _wait(sm: SessionManager, jobs: list[Job], timeout: float | None, as_json: bool,
+          terminate: Callable[[], None] | None = None) -> int:
+    """Wait for the jobs (progress on a terminal, Ctrl-C as ``_wait`` says), print how they
+    ended and return the exit status that stands for them."""
+    from ._wait import JobWaiter, Progress, wait_jobs
 
-    from ..trackers.base import deadline_after, remaining
-
-    deadline = deadline_after(timeout)
-    with Progress(TextColumn("[bold]waiting"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
-                  transient=False) as bar:
-        task = bar.add_task("jobs", total=len(jobs), failed=0)
-        left = list(jobs)
-        failed = 0
-        while left:
-            done = left[0].session.wait_any_terminated(
-                [j for j in left if j.session_name == left[0].session_name], remaining(deadline))
-            left.remove(done)
-            failed += done.state is JobState.FAILED
-            bar.update(task, advance=1, failed=failed)
-    return [j.info for j in jobs]
+    waiter = JobWaiter(jobs, sm.home)
+    live = sys.stdout.isatty() and sys.stderr.isatty() and not as_json
+    with Progress(waiter, live) as progress:
+        if not wait_jobs(waiter, timeout, progress, terminate):
+            return _status.INTERRUPTED
+    return _report(waiter.infos(), as_json)
 
 
 def _info_rows(infos: Sequence[JobInfo]) -> list[list[Any]]:
@@ -178,7 +191,7 @@ def _cmd_run(sm: SessionManager, a: argparse.Namespace) -> int:
     else:
         js = sm.create_job_session(a.session, contact=a.contact)
     try:
-        return _submit(a, js, jt)
+        return _submit(sm, a, js, jt)
     except BaseException:
         # A command that fails creates nothing: a session made for a submission that was
         # refused goes again (unless a job got into it after all).
@@ -190,9 +203,10 @@ def _cmd_run(sm: SessionManager, a: argparse.Namespace) -> int:
         raise
 
 
-def _submit(a: argparse.Namespace, js: JobSession, jt: JobTemplate) -> int:
+def _submit(sm: SessionManager, a: argparse.Namespace, js: JobSession, jt: JobTemplate) -> int:
     """Submit the job or array of ``drmaa2 run`` to ``js``; wait for it with ``--wait``."""
     with js:
+        terminate: Callable[[], None] | None = None  # the first Ctrl-C's, for an array
         if a.array:
             parts = a.array.split(":")
             try:
@@ -203,7 +217,7 @@ def _submit(a: argparse.Namespace, js: JobSession, jt: JobTemplate) -> int:
                 raise InvalidArgumentError(f"--array {a.array!r} is not BEGIN:END[:STEP]")
             arr = js.run_bulk_jobs(jt, nums[0], nums[1], nums[2] if len(nums) == 3 else 1,
                                    a.max_parallel)
-            jobs = arr.jobs
+            jobs, terminate = arr.jobs, _terminate_array(arr)
             if not a.wait:
                 if a.json:
                     _print_json({"array": arr.id, "jobs": [j.id for j in jobs]})
@@ -218,22 +232,44 @@ def _submit(a: argparse.Namespace, js: JobSession, jt: JobTemplate) -> int:
                 else:
                     print(jobs[0].id)
                 return 0
-        infos = _wait(jobs, None, progress=sys.stderr.isatty() and not a.json)
-    return _report(infos, a.json)
+        return _wait(sm, jobs, None, a.json, terminate)
+
+
+def _terminate_array(arr: JobArray) -> Callable[[], None]:
+    """Terminate every task of the array not ended (all in one call to the engine)."""
+
+    def terminate() -> None:
+        try:
+            arr.terminate()
+        except InvalidStateError:  # every task had ended meanwhile
+            pass
+
+    return terminate
 
 
 def _report(infos: list[JobInfo], as_json: bool) -> int:
+    """Print how the jobs ended; return the status that stands for them (``_status``)."""
     if as_json:
         _print_json(infos)
     else:
         _table(_info_rows(infos), INFO_HEADER)
-    return 0 if all(i.state is JobState.DONE for i in infos) else 1
+    return _status.jobs_status(infos)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``drmaa2`` command; returns the exit status."""
-    a = _parser().parse_args(argv)
+    """Entry point of the ``drmaa2`` command; returns the exit status (``_status``)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["__complete"]:  # hidden: what the completion scripts ask while one types
+        from ._complete import complete_main
+
+        return complete_main(args[1:])
+    a = _parser().parse_args(args)
     try:
+        if a.command == "completion":
+            from ._complete import script
+
+            sys.stdout.write(script(a.shell, _parser()))
+            return 0
         if a.command == "libdrmaa":
             from ..drmaa1 import header_path, library_path
 
@@ -243,6 +279,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.command == "run":
             return _cmd_run(sm, a)
         if a.command == "jobs":
+            if a.interval is not None and not a.watch:
+                raise InvalidArgumentError(f"--interval {a.interval:g} needs --watch")
+            if a.watch:
+                from ._watch import watch
+
+                with sm.open_job_session(a.session) as js:
+                    return watch(js, 1.0 if a.interval is None else a.interval, a.state, a.json)
             with sm.open_job_session(a.session) as js:
                 flt = JobInfo(state=a.state) if a.state else None
                 jobs = js.get_jobs(flt)
@@ -262,8 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"{k:20} {v}")
             return 0
         if a.command == "wait":
-            infos = _wait(_jobs(sm, a.jobs), a.timeout, progress=sys.stderr.isatty() and not a.json)
-            return _report(infos, a.json)
+            return _wait(sm, _jobs(sm, a.jobs), a.timeout, a.json)
         if a.command in ("suspend", "resume", "hold", "release", "terminate", "reap"):
             for job in _jobs(sm, a.jobs):
                 getattr(job, a.command)()
@@ -278,11 +320,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise InvalidArgumentError("sessions destroy needs a NAME")
                 sm.destroy_job_session(a.name)
             else:
-                rows = list(sm.job_session_contacts.items())
+                contacts = list(sm.job_session_contacts.items())
                 if a.json:
-                    _print_json([{"name": n, "contact": c} for n, c in rows])
+                    _print_json([{"name": n, "contact": c} for n, c in contacts])
                 else:
-                    _table(rows, ["session", "contact"])
+                    _table(contacts, ["session", "contact"])
             return 0
         if a.command == "monitor":
             with sm.open_monitoring_session(a.contact) as ms:
@@ -310,9 +352,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
     except Drmaa2Error as e:
         print(f"drmaa2: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
+        return _status.ERROR
     except KeyboardInterrupt:
-        return 130
+        return _status.INTERRUPTED
+    except BrokenPipeError:  # `drmaa2 jobs --watch | head`: the reader is gone, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0
 
 
