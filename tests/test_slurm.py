@@ -230,6 +230,7 @@ def offline(tmp_path, monkeypatch):
     answer used once, the last one again; it counts the sacct calls."""
     tracker = slurm.SlurmTracker(Contact.parse("slurm"), tmp_path)
     tracker._config = {"AccountingStorageType": "accounting_storage/slurmdbd"}
+    tracker.shared.fresh = 0  # each read looks (the shared look is tested on its own)
     tracker.squeue_answers, tracker.sacct_answers, tracker.sacct_calls = [], [], []
 
     def answer(answers: list, calls: list | None) -> list:
@@ -280,6 +281,35 @@ def test_a_job_slurmctld_no_longer_holds_is_not_running_whatever_sacct_last_reco
     assert state is d2.JobState.UNDETERMINED and "unknown to slurmctld" in sub
     assert "no longer known to slurmctld" in offline.info("72").annotation
     assert offline.states(["72"])["72"] == (d2.JobState.DONE, "COMPLETED")
+
+
+def test_every_tracker_of_a_store_shares_one_look_per_interval(tmp_path, monkeypatch):
+    """Reads of many jobs, one by one and by several trackers (programs) of one store, cost one
+    squeue while the look is fresh; a job acted on is looked at again at its next read."""
+    calls: list[list[str]] = []
+
+    def squeue(bases):
+        calls.append(sorted(bases))
+        return [_squeue_record(b, "PENDING") for b in bases]
+
+    trackers = [slurm.SlurmTracker(Contact.parse("slurm"), tmp_path) for _ in range(3)]
+    for t in trackers:
+        t._config = {"AccountingStorageType": "accounting_storage/none"}
+        monkeypatch.setattr(t, "_squeue", squeue)
+        t.shared.fresh = 60.0
+    ids = [str(100 + i) for i in range(200)]
+    trackers[0].shared.add(ids)  # as submit() records them
+    for i, tid in enumerate(ids):
+        assert trackers[i % 3].states([tid])[tid][0] is d2.JobState.QUEUED
+    assert calls == [sorted(ids)]  # one look, at every live job of the store
+    assert "slurm_looked_at" in trackers[1].info("150").extensions  # how old the answer is
+    trackers[2].shared.stale(["150"])
+    trackers[1].states(["151"])
+    assert len(calls) == 1
+    trackers[0].states(["150"])
+    assert len(calls) == 2
+    for t in trackers:
+        t.close()
 
 
 def test_a_job_key_names_its_store_and_pydrmaa2_ids_and_maps_them_to_slurm_ids(tmp_path):
@@ -517,7 +547,8 @@ def test_an_array_larger_than_the_clusters_max_array_size(js, target, calls, tmp
     assert arr.jobs[0].info.dispatch_time is None
 
 
-def test_states_of_many_jobs_take_one_squeue_call_and_forgotten_jobs_one_sacct_call(js, calls):
+def test_states_of_many_jobs_take_one_squeue_call_and_forgotten_jobs_one_sacct_call(js, calls,
+                                                                                    tmp_path):
     # Pending on a begin time: as many jobs as we like, whatever else the cluster runs.
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
     jt = d2.JobTemplate(remote_command="/bin/true", start_time=later)
@@ -537,8 +568,13 @@ def test_states_of_many_jobs_take_one_squeue_call_and_forgotten_jobs_one_sacct_c
     _wait_for(lambda: "PENDING" not in subprocess.run(
         ["sacct", "-n", "-X", "-P", "-o", "State", "-j", ",".join(bases)], capture_output=True,
         text=True).stdout, 30)
-    # A tracker whose squeue has forgotten the jobs (MinJobAge passed): ONE sacct call answers.
-    fresh = slurm.SlurmTracker(Contact.parse("slurm"), js._tracker.home)
+    # The store's own trackers answer from its shared look (no call at all); a tracker of
+    # another store, whose squeue has forgotten the jobs (MinJobAge passed): ONE sacct call.
+    mine = slurm.SlurmTracker(Contact.parse("slurm"), js._tracker.home)
+    mine._run = lambda argv, what, **kw: pytest.fail(f"asked {argv[0]}")
+    assert all(st.is_terminal for st, _ in mine.states([_tid(js, j) for j in everything]).values())
+    mine.close()
+    fresh = slurm.SlurmTracker(Contact.parse("slurm"), tmp_path / "another-store")
     fresh._squeue = lambda bases: []
     assert fresh.accounting  # reads the configuration once
     seen: list[str] = []

@@ -50,6 +50,7 @@ from .parsers import (
     records,
     sub_state,
 )
+from .shared import Look, SharedLook
 from .tables import (
     CONTROL,
     CONTROL_DONE,
@@ -89,6 +90,7 @@ class _Seen:
     queue: dict[str, str] | None = None
     acct: dict[str, str] | None = None
     note: str | None = None
+    looked_at: float | None = None  # when the look began (the store's shared look)
 
 
 class SlurmTracker(JobTracker):
@@ -135,6 +137,7 @@ class SlurmTracker(JobTracker):
         self._final: dict[str, JobInfo] = {}
         self._lagging: dict[str, float] = {}
         self.store_key = hashlib.sha256(os.fsencode(Path(home).resolve())).hexdigest()[:16]
+        self.shared = SharedLook(home, self.cluster)
 
     # -- the cluster -----------------------------------------------------------------------------
     @property
@@ -247,7 +250,9 @@ class SlurmTracker(JobTracker):
                     "PYDRMAA2_SLURM_JOB_ID": job_id}
         if task_index is not None:  # a task started one by one (not by this tracker's arrays)
             settings["PYDRMAA2_SLURM_TASK_ID"] = str(task_index)
-        return self._sbatch(opts, settings, template, f"submitting job {job_id} to {self.where}")
+        tid = self._sbatch(opts, settings, template, f"submitting job {job_id} to {self.where}")
+        self.shared.add([tid])
+        return tid
 
     def submit_array(self, job_ids: Sequence[str], template: JobTemplate,
                      indices: Sequence[int], max_parallel: int | None,
@@ -319,6 +324,7 @@ class SlurmTracker(JobTracker):
                 except Drmaa2Error:
                     pass
             raise
+        self.shared.add(tids)
         return tids
 
     # -- states ----------------------------------------------------------------------------------
@@ -342,9 +348,33 @@ class SlurmTracker(JobTracker):
         return out
 
     def states(self, tracker_ids: Sequence[str]) -> dict[str, tuple[JobState, str]]:
+        """The jobs' states from the store's last look at Slurm where it is fresh (see
+        ``shared``: one squeue and one sacct per interval for every program of the store)."""
         ids = list(dict.fromkeys(tracker_ids))
         if not ids:
             return {}
+        looks, at = self.shared.looks(ids, self._look_now)
+        out: dict[str, tuple[JobState, str]] = {}
+        for tid in ids:
+            lk = looks.get(tid)
+            if lk is None:  # a job the look could not place (never happens: it answers all)
+                lk = Look(JobState.UNDETERMINED, "unknown to Slurm", None, None, None)
+            self._seen[tid] = _Seen(queue=lk.queue, acct=lk.acct, note=lk.note, looked_at=at)
+            out[tid] = (lk.state, lk.sub)
+            if lk.state.is_terminal and tid not in self._final:
+                self._final[tid] = self._build_info(tid, lk.state, lk.sub)
+        return out
+
+    def _look_now(self, ids: Sequence[str]) -> dict[str, Look]:
+        """Ask squeue (and sacct) about these jobs now: what ``shared`` records."""
+        out = self._ask(ids)
+        looks = {}
+        for tid, (state, sub) in out.items():
+            seen = self._seen.pop(tid, _Seen())
+            looks[tid] = Look(state, sub, seen.queue, seen.acct, seen.note)
+        return looks
+
+    def _ask(self, ids: Sequence[str]) -> dict[str, tuple[JobState, str]]:
         queue: dict[str, dict[str, str]] = {}
         queue_bases: set[str] = set()
         for rec in self._squeue(dict.fromkeys(base_id(t) for t in ids)):
@@ -368,9 +398,6 @@ class SlurmTracker(JobTracker):
             for tid in ask:
                 out[tid] = self._settle(tid, queue.get(tid), acct_record(acct, tid),
                                         base_id(tid) in queue_bases | acct_bases)
-        for tid, (state, _) in out.items():
-            if state.is_terminal and tid not in self._final:
-                self._final[tid] = self._build_info(tid, *out[tid])
         return out
 
     def _accounting(self, ask: Sequence[str], queue: Mapping[str, dict[str, str]]
@@ -466,6 +493,9 @@ class SlurmTracker(JobTracker):
             info = JobInfo(extensions={"slurm_id": tracker_id})
         info.annotation = seen.note or info.annotation
         info.state, info.sub_state = state, sub
+        if seen.looked_at and not state.is_terminal:  # how old the look is (shared: see states)
+            info.extensions["slurm_looked_at"] = dt.datetime.fromtimestamp(
+                seen.looked_at, dt.timezone.utc).isoformat(timespec="milliseconds")
         return info
 
     # -- control ---------------------------------------------------------------------------------
@@ -480,9 +510,16 @@ class SlurmTracker(JobTracker):
         refused. An operation with states it applies from (CONTROL_FROM) is checked against one
         squeue of all the jobs first."""
         ids = list(dict.fromkeys(tracker_ids))
+        try:
+            return self._control_many(ids, action)
+        finally:  # what the jobs are now is looked at afresh by the next read
+            self.shared.stale(ids)
+
+    def _control_many(self, ids: list[str], action: Action) -> dict[str, Drmaa2Error]:
         refused: dict[str, Drmaa2Error] = {}
         if action in CONTROL_FROM:
             allowed, only = CONTROL_FROM[action]
+            self.shared.stale(ids)  # checked against what Slurm says now
             states = self.states(ids)
             todo = []
             for t in ids:
@@ -515,6 +552,7 @@ class SlurmTracker(JobTracker):
                 if len(tasks) == 1:
                     refused[tasks[0]] = e
                     continue
+                self.shared.stale(tasks)
                 states = self.states(tasks)
                 for t in tasks:
                     if states[t][0] in CONTROL_DONE[action]:
@@ -558,6 +596,7 @@ class SlurmTracker(JobTracker):
 
     def delete(self, tracker_id: str) -> None:
         # Slurm forgets ended jobs itself (MinJobAge; accounting keeps them): only our caches.
+        self.shared.forget([tracker_id])
         self._final.pop(tracker_id, None)
         self._seen.pop(tracker_id, None)
         self._lagging.pop(tracker_id, None)
