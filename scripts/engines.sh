@@ -1261,8 +1261,9 @@ main() {
     for e in "${ENGINES[@]}"; do WANT[$e]=1; done
 
     # ss (which pid serves a socket or port), pgrep; a C compiler and static libc for the
-    # process tracker's fork server and the DRMAA v1 library (python3-dev: Python.h)
-    PKGS=(iproute2 procps gcc libc6-dev python3-dev)
+    # process tracker's fork server and the DRMAA v1 library (python3-dev: Python.h); zsh and
+    # fish, whose completion of the drmaa2 command the CLI's tests drive
+    PKGS=(iproute2 procps gcc libc6-dev python3-dev zsh fish)
     if [[ -n ${WANT[docker]:-} || -n ${WANT[podman]:-} || -n ${WANT[containerd]:-} ]]; then
         PKGS+=(busybox-static curl)
     fi

@@ -294,7 +294,7 @@ def bash_script(store_env) -> str:
 
 BASH_CASES = [
     ("drmaa2 ", ["run", "jobs", "info", "wait", "suspend", "resume", "hold", "release",
-                 "terminate", "reap", "sessions", "monitor", "libdrmaa", "completion"]),
+                 "terminate", "reap", "sessions", "monitor", "libdrmaa", "completion", "logs"]),
     ("drmaa2 se", ["sessions"]),
     ("drmaa2 -", ["-h", "--help"]),
     ("drmaa2 jobs --", ["--help", "--session", "--state", "--watch", "--interval", "--json"]),
@@ -309,6 +309,7 @@ BASH_CASES = [
     ("drmaa2 wait 1 ", ["1", "2", "3"]),
     ("drmaa2 terminate --", ["--help"]),
     ("drmaa2 info ", ["1", "2", "3"]),
+    ("drmaa2 logs ", ["1", "2", "3"]),
     ("drmaa2 info 1 ", []),
     ("drmaa2 sessions ", ["list", "create", "destroy"]),
     ("drmaa2 sessions destroy ", ["default", "default:docker", "nightly"]),
@@ -368,3 +369,44 @@ def test_fish_completion_proposes(store_env, line, expected):
                        capture_output=True, text=True, env=store_env, timeout=60)
     assert r.returncode == 0, r.stderr
     assert {c.split("\t")[0] for c in r.stdout.splitlines()} == expected
+
+
+# -- output: run --wait streams it, logs reads it -----------------------------------------------------
+def test_run_wait_streams_stdout_and_stderr_apart_and_says_how_it_ended_on_stderr(drmaa2):
+    r = drmaa2("run", "--wait", "--", "/bin/sh", "-c", "echo hello; echo oops >&2; exit 3",
+               check=False)
+    assert r.returncode == 3
+    assert r.stdout == "hello\n"  # the job's output alone, as docker run gives it
+    assert r.stderr.startswith("oops\n") and "FAILED" in r.stderr
+
+
+def test_run_wait_streams_only_what_no_file_was_named_for(drmaa2, tmp_path):
+    out = tmp_path / "out.txt"
+    r = drmaa2("run", "--wait", "--output", str(out), "--", "/bin/sh", "-c",
+               "echo to-file; echo to-terminal >&2")
+    assert out.read_text() == "to-file\n" and "to-file" not in r.stdout + r.stderr
+    assert r.stderr.startswith("to-terminal\n")
+    joined = drmaa2("run", "--wait", "--join", "--", "/bin/sh", "-c", "echo a; echo b >&2")
+    assert sorted(joined.stdout.split()) == ["a", "b"]
+
+
+def test_logs_reads_any_job_whole_tailed_or_followed(drmaa2, home):
+    # Submitted by a program, read by the command.
+    with d2.SessionManager(home=home) as sm, sm.create_job_session("default") as js:
+        job = js.run_job(d2.JobTemplate(remote_command="/bin/sh", args=[
+            "-c", "echo one; echo err >&2; sleep 1; echo two"]))
+        job_id = job.id
+    follow = subprocess.Popen([sys.executable, "-m", "pydrmaa2.cli", "logs", "-f", job_id],
+                              stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYDRMAA2_HOME=str(home)))
+    assert follow.stdout is not None
+    assert follow.stdout.readline() == "one\n"  # before the job has ended
+    assert follow.wait(30) == 0 and follow.stdout.read() == "two\n"
+    assert drmaa2("logs", job_id).stdout == "one\ntwo\n"
+    assert drmaa2("logs", "--stderr", job_id).stdout == "err\n"
+    assert drmaa2("logs", "--tail", "1", job_id).stdout == "two\n"
+    bad = drmaa2("logs", "--tail", "-1", job_id, check=False)
+    assert bad.returncode == 2 and "tail -1" in bad.stderr
+    drmaa2("reap", job_id)
+    gone = drmaa2("logs", job_id, check=False)
+    assert gone.returncode == 2 and job_id in gone.stderr

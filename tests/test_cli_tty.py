@@ -249,3 +249,15 @@ def test_tab_in_zsh_completes_with_descriptions(terminal, drmaa2, env):
     sh.expect_exact("--watch")
     sh.send("\x15exit\r")
     sh.expect(pexpect.EOF)
+
+
+# -- output ----------------------------------------------------------------------------------------
+def test_run_wait_shows_the_jobs_output_as_it_is_written(terminal):
+    run = terminal(DRMAA2, "run", "--wait", "--", "/bin/sh", "-c",
+                   "echo first-line; sleep 3; echo second-line; exit 5")
+    t0 = time.monotonic()
+    run.expect_exact("first-line")
+    assert time.monotonic() - t0 < 2.5  # before the job has ended
+    run.expect_exact("second-line")
+    run.expect("FAILED")
+    assert ended(run) == 5

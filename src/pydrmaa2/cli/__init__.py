@@ -73,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("job", help="job id")
     info.add_argument("--json", action="store_true", help=JSON_HELP)
 
+    logs = sub.add_parser("logs", help="print a job's output (kept until the job is reaped "
+                          "when its template names no file)")
+    logs.add_argument("job", help="job id")
+    logs.add_argument("-f", "--follow", action="store_true",
+                      help="go on printing what the job writes until it ends")
+    logs.add_argument("--stderr", action="store_true", help="the job's stderr instead of stdout")
+    logs.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+
     wait = sub.add_parser("wait", help="wait until jobs have ended")
     wait.add_argument("jobs", nargs="+", metavar="job", help="job ids")
     wait.add_argument("--timeout", type=float, help="seconds (default: forever); then exit 2")
@@ -116,14 +124,26 @@ def _print_json(data: Any) -> None:
     print(json.dumps(_codec.encode(data), indent=2))
 
 
-def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
+def _table(rows: Sequence[Sequence[Any]], header: Sequence[str], stderr: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
     t = Table(*header, box=None, pad_edge=False)
     for r in rows:
         t.add_row(*("" if v is None else str(v) for v in r))
-    Console().print(t)
+    Console(stderr=stderr).print(t)
+
+
+def _cmd_logs(sm: SessionManager, a: argparse.Namespace) -> int:
+    """``drmaa2 logs``: the job's stdout (or stderr) as written, to stdout."""
+    with _session_of(sm, a.job) as js:
+        job = Job(js, a.job)
+        lines = (job.error if a.stderr else job.output)(follow=a.follow, tail=a.tail)
+        for line in lines:
+            sys.stdout.write(line)
+            if a.follow:
+                sys.stdout.flush()
+    return 0
 
 
 def _session_of(sm: SessionManager, job_id: str) -> JobSession:
@@ -143,17 +163,25 @@ def _jobs(sm: SessionManager, ids: Sequence[str]) -> list[Job]:
 
 
 def _wait(sm: SessionManager, jobs: list[Job], timeout: float | None, as_json: bool,
-          terminate: Callable[[], None] | None = None) -> int:
+          terminate: Callable[[], None] | None = None, stream: bool = False) -> int:
     """Wait for the jobs (progress on a terminal, Ctrl-C as ``_wait`` says), print how they
-    ended and return the exit status that stands for them."""
-    from ._wait import JobWaiter, Progress, wait_jobs
+    ended and return the exit status that stands for them. ``stream`` (one job): its output
+    and error go to ours as written, and how it ended to stderr, so stdout is the job's."""
+    from ._wait import JobWaiter, Progress, stream_output, wait_jobs
 
     waiter = JobWaiter(jobs, sm.home)
     live = sys.stdout.isatty() and sys.stderr.isatty() and not as_json
+    streams = stream_output(jobs[0]) if stream and len(jobs) == 1 and not as_json else []
     with Progress(waiter, live) as progress:
         if not wait_jobs(waiter, timeout, progress, terminate):
             return _status.INTERRUPTED
-    return _report(waiter.infos(), as_json)
+    for t in streams:  # the rest of what the job wrote before it ended
+        t.join(STREAM_DRAIN)
+    return _report(waiter.infos(), as_json, stderr=bool(streams))
+
+
+#: How long the job's last output may take to be printed after it has ended (seconds).
+STREAM_DRAIN = 10.0
 
 
 def _info_rows(infos: Sequence[JobInfo]) -> list[list[Any]]:
@@ -232,7 +260,7 @@ def _submit(sm: SessionManager, a: argparse.Namespace, js: JobSession, jt: JobTe
                 else:
                     print(jobs[0].id)
                 return 0
-        return _wait(sm, jobs, None, a.json, terminate)
+        return _wait(sm, jobs, None, a.json, terminate, stream=not a.array)
 
 
 def _terminate_array(arr: JobArray) -> Callable[[], None]:
@@ -247,12 +275,13 @@ def _terminate_array(arr: JobArray) -> Callable[[], None]:
     return terminate
 
 
-def _report(infos: list[JobInfo], as_json: bool) -> int:
-    """Print how the jobs ended; return the status that stands for them (``_status``)."""
+def _report(infos: list[JobInfo], as_json: bool, stderr: bool = False) -> int:
+    """Print how the jobs ended (on stderr after the job's own output); return the status that
+    stands for them (``_status``)."""
     if as_json:
         _print_json(infos)
     else:
-        _table(_info_rows(infos), INFO_HEADER)
+        _table(_info_rows(infos), INFO_HEADER, stderr=stderr)
     return _status.jobs_status(infos)
 
 
@@ -304,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for k, v in _codec.encode(info).items():
                     print(f"{k:20} {v}")
             return 0
+        if a.command == "logs":
+            return _cmd_logs(sm, a)
         if a.command == "wait":
             return _wait(sm, _jobs(sm, a.jobs), a.timeout, a.json)
         if a.command in ("suspend", "resume", "hold", "release", "terminate", "reap"):

@@ -31,6 +31,7 @@ KINDS = {
     ("*", "session"): "sessions", ("*", "contact"): "contacts", ("jobs", "state"): "states",
     ("run", "output"): "files", ("run", "error"): "files", ("run", "input"): "files",
     ("run", "workdir"): "dirs", ("run", "cmd"): "command", ("info", "job"): "jobs",
+    ("logs", "job"): "jobs",
     ("wait", "jobs"): "jobs", ("suspend", "jobs"): "jobs", ("resume", "jobs"): "jobs",
     ("hold", "jobs"): "jobs", ("release", "jobs"): "jobs", ("terminate", "jobs"): "jobs",
     ("reap", "jobs"): "jobs", ("sessions", "name"): "sessions",

@@ -13,16 +13,18 @@ says how to wait for them again (``drmaa2 wait ID...``).
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as Bar
 
 from .._agent import AgentClient
-from ..errors import DrmCommunicationError, InvalidArgumentError, InvalidStateError
+from ..errors import Drmaa2Error, DrmCommunicationError, InvalidArgumentError, InvalidStateError
 from ..errors import TimeoutError as Drmaa2TimeoutError
 from ..info import JobInfo
 from ..jobs import Job, check_timeout
@@ -206,6 +208,35 @@ class Progress:
             self._bar.console.print(text, markup=False, highlight=False)
         else:
             print(text, file=sys.stderr, flush=True)
+
+
+def stream_output(job: Job) -> list[threading.Thread]:
+    """Copy the job's stdout to ours and its stderr to ours as it writes them (the streams its
+    template names no file for; a joined stderr comes with the output), each on a thread that
+    ends when the job has ended and all is copied."""
+    template = job.template
+    wanted = []
+    if template.output_path is None:
+        wanted.append((False, "stdout"))
+    if template.error_path is None and not template.join_files:
+        wanted.append((True, "stderr"))
+
+    def copy(stderr: bool, name: str) -> None:
+        try:
+            for line in (job.error if stderr else job.output)(follow=True):
+                # sys's stream at each write: a live progress display routes it above itself.
+                out: TextIO = getattr(sys, name)
+                out.write(line)
+                out.flush()
+        except Drmaa2Error as e:  # the wait goes on: only the copy is lost
+            print(f"drmaa2: cannot show the job's {'stderr' if stderr else 'output'}: {e}",
+                  file=sys.stderr, flush=True)
+
+    threads = [threading.Thread(target=copy, args=w, daemon=True,
+                                name=f"drmaa2-{'stderr' if w[0] else 'stdout'}") for w in wanted]
+    for t in threads:
+        t.start()
+    return threads
 
 
 def _some(jobs: Sequence[Job]) -> str:
