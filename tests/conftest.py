@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 import pydrmaa2 as d2
-from pydrmaa2._agent import AgentClient
+from pydrmaa2.agent import AgentClient
 from pydrmaa2.testing.targets import TARGETS, Target
 from pydrmaa2.trackers import tracker_class
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import pydrmaa2 as d2
-from pydrmaa2._agent import AgentClient, socket_path
+from pydrmaa2.agent import AgentClient, socket_path
 from pydrmaa2.aio import AsyncJob, AsyncJobSession, AsyncSessionManager
 from pydrmaa2.aio._threads import Threads
 from pydrmaa2.aio._watch import IDLE_AFTER

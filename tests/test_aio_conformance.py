@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import pydrmaa2 as d2
-from pydrmaa2._agent import AgentClient
+from pydrmaa2.agent import AgentClient
 from pydrmaa2.aio import AsyncJob, AsyncJobSession, AsyncSessionManager
 from pydrmaa2.testing.targets import TARGETS, Target
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import pydrmaa2 as d2
-from pydrmaa2._agent import AgentClient
+from pydrmaa2.agent import AgentClient
 
 from .conftest import end_and_reap
 

@@ -33,7 +33,7 @@ import pytest
 import pydrmaa2 as d2
 import pydrmaa2.drmaa2 as drmaa2
 from pydrmaa2 import trackers
-from pydrmaa2._agent import AgentClient
+from pydrmaa2.agent import AgentClient
 from pydrmaa2.drmaa2 import _runtime
 from pydrmaa2.drmaa2._exceptions import boundary
 from pydrmaa2.testing.targets import TARGETS

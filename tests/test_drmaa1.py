@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import pydrmaa2 as d2
-from pydrmaa2._agent import AgentClient
+from pydrmaa2.agent import AgentClient
 from pydrmaa2.drmaa1 import _session
 from pydrmaa2.drmaa1._constants import STAT_ABORTED, Errno
 from pydrmaa2.drmaa1._template import (

@@ -21,8 +21,8 @@ import psutil
 import pytest
 
 import pydrmaa2 as d2
-from pydrmaa2._agent import AgentClient
 from pydrmaa2._store import Store
+from pydrmaa2.agent import AgentClient
 from pydrmaa2.trackers.base import signal_name
 
 from .conftest import require

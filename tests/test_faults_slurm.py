@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import pydrmaa2 as d2
-from pydrmaa2._agent import AgentClient
+from pydrmaa2.agent import AgentClient
 from pydrmaa2.trackers import slurm
 from pydrmaa2.trackers.base import Contact
 from pydrmaa2.trackers.slurm import parsers

@@ -12,7 +12,7 @@ import pytest
 
 import pydrmaa2 as d2
 from pydrmaa2 import trackers
-from pydrmaa2._agent import AgentClient
+from pydrmaa2.agent import AgentClient
 from pydrmaa2.trackers.base import Action, JobTracker
 
 

@@ -64,7 +64,7 @@ def test_trackers_the_agent_and_the_store_never_import_the_session_layer():
              if p.relative_to(SRC).parts[0] not in {"session.py", "jobs.py", "__init__.py",
                                                     "cli", "drmaa2", "drmaa1", "testing", "aio",
                                                     "__main__.py"}]
-    assert any(p.name == "_agent.py" for p in below) and any(p.name == "process.py" for p in below)
+    assert any(p.name == "agent.py" for p in below) and any(p.name == "process.py" for p in below)
     for path in below:
         for module in _imports(path):
             top = _resolved(path, module).split(".")[0]

@@ -87,7 +87,7 @@ print(json.dumps({"dists": {d.metadata["Name"]: d.requires or [] for d in md.dis
 A_JOB = """
 import sys
 import pydrmaa2 as d2
-from pydrmaa2._agent import AgentClient
+from pydrmaa2.agent import AgentClient
 home = sys.argv[1]
 try:
     with d2.SessionManager(home=home) as sm:

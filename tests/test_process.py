@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 import pydrmaa2 as d2
-from pydrmaa2._agent import AgentClient
+from pydrmaa2.agent import AgentClient
 
 
 @pytest.fixture
@@ -224,7 +224,7 @@ def test_array_placeholder_in_working_directory(js, tmp_path):
 
 
 def test_agent_socket_path_is_short_even_for_deep_homes(tmp_path):
-    from pydrmaa2._agent import socket_path
+    from pydrmaa2.agent import socket_path
 
     deep = tmp_path / ("x" * 120)
     assert len(os.fsencode(socket_path(deep))) < 108

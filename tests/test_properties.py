@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import pydrmaa2 as d2
-from pydrmaa2._agent import AgentClient
+from pydrmaa2.agent import AgentClient
 from pydrmaa2.jobs import Job, JobArray
 from pydrmaa2.trackers import Contact
 from pydrmaa2.trackers.base import MAX_ARRAY_SIZE

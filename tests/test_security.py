@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import pydrmaa2 as d2
-from pydrmaa2._agent import AgentClient, AgentImpostorError, _Conn, _own_private_dir, socket_path
+from pydrmaa2.agent import AgentClient, AgentImpostorError, _Conn, _own_private_dir, socket_path
 
 NOBODY = 65534
 #: A Python that user nobody may run (the test's own may live under root's home).

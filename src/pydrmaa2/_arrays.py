@@ -29,7 +29,7 @@ from .templates import JobTemplate
 from .trackers import ChangeFeed, JobTracker
 
 if TYPE_CHECKING:
-    from ._agent import Agent
+    from .agent import Agent
 
 log = logging.getLogger("pydrmaa2")
 
@@ -81,7 +81,7 @@ class ArrayService:
     agent taken up again at start."""
 
     def __init__(self, agent: Agent) -> None:
-        from ._agent import AgentClient
+        from .agent import AgentClient
 
         self.agent = agent
         self.client = AgentClient.for_home(agent.home)

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from . import _codec
-from ._agent import AgentClient, AgentFeed
-from ._sqlite import private_dir
 from ._store import JobRow, Phase, Store, dumps
+from .agent import AgentClient, AgentFeed
+from .database import private_dir
 from .errors import (
     Drmaa2Error,
     DrmCommunicationError,

@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from ._sqlite import Database
+from .database import Database
 from .errors import InvalidArgumentError, InvalidSessionError
 
 SCHEMA = """

@@ -23,7 +23,7 @@ from .errors import Drmaa2Error
 from .trackers import JobTracker
 
 if TYPE_CHECKING:
-    from ._agent import Agent, AgentClient
+    from .agent import Agent, AgentClient
 
 log = logging.getLogger("pydrmaa2")
 
@@ -120,7 +120,7 @@ class TimerService:
     kept up while any is left."""
 
     def __init__(self, agent: Agent) -> None:
-        from ._agent import AgentClient
+        from .agent import AgentClient
 
         self.timers = Timers(agent.home, AgentClient.for_home(agent.home))
         agent.handlers["timers"] = self._op_timers

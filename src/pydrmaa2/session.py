@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _codec
-from ._agent import AgentClient
 from ._book import (
     HELD,
     NOT_STARTED,
@@ -38,6 +37,7 @@ from ._book import (
 )
 from ._logs import FOLLOW_POLL, log_lines, read_lines
 from ._store import JobRow, Store, default_home, dumps
+from .agent import AgentClient
 from .errors import (
     Drmaa2Error,
     DrmCommunicationError,

@@ -15,8 +15,8 @@ import threading
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
-from .._agent import AgentClient, AgentImpostorError, peer_creds
 from .._book import MultiFeed
+from ..agent import AgentClient, AgentImpostorError, peer_creds
 from ..errors import DrmCommunicationError
 from ..session import OUTAGE_BACKOFF_FIRST, OUTAGE_BACKOFF_MAX
 from ..trackers import ChangeFeed, JobTracker, PollFeed

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as Bar
 
-from .._agent import AgentClient
+from ..agent import AgentClient
 from ..errors import Drmaa2Error, DrmCommunicationError, InvalidArgumentError, InvalidStateError
 from ..errors import TimeoutError as Drmaa2TimeoutError
 from ..info import JobInfo

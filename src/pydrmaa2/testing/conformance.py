@@ -36,7 +36,7 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def sm(home: Path, target: Target) -> Iterator[d2.SessionManager]:
-    from .._agent import AgentClient
+    from ..agent import AgentClient
 
     manager = d2.SessionManager(home=home)
     yield manager

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from .._sqlite import Database
+from ..database import Database
 from ..errors import (
     Drmaa2Error,
     InvalidArgumentError,
@@ -51,7 +51,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from .._agent import Agent
+    from ..agent import Agent
 
 log = logging.getLogger("pydrmaa2.process")
 
@@ -114,7 +114,7 @@ class ProcessTracker(JobTracker):
                 f"contact {contact.raw!r}: the process tracker runs on this machine only; "
                 "use 'process'")
         self.db = Database(home / "process.sqlite", SCHEMA)
-        from .._agent import AgentClient
+        from ..agent import AgentClient
 
         self.agent = AgentClient.for_home(home)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..._sqlite import Database
+from ...database import Database
 
 __all__ = ["SCHEMA", "ADDED_COLUMNS", "COLUMNS", "Row", "open_records"]
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..._sqlite import private_dir
+from ...database import private_dir
 from ...errors import (
     Drmaa2Error,
     DrmCommunicationError,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..._sqlite import Database
+from ...database import Database
 from ...states import JobState
 from .staging import LocalFiles
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..._sqlite import Database
+from ...database import Database
 from ...states import JobState
 
 SCHEMA = """

@@ -165,7 +165,7 @@ class AgentClient:
             return _Conn(self.path)
         except OSError:
             pass
-        from ._sqlite import private_dir
+        from .database import private_dir
 
         private_dir(self.home)
         fd = os.open(self.home / "agent.spawn.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -194,7 +194,7 @@ class AgentClient:
         pkg_root = os.fspath(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
         agent = [sys.executable, "-c",
-                 "import sys; from pydrmaa2._agent import main; sys.exit(main(sys.argv))",
+                 "import sys; from pydrmaa2.agent import main; sys.exit(main(sys.argv))",
                  os.fspath(self.home)]
         # Started through a launcher that exits at once, so the agent is not our child: it
         # outlives us without ever becoming our zombie.
@@ -276,6 +276,7 @@ class AgentFeed(ChangeFeed):
         self._buf = b""
 
     def fileno(self) -> int:
+        """The feed's socket, for a selector or an event loop to wait on."""
         return self.conn.sock.fileno()
 
     def rewatch(self, keys: Iterable[str], wake: bool = False) -> None:
@@ -535,7 +536,7 @@ def main(argv: list[str]) -> int:
     faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid>: every thread's stack to agent.log
     home = Path(argv[1])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s agent[%(process)d] %(message)s")
-    from ._sqlite import private_dir
+    from .database import private_dir
 
     private_dir(home)
     lockf = open(home / "agent.lock", "a+")  # noqa: SIM115 - held for the agent's lifetime
