@@ -183,15 +183,22 @@ def test_drmaa_python_example_runs(client, drmaa_python_sdist, example):
 
 @pytest.fixture(scope="module")
 def snakemake_venv() -> Path:
-    """A virtualenv with Snakemake, its DRMAA executor plugin and pydrmaa2 (editable, from this
-    checkout), made once; its own pydrmaa2 builds the libdrmaa it loads."""
+    """A virtualenv with Snakemake, its DRMAA executor plugin and pydrmaa2 (the wheel under test
+    when CI names one in PYDRMAA2_WHEEL, else this checkout, editable), made once and given
+    pydrmaa2 again when that changes; its own pydrmaa2 builds the libdrmaa it loads."""
     venv = REPO / ".venv-snakemake"
     python = venv / "bin" / "python"
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     if not (venv / "bin" / "snakemake").exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        pip = [str(python), "-m", "pip", "install", "-q"]
         subprocess.run([*pip, *SNAKEMAKE, "cffi>=1.16", "psutil>=5.9", "rich>=13"], check=True)
-        subprocess.run([*pip, "--no-deps", "-e", str(REPO)], check=True)
+    wheel = os.environ.get("PYDRMAA2_WHEEL")
+    source = ["--force-reinstall", wheel] if wheel else ["-e", str(REPO)]
+    stamp = venv / "pydrmaa2-installed-from"
+    want = f"{wheel} {os.stat(wheel).st_mtime_ns}" if wheel else f"editable {REPO}"
+    if not stamp.exists() or stamp.read_text() != want:
+        subprocess.run([*pip, "--no-deps", *source], check=True)
+        stamp.write_text(want)
     return venv
 
 
