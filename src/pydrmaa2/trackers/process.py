@@ -1,6 +1,6 @@
 """The OS-process tracker (contact ``process``): jobs are processes of this machine.
 
-Seed 003's mappings, plus what it lacks: jobs are started and reaped by pydrmaa2's per-user
+drmaa2os's process tracker's mappings, plus what it lacks: jobs are started and reaped by pydrmaa2's per-user
 agent, so exit status, rusage and output survive the submitter; suspend/resume/terminate act on
 the job's whole process group; resource limits are rlimits, priority is the nice value.
 ``ProcessTracker`` is the client side, ``ProcessService`` runs in the agent.
@@ -55,14 +55,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pydrmaa2.process")
 
-# Seed 003, job control: SIGTSTP can be caught or ignored by a job, SIGSTOP cannot.
+# As drmaa2os's process tracker, job control: SIGTSTP can be caught or ignored by a job, SIGSTOP cannot.
 CONTROL_SIGNALS = {
     Action.SUSPEND: signal.SIGSTOP,
     Action.RESUME: signal.SIGCONT,
     Action.TERMINATE: signal.SIGKILL,
 }
 
-# Seed 003, JobInfo extensions of a finished job, from os.wait4's rusage.
+# As drmaa2os's process tracker, JobInfo extensions of a finished job, from os.wait4's rusage.
 RUSAGE_EXTENSIONS = {
     "max_rss": "ru_maxrss",        # KiB
     "swaps": "ru_nswap",
@@ -282,7 +282,7 @@ class ProcessTracker(JobTracker):
     def list_jobs(self) -> list[str]:
         return [r[0] for r in self.db.query("SELECT tid FROM procs ORDER BY rowid")]
 
-    # -- monitoring (seed 003: every OS process is a job) ------------------------------------------
+    # -- monitoring (as drmaa2os: every OS process is a job) ------------------------------------------
     def monitor_jobs(self) -> list[JobInfo]:
         out = []
         attrs = ["pid", "name", "cmdline", "cwd", "cpu_percent", "cpu_affinity", "memory_info",
