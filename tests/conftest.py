@@ -24,6 +24,7 @@ import zipfile
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,6 +129,20 @@ def sm(tmp_path) -> Iterator[d2.SessionManager]:
     yield manager
     manager._notifier_stop.set()
     AgentClient.for_home(home).close()
+
+
+@pytest.fixture
+def js(sm: d2.SessionManager, target: Target) -> Iterator[d2.JobSession]:
+    """A job session on the module's ``target``; whatever a test leaves is ended and reaped."""
+    session = sm.create_job_session(target.name, contact=target.contact)
+    yield session
+    end_and_reap(session)
+    session.close()
+
+
+def sh(script: str, **fields: Any) -> d2.JobTemplate:
+    """A template running a /bin/sh script on the process tracker (``Target.sh`` of process)."""
+    return TARGETS["process"].sh(script, **fields)
 
 
 def end_and_reap(session: d2.JobSession) -> None:

@@ -27,14 +27,11 @@ from pydrmaa2.aio import AsyncJob, AsyncJobSession, AsyncSessionManager
 from pydrmaa2.aio._threads import Threads
 from pydrmaa2.aio._watch import IDLE_AFTER
 
-from .conftest import require
+from .conftest import require, sh
 
 SLEEP = d2.JobTemplate(remote_command="/bin/sleep", args=["30"])
 TRUE = d2.JobTemplate(remote_command="/bin/true")
 
-
-def sh(script: str, **fields: Any) -> d2.JobTemplate:
-    return d2.JobTemplate(remote_command="/bin/sh", args=["-c", script], **fields)
 
 
 #: No async test may take longer than this (a missed event must fail, not hang).

@@ -20,7 +20,7 @@ import pytest
 
 import pydrmaa2 as d2
 from pydrmaa2.testing.targets import TEST_IMAGE
-from tests.conftest import end_and_reap, require
+from tests.conftest import require
 
 try:
     from pydrmaa2.trackers import containerd as cd
@@ -75,14 +75,6 @@ def nothing_leaks(engine):
     yield
     assert _containers(engine) == containers
     assert _snapshots(engine) == snapshots
-
-
-@pytest.fixture
-def js(sm, target):
-    session = sm.create_job_session("c", contact=target.contact)
-    yield session
-    end_and_reap(session)
-    session.close()
 
 
 def _cid(job: d2.Job) -> str:

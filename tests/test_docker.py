@@ -10,7 +10,7 @@ import pytest
 import pydrmaa2 as d2
 from pydrmaa2.testing.targets import TEST_IMAGE
 from pydrmaa2.trackers.containers import LABELS
-from tests.conftest import end_and_reap, require
+from tests.conftest import require
 from tests.test_containers_common import cid_of, containers_of
 
 
@@ -29,12 +29,11 @@ def engine(target):
     client.close()
 
 
-@pytest.fixture
-def js(sm, target):
-    session = sm.create_job_session("docker", contact=target.contact)
-    yield session
-    end_and_reap(session)
-    session.close()
+@pytest.fixture(autouse=True)
+def nothing_leaks(sm):
+    """After every test the engine holds none of the containers of the test's store (the
+    session itself comes from conftest's ``js``)."""
+    yield
     assert containers_of("docker", sm.home) == []
 
 

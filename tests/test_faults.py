@@ -25,7 +25,7 @@ from pydrmaa2._store import Store
 from pydrmaa2.agent import AgentClient
 from pydrmaa2.trackers.base import signal_name
 
-from .conftest import require
+from .conftest import require, sh
 
 pytestmark = pytest.mark.faults
 
@@ -37,9 +37,6 @@ NOT_FATAL = {signal.SIGCHLD, signal.SIGCONT, signal.SIGURG, signal.SIGWINCH,
 def agent_pid(home: Path) -> int:
     return AgentClient.for_home(home).request("ping")["pid"]
 
-
-def sh(script: str, **kw) -> d2.JobTemplate:
-    return d2.JobTemplate(remote_command="/bin/sh", args=["-c", script], **kw)
 
 
 def test_every_signal_1_to_64_gets_its_name_and_the_agent_lives_on(sm, tmp_path):

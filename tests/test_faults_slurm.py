@@ -41,15 +41,6 @@ def target():
     return require("slurm")
 
 
-@pytest.fixture
-def js(sm, target):
-    """A job session on the Slurm cluster; whatever a test leaves is ended and reaped."""
-    session = sm.create_job_session("faults", contact=target.contact)
-    yield session
-    end_and_reap(session)
-    session.close()
-
-
 def _controller_up() -> bool:
     """Whether slurmctld answers."""
     r = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=60)

@@ -17,7 +17,7 @@ import pytest
 import pydrmaa2 as d2
 from pydrmaa2.testing.targets import TEST_IMAGE
 from pydrmaa2.trackers.base import Contact
-from tests.conftest import end_and_reap, require
+from tests.conftest import require
 from tests.test_containers_common import FACTS, cid_of, engine_client, inspect
 
 try:
@@ -44,14 +44,6 @@ def nothing_leaks(target, tmp_path):
     """After every test the service holds none of the containers the test created."""
     yield
     assert _container_ids(tmp_path) == set()
-
-
-@pytest.fixture
-def js(sm, target):
-    session = sm.create_job_session("p", contact=target.contact)
-    yield session
-    end_and_reap(session)
-    session.close()
 
 
 def _free_port() -> int:

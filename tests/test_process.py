@@ -18,6 +18,8 @@ import pytest
 import pydrmaa2 as d2
 from pydrmaa2.agent import AgentClient
 
+from .conftest import sh
+
 
 @pytest.fixture
 def sm(tmp_path):
@@ -36,9 +38,6 @@ def js(sm):
                 with contextlib.suppress(d2.InvalidStateError):  # it may end meanwhile
                     j.terminate()
 
-
-def sh(script: str, **kw) -> d2.JobTemplate:
-    return d2.JobTemplate(remote_command="/bin/sh", args=["-c", script], **kw)
 
 
 def _alive(pid: int) -> bool:
