@@ -8,6 +8,7 @@ agent can drive arrays without the session layer.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
@@ -325,36 +326,61 @@ class JobBook:
         ``first_fails`` (the template cannot run at all)."""
         anchored: dict[str | None, JobTemplate] = {}  # per submitter's directory (one per array)
         firsts: dict[str, str | None] = {}  # the first job id of each array (kept output)
+        prepared: list[tuple[JobRow, JobTemplate, JobTemplate]] = []
+        for row in rows:
+            own = template or _codec.decode(JobTemplate, json.loads(row.template or "{}"))
+            if template is None or row.cwd not in anchored:
+                anchored[row.cwd] = self.engine_template(own, row.cwd)
+            if row.array_id is not None and row.array_id not in firsts:
+                firsts[row.array_id] = self.store.array_first_id(row.array_id)
+            name = kept_name(row.id, firsts.get(row.array_id) if row.array_id else None,
+                             row.task_index)
+            prepared.append((row, own, for_task(self.keep_output(anchored[row.cwd], name),
+                                                row.task_index)))
+
+        def submit(item: tuple[JobRow, JobTemplate, JobTemplate]
+                   ) -> tuple[str | None, BaseException | None]:
+            row, _, engine_template = item
+            try:
+                return self.tracker.submit(row.id, engine_template, row.task_index), None
+            except BaseException as e:  # noqa: BLE001 - handed to the loop below
+                return None, e
+
+        # An engine whose submission is a blocking call gets several at once (as many as it
+        # says help); one by one otherwise, stopping at the first error to raise.
+        workers = min(self.tracker.submit_concurrency, len(prepared))
+        pool = concurrent.futures.ThreadPoolExecutor(workers) if workers > 1 else None
+        results = pool.map(submit, prepared) if pool is not None else map(submit, prepared)
         submitted: list[tuple[str, str]] = []
+        error: BaseException | None = None
         try:
-            for n, row in enumerate(rows):
-                own = template or _codec.decode(JobTemplate, json.loads(row.template or "{}"))
-                if template is None or row.cwd not in anchored:
-                    anchored[row.cwd] = self.engine_template(own, row.cwd)
-                if row.array_id is not None and row.array_id not in firsts:
-                    firsts[row.array_id] = self.store.array_first_id(row.array_id)
-                name = kept_name(row.id, firsts.get(row.array_id) if row.array_id else None,
-                                 row.task_index)
-                try:
-                    tid = self.tracker.submit(
-                        row.id, for_task(self.keep_output(anchored[row.cwd], name),
-                                         row.task_index), row.task_index)
-                except Drmaa2Error as e:
-                    if back is not None and isinstance(e, back_on):
-                        self.store.set_phase(row.id, back, JobState.QUEUED_HELD.value
-                                             if back == HELD else JobState.QUEUED.value,
-                                             expect=(STARTING,))
-                        raise
-                    if first_fails and n == 0:
-                        raise
-                    self.fail_unstarted(row, f"{note}: {e}", own.job_name)
-                else:
+            for n, ((row, own, _), (tid, e)) in enumerate(zip(prepared, results, strict=True)):
+                if e is None:
+                    assert tid is not None
                     submitted.append((row.id, tid))
+                    continue
+                if not isinstance(e, Drmaa2Error):
+                    error = error or e
+                elif back is not None and isinstance(e, back_on):
+                    self.store.set_phase(row.id, back, JobState.QUEUED_HELD.value
+                                         if back == HELD else JobState.QUEUED.value,
+                                         expect=(STARTING,))
+                    error = error or e
+                elif first_fails and n == 0:
+                    error = e
+                else:
+                    self.fail_unstarted(row, f"{note}: {e}", own.job_name)
+                if error is not None and pool is None:
+                    break
         finally:
-            if submitted:
+            if pool is not None:
+                pool.shutdown(wait=True)
+            if submitted:  # what the engine took is recorded, whatever came after
                 self.store.set_submitted(submitted)
             if rows:
                 self.agent.notify(f"job:{r.id}" for r in rows)
+        if error is not None:
+            raise error
 
     def fail_unstarted(self, row: JobRow, annotation: str, job_name: str | None = None,
                        expect: Sequence[str] | None = None,

@@ -171,6 +171,10 @@ class JobTracker(ABC):
     #: The most tasks one job array may have here: MAX_ARRAY_SIZE, or fewer where the engine
     #: has a lower limit of its own.
     max_array_tasks: ClassVar[int] = MAX_ARRAY_SIZE
+    #: How many ``submit`` calls are worth having in flight at once when pydrmaa2 starts an
+    #: array's tasks (an engine whose submission is a blocking network call gains from several;
+    #: ``submit`` must then be safe to call from several threads).
+    submit_concurrency: ClassVar[int] = 1
 
     def __init__(self, contact: Contact, home: Path) -> None:
         self.check_contact(contact)

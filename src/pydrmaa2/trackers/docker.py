@@ -528,10 +528,12 @@ class DockerTracker(ContainerTracker):
                     for c in self.api.containers(all=True, filters={"id": missing}):
                         listed[c["Id"]] = c.get("State") or ""
                         created[c["Id"]] = c.get("Created") or 0
+        finals = self.finalize_many([
+            cid for cid in live
+            if listed.get(cid) is None or STATES.get(listed[cid], JobState.UNDETERMINED) is None])
         for cid in live:
             status = listed.get(cid)
-            ended = status is None or STATES.get(status, JobState.UNDETERMINED) is None
-            final = self.finalize(cid) if ended else None
+            final = finals.get(cid)
             if final is not None:
                 out[cid] = final
             elif status is None:

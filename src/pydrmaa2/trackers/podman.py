@@ -591,11 +591,14 @@ class PodmanTracker(ContainerTracker):
             found = self._request("get", "/containers/json", "listing containers", params={
                 "all": True, "filters": json.dumps({"id": live[i:i + MAX_ID_FILTER]})})
             listed.update({c["Id"]: c.get("State") or "" for c in found or []})
+        finals = self.finalize_many([
+            cid for cid in live
+            if listed.get(cid) is None or STATES.get(listed[cid], JobState.UNDETERMINED) is None])
         for cid in live:
             status = listed.get(cid)
             row = rows.get(cid)
             if status is None or STATES.get(status, JobState.UNDETERMINED) is None:
-                final = self.finalize(cid)
+                final = finals[cid]
                 if final is not None:
                     out[cid] = final
                 elif status is None:

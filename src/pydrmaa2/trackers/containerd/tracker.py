@@ -75,6 +75,9 @@ class ContainerdTracker(JobTracker):
     capabilities = frozenset({Capability.JOB_ARRAYS, Capability.BULK_JOBS_MAXPARALLEL,
                               Capability.CALLBACK, Capability.JT_STAGING})
     native_hold = True
+    #: A container's create and start are blocking calls to the engine: an array's tasks are
+    #: started several at once (the client is thread-safe).
+    submit_concurrency = 8
     host_working_directory = False  # a path inside the container
 
     def __init__(self, contact: Contact, home: Path) -> None:

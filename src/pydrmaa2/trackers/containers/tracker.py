@@ -4,6 +4,7 @@ table and a few hooks that talk to the engine (the Docker and Podman trackers do
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 from abc import abstractmethod
@@ -64,6 +65,9 @@ class ContainerTracker(JobTracker):
                               Capability.CALLBACK, Capability.JT_STAGING})
     #: A held job is a created container the engine keeps until it is released.
     native_hold = True
+    #: A container's create and start are blocking calls to the engine: an array's tasks are
+    #: started several at once (the client is thread-safe).
+    submit_concurrency = 8
     #: The engine's status words -> DRMAA2 states. ``None``: the container has ended, DONE for
     #: exit code 0, else FAILED (always FAILED when the OOM killer struck). A word the table
     #: lacks is UNDETERMINED.
@@ -180,6 +184,15 @@ class ContainerTracker(JobTracker):
                         terminated=terminated, annotation=row.annotation if row else None)
 
     # -- the end, recorded once --------------------------------------------------------------------
+    def finalize_many(self, cids: Sequence[str]) -> dict[str, tuple[JobState, str] | None]:
+        """``finalize`` of several ended containers, as many at once as ``submit_concurrency``
+        (each is engine calls: inspect, log, stage-out, remove)."""
+        workers = min(self.submit_concurrency, len(cids))
+        if workers <= 1:
+            return {cid: self.finalize(cid) for cid in cids}
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            return dict(zip(cids, pool.map(self.finalize, cids), strict=True))
+
     def finalize(self, cid: str, record: Mapping[str, Any] | None = None,
                  state: JobState | None = None, annotation: str | None = None,
                  ) -> tuple[JobState, str] | None:
