@@ -61,7 +61,7 @@ def drive(book: JobBook, array_id: str) -> None:
                 now = [(r.id, r.tracker_id) for r in active]
                 if feed is None or now != aimed:
                     old, feed = feed, None
-                    feed, aimed = book.feed(active, reuse=old), now
+                    feed, aimed = book.feed(active, reuse=old, wake=False), now
                 states = book.states_of(active)
                 if all(not s[0].is_terminal for s in states.values()):
                     feed.wait(RESYNC_INTERVAL)

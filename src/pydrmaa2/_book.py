@@ -149,6 +149,7 @@ class JobBook:
         self.tracker = tracker
         self.agent = agent
         self.session = session
+        self._firsts: dict[str, str | None] = {}  # array id -> its first job id (never changes)
 
     # -- states ------------------------------------------------------------------------------------
     def states_of(self, rows: Sequence[JobRow]) -> dict[str, tuple[JobState, str]]:
@@ -208,21 +209,28 @@ class JobBook:
         return info
 
     def feed(self, rows: Sequence[JobRow], reuse: ChangeFeed | None = None,
-             everything: bool = False) -> ChangeFeed:
+             everything: bool = False, wake: bool = True) -> ChangeFeed:
         """One feed for changes of these jobs: the generic transitions the agent announces
         (``job:`` keys) and the engine's own. Where the agent announces the engine's changes
         too (the tracker's ``agent_keys``), both come on one connection and ``reuse`` (a feed
         this returned before) is re-aimed in place rather than replaced; ``everything``: there,
-        every key (jobs submitted later too). ``reuse`` is closed when it is not reused."""
+        every key (jobs submitted later too). ``reuse`` is closed when it is not reused.
+        ``wake``: a re-aimed feed fires once its new keys apply (a caller that looked before
+        they did looks again); without it a change in between is seen at the next event or
+        resync (the array driver, which looks again at every task's end anyway)."""
         keys = [f"job:{r.id}" for r in rows]
         tids = [r.tracker_id for r in rows if r.tracker_id]
         engine_keys = self.tracker.agent_keys(tids)
         if engine_keys is not None:
             want = ["*"] if everything else list(dict.fromkeys(keys + engine_keys))
             if isinstance(reuse, AgentFeed):
+                # Already watched (the agent's keys of a job do not change as it is submitted;
+                # jobs that left the wait may stay watched): nothing to re-aim.
+                if "*" in reuse.keys or reuse.keys.issuperset(want):
+                    return reuse
                 # The agent's answer wakes the waiter once the new keys are in force, so a
                 # change between its look and the re-aim is looked at again.
-                reuse.rewatch(want, wake=True)
+                reuse.rewatch(want, wake=wake)
                 return reuse
             if reuse is not None:
                 reuse.close()
@@ -325,7 +333,7 @@ class JobBook:
         FAILED with annotation "``note``: <error>", except that the first raises with
         ``first_fails`` (the template cannot run at all)."""
         anchored: dict[str | None, JobTemplate] = {}  # per submitter's directory (one per array)
-        firsts: dict[str, str | None] = {}  # the first job id of each array (kept output)
+        firsts = self._firsts  # the first job id of each array (kept output)
         prepared: list[tuple[JobRow, JobTemplate, JobTemplate]] = []
         for row in rows:
             own = template or _codec.decode(JobTemplate, json.loads(row.template or "{}"))

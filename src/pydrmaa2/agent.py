@@ -258,6 +258,8 @@ class AgentFeed(ChangeFeed):
     """Events from the agent for a set of keys, on a dedicated connection."""
 
     def __init__(self, client: AgentClient, keys: list[str]) -> None:
+        #: The keys watched (``*``: all).
+        self.keys: frozenset[str] = frozenset(keys)
         for attempt in (1, 2):
             try:
                 self.conn = client.connect()
@@ -282,7 +284,9 @@ class AgentFeed(ChangeFeed):
     def rewatch(self, keys: Iterable[str], wake: bool = False) -> None:
         """Watch these keys instead, on the same connection (no answer awaited); ``wake``: the
         agent's answer comes as an event, so the next ``wait`` returns once the keys apply."""
-        msg: dict[str, Any] = {"op": "watch", "keys": list(keys)}
+        keys = list(keys)
+        self.keys = frozenset(keys)
+        msg: dict[str, Any] = {"op": "watch", "keys": keys}
         if not wake:
             msg["noreply"] = True
         try:

@@ -609,10 +609,13 @@ class JobSession(_Session):
                     # Jobs that ended and left the wait need no new subscription.
                     now_phases = {r.id: (r.phase == SUBMITTED, r.tracker_id) for r in rows}
                     if feed is None or any(phases.get(j) != p for j, p in now_phases.items()):
-                        # Subscribe, then look again: no change slips between look and wait.
                         old, feed = feed, None
                         feed, phases = self._book.feed(rows, reuse=old), now_phases
-                        continue
+                        if feed is not old:
+                            # A new subscription: look again, so that no change slips between
+                            # the look and the wait. A feed re-aimed in place fires itself once
+                            # its keys apply (or already covered these jobs).
+                            continue
                     states = self._states_of(rows)
                     outage, backoff = None, 0.0
                     if any_:
