@@ -132,6 +132,20 @@ def sm(tmp_path) -> Iterator[d2.SessionManager]:
 
 
 @pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    """An isolated store (not created yet) for tests that run programs on it, such as the
+    drmaa2 command; whatever a test leaves running there is ended and reaped afterwards."""
+    home = tmp_path / "home"
+    yield home
+    if (home / "store.sqlite").exists():
+        with d2.SessionManager(home=home) as sm:
+            for name in sm.job_session_names:
+                with sm.open_job_session(name) as js:
+                    end_and_reap(js)
+    AgentClient.for_home(home).close()
+
+
+@pytest.fixture
 def js(sm: d2.SessionManager, target: Target) -> Iterator[d2.JobSession]:
     """A job session on the module's ``target``; whatever a test leaves is ended and reaped."""
     session = sm.create_job_session(target.name, contact=target.contact)

@@ -24,19 +24,6 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
-def home(tmp_path):
-    """An isolated store; whatever a test leaves running there is ended afterwards."""
-    home = tmp_path / "home"
-    yield home
-    if (home / "store.sqlite").exists():
-        with d2.SessionManager(home=home) as sm:
-            for name in sm.job_session_names:
-                with sm.open_job_session(name) as js:
-                    end_and_reap(js)
-    AgentClient.for_home(home).close()
-
-
-@pytest.fixture
 def env(home):
     """The environment of a drmaa2 run by a user: the store at ``home``, the venv on PATH."""
     e = dict(os.environ, PYDRMAA2_HOME=str(home), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")

@@ -12,33 +12,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import pydrmaa2 as d2
 from pydrmaa2.agent import AgentClient
-
-from .conftest import end_and_reap
 
 pexpect = pytest.importorskip("pexpect")
 
 BIN = Path(sys.executable).parent
 DRMAA2 = str(BIN / "drmaa2")
-
-
-@pytest.fixture
-def home(tmp_path) -> Iterator[Path]:
-    """An isolated store; whatever a test leaves running there is ended afterwards."""
-    home = tmp_path / "home"
-    yield home
-    if (home / "store.sqlite").exists():
-        with d2.SessionManager(home=home) as sm:
-            for name in sm.job_session_names:
-                with sm.open_job_session(name) as js:
-                    end_and_reap(js)
-    AgentClient.for_home(home).close()
 
 
 @pytest.fixture
