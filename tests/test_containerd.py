@@ -320,6 +320,29 @@ def test_wrong_socket_is_a_communication_error_naming_the_address(sm, tmp_path):
         sm.open_monitoring_session(contact=f"containerd://{dead}")
 
 
+@pytest.mark.parametrize("code, details, kind", [
+    ("UNKNOWN", "context deadline exceeded: unknown", d2.DrmCommunicationError),
+    ("UNKNOWN", "stream removed", d2.DrmCommunicationError),
+    ("UNKNOWN", "shim said no", d2.ImplementationSpecificError),
+    ("NOT_FOUND", "no such task", d2.InvalidArgumentError),
+])
+def test_grpc_errors_map_through_the_table(code, details, kind):
+    """containerd reports a deadline that ran out in the shim as UNKNOWN "context deadline
+    exceeded": it is DEADLINE_EXCEEDED's, which terminate reads as its grace period ending."""
+    grpc = pytest.importorskip("grpc")
+    from pydrmaa2.trackers.containerd.tables import drmaa2_error
+
+    class Err(grpc.RpcError):
+        def code(self):
+            return getattr(grpc.StatusCode, code)
+
+        def details(self):
+            return details
+
+    e = drmaa2_error(Err(), "waiting for container c", "unix:///x.sock")
+    assert type(e) is kind and "waiting for container c" in str(e)
+
+
 def test_namespace_comes_from_the_contact(sm, target):
     with sm.create_job_session("ns", contact="containerd:///run/containerd/containerd.sock"
                                "?namespace=pydrmaa2-empty") as js:

@@ -75,6 +75,10 @@ OTHER_ERROR = (ImplementationSpecificError, "{what}: {where} says: {details}")
 #: error is UNAVAILABLE's.
 TRANSPORT_BROKEN = re.compile(r"stream removed|socket closed|connection reset|broken pipe|goaway|"
                               r"failed to connect|connection refused", re.IGNORECASE)
+#: Details of an UNKNOWN error that mean the call's own deadline ran out inside containerd
+#: (it passes the deadline on to the shim and reports the shim's timeout as UNKNOWN): such an
+#: error is DEADLINE_EXCEEDED's.
+DEADLINE_PASSED = re.compile(r"context deadline exceeded", re.IGNORECASE)
 
 
 def job_state(status: TaskStatus, exit_status: int, held: bool) -> JobState:
@@ -95,6 +99,8 @@ def drmaa2_error(e: grpc.RpcError, what: str, address: str,
     if code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL) and TRANSPORT_BROKEN.search(
             details or ""):
         code = grpc.StatusCode.UNAVAILABLE
+    elif code is grpc.StatusCode.UNKNOWN and DEADLINE_PASSED.search(details or ""):
+        code = grpc.StatusCode.DEADLINE_EXCEEDED
     kind, message = ERRORS.get(code, OTHER_ERROR)
     if code is grpc.StatusCode.NOT_FOUND:
         kind = not_found
