@@ -274,7 +274,7 @@ class JobBook:
         store's directory, ``name``.out / ``name``.err, as docker and Slurm keep a job's output
         for their logs commands; a named file keeps its DRMAA2 meaning. Only for trackers that
         take output paths."""
-        if "output_path" not in self.tracker.supported_fields:
+        if "output_path" not in self.tracker.supported_fields or self.tracker.keeps_output:
             return template
         changes: dict[str, Any] = {}
         if template.output_path is None:
@@ -309,7 +309,7 @@ class JobBook:
     def forget_output(self, rows: Sequence[JobRow]) -> None:
         """Delete the kept output of jobs being reaped (best effort)."""
         d = Path(self.tracker.home) / OUTPUT_DIR
-        if not d.is_dir():
+        if self.tracker.keeps_output or not d.is_dir():
             return
         firsts: dict[str, str | None] = {}
         for r in rows:

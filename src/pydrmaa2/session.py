@@ -536,8 +536,9 @@ class JobSession(_Session):
         if tail is not None and (isinstance(tail, bool) or not isinstance(tail, int) or tail < 0):
             raise InvalidArgumentError(f"tail {tail!r} is not a number of lines (0 or more)")
         row = self._row(job_id)
-        path = self._book.output_file(row, stderr)
-        kept = self._book.is_kept_output(row, path)
+        remote = self._tracker.keeps_output
+        path = None if remote else self._book.output_file(row, stderr)
+        kept = remote or (path is not None and self._book.is_kept_output(row, path))
 
         def ended() -> bool:
             now = self._store.job(job_id)
@@ -550,6 +551,11 @@ class JobSession(_Session):
             while follow and now is not None and now.phase in NOT_STARTED and not ended():
                 time.sleep(FOLLOW_POLL)
                 now = self._store.job(job_id)
+            if remote:  # the engine keeps it, ended or not
+                if now is not None and now.tracker_id:
+                    yield from log_lines(self._tracker.engine_log(now.tracker_id, stderr, follow,
+                                                                  tail) or iter(()))
+                return
             if kept and now is not None and now.tracker_id and not ended():
                 chunks = self._tracker.engine_log(now.tracker_id, stderr, follow, tail)
                 if chunks is not None:
@@ -557,6 +563,7 @@ class JobSession(_Session):
                     while follow and not ended():  # the log closes as the engine records the end
                         time.sleep(FOLLOW_POLL)
                     return
+            assert path is not None
             yield from read_lines(path, follow=follow, tail=tail, ended=ended)
 
         return lines()

@@ -24,6 +24,9 @@ BUILTIN: dict[str, tuple[str, str | None]] = {
     "podman": ("pydrmaa2.trackers.podman:PodmanTracker", "podman"),
     "containerd": ("pydrmaa2.trackers.containerd:ContainerdTracker", "containerd"),
     "slurm": ("pydrmaa2.trackers.slurm:SlurmTracker", None),
+    "drmaa2+unix": ("pydrmaa2.trackers.remote:RemoteTracker", "serve"),
+    "drmaa2+https": ("pydrmaa2.trackers.remote:RemoteTracker", "serve"),
+    "drmaa2+http": ("pydrmaa2.trackers.remote:RemoteTracker", "serve"),
 }
 
 _lock = threading.Lock()

@@ -175,6 +175,10 @@ class JobTracker(ABC):
     #: array's tasks (an engine whose submission is a blocking network call gains from several;
     #: ``submit`` must then be safe to call from several threads).
     submit_concurrency: ClassVar[int] = 1
+    #: The engine keeps every job's output itself, and ``engine_log`` reads it at any time
+    #: (running or ended, a named file or not): pydrmaa2 names no file for it and reads the
+    #: output only through ``engine_log`` (the remote tracker: the server keeps it).
+    keeps_output: ClassVar[bool] = False
 
     def __init__(self, contact: Contact, home: Path) -> None:
         self.check_contact(contact)
