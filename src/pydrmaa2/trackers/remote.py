@@ -1,0 +1,512 @@
+"""The remote tracker (contacts ``drmaa2+unix``, ``drmaa2+https``, ``drmaa2+http``): every job is
+a job of a ``drmaa2 serve`` server, in one job session of its store, reached over its HTTP API
+(docs/serve.md). The wire's tables (ERRORS, CONTROL), then the one boundary where the server's
+refusals become Drmaa2Errors, then the event feed and the tracker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import ipaddress
+import json
+import logging
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .. import _codec
+from ..errors import (
+    DeniedByDrmsError,
+    Drmaa2Error,
+    DrmCommunicationError,
+    ImplementationSpecificError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidSessionError,
+    InvalidStateError,
+    OutOfResourceError,
+    SessionManagementError,
+    TimeoutError,
+    TryLaterError,
+    UnsupportedAttributeError,
+    UnsupportedOperationError,
+)
+from ..info import JobInfo, MachineInfo, QueueInfo, ReservationInfo
+from ..states import Capability, JobState
+from ..templates import JobTemplate, ReservationTemplate
+from .base import MAX_ARRAY_SIZE, Action, ChangeFeed, Contact, JobTracker
+
+__all__ = ["CONTROL", "ERRORS", "RemoteFeed", "RemoteTracker"]
+
+log = logging.getLogger("pydrmaa2.remote")
+
+# -- the wire's tables -----------------------------------------------------------------------------
+
+#: The ``error`` of a refusal (``{"error", "message"}``) -> the class raised here; any other
+#: name is ImplementationSpecificError with the server's message.
+ERRORS: dict[str, type[Drmaa2Error]] = {cls.__name__: cls for cls in (
+    DeniedByDrmsError, DrmCommunicationError, TryLaterError, SessionManagementError, TimeoutError,
+    InternalError, InvalidArgumentError, InvalidSessionError, InvalidStateError, OutOfResourceError,
+    UnsupportedAttributeError, UnsupportedOperationError, ImplementationSpecificError)}
+#: A refusal with no readable body (a proxy's page, say): by its HTTP status.
+UNREADABLE: dict[int, type[Drmaa2Error]] = {
+    401: DeniedByDrmsError, 403: DeniedByDrmsError, 502: DrmCommunicationError,
+    503: DrmCommunicationError, 504: DrmCommunicationError,
+}
+
+#: DRMAA2 job control -> the action word of ``POST /v1/jobs/{id}/{action}`` and ``/v1/control``.
+CONTROL: dict[Action, str] = {a: a.value for a in Action}
+
+#: Template fields the server's own job session keeps for any of its trackers (its agent starts
+#: a job at its start_time and ends it at its deadline_time), so they travel to it as they are.
+SERVER_KEPT_FIELDS = frozenset({"start_time", "deadline_time"})
+#: The job environment variable that carries the client's job id to the server's job, so that
+#: ``find_job`` can recognise a job whose submission was cut short (``HOST:HOME/ID``; for an
+#: array, ``HOST:HOME/FIRST+``: its tasks have consecutive ids in task order).
+CLIENT_ID_VARIABLE = "PYDRMAA2_CLIENT_JOB"
+#: Above this many job ids, an event subscription asks for the session's events and the ids are
+#: picked out here: a URL with thousands of ids is longer than servers read.
+MAX_ID_FILTER = 200
+#: Seconds to connect, and to wait for an answer (a Slurm call behind the server can be slow).
+CONNECT_TIMEOUT, ANSWER_TIMEOUT = 10.0, 120.0
+#: Seconds an event stream may be silent: the server pings every 15 s, so a longer silence is
+#: a connection gone dead (a cut cable, a suspended laptop) and the feed connects again.
+EVENT_SILENCE = 45.0
+#: Backoff between attempts to reconnect an event stream: first, and at most (seconds).
+RECONNECT_FIRST, RECONNECT_MAX = 0.1, 2.0
+
+
+# -- the one boundary --------------------------------------------------------------------------------
+
+
+def refusal(response: httpx.Response) -> Drmaa2Error:
+    """The Drmaa2Error of a refusal: the class the body names (through ERRORS) with its message."""
+    try:
+        body = json.loads(response.read())
+        name, message = body["error"], body["message"]
+    except (ValueError, KeyError, TypeError):
+        text = response.text.strip()[:200] if not response.is_stream_consumed else ""
+        return UNREADABLE.get(response.status_code, ImplementationSpecificError)(
+            f"the drmaa2 server answered HTTP {response.status_code}: {text or response.reason_phrase}")
+    return ERRORS.get(str(name), ImplementationSpecificError)(str(message))
+
+
+@contextlib.contextmanager
+def server_errors(doing: str, address: str) -> Iterator[None]:
+    """A server that cannot be reached (refused, gone, timed out, cut short) while ``doing``
+    something as DrmCommunicationError naming its ``address``; refusals are raised as they come
+    (``refusal``)."""
+    try:
+        yield
+    except httpx.TransportError as e:
+        raise DrmCommunicationError(
+            f"{doing}: cannot reach the drmaa2 server at {address}: {e or type(e).__name__}") from e
+
+
+def _state(word: str) -> JobState:
+    """A JobState from the wire, by value ('done') or by name ('DONE')."""
+    try:
+        return JobState(word)
+    except ValueError:
+        try:
+            return JobState[word]
+        except KeyError:
+            raise DrmCommunicationError(f"the drmaa2 server sent an unknown job state {word!r}") from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- events ------------------------------------------------------------------------------------------
+
+
+class RemoteFeed(ChangeFeed):
+    """The server's event stream (``GET /v1/events``) of some jobs, read by a thread that sets an
+    event on each ``state`` event. When the stream breaks (the server restarts) the thread connects
+    again with backoff and fires once connected: the waiter then looks again and so misses
+    nothing that happened while it was away."""
+
+    def __init__(self, client: httpx.Client, address: str, query: dict[str, str],
+                 ids: frozenset[str] | None) -> None:
+        self._client, self._address, self._query, self._ids = client, address, query, ids
+        self._event = threading.Event()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._thread = threading.Thread(target=self._run, name="pydrmaa2-remote-events", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float | None) -> bool:
+        fired = self._event.wait(timeout)
+        self._event.clear()
+        return fired
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            # The reader blocks in a read: shutting its socket down ends the read at once.
+            if self._socket is not None:
+                with contextlib.suppress(OSError):
+                    self._socket.shutdown(socket.SHUT_RDWR)
+        self._event.set()
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while not self._closed.is_set():
+            try:
+                with self._client.stream("GET", "/v1/events", params=self._query,
+                                         timeout=httpx.Timeout(EVENT_SILENCE,
+                                                               connect=CONNECT_TIMEOUT)) as r:
+                    if r.status_code != 200:
+                        raise refusal(r)
+                    stream = r.extensions.get("network_stream")
+                    with self._lock:
+                        self._socket = stream.get_extra_info("socket") if stream else None
+                        if self._closed.is_set():
+                            return
+                    backoff = 0.0
+                    self._event.set()  # connected (again): look, as nothing was heard meanwhile
+                    self._read(r)
+            except (httpx.HTTPError, Drmaa2Error, OSError) as e:
+                if self._closed.is_set():
+                    return
+                log.debug("event stream of the drmaa2 server at %s broke: %s", self._address, e)
+            finally:
+                with self._lock:
+                    self._socket = None
+            backoff = min(RECONNECT_MAX, backoff * 2 or RECONNECT_FIRST)
+            self._closed.wait(backoff)
+
+    def _read(self, response: httpx.Response) -> None:
+        kind = ""
+        for line in response.iter_lines():
+            if self._closed.is_set():
+                return
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:") and kind == "state":
+                if self._ids is None:
+                    self._event.set()
+                else:
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        if str(json.loads(line[5:])["id"]) in self._ids:
+                            self._event.set()
+            elif not line:
+                kind = ""
+
+
+# -- the tracker -------------------------------------------------------------------------------------
+
+
+class RemoteTracker(JobTracker):
+    """Jobs of a ``drmaa2 serve`` server, in its job session ``session`` on its tracker ``contact``.
+
+    Tracker ids are the server's job ids. The server's tracker decides the template fields and
+    capabilities (learnt when the tracker opens), holds jobs and runs arrays (max_parallel
+    included), and keeps every job's output; changes come on its event stream.
+    """
+
+    scheme = "drmaa2+unix"
+    contact_options = frozenset({"contact", "session", "token_file", "cafile"})
+    native_hold = True
+    native_arrays = True
+    # The job's directories are the server's: a relative path means the server's directory.
+    host_working_directory = False
+    keeps_output = True
+
+    def __init__(self, contact: Contact, home: Path) -> None:
+        super().__init__(contact, home)
+        options = contact.options
+        self.server_contact = options.get("contact", "process")
+        self.session = options.get("session") or f"remote-{Contact.parse(self.server_contact).scheme}"
+        self.address, base_url, transport = self._endpoint(contact)
+        headers = {"Authorization": f"Bearer {self._token(options.get('token_file'))}",
+                   "Accept": "application/json"}
+        self._client = httpx.Client(base_url=base_url, transport=transport, headers=headers,
+                                    timeout=httpx.Timeout(ANSWER_TIMEOUT, connect=CONNECT_TIMEOUT))
+        try:
+            about = self._json("GET", "/v1/tracker", "asking the server for its tracker",
+                               params={"contact": self.server_contact})
+            # What the server's tracker honours, for this instance (the class knows nothing);
+            # set through vars(): these shadow the JobTracker class variables of that name.
+            learnt: dict[str, Any] = {
+                "scheme": contact.scheme,  # one class serves the three schemes
+                "supported_fields": frozenset(about.get("supported_fields", ())) | SERVER_KEPT_FIELDS,
+                "capabilities": frozenset(Capability(c) for c in about.get("capabilities", ())
+                                          if c in Capability._value2member_map_),
+                "max_array_tasks": int(about.get("max_array_tasks") or MAX_ARRAY_SIZE),
+            }
+            vars(self).update(learnt)
+            self._json("POST", "/v1/sessions", f"opening session {self.session!r} on the server",
+                       json={"name": self.session, "contact": self.server_contact, "exist_ok": True})
+        except BaseException:
+            self._client.close()
+            raise
+        self._tag = f"{socket.gethostname()}:{os.path.abspath(home)}"
+
+    # -- set-up ---------------------------------------------------------------------------------------
+    def _endpoint(self, contact: Contact) -> tuple[str, str, httpx.HTTPTransport]:
+        """The server's address in words, the base URL and the transport of ``contact``."""
+        cafile = contact.options.get("cafile")
+        if cafile is not None and contact.scheme != "drmaa2+https":
+            raise InvalidArgumentError(
+                f"contact {contact.raw!r}: option cafile means something only for drmaa2+https")
+        if contact.scheme == "drmaa2+unix":
+            if not contact.path or contact.host:
+                raise InvalidArgumentError(
+                    f"contact {contact.raw!r} names no socket: use drmaa2+unix:///PATH.sock")
+            return contact.path, "http://drmaa2", httpx.HTTPTransport(uds=contact.path)
+        if not contact.host:
+            raise InvalidArgumentError(
+                f"contact {contact.raw!r} names no host: use {contact.scheme}://HOST:PORT/")
+        host = f"[{contact.host}]" if ":" in contact.host else contact.host
+        port = f":{contact.port}" if contact.port else ""
+        prefix = (contact.path or "").rstrip("/")
+        if contact.scheme == "drmaa2+http":
+            if not _is_loopback(contact.host):
+                raise InvalidArgumentError(
+                    f"contact {contact.raw!r}: drmaa2+http (no TLS) is for loopback addresses "
+                    "only; use drmaa2+https")
+            return (contact.address, f"http://{host}{port}{prefix}", httpx.HTTPTransport())
+        try:
+            verify = ssl.create_default_context(cafile=cafile)
+        except (OSError, ssl.SSLError) as e:
+            raise InvalidArgumentError(f"contact {contact.raw!r}: cafile {cafile!r}: {e}") from None
+        return (contact.address, f"https://{host}{port}{prefix}", httpx.HTTPTransport(verify=verify))
+
+    def _token(self, token_file: str | None) -> str:
+        """The bearer token: the ``token_file`` option's, else $PYDRMAA2_TOKEN, else the home's
+        serve.token."""
+        if token_file is None and os.environ.get("PYDRMAA2_TOKEN"):
+            return os.environ["PYDRMAA2_TOKEN"].strip()
+        path = Path(token_file).expanduser() if token_file else Path(self.home) / "serve.token"
+        try:
+            token = path.read_text().strip()
+        except OSError as e:
+            where = (f"the token file {path}" if token_file else
+                     f"$PYDRMAA2_TOKEN (not set) and {path}")
+            raise DeniedByDrmsError(
+                f"no token for the drmaa2 server at {self.contact.address}: looked in {where} "
+                f"({e.strerror or e}); copy the server's serve.token there, set PYDRMAA2_TOKEN or "
+                "the contact option token_file") from None
+        if not token:
+            raise DeniedByDrmsError(f"the token file {path} is empty")
+        return token
+
+    def check(self) -> None:
+        self._json("GET", "/v1/info", "asking the server who it is")
+
+    # -- the wire -------------------------------------------------------------------------------------
+    def _request(self, method: str, path: str, doing: str, **kwargs: Any) -> httpx.Response:
+        """One request; a refusal raises its Drmaa2Error, an unreachable server
+        DrmCommunicationError."""
+        with server_errors(doing, self.address):
+            response = self._client.request(method, path, **kwargs)
+        if response.is_error:
+            raise refusal(response)
+        return response
+
+    def _json(self, method: str, path: str, doing: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, doing, **kwargs)
+        try:
+            return response.json()
+        except ValueError as e:
+            raise DrmCommunicationError(
+                f"{doing}: the drmaa2 server at {self.address} answered no JSON: {e}") from e
+
+    # -- jobs -----------------------------------------------------------------------------------------
+    def _wire_template(self, template: JobTemplate, hold: bool, tag: str) -> dict[str, Any]:
+        environment = {**template.job_environment, CLIENT_ID_VARIABLE: f"{self._tag}/{tag}"}
+        wire: dict[str, Any] = _codec.encode(dataclasses.replace(
+            template, submit_as_hold=hold, job_environment=environment))
+        return wire
+
+    def submit(self, job_id: str, template: JobTemplate, task_index: int | None,
+               hold: bool = False) -> str:
+        view = self._json("POST", f"/v1/sessions/{self.session}/jobs", "submitting a job",
+                          json={"template": self._wire_template(template, hold, job_id)})
+        return str(view["id"])
+
+    def submit_array(self, job_ids: Sequence[str], template: JobTemplate,
+                     indices: Sequence[int], max_parallel: int | None,
+                     hold: bool = False) -> list[str]:
+        begin, end = indices[0], indices[-1]
+        step = indices[1] - indices[0] if len(indices) > 1 else 1
+        if list(indices) != list(range(begin, end + 1, step)):
+            raise UnsupportedOperationError(
+                f"the {self.scheme!r} tracker submits arrays as begin..end by step, not {indices!r}")
+        view = self._json("POST", f"/v1/sessions/{self.session}/arrays", "submitting an array",
+                          json={"template": self._wire_template(template, hold, f"{job_ids[0]}+"),
+                                "begin": begin, "end": end, "step": step,
+                                "max_parallel": max_parallel})
+        tids = [str(t) for t in view["job_ids"]]
+        if len(tids) != len(job_ids):
+            raise ImplementationSpecificError(
+                f"the drmaa2 server at {self.address} made array {view.get('id')} of {len(tids)} "
+                f"tasks, not {len(job_ids)}")
+        return tids
+
+    def find_job(self, job_id: str) -> str | None:
+        views = self._json("GET", f"/v1/sessions/{self.session}/jobs", "listing the session's jobs")
+        arrays: dict[str, None] = {}
+        for view in views:
+            if view.get("array_id") is not None:
+                arrays[str(view["array_id"])] = None
+                continue
+            if self._client_id(str(view["id"])) == f"{self._tag}/{job_id}":
+                return str(view["id"])
+        for array_id in arrays:
+            array = self._json("GET", f"/v1/arrays/{array_id}", "looking at an array")
+            tids = [str(t) for t in array["job_ids"]]
+            tag = self._client_id(tids[0]) if tids else None
+            first = tag.removeprefix(f"{self._tag}/").removesuffix("+") if tag else ""
+            if tag and tag.endswith("+") and first != tag and first.isdigit() and job_id.isdigit():
+                position = int(job_id) - int(first)
+                if 0 <= position < len(tids):
+                    return tids[position]
+        return None
+
+    def _client_id(self, tracker_id: str) -> str | None:
+        template = self._json("GET", f"/v1/jobs/{tracker_id}/template", "reading a job's template")
+        value = (template.get("job_environment") or {}).get(CLIENT_ID_VARIABLE)
+        return str(value) if value is not None else None
+
+    def state(self, tracker_id: str) -> tuple[JobState, str]:
+        return self.states([tracker_id])[tracker_id]
+
+    def states(self, tracker_ids: Sequence[str]) -> dict[str, tuple[JobState, str]]:
+        if not tracker_ids:
+            return {}
+        answer = self._json("POST", "/v1/states", "reading job states",
+                            json={"ids": list(tracker_ids)})
+        out: dict[str, tuple[JobState, str]] = {}
+        for tid in tracker_ids:
+            pair = answer.get(tid)
+            out[tid] = ((_state(pair[0]), str(pair[1] or "")) if pair
+                        else (JobState.UNDETERMINED, "unknown to the drmaa2 server"))
+        return out
+
+    def info(self, tracker_id: str) -> JobInfo:
+        info = _codec.decode(JobInfo, self._json("GET", f"/v1/jobs/{tracker_id}/info",
+                                                 "reading a job's JobInfo"))
+        return self._as_ours(info, tracker_id)
+
+    @staticmethod
+    def _as_ours(info: JobInfo, server_id: str | None) -> JobInfo:
+        """A JobInfo of the server with the server's job id as the engine's own (native_id);
+        the id its tracker has (a pid, a Slurm job) is kept as ``remote_native_id``."""
+        engine = info.extensions.get("native_id")
+        if server_id:
+            if engine is not None and engine != server_id:
+                info.extensions["remote_native_id"] = engine
+            info.extensions["native_id"] = server_id
+        return info
+
+    def control(self, tracker_id: str, action: Action) -> None:
+        self._request("POST", f"/v1/jobs/{tracker_id}/{CONTROL[action]}", f"{action.value} a job")
+
+    def control_many(self, tracker_ids: Sequence[str], action: Action) -> dict[str, Drmaa2Error]:
+        if not tracker_ids:
+            return {}
+        answer = self._json("POST", "/v1/control", f"{action.value} jobs",
+                            json={"ids": list(tracker_ids), "action": CONTROL[action]})
+        return {str(tid): ERRORS.get(str(why.get("error")), ImplementationSpecificError)(
+                    str(why.get("message")))
+                for tid, why in (answer.get("refused") or {}).items()}
+
+    def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
+        ids = frozenset(tracker_ids)
+        if len(ids) > MAX_ID_FILTER:
+            return RemoteFeed(self._client, self.address, {"session": self.session}, ids)
+        return RemoteFeed(self._client, self.address, {"ids": ",".join(sorted(ids))}, None)
+
+    def engine_log(self, tracker_id: str, stderr: bool, follow: bool,
+                   tail: int | None) -> Iterator[bytes] | None:
+        params = {"stderr": int(stderr), "follow": int(follow)}
+        if tail is not None:
+            params["tail"] = tail
+        # Followed output may be silent for as long as the job runs.
+        timeout = httpx.Timeout(None if follow else ANSWER_TIMEOUT, connect=CONNECT_TIMEOUT)
+        return self._stream(f"/v1/jobs/{tracker_id}/output", params, timeout)
+
+    def _stream(self, path: str, params: dict[str, int], timeout: httpx.Timeout) -> Iterator[bytes]:
+        doing = "reading a job's output"
+        with server_errors(doing, self.address), \
+                self._client.stream("GET", path, params=params, timeout=timeout) as response:
+            if response.is_error:
+                raise refusal(response)
+            yield from response.iter_bytes()
+
+    def delete(self, tracker_id: str) -> None:
+        self._request("DELETE", f"/v1/jobs/{tracker_id}", "reaping a job")
+
+    def list_jobs(self) -> list[str]:
+        views = self._json("GET", f"/v1/sessions/{self.session}/jobs", "listing the session's jobs")
+        return [str(v["id"]) for v in views]
+
+    def job_categories(self) -> list[str]:
+        about = self._json("GET", "/v1/tracker", "asking the server for its tracker",
+                           params={"contact": self.server_contact})
+        return [str(c) for c in about.get("job_categories") or ()]
+
+    # -- monitoring -------------------------------------------------------------------------------------
+    def _monitor(self, what: str) -> list[Any]:
+        answer = self._json("GET", f"/v1/monitor/{what}", f"listing the server's {what}",
+                            params={"contact": self.server_contact})
+        return list(answer)
+
+    def monitor_jobs(self) -> list[JobInfo]:
+        return [self._as_ours(_codec.decode(JobInfo, i), i.get("id")) for i in self._monitor("jobs")]
+
+    def machines(self) -> list[MachineInfo]:
+        return [_codec.decode(MachineInfo, m) for m in self._monitor("machines")]
+
+    def queues(self) -> list[QueueInfo]:
+        return [_codec.decode(QueueInfo, q) for q in self._monitor("queues")]
+
+    # -- reservations -----------------------------------------------------------------------------------
+    def _check_reservations(self) -> None:
+        if Capability.ADVANCE_RESERVATION not in self.capabilities:
+            raise UnsupportedOperationError(
+                f"the server's {self.server_contact!r} tracker at {self.address} cannot reserve")
+
+    def reserve(self, template: ReservationTemplate) -> ReservationInfo:
+        self._check_reservations()
+        self._json("POST", "/v1/reservation-sessions", "opening a reservation session",
+                   json={"name": self.session, "contact": self.server_contact, "exist_ok": True})
+        info = self._json("POST", f"/v1/reservation-sessions/{self.session}/reservations",
+                          "reserving", json={"template": _codec.encode(template)})
+        return _codec.decode(ReservationInfo, info)
+
+    def reservation_info(self, reservation_id: str) -> ReservationInfo:
+        self._check_reservations()
+        for info in self.reservations():
+            if info.reservation_id == reservation_id:
+                return info
+        raise InvalidArgumentError(
+            f"reservation {reservation_id!r} is unknown to the drmaa2 server at {self.address}")
+
+    def reservations(self) -> list[ReservationInfo]:
+        self._check_reservations()
+        return [_codec.decode(ReservationInfo, r) for r in self._monitor("reservations")]
+
+    def cancel_reservation(self, reservation_id: str) -> None:
+        self._check_reservations()
+        self._request("DELETE", f"/v1/reservations/{reservation_id}", "cancelling a reservation")
+
+    def close(self) -> None:
+        self._client.close()
+
