@@ -1,7 +1,8 @@
 """Test set-up: which trackers run, and turning a missing engine into a failure in CI.
 
 ``PYDRMAA2_REQUIRE=process,docker,...`` (set by .ci/run) makes a tracker whose engine is not
-available fail instead of skip.
+available fail instead of skip. The remote targets (``remote-process``, ``remote-slurm``) run
+through a ``drmaa2 serve`` that their first probe starts and the run's end stops.
 
 ``PYDRMAA2_TEST_INSTALLED=1`` (set by scripts/test.sh) makes the run fail unless the pydrmaa2 it
 imports is an installed wheel (``PYDRMAA2_WHEEL``: that one), not the checkout's src/; without it
@@ -17,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -30,8 +32,8 @@ import pytest
 
 import pydrmaa2 as d2
 from pydrmaa2.agent import AgentClient
-from pydrmaa2.testing.targets import TARGETS, Target
-from pydrmaa2.trackers import tracker_class
+from pydrmaa2.testing.targets import SERVER, TARGETS, Target
+from pydrmaa2.trackers import Contact, tracker_class
 
 os.environ.setdefault("PYDRMAA2_AGENT_IDLE", "5")
 
@@ -104,7 +106,7 @@ def unavailable(name: str) -> str | None:
         reason = TARGETS[name].probe()
         if reason is None:
             try:
-                tracker_class(name)
+                tracker_class(Contact.parse(TARGETS[name].contact).scheme)
             except Exception as e:  # noqa: BLE001 - any import failure makes it unavailable
                 reason = f"tracker not loadable: {e}"
         _availability[name] = reason
@@ -119,6 +121,16 @@ def require(name: str) -> Target:
             pytest.fail(f"tracker {name!r} is required (PYDRMAA2_REQUIRE) but unavailable: {reason}")
         pytest.skip(f"tracker {name!r} unavailable: {reason}")
     return TARGETS[name]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drmaa2_server() -> Iterator[None]:
+    """The test run's drmaa2 server (started by a remote target's probe), ended by pid at the
+    end of the run, its directory removed."""
+    yield
+    if SERVER.started:
+        SERVER.stop()
+        shutil.rmtree(SERVER.directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """pydrmaa2's distributions: what the sdist and the wheel hold, and what each extra installs.
 
 The wheel is installed into a fresh virtualenv of its own for each extra (none, docker, podman,
-containerd, drmaa1), as a user does with ``pip install 'pydrmaa2[docker]'``. Each must then hold
+containerd, drmaa1, serve), as a user does with ``pip install 'pydrmaa2[docker]'``. Each must then hold
 exactly pydrmaa2, its base requirements, the extra's requirements and what those require in turn:
 everything the extra's tracker needs, nothing it does not. There the extra's tracker loads, and
 the trackers of the other extras fail with the hint naming their extra.
@@ -46,6 +46,8 @@ EXTRAS = {
     "podman": {"podman", "requests", "urllib3"},
     "containerd": {"grpcio", "protobuf"},
     "drmaa1": {"cffi"},
+    # drmaa2 serve (an ASGI app served by uvicorn) and the remote tracker (an HTTP client).
+    "serve": {"starlette", "uvicorn", "httpx"},
 }
 #: Extras for people, not trackers: everything, and the tools to develop and document pydrmaa2.
 OTHER_EXTRAS = {"all", "dev", "docs"}
@@ -55,12 +57,14 @@ EXTRA_MODULES = {
     "podman": ("pydrmaa2/trackers/podman.py",),
     "containerd": ("pydrmaa2/trackers/containerd/",),
     "drmaa1": ("pydrmaa2/drmaa1/",),
+    "serve": ("pydrmaa2/serve/", "pydrmaa2/trackers/remote.py"),
 }
 #: Modules for another project's test suite: they may import what it runs under.
 TEST_SUPPORT = {"pydrmaa2/testing/conformance.py": {"pytest"}}
 #: Every tracker the wheel registers, and the extra each needs (None: none).
 TRACKERS = {"process": None, "slurm": None, "docker": "docker", "podman": "podman",
-            "containerd": "containerd"}
+            "containerd": "containerd", "drmaa2+unix": "serve", "drmaa2+https": "serve",
+            "drmaa2+http": "serve"}
 #: The checkout's files that are not in the sdist: CI's entry point and git's own.
 NOT_IN_SDIST = (".ci/", ".gitignore")
 #: What no distribution may hold: build output and caches.

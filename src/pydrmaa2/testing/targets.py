@@ -1,12 +1,21 @@
-"""The trackers the conformance suite runs against, and how to tell whether each is available."""
+"""The trackers the conformance suite runs against, and how to tell whether each is available;
+the remote targets reach local trackers through a ``drmaa2 serve`` of the test run (LocalServer)."""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..templates import JobTemplate
@@ -68,6 +77,129 @@ def _slurm() -> str | None:
     return None
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket, with the standard library only (the server's extra may be
+    missing where the probe runs)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("drmaa2", timeout=5.0)
+        self.path = path
+
+    def connect(self) -> None:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(self.timeout)
+        try:
+            s.connect(self.path)
+        except OSError:
+            s.close()
+            raise
+        self.sock = s
+
+
+class LocalServer:
+    """A ``drmaa2 serve`` on a Unix socket in ``directory`` (``serve.sock``), with a store of its
+    own (``home``, where it writes its token), started as a program of its own and ended by pid."""
+
+    #: Seconds a starting server has to answer GET /v1/info.
+    START_TIMEOUT = 60.0
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.socket = directory / "serve.sock"
+        self.home = directory / "home"
+        self.token_file = self.home / "serve.token"
+        self.log = directory / "serve.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        #: Whether this program started the server (and so may remove its directory).
+        self.started = False
+
+    def contact(self, server_contact: str) -> str:
+        """The remote tracker's contact for the server's tracker ``server_contact``."""
+        return (f"drmaa2+unix://{self.socket}?contact={server_contact}"
+                f"&token_file={self.token_file}")
+
+    def start(self) -> str | None:
+        """Start the server unless it runs; None once it answers, else why it does not."""
+        if self.process is not None and self.process.poll() is None:
+            return self.answers()
+        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileNotFoundError):
+            self.socket.unlink()
+        env = dict(os.environ, PYDRMAA2_HOME=str(self.home))
+        self.started = True
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pydrmaa2.cli", "serve", "--socket", str(self.socket)],
+                env=env, cwd=self.directory, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True)
+        deadline = time.monotonic() + self.START_TIMEOUT
+        why = "it did not start"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return f"drmaa2 serve exited with status {self.process.returncode}: {self._tail()}"
+            why = self.answers() or ""
+            if not why:
+                return None
+            time.sleep(0.1)  # no event tells that a server listens: look again
+        self.stop()
+        return f"drmaa2 serve did not answer on {self.socket} in {self.START_TIMEOUT} s: {why}"
+
+    def answers(self) -> str | None:
+        """None when the server answers GET /v1/info with its token, else why not."""
+        try:
+            token = self.token_file.read_text().strip()
+            connection = _UnixHTTPConnection(str(self.socket))
+            try:
+                connection.request("GET", "/v1/info", headers={"Authorization": f"Bearer {token}"})
+                r = connection.getresponse()
+                status, body = r.status, r.read(200).decode(errors="replace")
+            finally:
+                connection.close()
+        except (OSError, http.client.HTTPException) as e:
+            return f"{type(e).__name__}: {e}"
+        return None if status == 200 else f"GET /v1/info: HTTP {status} {body}"
+
+    def stop(self) -> None:
+        """End the server (its pid: SIGTERM, then SIGKILL) and its store's agent."""
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
+            self.process = None
+        if self.home.is_dir():
+            from ..agent import AgentClient
+
+            AgentClient.for_home(self.home).close()
+
+    def _tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return self.log.read_text(errors="replace")[-2000:].strip()
+        return "(no log)"
+
+
+#: The test run's server (its directory is kept in $PYDRMAA2_TEST_SERVE for the programs the
+#: tests start); started by the first probe of a remote target, ended when the run ends.
+SERVER = LocalServer(Path(os.environ.get("PYDRMAA2_TEST_SERVE") or os.path.join(
+    tempfile.gettempdir(), f"pydrmaa2-serve-{os.getuid()}-{os.getpid()}")))
+
+
+def _served(engine: Callable[[], str | None] | None) -> Callable[[], str | None]:
+    """The probe of a remote target: its server-side engine, then the test run's server."""
+    def probe() -> str | None:
+        why = engine() if engine is not None else None
+        if why is not None:
+            return f"the server's tracker is unavailable: {why}"
+        os.environ["PYDRMAA2_TEST_SERVE"] = str(SERVER.directory)
+        why = SERVER.start()
+        return None if why is None else f"no drmaa2 server on {SERVER.socket}: {why}"
+
+    return probe
+
+
 TARGETS: dict[str, Target] = {
     "process": Target("process", "process", slow=10.0),
     "docker": Target("docker", "docker", TEST_IMAGE,
@@ -77,4 +209,8 @@ TARGETS: dict[str, Target] = {
     "containerd": Target("containerd", "containerd", TEST_IMAGE,
                          _unix_socket("/run/containerd/containerd.sock", "grpc")),
     "slurm": Target("slurm", "slurm", None, _slurm, slow=60.0),
+    "remote-process": Target("remote-process", SERVER.contact("process"), None,
+                             _served(None), slow=15.0),
+    "remote-slurm": Target("remote-slurm", SERVER.contact("slurm"), None, _served(_slurm),
+                           slow=60.0),
 }
