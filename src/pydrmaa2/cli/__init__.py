@@ -105,6 +105,18 @@ def _parser() -> argparse.ArgumentParser:
                          "(export DRMAA_LIBRARY_PATH=$(drmaa2 libdrmaa)); built on first use")
     lib.add_argument("--header", action="store_true", help="print the path of its drmaa.h")
 
+    srv = sub.add_parser("serve", help="serve this user's store and trackers over HTTP "
+                         "(docs/serve.md; pip install 'pydrmaa2[serve]')")
+    where = srv.add_mutually_exclusive_group()
+    where.add_argument("--listen", metavar="HOST:PORT",
+                       help="a TCP address (not loopback: needs --tls-cert and --tls-key)")
+    where.add_argument("--socket", metavar="PATH",
+                       help="a Unix socket, mode 0600 (default: $PYDRMAA2_HOME/serve.sock)")
+    srv.add_argument("--tls-cert", metavar="F", help="TLS certificate (PEM)")
+    srv.add_argument("--tls-key", metavar="F", help="TLS private key (PEM)")
+    srv.add_argument("--token-file", metavar="F", help="the bearer token, created 0600 when "
+                     "missing (default: $PYDRMAA2_HOME/serve.token)")
+
     comp = sub.add_parser("completion", help="print the shell completion script of drmaa2 "
                           "(eval \"$(drmaa2 completion bash)\")")
     comp.add_argument("shell", choices=["bash", "zsh", "fish"])
@@ -143,6 +155,19 @@ def _cmd_logs(sm: SessionManager, a: argparse.Namespace) -> int:
             sys.stdout.write(line)
             if a.follow:
                 sys.stdout.flush()
+    return 0
+
+
+def _cmd_serve(a: argparse.Namespace) -> int:
+    """``drmaa2 serve``: until Ctrl-C or SIGTERM; where it listens goes to stderr."""
+    try:
+        from ..serve import run
+    except ImportError as e:
+        print(f"drmaa2: serve needs its extra ({e}): pip install 'pydrmaa2[serve]'",
+              file=sys.stderr)
+        return _status.ERROR
+    run(listen=a.listen, socket_path=a.socket, tls_cert=a.tls_cert, tls_key=a.tls_key,
+        token_file=a.token_file, announce=lambda line: print(line, file=sys.stderr, flush=True))
     return 0
 
 
@@ -304,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(header_path() if a.header else library_path())
             return 0
+        if a.command == "serve":
+            return _cmd_serve(a)
         sm = SessionManager()
         if a.command == "run":
             return _cmd_run(sm, a)

@@ -35,6 +35,8 @@ KINDS = {
     ("wait", "jobs"): "jobs", ("suspend", "jobs"): "jobs", ("resume", "jobs"): "jobs",
     ("hold", "jobs"): "jobs", ("release", "jobs"): "jobs", ("terminate", "jobs"): "jobs",
     ("reap", "jobs"): "jobs", ("sessions", "name"): "sessions",
+    ("serve", "socket"): "files", ("serve", "tls_cert"): "files", ("serve", "tls_key"): "files",
+    ("serve", "token_file"): "files",
 }
 #: A positional completed only after another positional has this value: (index, value).
 ONLY_AFTER = {("sessions", "name"): (0, "destroy")}

@@ -1,0 +1,708 @@
+"""The HTTP API of ``drmaa2 serve`` (docs/serve.md) as a Starlette app over ``pydrmaa2.aio``.
+
+The store is the truth: the app keeps only open sessions (a cache, reopened after a restart)
+and the connections it is serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import importlib.metadata
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .. import _codec
+from .._book import capabilities
+from .._store import JobRow, Store
+from ..aio import AsyncJob, AsyncJobSession, AsyncSessionManager, EventStream
+from ..errors import Drmaa2Error, InternalError, InvalidArgumentError
+from ..errors import TimeoutError as Drmaa2TimeoutError
+from ..info import Notification
+from ..jobs import Job, check_timeout
+from ..session import DEFAULT_CONTACT
+from ..states import JobState
+from ..templates import JobTemplate, ReservationTemplate
+from ..trackers import Contact, available_schemes, tracker_class
+from ..trackers.base import JobTracker
+from . import _wire
+from ._openapi import document
+from ._security import BearerAuth
+from ._wire import NotFoundError, field, job_view, read_json, refusal
+
+__all__ = ["serve_app", "CONTROLS", "WAIT_MODES", "LONG_POLL", "PING_INTERVAL"]
+
+log = logging.getLogger("pydrmaa2.serve")
+
+#: What ``POST /v1/jobs/{id}/{action}`` and ``POST /v1/control`` may do to a job.
+CONTROLS = ("suspend", "resume", "hold", "release", "terminate")
+#: ``POST /v1/wait``'s modes: (started, any).
+WAIT_MODES = {"any_started": (True, True), "any_terminated": (False, True),
+              "all_started": (True, False), "all_terminated": (False, False)}
+#: The longest a wait is held before it answers ``{"done": false}`` (seconds): below the idle
+#: timeouts of common proxies, so a long poll is never cut by one.
+LONG_POLL = 25.0
+#: An event stream with no news says ``: ping`` this often (seconds), so a client and the
+#: proxies between notice a dead connection.
+PING_INTERVAL = 15.0
+#: The dashboard's files, served as they are.
+STATIC = Path(__file__).resolve().parent / "static"
+
+T = TypeVar("T")
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("pydrmaa2")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "0").lower()
+    if value not in ("0", "1", "true", "false", ""):
+        raise InvalidArgumentError(f"{name}={value!r} is not 1 or 0")
+    return value in ("1", "true")
+
+
+def _check_query(request: Request, known: tuple[str, ...]) -> None:
+    _wire.check_fields(request.query_params, known, "the query")
+
+
+class _Api:
+    """The handlers, over one AsyncSessionManager opened on the server's event loop."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self._sm: AsyncSessionManager | None = None
+        self._sessions: dict[str, AsyncJobSession] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
+
+    # -- life cycle and lookups -----------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._sm = AsyncSessionManager(self.home)
+        try:
+            yield
+        finally:
+            sm, self._sm = self._sm, None
+            self._sessions.clear()
+            await sm.close()
+
+    @property
+    def sm(self) -> AsyncSessionManager:
+        if self._sm is None:
+            raise InternalError("the server is not running")
+        return self._sm
+
+    @property
+    def store(self) -> Store:
+        return self.sm.sync._store
+
+    async def session(self, name: str) -> AsyncJobSession:
+        """The open session named so (opened once, then kept); NotFoundError if none is."""
+        row = self.store.session(name, "job")
+        if row is None:
+            raise NotFoundError(f"there is no job session named {name!r}")
+        js = self._sessions.get(name)
+        if js is not None and js.contact == row[0] and not js._closed:
+            return js
+        async with self._opening.setdefault(name, asyncio.Lock()):
+            js = self._sessions.get(name)
+            if js is None or js.contact != row[0] or js._closed:
+                js = await self.sm.open_job_session(name)
+                self._sessions[name] = js
+            return js
+
+    def session_of(self, job_id: str) -> str:
+        name = self.store.job_session(job_id)
+        if name is None:
+            raise NotFoundError(f"there is no job {job_id!r}")
+        return name
+
+    async def job(self, job_id: str) -> tuple[AsyncJobSession, JobRow]:
+        js = await self.session(self.session_of(job_id))
+        row = self.store.job(job_id)
+        if row is None:
+            raise NotFoundError(f"there is no job {job_id!r}")
+        return js, row
+
+    async def grouped(self, ids: list[str]) -> dict[str, tuple[AsyncJobSession, list[str]]]:
+        """The jobs' open sessions and ids, by session, in the order of ``ids``."""
+        out: dict[str, tuple[AsyncJobSession, list[str]]] = {}
+        for job_id in ids:
+            name = self.session_of(job_id)
+            if name not in out:
+                out[name] = (await self.session(name), [])
+            out[name][1].append(job_id)
+        return out
+
+    async def views(self, js: AsyncJobSession, rows: list[JobRow]) -> list[dict[str, Any]]:
+        """JobViews of these rows, their states read as the session reads them."""
+        if not rows:
+            return []
+        states = await js._blocking(js.sync._states_of, rows)
+        return [job_view(r, *states[r.id]) for r in rows]
+
+    async def array_view(self, js: AsyncJobSession, array_id: str,
+                         rows: list[JobRow] | None = None, live: bool = True) -> dict[str, Any]:
+        arr = self.store.array(js.session_name, array_id)
+        if arr is None:
+            raise NotFoundError(f"there is no job array {array_id!r}")
+        if rows is None:
+            rows = [r for r in self.store.job_rows(js.session_name) if r.array_id == array_id]
+        views = (await self.views(js, rows) if live
+                 else [job_view(r, JobState(r.state), r.sub_state) for r in rows])
+        return {"id": array_id, "session": js.session_name, "job_ids": [r.id for r in rows],
+                "counts": dict(Counter(v["state"] for v in views)),
+                "max_parallel": arr.max_parallel}
+
+    # -- server and trackers --------------------------------------------------------------------
+    async def info(self, request: Request) -> Response:
+        return JSONResponse({"user": getpass.getuser(), "home": str(self.sm.home),
+                             "version": _version(), "schemes": available_schemes()})
+
+    async def tracker(self, request: Request) -> Response:
+        _check_query(request, ("contact",))
+        contact = request.query_params.get("contact") or DEFAULT_CONTACT
+        c = Contact.parse(contact)
+        cls = tracker_class(c.scheme)
+        cls.check_contact(c)
+
+        def categories() -> list[str]:
+            tracker: JobTracker = cls(c, self.sm.home)
+            try:
+                return tracker.job_categories()
+            finally:
+                tracker.close()
+
+        return JSONResponse({
+            "scheme": c.scheme, "supported_fields": sorted(cls.supported_fields),
+            "capabilities": sorted(cap.value for cap in capabilities(cls)),
+            "max_array_tasks": cls.max_array_tasks,
+            "job_categories": await self.sm._blocking(categories)})
+
+    # -- job sessions ---------------------------------------------------------------------------
+    def _session_view(self, name: str) -> dict[str, Any]:
+        row = self.store.session(name, "job")
+        if row is None:
+            raise NotFoundError(f"there is no job session named {name!r}")
+        return {"name": name, "contact": row[0]}
+
+    async def list_sessions(self, request: Request) -> Response:
+        return JSONResponse([{"name": n, "contact": c}
+                             for n, c in self.sm.job_session_contacts.items()])
+
+    async def create_session(self, request: Request) -> Response:
+        data = await read_json(request, ("name", "contact", "exist_ok"), ("name",))
+        name = field(data, "name", str)
+        contact = field(data, "contact", str)
+        if field(data, "exist_ok", bool, False):
+            row = self.store.session(name, "job")
+            if row is not None:
+                if contact and contact != row[0]:
+                    raise InvalidArgumentError(
+                        f"session {name!r} uses contact {row[0]!r}, not {contact!r}")
+                return JSONResponse({"name": name, "contact": row[0]})
+        js = await self.sm.create_job_session(name, contact)
+        self._sessions[name] = js
+        return JSONResponse({"name": name, "contact": js.contact}, 201)
+
+    async def get_session(self, request: Request) -> Response:
+        return JSONResponse(self._session_view(request.path_params["name"]))
+
+    async def delete_session(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self._session_view(name)
+        js = self._sessions.pop(name, None)
+        if js is not None and not js._closed:
+            await js.close()
+        await self.sm.destroy_job_session(name)
+        return Response(status_code=204)
+
+    async def list_jobs(self, request: Request) -> Response:
+        _check_query(request, ("state",))
+        wanted = {_wire.parse_state(s) for s in request.query_params.getlist("state")}
+        js = await self.session(request.path_params["name"])
+        views = await self.views(js, self.store.job_rows(js.session_name))
+        if wanted:
+            views = [v for v in views if JobState[v["state"]] in wanted]
+        return JSONResponse(views)
+
+    async def run_job(self, request: Request) -> Response:
+        js = await self.session(request.path_params["name"])
+        data = await read_json(request, ("template",), ("template",))
+        template = _wire.decode_strict(JobTemplate, data["template"], "template")
+        job = await js.run_job(template)
+        row = self.store.job(job.id)
+        if row is None:  # reaped already by someone else
+            raise NotFoundError(f"there is no job {job.id!r}")
+        return JSONResponse(job_view(row, JobState(row.state), row.sub_state), 201)
+
+    async def run_array(self, request: Request) -> Response:
+        js = await self.session(request.path_params["name"])
+        data = await read_json(request, ("template", "begin", "end", "step", "max_parallel"),
+                               ("template", "begin", "end"))
+        template = _wire.decode_strict(JobTemplate, data["template"], "template")
+        array = await js.run_bulk_jobs(template, field(data, "begin", int),
+                                       field(data, "end", int), field(data, "step", int, 1),
+                                       field(data, "max_parallel", int))
+        rows = self.store.job_rows(js.session_name, [j.id for j in array.jobs])
+        return JSONResponse(await self.array_view(js, array.id, rows, live=False), 201)
+
+    async def list_arrays(self, request: Request) -> Response:
+        js = await self.session(request.path_params["name"])
+        rows = self.store.job_rows(js.session_name)
+        by_array: dict[str, list[JobRow]] = {}
+        for r in rows:
+            if r.array_id is not None:
+                by_array.setdefault(r.array_id, []).append(r)
+        views = await self.views(js, [r for r in rows if r.array_id is not None])
+        states = {v["id"]: v["state"] for v in views}
+        out = []
+        for array_id, tasks in by_array.items():
+            arr = self.store.array(js.session_name, array_id)
+            out.append({"id": array_id, "session": js.session_name,
+                        "job_ids": [r.id for r in tasks],
+                        "counts": dict(Counter(states[r.id] for r in tasks)),
+                        "max_parallel": arr.max_parallel if arr else None})
+        return JSONResponse(out)
+
+    async def get_array(self, request: Request) -> Response:
+        array_id = request.path_params["id"]
+        ids = self.store.array_job_ids(array_id)
+        if not ids:
+            raise NotFoundError(f"there is no job array {array_id!r}")
+        js = await self.session(self.session_of(ids[0]))
+        return JSONResponse(await self.array_view(js, array_id))
+
+    # -- jobs -----------------------------------------------------------------------------------
+    async def get_job(self, request: Request) -> Response:
+        js, row = await self.job(request.path_params["id"])
+        return JSONResponse((await self.views(js, [row]))[0])
+
+    async def job_info(self, request: Request) -> Response:
+        js, row = await self.job(request.path_params["id"])
+        return JSONResponse(_codec.encode(await AsyncJob(js, row.id).info))
+
+    async def job_template(self, request: Request) -> Response:
+        js, row = await self.job(request.path_params["id"])
+        return JSONResponse(_codec.encode(await AsyncJob(js, row.id).template))
+
+    async def control_job(self, request: Request) -> Response:
+        action = request.path_params["action"]
+        if action not in CONTROLS:
+            raise NotFoundError(f"no action {action!r} (known: {', '.join(CONTROLS)})")
+        await read_json(request, (), optional=True)
+        js, row = await self.job(request.path_params["id"])
+        await getattr(AsyncJob(js, row.id), action)()
+        return Response(status_code=204)
+
+    async def reap_job(self, request: Request) -> Response:
+        js, row = await self.job(request.path_params["id"])
+        await AsyncJob(js, row.id).reap()
+        return Response(status_code=204)
+
+    async def output(self, request: Request) -> Response:
+        _check_query(request, ("stderr", "follow", "tail"))
+        stderr, follow = _flag(request, "stderr"), _flag(request, "follow")
+        tail_word = request.query_params.get("tail")
+        if tail_word is not None and not tail_word.isdigit():
+            raise InvalidArgumentError(f"tail={tail_word!r} is not a number of lines")
+        tail = None if tail_word is None else int(tail_word)
+        js, row = await self.job(request.path_params["id"])
+        job = Job(js.sync, row.id)
+        lines = await js._blocking(job.error if stderr else job.output, follow, tail)
+        return StreamingResponse(_threaded(lines), media_type="text/plain; charset=utf-8",
+                                 headers={"Cache-Control": "no-store",
+                                          "X-Content-Type-Options": "nosniff"})
+
+    # -- many jobs at once ----------------------------------------------------------------------
+    async def states(self, request: Request) -> Response:
+        data = await read_json(request, ("ids",), ("ids",))
+        out: dict[str, list[str]] = {}
+        for js, ids in (await self.grouped(_wire.ids_of(data))).values():
+            for v in await self.views(js, self.store.job_rows(js.session_name, ids)):
+                out[v["id"]] = [v["state"], v["sub_state"]]
+        return JSONResponse(out)
+
+    async def control(self, request: Request) -> Response:
+        data = await read_json(request, ("ids", "action"), ("ids", "action"))
+        ids = _wire.ids_of(data)
+        action = field(data, "action", str)
+        if action not in (*CONTROLS, "reap"):
+            raise InvalidArgumentError(f"action {action!r} is not one of "
+                                       f"{', '.join((*CONTROLS, 'reap'))}")
+        refused: dict[str, dict[str, str]] = {}
+        groups: dict[str, list[str]] = {}
+        for job_id in ids:
+            name = self.store.job_session(job_id)
+            if name is None:
+                e = NotFoundError(f"there is no job {job_id!r}")
+                refused[job_id] = {"error": _wire.error_name(e), "message": str(e)}
+            else:
+                groups.setdefault(name, []).append(job_id)
+        for name, job_ids in groups.items():
+            js = await self.session(name)
+
+            def each(js: AsyncJobSession = js, job_ids: list[str] = job_ids) -> dict[str, Any]:
+                out = {}
+                for job_id in job_ids:
+                    try:
+                        getattr(Job(js.sync, job_id), action)()
+                    except Drmaa2Error as e:
+                        out[job_id] = {"error": _wire.error_name(e), "message": str(e)}
+                return out
+
+            refused.update(await js._blocking(each))
+        return JSONResponse({"refused": refused})
+
+    async def wait(self, request: Request) -> Response:
+        data = await read_json(request, ("ids", "mode", "timeout"), ("ids", "mode"))
+        ids = _wire.ids_of(data)
+        mode = field(data, "mode", str)
+        if mode not in WAIT_MODES:
+            raise InvalidArgumentError(f"mode {mode!r} is not one of {', '.join(WAIT_MODES)}")
+        started, any_ = WAIT_MODES[mode]
+        timeout = check_timeout(data.get("timeout"))
+        held = LONG_POLL if timeout is None else min(timeout, LONG_POLL)
+        groups = list((await self.grouped(ids)).values())
+        try:
+            first = await _until_disconnect(request, _wait_groups(groups, started, any_, held))
+        except Drmaa2TimeoutError:
+            if timeout is not None and timeout <= LONG_POLL:
+                raise Drmaa2TimeoutError(
+                    f"{mode} of {len(ids)} job(s) timed out after {timeout:g} s") from None
+            return JSONResponse({"done": False})
+        if first is None:
+            return JSONResponse({"done": True, "job": None})
+        js, row = await self.job(first)
+        return JSONResponse({"done": True, "job": (await self.views(js, [row]))[0]})
+
+    # -- events ---------------------------------------------------------------------------------
+    async def events(self, request: Request) -> Response:
+        _check_query(request, ("session", "ids"))
+        name, ids_word = request.query_params.get("session"), request.query_params.get("ids")
+        if (name is None) == (ids_word is None):
+            raise InvalidArgumentError("give either ?session=NAME or ?ids=A,B,...")
+        first: list[dict[str, Any]] = []
+        streams: list[EventStream] = []
+        if name is not None:
+            js = await self.session(name)
+            stream = js.events()
+            streams.append(stream)
+            ended = stream._ended_before
+            first = [job_view(r, JobState(r.state), r.sub_state)
+                     for r in self.store.job_rows(name) if r.id in ended]
+        else:
+            ids = [i for i in (ids_word or "").split(",") if i]
+            if not ids:
+                raise InvalidArgumentError("ids= names no job")
+            for js, job_ids in (await self.grouped(list(dict.fromkeys(ids)))).values():
+                streams.append(js._stream(job_ids))
+        return StreamingResponse(self._sse(first, streams), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store",
+                                          "X-Accel-Buffering": "no"})
+
+    async def _sse(self, first: list[dict[str, Any]],
+                   streams: list[EventStream]) -> AsyncIterator[str]:
+        queue: asyncio.Queue[Notification | None] = asyncio.Queue()
+
+        async def pump(stream: EventStream) -> None:
+            try:
+                async for n in stream:
+                    queue.put_nowait(n)
+            finally:
+                queue.put_nowait(None)
+
+        pumps = [asyncio.ensure_future(pump(s)) for s in streams]
+        rows: dict[str, JobRow] = {}
+        try:
+            for view in first:
+                yield _event(view)
+            left = len(pumps)
+            while left:
+                try:
+                    n = await asyncio.wait_for(queue.get(), PING_INTERVAL)
+                except asyncio.TimeoutError:
+                    yield ": ping\n\n"
+                    continue
+                if n is None:
+                    left -= 1
+                    continue
+                row = self.store.job(n.job_id) or rows.get(n.job_id)
+                if row is None:
+                    continue
+                rows[n.job_id] = row
+                sub = row.sub_state if row.state == n.state.value else ""
+                yield _event(job_view(row, n.state, sub))
+        finally:
+            for p in pumps:
+                p.cancel()
+            for s in streams:
+                await s.aclose()
+
+    # -- monitoring and reservations -----------------------------------------------------------
+    async def monitor(self, request: Request) -> Response:
+        _check_query(request, ("contact",))
+        what = request.path_params["what"]
+        calls = {"jobs": "get_all_jobs", "machines": "get_all_machines",
+                 "queues": "get_all_queues", "reservations": "get_all_reservations"}
+        if what not in calls:
+            raise NotFoundError(f"cannot monitor {what!r} (known: {', '.join(calls)})")
+        ms = await self.sm.open_monitoring_session(request.query_params.get("contact"))
+        try:
+            data = await getattr(ms, calls[what])()
+        finally:
+            await ms.close()
+        return JSONResponse(_codec.encode(data))
+
+    async def create_reservation_session(self, request: Request) -> Response:
+        data = await read_json(request, ("name", "contact", "exist_ok"), ("name",))
+        name = field(data, "name", str)
+        contact = field(data, "contact", str)
+        if field(data, "exist_ok", bool, False):
+            row = self.store.session(name, "reservation")
+            if row is not None:
+                if contact and contact != row[0]:
+                    raise InvalidArgumentError(
+                        f"session {name!r} uses contact {row[0]!r}, not {contact!r}")
+                return JSONResponse({"name": name, "contact": row[0]})
+        rs = await self.sm.create_reservation_session(name, contact)
+        await rs.close()
+        return JSONResponse({"name": name, "contact": rs.contact}, 201)
+
+    async def _reservation_session(self, name: str) -> Any:
+        if self.store.session(name, "reservation") is None:
+            raise NotFoundError(f"there is no reservation session named {name!r}")
+        return await self.sm.open_reservation_session(name)
+
+    async def request_reservation(self, request: Request) -> Response:
+        rs = await self._reservation_session(request.path_params["name"])
+        try:
+            data = await read_json(request, ("template",), ("template",))
+            template = _wire.decode_strict(ReservationTemplate, data["template"], "template")
+            r = await rs.request_reservation(template)
+            return JSONResponse(_codec.encode(await r.info), 201)
+        finally:
+            await rs.close()
+
+    async def list_reservations(self, request: Request) -> Response:
+        rs = await self._reservation_session(request.path_params["name"])
+        try:
+            return JSONResponse([_codec.encode(await r.info)
+                                 for r in await rs.get_reservations()])
+        finally:
+            await rs.close()
+
+    async def delete_reservation(self, request: Request) -> Response:
+        rid = request.path_params["id"]
+        for name in self.sm.reservation_session_names:
+            for store_id, tracker_id, _ in self.store.reservations(name):
+                if rid in (tracker_id, store_id):
+                    rs = await self.sm.open_reservation_session(name)
+                    try:
+                        await (await rs.get_reservation(store_id)).terminate()
+                    finally:
+                        await rs.close()
+                    return Response(status_code=204)
+        raise NotFoundError(f"there is no reservation {rid!r}")
+
+    # -- documents ------------------------------------------------------------------------------
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(document(_version()))
+
+    async def index(self, request: Request) -> Response:
+        return _static_file(STATIC / "index.html")
+
+    async def static(self, request: Request) -> Response:
+        path = (STATIC / request.path_params["path"]).resolve()
+        if not path.is_relative_to(STATIC.resolve()):
+            raise NotFoundError(f"no file {request.path_params['path']!r}")
+        return _static_file(path)
+
+
+def _static_file(path: Path) -> Response:
+    if not path.is_file():
+        raise NotFoundError(f"no file {path.name!r}")
+    return FileResponse(path, headers={"Cache-Control": "no-store",
+                                       "X-Content-Type-Options": "nosniff"})
+
+
+def _event(view: dict[str, Any]) -> str:
+    return f"event: state\ndata: {json.dumps(view)}\n\n"
+
+
+async def _threaded(lines: Iterator[str]) -> AsyncIterator[bytes]:
+    """The lines of a blocking iterator, read on a thread of their own (a followed output may
+    block for as long as the job runs), in chunks of what has arrived."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for line in lines:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+                if stop.is_set():
+                    return
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+        except BaseException as e:  # noqa: BLE001 - handed to the loop, which ends the stream
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(queue.put_nowait, e)
+
+    threading.Thread(target=read, name="pydrmaa2-serve-output", daemon=True).start()
+    try:
+        while True:
+            item = await queue.get()
+            chunk = []
+            while isinstance(item, str):
+                chunk.append(item)
+                item = queue.get_nowait() if not queue.empty() else ""
+                if item == "":
+                    break
+            if chunk:
+                yield "".join(chunk).encode()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                log.warning("reading a job's output failed: %s", item)
+                return
+    finally:
+        stop.set()
+
+
+async def _until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """``work``'s result, cancelled if the client goes away meanwhile (a long poll holds
+    nothing for a client that left)."""
+    task = asyncio.ensure_future(work)
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watch = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()
+            raise asyncio.CancelledError("the client went away")
+        return task.result()
+    finally:
+        watch.cancel()
+        task.cancel()
+
+
+async def _wait_groups(groups: list[tuple[AsyncJobSession, list[str]]], started: bool,
+                       any_: bool, timeout: float) -> str | None:
+    """Wait for jobs of one or several sessions: the first job to get there (``any_``)."""
+
+    async def one(js: AsyncJobSession, ids: list[str], timeout: float) -> str | None:
+        found = await js._wait([AsyncJob(js, i) for i in ids], started, any_, timeout)
+        return None if found is None else found.id
+
+    if len(groups) == 1:
+        return await one(*groups[0], timeout)
+    loop = asyncio.get_running_loop()
+    if not any_:
+        deadline = loop.time() + timeout
+        for js, ids in groups:
+            await one(js, ids, max(0.0, deadline - loop.time()))
+        return None
+    tasks = [asyncio.ensure_future(one(js, ids, timeout)) for js, ids in groups]
+    try:
+        pending: set[asyncio.Future[str | None]] = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for t in tasks:
+                if t in done:
+                    e = t.exception()
+                    if e is None:
+                        return t.result()
+                    if not isinstance(e, Drmaa2TimeoutError):
+                        raise e
+        raise Drmaa2TimeoutError(f"no job got there in {timeout:g} s")
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+def _endpoint(handler: Handler) -> Handler:
+    """``handler`` answering each Drmaa2Error as a refusal, and anything else as an
+    InternalError (logged, never a traceback to the client)."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Drmaa2Error as e:
+            return refusal(e)
+        except Exception as e:  # noqa: BLE001 - the boundary: nothing escapes as a raw 500
+            log.exception("%s %s failed", request.method, request.url.path)
+            return refusal(InternalError(f"{type(e).__name__}: {e}"))
+
+    return endpoint
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, method not allowed) in the API's shape."""
+    assert isinstance(exc, HTTPException)
+    name = "UnsupportedOperationError" if exc.status_code == 405 else "InvalidArgumentError"
+    return JSONResponse({"error": name,
+                         "message": f"{request.method} {request.url.path}: {exc.detail}"},
+                        exc.status_code)
+
+
+def serve_app(home: str | Path, token: str) -> Starlette:
+    """The ``drmaa2 serve`` app on the store at ``home``, answering only requests that carry
+    ``Authorization: Bearer <token>`` (the dashboard's static files excepted)."""
+    api = _Api(Path(home))
+    routes = [
+        ("GET", "/v1/info", api.info),
+        ("GET", "/v1/tracker", api.tracker),
+        ("GET", "/v1/sessions", api.list_sessions),
+        ("POST", "/v1/sessions", api.create_session),
+        ("GET", "/v1/sessions/{name}", api.get_session),
+        ("DELETE", "/v1/sessions/{name}", api.delete_session),
+        ("GET", "/v1/sessions/{name}/jobs", api.list_jobs),
+        ("POST", "/v1/sessions/{name}/jobs", api.run_job),
+        ("GET", "/v1/sessions/{name}/arrays", api.list_arrays),
+        ("POST", "/v1/sessions/{name}/arrays", api.run_array),
+        ("GET", "/v1/arrays/{id}", api.get_array),
+        ("GET", "/v1/jobs/{id}", api.get_job),
+        ("DELETE", "/v1/jobs/{id}", api.reap_job),
+        ("GET", "/v1/jobs/{id}/info", api.job_info),
+        ("GET", "/v1/jobs/{id}/template", api.job_template),
+        ("GET", "/v1/jobs/{id}/output", api.output),
+        ("POST", "/v1/jobs/{id}/{action}", api.control_job),
+        ("POST", "/v1/states", api.states),
+        ("POST", "/v1/control", api.control),
+        ("POST", "/v1/wait", api.wait),
+        ("GET", "/v1/events", api.events),
+        ("GET", "/v1/monitor/{what}", api.monitor),
+        ("POST", "/v1/reservation-sessions", api.create_reservation_session),
+        ("GET", "/v1/reservation-sessions/{name}/reservations", api.list_reservations),
+        ("POST", "/v1/reservation-sessions/{name}/reservations", api.request_reservation),
+        ("DELETE", "/v1/reservations/{id}", api.delete_reservation),
+        ("GET", "/openapi.json", api.openapi),
+        ("GET", "/", api.index),
+        ("GET", "/static/{path:path}", api.static),
+    ]
+    app = Starlette(routes=[Route(path, _endpoint(fn), methods=[method])
+                            for method, path, fn in routes],
+                    exception_handlers={HTTPException: _http_error},
+                    lifespan=api.lifespan)
+    app.add_middleware(BearerAuth, token=token)
+    return app
