@@ -474,10 +474,13 @@
     st.infoTimer = setTimeout(loadInfo, 200);
   }
 
-  function formatValue(v) {
+  const SECONDS = new Set(["wallclock_time", "cpu_time"]);
+
+  function formatValue(key, v) {
     if (v == null) return "—";
     if (Array.isArray(v)) return v.join(", ");
-    if (v && typeof v === "object") return JSON.stringify(v);
+    if (typeof v === "object") return Object.entries(v).map(([k, x]) => `${k} = ${x}`).join("\n");
+    if (SECONDS.has(key) && typeof v === "number") return `${v.toFixed(v < 10 ? 2 : 0)} s`;
     return String(v);
   }
 
@@ -499,7 +502,7 @@
       dt.textContent = k;
       const dd = document.createElement("dd");
       dd.dataset.field = k;
-      dd.textContent = formatValue(v);
+      dd.textContent = formatValue(k, v);
       dl.append(dt, dd);
     }
   }
