@@ -147,18 +147,10 @@ EXAMPLES = {
 }
 
 
-#: A bug of the Slurm tracker, not of libdrmaa (pydrmaa2's API alone shows it): the last task
-#: of an array with a step of 2 that runs in two waves (run_bulk_jobs(jt, 1, 29, 2), 8 CPUs)
-#: is reported FAILED, "cancelled before it started", though Slurm ran it to COMPLETED.
-SLURM_STEP_ARRAY_BUG = pytest.mark.xfail(
-    reason="Slurm tracker: last task of a 1-29:2 array reported cancelled before it started")
-
-
 def _example_cases():
     for contact in CONTACTS:
         for name in EXAMPLES:
-            marks = [SLURM_STEP_ARRAY_BUG] if (contact, name) == ("slurm", "example3.2.py") else []
-            yield pytest.param(contact, name, marks=marks, id=f"{contact}-{name}")
+            yield pytest.param(contact, name, id=f"{contact}-{name}")
 
 
 @pytest.mark.slow

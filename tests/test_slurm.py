@@ -59,6 +59,14 @@ def test_host_lists_and_array_records_expand():
     assert parsers.expand_array_id("338_[3-5%2]") == ["338_3", "338_4", "338_5"]
     assert parsers.expand_array_id("9_[1,4-8:2]") == ["9_1", "9_4", "9_6", "9_8"]
     assert parsers.expand_array_id("338_4") == ["338_4"]
+    # squeue without -r: the pending tasks of 1-29:2 in one record, the last one included
+    # (Slurm 22.05's own -r expansion drops task 29).
+    pending = {"JobArrayID": "7_[25-29:2]", "ArrayTaskID": "25-29:2", "State": "PENDING"}
+    running = {"JobArrayID": "7_23", "ArrayTaskID": "23", "State": "RUNNING"}
+    tasks = parsers.one_per_task([running, pending])
+    assert [(t["JobArrayID"], t["ArrayTaskID"], t["State"]) for t in tasks] == [
+        ("7_23", "23", "RUNNING"), ("7_25", "25", "PENDING"), ("7_27", "27", "PENDING"),
+        ("7_29", "29", "PENDING")]
 
 
 def test_arrays_are_split_only_when_an_index_reaches_max_array_size():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ...states import JobState
 from ..base import signal_name
@@ -91,6 +91,22 @@ def expand_array_id(job_id: str) -> list[str]:
         rng, _, step = part.partition(":")
         lo, _, hi = rng.partition("-")
         out.extend(f"{base}_{i}" for i in range(int(lo), int(hi or lo) + 1, int(step or 1)))
+    return out
+
+
+def one_per_task(recs: Iterable[dict[str, str]]) -> list[dict[str, str]]:
+    """squeue's records (without ``-r``) with an array's pending tasks, which squeue shows as
+    one record ``1234_[1-29:2]``, made one record per task (JobArrayID ``1234_29``,
+    ArrayTaskID ``29``). (``squeue -r`` would expand them itself, but Slurm 22.05 drops the last
+    task of a range with a step: ``1-29:2`` lists 1 to 27.)"""
+    out: list[dict[str, str]] = []
+    for r in recs:
+        tasks = expand_array_id(r.get("JobArrayID", ""))
+        if len(tasks) == 1 and tasks[0] == r.get("JobArrayID"):
+            out.append(r)
+            continue
+        for task in tasks:
+            out.append({**r, "JobArrayID": task, "ArrayTaskID": task.rpartition("_")[2]})
     return out
 
 

@@ -43,6 +43,7 @@ from .parsers import (
     base_id,
     expand_array_id,
     job_state,
+    one_per_task,
     parse_config,
     parse_duration,
     parse_int,
@@ -328,14 +329,18 @@ class SlurmTracker(JobTracker):
         return tids
 
     # -- states ----------------------------------------------------------------------------------
-    def _squeue(self, bases: Iterable[str]) -> list[dict[str, str]]:
+    def _squeue(self, bases: Iterable[str], each_task: bool = True) -> list[dict[str, str]]:
+        """squeue's records of these jobs, one per array task (``-r``); without ``each_task``,
+        as squeue groups an array's pending tasks, made one per task here (``one_per_task``)."""
         fmt = ",".join(f"{f}:{SEP}" for f in SQUEUE_FIELDS)
         out = []
         for ids in id_lists(bases):
-            text = self._run(["squeue", "-h", "-r", "-t", "all", "-j", ids, "-O", fmt],
+            text = self._run(["squeue", "-h", *(["-r"] if each_task else []), "-t", "all",
+                              "-j", ids, "-O", fmt],
                              f"asking squeue about jobs {ids[:60]}",
                              ok=lambda m: "invalid job id" in m.lower())
-            out += records(text, SQUEUE_FIELDS, trailing=True)
+            got = records(text, SQUEUE_FIELDS, trailing=True)
+            out += got if each_task else one_per_task(got)
         return out
 
     def _sacct(self, bases: Iterable[str]) -> list[dict[str, str]]:
@@ -380,6 +385,14 @@ class SlurmTracker(JobTracker):
         for rec in self._squeue(dict.fromkeys(base_id(t) for t in ids)):
             queue[rec["JobArrayID"]] = rec
             queue_bases.add(rec["ArrayJobID"])
+        # Slurm 22.05's squeue -r drops the last pending task of a range with a step (1-29:2
+        # lists 1 to 27): a task missing from a live array is looked for in squeue's own
+        # grouping of the pending tasks before it is taken for cancelled.
+        missing = [t for t in ids if t not in queue and "_" in t and base_id(t) in queue_bases]
+        if missing:
+            for rec in self._squeue(dict.fromkeys(base_id(t) for t in missing), each_task=False):
+                if rec["JobArrayID"] in missing:
+                    queue[rec["JobArrayID"]] = rec
         out: dict[str, tuple[JobState, str]] = {}
         ask: list[str] = []
         for tid in ids:
