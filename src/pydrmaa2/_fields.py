@@ -31,7 +31,8 @@ def honoured(cls: type[JobTracker], name: str) -> str:
 
 def field_table(schemes: list[str] | None = None) -> str:
     """The markdown table of JobTemplate fields by tracker."""
-    schemes = schemes or list(BUILTIN)
+    # The remote tracker (drmaa2+...) honours what its server's tracker does: no column of its own.
+    schemes = schemes or [s for s in BUILTIN if not s.startswith("drmaa2+")]
     classes = [tracker_class(s) for s in schemes]
     words = {"engine": "yes", "agent": "yes (agent)", "": "no"}
     lines = ["| JobTemplate field | " + " | ".join(f"`{s}`" for s in schemes) + " |",
