@@ -131,8 +131,9 @@ def test_a_missing_token_says_where_it_was_looked_for(
     assert str(home / "serve.token") in str(e.value)
 
 
-def test_the_token_comes_from_the_environment(server: LocalServer, manager: d2.SessionManager,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_token_comes_from_the_environment(server: LocalServer, monkeypatch: pytest.MonkeyPatch,
+                                              manager: d2.SessionManager) -> None:
+    # (monkeypatch before manager: the token is still there when the manager reaps)
     monkeypatch.setenv("PYDRMAA2_TOKEN", server.token_file.read_text().strip())
     js = manager.create_job_session("by-env", contact=f"drmaa2+unix://{server.socket}")
     assert js.run_job(d2.JobTemplate(remote_command="/bin/true")).wait_terminated(30).state \
