@@ -37,7 +37,10 @@ class Server:
     def __init__(self, home: Path, *args: str) -> None:
         self.home = home
         self.args = list(args) or ["--socket", str(home / "serve.sock")]
-        self.socket = home / "serve.sock"
+        self.socket = Path(self.args[self.args.index("--socket") + 1]) \
+            if "--socket" in self.args else home / "serve.sock"
+        self.token_file = Path(self.args[self.args.index("--token-file") + 1]) \
+            if "--token-file" in self.args else home / "serve.token"
         self.log = home.parent / f"serve-{home.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -75,7 +78,7 @@ class Server:
 
     @property
     def token(self) -> str:
-        return (self.home / "serve.token").read_text().strip()
+        return self.token_file.read_text().strip()
 
     def client(self, token: str | None = None, **kw: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token if token is None else token}"}
