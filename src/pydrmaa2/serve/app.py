@@ -585,6 +585,10 @@ async def _threaded(lines: Iterator[str]) -> AsyncIterator[bytes]:
         stop.set()
 
 
+class _ClientGone(Exception):
+    """The client closed the connection before the answer was ready."""
+
+
 async def _until_disconnect(request: Request, work: Awaitable[T]) -> T:
     """``work``'s result, cancelled if the client goes away meanwhile (a long poll holds
     nothing for a client that left)."""
@@ -598,8 +602,7 @@ async def _until_disconnect(request: Request, work: Awaitable[T]) -> T:
     try:
         await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
         if not task.done():
-            task.cancel()
-            raise asyncio.CancelledError("the client went away")
+            raise _ClientGone
         return task.result()
     finally:
         watch.cancel()
@@ -649,6 +652,8 @@ def _endpoint(handler: Handler) -> Handler:
             return await handler(request)
         except Drmaa2Error as e:
             return refusal(e)
+        except _ClientGone:
+            return Response(status_code=204)  # nobody reads it
         except Exception as e:  # noqa: BLE001 - the boundary: nothing escapes as a raw 500
             log.exception("%s %s failed", request.method, request.url.path)
             return refusal(InternalError(f"{type(e).__name__}: {e}"))
