@@ -190,20 +190,20 @@ def test_sessions_are_created_listed_and_destroyed(client: httpx.Client) -> None
 def test_a_job_runs_and_its_views_say_so(client: httpx.Client, session: str) -> None:
     view = run(client, session, sh("exit 3", job_name="three"))
     assert view["session"] == session and view["array_id"] is None
-    assert view["task_index"] is None and view["state"] in ("QUEUED", "RUNNING", "FAILED")
+    assert view["task_index"] is None and view["state"] in ("queued", "running", "failed")
     done = wait_all(client, [view["id"]])
     assert done == {"done": True, "job": None}
     job = client.get(f"/v1/jobs/{view['id']}").json()
-    assert job["state"] == "FAILED" and job["id"] == view["id"]
+    assert job["state"] == "failed" and job["id"] == view["id"]
     info = client.get(f"/v1/jobs/{view['id']}/info").json()
     assert info["exit_status"] == 3 and info["job_name"] == "three" and info["state"] == "failed"
     template = client.get(f"/v1/jobs/{view['id']}/template").json()
     assert template == sh("exit 3", job_name="three", submit_as_hold=False)
     states = client.post("/v1/states", json={"ids": [view["id"]]}).json()
-    assert states == {view["id"]: ["FAILED", job["sub_state"]]}
-    listed = client.get(f"/v1/sessions/{session}/jobs", params={"state": "FAILED"}).json()
+    assert states == {view["id"]: ["failed", job["sub_state"]]}
+    listed = client.get(f"/v1/sessions/{session}/jobs", params={"state": "failed"}).json()
     assert [j["id"] for j in listed] == [view["id"]]
-    assert client.get(f"/v1/sessions/{session}/jobs", params={"state": "done"}).json() == []
+    assert client.get(f"/v1/sessions/{session}/jobs", params={"state": "DONE"}).json() == []
     assert client.delete(f"/v1/jobs/{view['id']}").status_code == 204
     assert client.get(f"/v1/jobs/{view['id']}").status_code == 404
     assert client.get(f"/v1/sessions/{session}/jobs").json() == []
@@ -237,7 +237,7 @@ def test_an_array_runs_throttled_and_its_view_counts_states(client: httpx.Client
     assert sum(arr["counts"].values()) == 3
     wait_all(client, arr["job_ids"])
     again = client.get(f"/v1/arrays/{arr['id']}").json()
-    assert again["counts"] == {"DONE": 3} and again["job_ids"] == arr["job_ids"]
+    assert again["counts"] == {"done": 3} and again["job_ids"] == arr["job_ids"]
     assert client.get(f"/v1/sessions/{session}/arrays").json() == [again]
     tasks = client.get(f"/v1/sessions/{session}/jobs").json()
     assert [t["task_index"] for t in tasks] == [1, 3, 5]
@@ -249,11 +249,11 @@ def test_controls_suspend_resume_hold_release_terminate(client: httpx.Client,
     job = run(client, session, sh("sleep 30"))
     client.post("/v1/wait", json={"ids": [job["id"]], "mode": "all_started", "timeout": 20})
     assert client.post(f"/v1/jobs/{job['id']}/suspend").status_code == 204
-    assert client.get(f"/v1/jobs/{job['id']}").json()["state"] == "SUSPENDED"
+    assert client.get(f"/v1/jobs/{job['id']}").json()["state"] == "suspended"
     assert client.post(f"/v1/jobs/{job['id']}/resume").status_code == 204
-    assert client.get(f"/v1/jobs/{job['id']}").json()["state"] == "RUNNING"
+    assert client.get(f"/v1/jobs/{job['id']}").json()["state"] == "running"
     held = run(client, session, sh("true", submit_as_hold=True))
-    assert client.get(f"/v1/jobs/{held['id']}").json()["state"] == "QUEUED_HELD"
+    assert client.get(f"/v1/jobs/{held['id']}").json()["state"] == "queued_held"
     r = client.post(f"/v1/jobs/{held['id']}/suspend")
     assert r.status_code == 409 and r.json()["error"] == "InvalidStateError"
     assert client.post(f"/v1/jobs/{held['id']}/release").status_code == 204
@@ -263,8 +263,8 @@ def test_controls_suspend_resume_hold_release_terminate(client: httpx.Client,
     assert list(out.json()["refused"]) == ["999999"]
     assert out.json()["refused"]["999999"]["error"] == "InvalidArgumentError"
     wait_all(client, [job["id"], held["id"]])
-    assert client.get(f"/v1/jobs/{job['id']}").json()["state"] == "FAILED"
-    assert client.get(f"/v1/jobs/{held['id']}").json()["state"] == "DONE"
+    assert client.get(f"/v1/jobs/{job['id']}").json()["state"] == "failed"
+    assert client.get(f"/v1/jobs/{held['id']}").json()["state"] == "done"
     again = client.post("/v1/control", json={"ids": [job["id"]], "action": "suspend"}).json()
     assert again["refused"][job["id"]]["error"] == "InvalidStateError"
     reaped = client.post("/v1/control", json={"ids": [job["id"], held["id"]], "action": "reap"})
@@ -281,7 +281,7 @@ def test_wait_answers_the_first_job_to_end(client: httpx.Client, session: str) -
                                       "mode": "any_terminated", "timeout": 20})
     assert time.monotonic() - t0 < 10
     assert r.json()["done"] is True and r.json()["job"]["id"] == fast["id"]
-    assert r.json()["job"]["state"] == "DONE"
+    assert r.json()["job"]["state"] == "done"
     started = client.post("/v1/wait", json={"ids": [slow["id"]], "mode": "any_started"}).json()
     assert started["job"]["id"] == slow["id"]
 
@@ -314,7 +314,7 @@ def _states_until_end(lines: Iterator[str], count: int = 1) -> list[dict[str, An
         elif line.startswith("data:") and event == "state":
             view = json.loads(line.split(":", 1)[1])
             out.append(view)
-            if view["state"] in ("DONE", "FAILED"):
+            if view["state"] in ("done", "failed"):
                 ended += 1
                 if ended == count:
                     return out
@@ -328,15 +328,15 @@ def test_events_of_a_job_show_its_states_to_done(client: httpx.Client, session: 
         assert r.headers["content-type"].startswith("text/event-stream")
         lines = r.iter_lines()
         first = json.loads(next(ln for ln in lines if ln.startswith("data:"))[5:])
-        assert first["state"] == "QUEUED_HELD" and first["id"] == job["id"]
+        assert first["state"] == "queued_held" and first["id"] == job["id"]
         client.post(f"/v1/jobs/{job['id']}/release")
         rest = _states_until_end(lines)
     states = [v["state"] for v in rest]
-    assert states[-1] == "DONE" and "RUNNING" in states
+    assert states[-1] == "done" and "running" in states
     assert rest[-1]["session"] == session and rest[-1]["sub_state"] == "exited"
     # an ended job's stream says how it ended, then ends
     with client.stream("GET", "/v1/events", params={"ids": job["id"]}) as r:
-        assert [v["state"] for v in _states_until_end(r.iter_lines())] == ["DONE"]
+        assert [v["state"] for v in _states_until_end(r.iter_lines())] == ["done"]
 
 
 def test_events_of_a_session_start_with_every_job_then_follow_new_ones(
@@ -349,7 +349,7 @@ def test_events_of_a_session_start_with_every_job_then_follow_new_ones(
         assert first == [client.get(f"/v1/jobs/{old['id']}").json()]
         new = run(client, session, sh("sleep 0.5"))
         rest = _states_until_end(lines)
-    assert {v["id"] for v in rest} == {new["id"]} and rest[-1]["state"] == "DONE"
+    assert {v["id"] for v in rest} == {new["id"]} and rest[-1]["state"] == "done"
 
 
 def test_output_whole_tail_stderr_and_follow(client: httpx.Client, session: str) -> None:
@@ -439,7 +439,7 @@ def test_a_restart_loses_nothing(tmp_path: Path) -> None:
         srv.start()
         with srv.client() as c:
             assert c.get("/v1/sessions/keep").status_code == 200
-            assert c.get(f"/v1/jobs/{done['id']}").json()["state"] == "DONE"
+            assert c.get(f"/v1/jobs/{done['id']}").json()["state"] == "done"
             assert c.get(f"/v1/jobs/{done['id']}/output").text == "kept\n"
             assert wait_all(c, [running["id"]])["done"] is True
             assert c.get(f"/v1/jobs/{running['id']}/output").text == "later\n"
@@ -513,6 +513,6 @@ def test_one_server_holds_a_thousand_waiters(server: Server, client: httpx.Clien
     took = time.monotonic() - t0
     assert len(out) == n
     if kind == "events":
-        assert set(out) == {"DONE"}
+        assert set(out) == {"done"}
     print(f"{n} {kind} waiters: server RSS peak {peak / 2**20:.0f} MiB, {took:.1f} s")
     assert peak < 200 * 2**20

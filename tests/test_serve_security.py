@@ -214,7 +214,7 @@ def test_shell_syntax_in_command_and_args_stays_literal(tmp_path: Path, server: 
         "job_environment": {"X": f"$(touch {marker})"}}})
     if r.status_code == 201:  # accepted: the command is a file that does not exist
         wait_all(client, [r.json()["id"]])
-        assert client.get(f"/v1/jobs/{r.json()['id']}").json()["state"] == "FAILED"
+        assert client.get(f"/v1/jobs/{r.json()['id']}").json()["state"] == "failed"
     else:
         assert r.status_code == 400
     assert not marker.exists()

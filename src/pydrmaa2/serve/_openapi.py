@@ -73,7 +73,7 @@ _STR = {"type": "string"}
 _INT = {"type": "integer"}
 _BOOL = {"type": "boolean"}
 _IDS = {"type": "array", "items": _STR, "minItems": 1}
-_STATE = {"type": "string", "enum": [s.name for s in JobState]}
+_STATE = {"type": "string", "enum": [s.value for s in JobState]}
 
 VIEWS: dict[str, dict[str, Any]] = {
     "Error": _obj({"error": _STR, "message": _STR}, ["error", "message"]),
@@ -125,7 +125,7 @@ ENDPOINTS: dict[str, dict[str, tuple[str, Any, int, Any]]] = {
                                      "?follow=1 streamed to its end", None, 200, "text/plain")},
     "/v1/jobs/{id}/{action}": {"post": ("suspend, resume, hold, release or terminate a job",
                                         None, 204, None)},
-    "/v1/states": {"post": ("The states of jobs: {id: [STATE, sub_state]}",
+    "/v1/states": {"post": ("The states of jobs: {id: [state, sub_state]}",
                             _obj({"ids": _IDS}, ["ids"]), 200,
                             {"type": "object", "additionalProperties": {
                                 "type": "array", "items": _STR}})},

@@ -215,7 +215,7 @@ def _type_name(tp: Any) -> str:
 # -- views ----------------------------------------------------------------------------------------
 def job_view(row: JobRow, state: JobState, sub_state: str | None) -> dict[str, Any]:
     """A JobView: ``{"id", "session", "state", "sub_state", "array_id", "task_index"}``."""
-    return {"id": row.id, "session": row.session, "state": state.name,
+    return {"id": row.id, "session": row.session, "state": state.value,
             "sub_state": sub_state or "", "array_id": row.array_id,
             "task_index": row.task_index}
 

@@ -239,7 +239,7 @@ class _Api:
         js = await self.session(request.path_params["name"])
         views = await self.views(js, self.store.job_rows(js.session_name))
         if wanted:
-            views = [v for v in views if JobState[v["state"]] in wanted]
+            views = [v for v in views if JobState(v["state"]) in wanted]
         return JSONResponse(views)
 
     async def run_job(self, request: Request) -> Response:
