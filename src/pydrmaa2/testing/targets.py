@@ -122,16 +122,19 @@ class LocalServer:
         """Start the server unless it runs; None once it answers, else why it does not."""
         if self.process is not None and self.process.poll() is None:
             return self.answers()
-        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with contextlib.suppress(FileNotFoundError):
-            self.socket.unlink()
         env = dict(os.environ, PYDRMAA2_HOME=str(self.home))
-        self.started = True
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "pydrmaa2.cli", "serve", "--socket", str(self.socket)],
-                env=env, cwd=self.directory, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True)
+        try:
+            self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with contextlib.suppress(FileNotFoundError):
+                self.socket.unlink()
+            self.started = True
+            with open(self.log, "ab") as log:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "pydrmaa2.cli", "serve", "--socket", str(self.socket)],
+                    env=env, cwd=self.directory, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    start_new_session=True)
+        except OSError as e:
+            return f"cannot start drmaa2 serve in {self.directory}: {e}"
         deadline = time.monotonic() + self.START_TIMEOUT
         why = "it did not start"
         while time.monotonic() < deadline:
