@@ -164,5 +164,4 @@ def test_refusals_become_the_error_class_they_name(status: int, body: object,
     content = json.dumps(body).encode() if isinstance(body, dict) else str(body).encode()
     e = remote.refusal(httpx.Response(status, content=content))
     assert type(e) is error
-    if isinstance(body, dict):
-        assert str(e) == body["message"]
+    assert str(e) == body["message"] if isinstance(body, dict) else str(body) in str(e)

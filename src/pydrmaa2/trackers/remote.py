@@ -89,10 +89,14 @@ RECONNECT_FIRST, RECONNECT_MAX = 0.1, 2.0
 def refusal(response: httpx.Response) -> Drmaa2Error:
     """The Drmaa2Error of a refusal: the class the body names (through ERRORS) with its message."""
     try:
-        body = json.loads(response.read())
+        content = response.read()
+    except httpx.HTTPError:  # the refusal was cut short: its status is all there is
+        content = b""
+    try:
+        body = json.loads(content)
         name, message = body["error"], body["message"]
     except (ValueError, KeyError, TypeError):
-        text = response.text.strip()[:200] if not response.is_stream_consumed else ""
+        text = content.decode(errors="replace").strip()[:200]
         return UNREADABLE.get(response.status_code, ImplementationSpecificError)(
             f"the drmaa2 server answered HTTP {response.status_code}: {text or response.reason_phrase}")
     return ERRORS.get(str(name), ImplementationSpecificError)(str(message))
