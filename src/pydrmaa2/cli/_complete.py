@@ -462,7 +462,9 @@ def candidates(kind: str, prefix: str = "", session: str | None = None) -> list[
     if kind == "contacts":
         from ..trackers import available_schemes
 
-        return [(s, CONTACT_HELP.get(s, "tracker")) for s in available_schemes() if s.startswith(prefix)]
+        # A remote tracker's scheme (drmaa2+unix) is no contact without its server's address.
+        return [(s, CONTACT_HELP.get(s, "tracker")) for s in available_schemes()
+                if s.startswith(prefix) and "+" not in s]
     from .._store import Store, default_home
 
     path = default_home() / "store.sqlite"

@@ -51,8 +51,7 @@ def run(listen: str | None = None, socket_path: str | Path | None = None,
     if cert and key:
         _check_tls_files(cert, key)
     token_path = Path(token_file) if token_file is not None else home / TOKEN_NAME
-    read_token(token_path)  # created now, and refused now if others may read it
-    app = serve_app(home, read_token(token_path))
+    app = serve_app(home, read_token(token_path))  # created, or refused if others may read it
     config = uvicorn.Config(app, ssl_certfile=cert, ssl_keyfile=key, log_level="warning",
                             access_log=False, server_header=False, proxy_headers=False,
                             timeout_graceful_shutdown=GRACE, lifespan="on")

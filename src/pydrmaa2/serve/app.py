@@ -115,9 +115,13 @@ class _Api:
     async def session(self, name: str) -> AsyncJobSession:
         """The open session named so (opened once, then kept); NotFoundError if none is."""
         row = self.store.session(name, "job")
-        if row is None:
-            raise NotFoundError(f"there is no job session named {name!r}")
         js = self._sessions.get(name)
+        if row is None:
+            if js is not None:  # destroyed by another program: its watcher goes too
+                del self._sessions[name]
+                if not js._closed:
+                    await js.close()
+            raise NotFoundError(f"there is no job session named {name!r}")
         if js is not None and js.contact == row[0] and not js._closed:
             return js
         async with self._opening.setdefault(name, asyncio.Lock()):
