@@ -187,7 +187,9 @@ def test_the_wheel_holds_the_package_and_its_data_files(dists):
     assert package == {f"pydrmaa2/{f}" for f in _files(CHECKOUT / "src" / "pydrmaa2")}
     # What the package reads beside its code at run time, and the type marker.
     data = {"pydrmaa2/py.typed", "pydrmaa2/drmaa1/drmaa.h", "pydrmaa2/trackers/_spawn.c",
-            "pydrmaa2/trackers/slurm/batch.sh"}
+            "pydrmaa2/trackers/slurm/batch.sh", "pydrmaa2/serve/static/index.html"}
+    # the dashboard drmaa2 serve serves: its page and whatever the page loads beside it
+    data |= {n for n in package if n.startswith("pydrmaa2/serve/static/")}
     assert data <= package
     assert {n for n in package if not n.endswith(".py")} == data, "a data file this test should name"
     assert not [n for n in names if _junk(n)]
