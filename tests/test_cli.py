@@ -281,8 +281,9 @@ def bash_script(store_env) -> str:
 
 BASH_CASES = [
     ("drmaa2 ", ["run", "jobs", "info", "wait", "suspend", "resume", "hold", "release",
-                 "terminate", "reap", "sessions", "monitor", "libdrmaa", "completion", "logs"]),
-    ("drmaa2 se", ["sessions"]),
+                 "terminate", "reap", "sessions", "monitor", "libdrmaa", "completion", "logs",
+                 "serve"]),
+    ("drmaa2 se", ["serve", "sessions"]),
     ("drmaa2 -", ["-h", "--help"]),
     ("drmaa2 jobs --", ["--help", "--session", "--state", "--watch", "--interval", "--json"]),
     ("drmaa2 jobs --state r", ["running", "requeued", "requeued_held"]),
@@ -334,7 +335,7 @@ printf '%s\\n' "${COMPREPLY[@]}" | sort -u
 
 
 FISH_CASES = [
-    ("drmaa2 se", {"sessions"}),
+    ("drmaa2 se", {"serve", "sessions"}),
     ("drmaa2 wait ", {"1", "2", "3"}),
     ("drmaa2 run --session ", {"default", "default:docker", "nightly"}),
     ("drmaa2 run --session=n", {"--session=nightly"}),
