@@ -54,9 +54,10 @@ TIMED_FIELDS = ("start_time", "deadline_time")
 GENERIC_CAPABILITIES = frozenset({Capability.JT_DEADLINE})
 
 
-def capabilities(cls: type[JobTracker]) -> frozenset[Capability]:
-    """What ``supports()`` answers for a tracker: its own capabilities and the generic ones."""
-    return cls.capabilities | GENERIC_CAPABILITIES
+def capabilities(tracker: JobTracker | type[JobTracker]) -> frozenset[Capability]:
+    """What ``supports()`` answers for a tracker (class, or an opened one where the engine
+    declares them): its own capabilities and the generic ones."""
+    return tracker.capabilities | GENERIC_CAPABILITIES
 #: A waiter looks again at least this often even without an event: some engines' event streams
 #: can miss an event that happens right after subscribing (Podman 4.3), so a missed event costs
 #: at most this long instead of a hang.
@@ -283,14 +284,21 @@ class JobBook:
             changes["error_path"] = os.fspath(self.output_dir() / f"{name}.err")
         return dataclasses.replace(template, **changes) if changes else template
 
+    def check_stderr_apart(self, row: JobRow, template: JobTemplate | None = None) -> None:
+        """Refuse (InvalidArgumentError) reading the stderr of a job whose stderr goes into its
+        output (join_files)."""
+        template = template or _codec.decode(JobTemplate, json.loads(row.template or "{}"))
+        if template.join_files:
+            raise InvalidArgumentError(
+                f"job {row.id}: its stderr goes into its output (join_files=True); read that")
+
     def output_file(self, row: JobRow, stderr: bool = False) -> Path:
         """The host file a job's stdout (or stderr) goes to: its template's (placeholders
         expanded, relative to its working directory), or the one kept for it. A stderr joined
         into the output is InvalidArgumentError."""
         template = _codec.decode(JobTemplate, json.loads(row.template or "{}"))
-        if stderr and template.join_files:
-            raise InvalidArgumentError(
-                f"job {row.id}: its stderr goes into its output (join_files=True); read that")
+        if stderr:
+            self.check_stderr_apart(row, template)
         first = self.store.array_first_id(row.array_id) if row.array_id is not None else None
         t = for_task(self.engine_template(template, row.cwd,
                                           kept_name(row.id, first, row.task_index)),

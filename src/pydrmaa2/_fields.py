@@ -20,7 +20,7 @@ from .trackers import BUILTIN, JobTracker, tracker_class
 BEGIN, END = "<!-- fields:begin (python -m pydrmaa2._fields --write README.md) -->", "<!-- fields:end -->"
 
 
-def honoured(cls: type[JobTracker], name: str) -> str:
+def honoured(cls: JobTracker | type[JobTracker], name: str) -> str:
     """How a tracker honours a JobTemplate field: by its engine, by pydrmaa2's agent, or not."""
     if name in cls.supported_fields:
         return "engine"

@@ -408,9 +408,9 @@ class Store:
     def add_submitted_array(self, session: str, template: str,
                             shape: tuple[int, int, int, int | None],
                             tasks: Sequence[tuple[str, int, str]], state: str,
-                            submitted: float) -> str:
+                            submitted: float, cwd: str | None = None) -> str:
         """Write an array the engine has already, with its tasks (reserved id, index, tracker
-        id), in one transaction; return the array's id."""
+        id) and its submitter's directory, in one transaction; return the array's id."""
         begin, end, step, max_parallel = shape
         with self.db.transaction() as db:
             try:
@@ -420,8 +420,8 @@ class Store:
                     (session, template, begin, end, step, max_parallel, submitted)).lastrowid
                 db.executemany(
                     "INSERT INTO jobs(id, session, array_id, task_index, tracker_id, phase, state, "
-                    "submitted) VALUES (?,?,?,?,?,'submitted',?,?)",
-                    [(int(job_id), session, array_id, index, tid, state, submitted)
+                    "submitted, cwd) VALUES (?,?,?,?,?,'submitted',?,?,?)",
+                    [(int(job_id), session, array_id, index, tid, state, submitted, cwd)
                      for job_id, index, tid in tasks])
                 db.executemany("DELETE FROM id_claims WHERE id=?",
                                [(int(job_id),) for job_id, _, _ in tasks])
@@ -447,15 +447,16 @@ class Store:
 
     def add_submitted_job(self, session: str, job_id: str, template: str, state: str,
                           tracker_id: str, submitted: float,
-                          timers: Sequence[tuple[str, float]] = ()) -> None:
-        """Write the row of a job that is in its engine already, under its reserved id; the same
-        transaction reserves the next id of this process for the session, so a submission
-        costs one transaction."""
+                          timers: Sequence[tuple[str, float]] = (),
+                          cwd: str | None = None) -> None:
+        """Write the row of a job that is in its engine already, under its reserved id, with
+        its submitter's directory (where its relative paths are); the same transaction reserves
+        the next id of this process for the session, so a submission costs one transaction."""
         with self.db.transaction() as db:
             try:
                 db.execute("INSERT INTO jobs(id, session, template, phase, state, tracker_id, "
-                           "submitted) VALUES (?,?,?,'submitted',?,?,?)",
-                           (int(job_id), session, template, state, tracker_id, submitted))
+                           "submitted, cwd) VALUES (?,?,?,'submitted',?,?,?,?)",
+                           (int(job_id), session, template, state, tracker_id, submitted, cwd))
             except sqlite3.IntegrityError as e:  # the session's row is gone (foreign key)
                 raise InvalidSessionError(
                     f"job session {session!r} was destroyed while job {job_id} was submitted"

@@ -129,6 +129,14 @@ def _check_times(template: JobTemplate) -> None:
             f"{template.start_time!r}")
 
 
+def _submitter_dir() -> str | None:
+    """This program's directory, where a job's relative paths are (None if it was deleted)."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
 class _Session:
     """What every session shares: a name, a tracker, open/closed, context management."""
 
@@ -194,7 +202,7 @@ class JobSession(_Session):
     def supports(self, capability: Capability) -> bool:
         """Whether this session's tracker offers ``capability`` (by its engine or, like
         JT_DEADLINE, by pydrmaa2 itself for every tracker)."""
-        return capability in capabilities(type(self._tracker))
+        return capability in capabilities(self._tracker)
 
     # -- submission --------------------------------------------------------------------------------
     def _validate(self, template: JobTemplate) -> JobTemplate:
@@ -232,7 +240,7 @@ class JobSession(_Session):
             phase, state = ((HELD, JobState.QUEUED_HELD) if template.submit_as_hold
                             else (SCHEDULED, JobState.QUEUED))
             job_id = self._store.add_job(self.session_name, encoded, phase, state.value, timers,
-                                         cwd=os.getcwd())
+                                         cwd=_submitter_dir())
             if timers:
                 self._agent.request("timers")
             return Job(self, job_id)
@@ -249,7 +257,8 @@ class JobSession(_Session):
             raise
         try:
             self._store.add_submitted_job(self.session_name, job_id, encoded,
-                                          JobState.QUEUED.value, tid, submitted, timers)
+                                          JobState.QUEUED.value, tid, submitted, timers,
+                                          cwd=_submitter_dir())
         except BaseException:
             self._book.withdraw(tid)
             self._settle_claims([job_id])
@@ -289,7 +298,8 @@ class JobSession(_Session):
             try:
                 array_id = self._store.add_submitted_array(
                     self.session_name, encoded, (begin, end, step, limit),
-                    list(zip(ids, indices, tids, strict=True)), JobState.QUEUED.value, submitted)
+                    list(zip(ids, indices, tids, strict=True)), JobState.QUEUED.value, submitted,
+                    cwd=_submitter_dir())
             except BaseException:
                 try:  # nothing may run that no session knows
                     self._tracker.control_many(tids, Action.TERMINATE)
@@ -307,7 +317,7 @@ class JobSession(_Session):
                         (SCHEDULED, JobState.QUEUED) if later else (PENDING, JobState.QUEUED))
         array_id, ids = self._store.add_array(self.session_name, encoded, begin, end, step, limit,
                                               [(i, phase, state.value) for i in indices], timers,
-                                              cwd=os.getcwd())
+                                              cwd=_submitter_dir())
         if timers:
             self._agent.request("timers")
         try:
@@ -537,6 +547,8 @@ class JobSession(_Session):
             raise InvalidArgumentError(f"tail {tail!r} is not a number of lines (0 or more)")
         row = self._row(job_id)
         remote = self._tracker.keeps_output
+        if remote and stderr:
+            self._book.check_stderr_apart(row)
         path = None if remote else self._book.output_file(row, stderr)
         kept = remote or (path is not None and self._book.is_kept_output(row, path))
 
@@ -883,7 +895,13 @@ class SessionManager:
         c = Contact.parse(contact)
         cls = tracker_class(c.scheme)
         cls.check_contact(c)
-        return capability in capabilities(cls)
+        if not cls.declared_by_engine:
+            return capability in capabilities(cls)
+        tracker = cls(c, self.home)  # it learns what its engine offers when it opens
+        try:
+            return capability in capabilities(tracker)
+        finally:
+            tracker.close()
 
     def close(self) -> None:
         """Stop the threads this manager runs for event notifications; its sessions stay

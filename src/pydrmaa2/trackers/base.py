@@ -179,6 +179,9 @@ class JobTracker(ABC):
     #: (running or ended, a named file or not): pydrmaa2 names no file for it and reads the
     #: output only through ``engine_log`` (the remote tracker: the server keeps it).
     keeps_output: ClassVar[bool] = False
+    #: ``supported_fields`` and ``capabilities`` are the engine's, learnt when the tracker is
+    #: opened (the remote tracker: its server's tracker's); ``supports()`` opens it to answer.
+    declared_by_engine: ClassVar[bool] = False
 
     def __init__(self, contact: Contact, home: Path) -> None:
         self.check_contact(contact)

@@ -230,6 +230,7 @@ class RemoteTracker(JobTracker):
     # The job's directories are the server's: a relative path means the server's directory.
     host_working_directory = False
     keeps_output = True
+    declared_by_engine = True
 
     def __init__(self, contact: Contact, home: Path) -> None:
         super().__init__(contact, home)
