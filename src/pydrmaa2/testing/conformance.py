@@ -228,6 +228,19 @@ def test_output_of_a_named_file_and_a_joined_stderr(js: d2.JobSession, target: T
         job.error()
 
 
+def test_output_of_a_relative_path_is_read_where_the_job_wrote_it(
+        js: d2.JobSession, target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative output_path is the submitter's directory's, for the job and for
+    ``Job.output()`` read from anywhere later (an engine that keeps output: its own)."""
+    monkeypatch.chdir(tmp_path)
+    job = js.run_job(target.sh("echo relative", output_path="rel.out"))
+    job.wait_terminated(target.slow)
+    monkeypatch.chdir("/")
+    assert list(job.output()) == ["relative\n"]
+    if not js._tracker.keeps_output:
+        assert (tmp_path / "rel.out").read_text() == "relative\n"
+
+
 def test_array_tasks_have_their_own_output_and_reaping_deletes_it(
         js: d2.JobSession, target: Target) -> None:
     arr = js.run_bulk_jobs(target.sh("echo task $TASK_ID"), 1, 3, 1, 2)
