@@ -36,9 +36,10 @@ def start_server(directory: Path) -> tuple[subprocess.Popen[bytes], Path, str]:
     """A ``drmaa2 serve`` on a Unix socket with a store of its own; (process, socket, token)."""
     home, sock = directory / "server-home", directory / "serve.sock"
     home.mkdir(mode=0o700)
-    proc = subprocess.Popen([sys.executable, "-m", "pydrmaa2.cli", "serve", "--socket", str(sock)],
-                            env=dict(os.environ, PYDRMAA2_HOME=str(home)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(directory / "serve.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pydrmaa2.cli", "serve", "--socket", str(sock)],
+            env=dict(os.environ, PYDRMAA2_HOME=str(home)), stdout=subprocess.DEVNULL, stderr=log)
     token_file = home / "serve.token"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

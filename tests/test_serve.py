@@ -200,7 +200,8 @@ def test_a_job_runs_and_its_views_say_so(client: httpx.Client, session: str) -> 
     template = client.get(f"/v1/jobs/{view['id']}/template").json()
     assert template == sh("exit 3", job_name="three", submit_as_hold=False)
     states = client.post("/v1/states", json={"ids": [view["id"]]}).json()
-    assert states == {view["id"]: ["failed", job["sub_state"]]}
+    # An ended job's JobInfo comes with its state.
+    assert states == {view["id"]: ["failed", job["sub_state"], info]}
     listed = client.get(f"/v1/sessions/{session}/jobs", params={"state": "failed"}).json()
     assert [j["id"] for j in listed] == [view["id"]]
     assert client.get(f"/v1/sessions/{session}/jobs", params={"state": "DONE"}).json() == []

@@ -125,7 +125,7 @@ ENDPOINTS: dict[str, dict[str, tuple[str, Any, int, Any]]] = {
                                      "?follow=1 streamed to its end", None, 200, "text/plain")},
     "/v1/jobs/{id}/{action}": {"post": ("suspend, resume, hold, release or terminate a job",
                                         None, 204, None)},
-    "/v1/states": {"post": ("The states of jobs: {id: [state, sub_state]}",
+    "/v1/states": {"post": ("The states of jobs: {id: [state, sub_state]}, an ended job's JobInfo third",
                             _obj({"ids": _IDS}, ["ids"]), 200,
                             {"type": "object", "additionalProperties": {
                                 "type": "array", "items": _STR}})},

@@ -27,6 +27,10 @@ SOCKET_NAME = "serve.sock"
 TOKEN_NAME = "serve.token"
 #: Seconds the connections still open (event streams, long polls) get to end at shutdown.
 GRACE = 2
+#: Seconds an idle client connection is kept open: longer than a client keeps one for reuse
+#: (the remote tracker: KEEP_ALIVE there), so a request is never sent on a connection the
+#: server is closing.
+KEEP_ALIVE = 65
 
 
 def run(listen: str | None = None, socket_path: str | Path | None = None,
@@ -54,7 +58,8 @@ def run(listen: str | None = None, socket_path: str | Path | None = None,
     app = serve_app(home, read_token(token_path))  # created, or refused if others may read it
     config = uvicorn.Config(app, ssl_certfile=cert, ssl_keyfile=key, log_level="warning",
                             access_log=False, server_header=False, proxy_headers=False,
-                            timeout_graceful_shutdown=GRACE, lifespan="on")
+                            timeout_graceful_shutdown=GRACE, lifespan="on",
+                            timeout_keep_alive=KEEP_ALIVE)
     unix = None
     if listen is not None:
         try:

@@ -337,10 +337,20 @@ class _Api:
     # -- many jobs at once ----------------------------------------------------------------------
     async def states(self, request: Request) -> Response:
         data = await read_json(request, ("ids",), ("ids",))
-        out: dict[str, list[str]] = {}
+        out: dict[str, list[Any]] = {}
         for js, ids in (await self.grouped(_wire.ids_of(data))).values():
-            for v in await self.views(js, self.store.job_rows(js.session_name, ids)):
-                out[v["id"]] = [v["state"], v["sub_state"]]
+            views = await self.views(js, self.store.job_rows(js.session_name, ids))
+            ended = [v["id"] for v in views if JobState(v["state"]).is_terminal]
+
+            def infos(js: AsyncJobSession = js, ended: list[str] = ended) -> dict[str, Any]:
+                return {i: _codec.encode(Job(js.sync, i).info) for i in ended}
+
+            # An ended job's JobInfo comes with its state: it never changes, and the remote
+            # tracker records it at once instead of asking for it.
+            ended_infos = await js._blocking(infos) if ended else {}
+            for v in views:
+                out[v["id"]] = [v["state"], v["sub_state"], *(
+                    [ended_infos[v["id"]]] if v["id"] in ended_infos else [])]
         return JSONResponse(out)
 
     async def control(self, request: Request) -> Response:

@@ -76,6 +76,9 @@ CLIENT_ID_VARIABLE = "PYDRMAA2_CLIENT_JOB"
 MAX_ID_FILTER = 200
 #: Seconds to connect, and to wait for an answer (a Slurm call behind the server can be slow).
 CONNECT_TIMEOUT, ANSWER_TIMEOUT = 10.0, 120.0
+#: Connections kept for reuse 30 s at most: less than the server keeps an idle one (65 s), so
+#: a request never goes out on a connection the server is closing.
+_LIMITS = httpx.Limits(keepalive_expiry=30.0)
 #: Seconds an event stream may be silent: the server pings every 15 s, so a longer silence is
 #: a connection gone dead (a cut cable, a suspended laptop) and the feed connects again.
 EVENT_SILENCE = 45.0
@@ -171,7 +174,10 @@ class RemoteFeed(ChangeFeed):
         backoff = 0.0
         while not self._closed.is_set():
             try:
+                # A connection of its own, never back in the pool: close() shuts its socket
+                # down to end a blocked read, which must not hit a connection reused meanwhile.
                 with self._client.stream("GET", "/v1/events", params=self._query,
+                                         headers={"Connection": "close"},
                                          timeout=httpx.Timeout(EVENT_SILENCE,
                                                                connect=CONNECT_TIMEOUT)) as r:
                     if r.status_code != 200:
@@ -234,6 +240,9 @@ class RemoteTracker(JobTracker):
 
     def __init__(self, contact: Contact, home: Path) -> None:
         super().__init__(contact, home)
+        #: The JobInfos of ended jobs as states() received them (until the job is reaped).
+        self._ended: dict[str, dict[str, Any]] = {}
+        self._ended_lock = threading.Lock()
         options = contact.options
         self.server_contact = options.get("contact", "process")
         self.session = options.get("session") or f"remote-{Contact.parse(self.server_contact).scheme}"
@@ -273,7 +282,7 @@ class RemoteTracker(JobTracker):
             if not contact.path or contact.host:
                 raise InvalidArgumentError(
                     f"contact {contact.raw!r} names no socket: use drmaa2+unix:///PATH.sock")
-            return contact.path, "http://drmaa2", httpx.HTTPTransport(uds=contact.path)
+            return contact.path, "http://drmaa2", httpx.HTTPTransport(uds=contact.path, limits=_LIMITS)
         if not contact.host:
             raise InvalidArgumentError(
                 f"contact {contact.raw!r} names no host: use {contact.scheme}://HOST:PORT/")
@@ -285,12 +294,13 @@ class RemoteTracker(JobTracker):
                 raise InvalidArgumentError(
                     f"contact {contact.raw!r}: drmaa2+http (no TLS) is for loopback addresses "
                     "only; use drmaa2+https")
-            return (contact.address, f"http://{host}{port}{prefix}", httpx.HTTPTransport())
+            return (contact.address, f"http://{host}{port}{prefix}", httpx.HTTPTransport(limits=_LIMITS))
         try:
             verify = ssl.create_default_context(cafile=cafile)
         except (OSError, ssl.SSLError) as e:
             raise InvalidArgumentError(f"contact {contact.raw!r}: cafile {cafile!r}: {e}") from None
-        return (contact.address, f"https://{host}{port}{prefix}", httpx.HTTPTransport(verify=verify))
+        return (contact.address, f"https://{host}{port}{prefix}",
+                httpx.HTTPTransport(verify=verify, limits=_LIMITS))
 
     def _token(self, token_file: str | None) -> str:
         """The bearer token: the ``token_file`` option's, else $PYDRMAA2_TOKEN, else the home's
@@ -402,12 +412,18 @@ class RemoteTracker(JobTracker):
             pair = answer.get(tid)
             out[tid] = ((_state(pair[0]), str(pair[1] or "")) if pair
                         else (JobState.UNDETERMINED, "unknown to the drmaa2 server"))
+            if pair and len(pair) > 2 and isinstance(pair[2], dict):
+                # An ended job's JobInfo, which never changes: info() needs no request for it.
+                with self._ended_lock:
+                    self._ended[tid] = pair[2]
         return out
 
     def info(self, tracker_id: str) -> JobInfo:
-        info = _codec.decode(JobInfo, self._json("GET", f"/v1/jobs/{tracker_id}/info",
-                                                 "reading a job's JobInfo"))
-        return self._as_ours(info, tracker_id)
+        with self._ended_lock:
+            ended = self._ended.get(tracker_id)
+        data = ended if ended is not None else self._json(
+            "GET", f"/v1/jobs/{tracker_id}/info", "reading a job's JobInfo")
+        return self._as_ours(_codec.decode(JobInfo, data), tracker_id)
 
     @staticmethod
     def _as_ours(info: JobInfo, server_id: str | None) -> JobInfo:
@@ -457,6 +473,8 @@ class RemoteTracker(JobTracker):
 
     def delete(self, tracker_id: str) -> None:
         self._request("DELETE", f"/v1/jobs/{tracker_id}", "reaping a job")
+        with self._ended_lock:
+            self._ended.pop(tracker_id, None)
 
     def list_jobs(self) -> list[str]:
         views = self._json("GET", f"/v1/sessions/{self.session}/jobs", "listing the session's jobs")
