@@ -142,13 +142,16 @@ def _is_loopback(host: str) -> bool:
 
 class RemoteFeed(ChangeFeed):
     """The server's event stream (``GET /v1/events``) of some jobs, read by a thread that sets an
-    event on each ``state`` event. When the stream breaks (the server restarts) the thread connects
-    again with backoff and fires once connected: the waiter then looks again and so misses
-    nothing that happened while it was away."""
+    event on each ``state`` event that tells the waiter something new: the stream begins with the
+    jobs' states as they are, and a state the waiter has just seen (``known``) is no news. When
+    the stream breaks (the server restarts) the thread connects again with backoff and fires
+    once connected: the waiter then looks again and so misses nothing that happened while it was
+    away."""
 
     def __init__(self, client: httpx.Client, address: str, query: dict[str, str],
-                 ids: frozenset[str] | None) -> None:
+                 ids: frozenset[str] | None, known: dict[str, str] | None = None) -> None:
         self._client, self._address, self._query, self._ids = client, address, query, ids
+        self._known = dict(known or {})
         self._event = threading.Event()
         self._closed = threading.Event()
         self._lock = threading.Lock()
@@ -171,7 +174,7 @@ class RemoteFeed(ChangeFeed):
         self._event.set()
 
     def _run(self) -> None:
-        backoff = 0.0
+        backoff, reconnecting = 0.0, False
         while not self._closed.is_set():
             try:
                 # A connection of its own, never back in the pool: close() shuts its socket
@@ -187,8 +190,9 @@ class RemoteFeed(ChangeFeed):
                         self._socket = stream.get_extra_info("socket") if stream else None
                         if self._closed.is_set():
                             return
-                    backoff = 0.0
-                    self._event.set()  # connected (again): look, as nothing was heard meanwhile
+                    if reconnecting:
+                        self._event.set()  # connected again: look, as nothing was heard meanwhile
+                    backoff, reconnecting = 0.0, True
                     self._read(r)
             except (httpx.HTTPError, Drmaa2Error, OSError) as e:
                 if self._closed.is_set():
@@ -208,12 +212,17 @@ class RemoteFeed(ChangeFeed):
             if line.startswith("event:"):
                 kind = line[6:].strip()
             elif line.startswith("data:") and kind == "state":
-                if self._ids is None:
+                try:
+                    view = json.loads(line[5:])
+                    job_id, state = str(view["id"]), str(view["state"])
+                except (ValueError, KeyError, TypeError):
+                    self._event.set()  # unreadable: look
+                    continue
+                if self._ids is not None and job_id not in self._ids:
+                    continue
+                if self._known.get(job_id) != state:
+                    self._known[job_id] = state
                     self._event.set()
-                else:
-                    with contextlib.suppress(ValueError, KeyError, TypeError):
-                        if str(json.loads(line[5:])["id"]) in self._ids:
-                            self._event.set()
             elif not line:
                 kind = ""
 
@@ -242,6 +251,8 @@ class RemoteTracker(JobTracker):
         super().__init__(contact, home)
         #: The JobInfos of ended jobs as states() received them (until the job is reaped).
         self._ended: dict[str, dict[str, Any]] = {}
+        #: The state each job had at its last states(): a feed's stream repeating it is no news.
+        self._seen: dict[str, str] = {}
         self._ended_lock = threading.Lock()
         options = contact.options
         self.server_contact = options.get("contact", "process")
@@ -412,9 +423,11 @@ class RemoteTracker(JobTracker):
             pair = answer.get(tid)
             out[tid] = ((_state(pair[0]), str(pair[1] or "")) if pair
                         else (JobState.UNDETERMINED, "unknown to the drmaa2 server"))
-            if pair and len(pair) > 2 and isinstance(pair[2], dict):
-                # An ended job's JobInfo, which never changes: info() needs no request for it.
-                with self._ended_lock:
+            with self._ended_lock:
+                if pair:
+                    self._seen[tid] = str(pair[0])
+                if pair and len(pair) > 2 and isinstance(pair[2], dict):
+                    # An ended job's JobInfo, which never changes: info() needs no request for it.
                     self._ended[tid] = pair[2]
         return out
 
@@ -450,9 +463,11 @@ class RemoteTracker(JobTracker):
 
     def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
         ids = frozenset(tracker_ids)
+        with self._ended_lock:
+            known = {t: self._seen[t] for t in ids if t in self._seen}
         if len(ids) > MAX_ID_FILTER:
-            return RemoteFeed(self._client, self.address, {"session": self.session}, ids)
-        return RemoteFeed(self._client, self.address, {"ids": ",".join(sorted(ids))}, None)
+            return RemoteFeed(self._client, self.address, {"session": self.session}, ids, known)
+        return RemoteFeed(self._client, self.address, {"ids": ",".join(sorted(ids))}, None, known)
 
     def engine_log(self, tracker_id: str, stderr: bool, follow: bool,
                    tail: int | None) -> Iterator[bytes] | None:
@@ -475,6 +490,7 @@ class RemoteTracker(JobTracker):
         self._request("DELETE", f"/v1/jobs/{tracker_id}", "reaping a job")
         with self._ended_lock:
             self._ended.pop(tracker_id, None)
+            self._seen.pop(tracker_id, None)
 
     def list_jobs(self) -> list[str]:
         views = self._json("GET", f"/v1/sessions/{self.session}/jobs", "listing the session's jobs")
@@ -508,9 +524,11 @@ class RemoteTracker(JobTracker):
 
     def reserve(self, template: ReservationTemplate) -> ReservationInfo:
         self._check_reservations()
+        # Reservation and job sessions share the server store's names: one of its own.
+        name = f"{self.session}-reservations"
         self._json("POST", "/v1/reservation-sessions", "opening a reservation session",
-                   json={"name": self.session, "contact": self.server_contact, "exist_ok": True})
-        info = self._json("POST", f"/v1/reservation-sessions/{self.session}/reservations",
+                   json={"name": name, "contact": self.server_contact, "exist_ok": True})
+        info = self._json("POST", f"/v1/reservation-sessions/{name}/reservations",
                           "reserving", json={"template": _codec.encode(template)})
         return _codec.decode(ReservationInfo, info)
 
