@@ -43,7 +43,7 @@ from ..states import Capability, JobState
 from ..templates import JobTemplate, ReservationTemplate
 from .base import MAX_ARRAY_SIZE, Action, ChangeFeed, Contact, JobTracker
 
-__all__ = ["CONTROL", "ERRORS", "RemoteFeed", "RemoteTracker"]
+__all__ = ["CONTROL", "ERRORS", "RemoteFeed", "RemoteTracker", "SessionEvents"]
 
 log = logging.getLogger("pydrmaa2.remote")
 
@@ -71,9 +71,6 @@ SERVER_KEPT_FIELDS = frozenset({"start_time", "deadline_time"})
 #: ``find_job`` can recognise a job whose submission was cut short (``HOST:HOME/ID``; for an
 #: array, ``HOST:HOME/FIRST+``: its tasks have consecutive ids in task order).
 CLIENT_ID_VARIABLE = "PYDRMAA2_CLIENT_JOB"
-#: Above this many job ids, an event subscription asks for the session's events and the ids are
-#: picked out here: a URL with thousands of ids is longer than servers read.
-MAX_ID_FILTER = 200
 #: Seconds to connect, and to wait for an answer (a Slurm call behind the server can be slow).
 CONNECT_TIMEOUT, ANSWER_TIMEOUT = 10.0, 120.0
 #: Connections kept for reuse 30 s at most: less than the server keeps an idle one (65 s), so
@@ -140,29 +137,44 @@ def _is_loopback(host: str) -> bool:
 # -- events ------------------------------------------------------------------------------------------
 
 
-class RemoteFeed(ChangeFeed):
-    """The server's event stream (``GET /v1/events``) of some jobs, read by a thread that sets an
-    event on each ``state`` event that tells the waiter something new: the stream begins with the
-    jobs' states as they are, and a state the waiter has just seen (``known``) is no news. When
-    the stream breaks (the server restarts) the thread connects again with backoff and fires
-    once connected: the waiter then looks again and so misses nothing that happened while it was
-    away."""
+class SessionEvents:
+    """The server session's event stream (``GET /v1/events?session=NAME``), one for every wait
+    of a tracker: a reader thread hands each ``state`` event to the feeds watching that job
+    (``RemoteFeed``). A wait then costs no connection of its own. When the stream breaks (the
+    server restarts) the thread connects again with backoff and fires every feed once
+    connected: the waiters look again and so miss nothing that happened meanwhile."""
 
-    def __init__(self, client: httpx.Client, address: str, query: dict[str, str],
-                 ids: frozenset[str] | None, known: dict[str, str] | None = None) -> None:
-        self._client, self._address, self._query, self._ids = client, address, query, ids
-        self._known = dict(known or {})
-        self._event = threading.Event()
-        self._closed = threading.Event()
+    def __init__(self, client: httpx.Client, address: str, session: str) -> None:
+        self._client, self._address, self._session = client, address, session
         self._lock = threading.Lock()
+        self._feeds: set[RemoteFeed] = set()
+        self._latest: dict[str, str] = {}  # each job's state as the stream last told it
+        self._closed = threading.Event()
         self._socket: socket.socket | None = None
-        self._thread = threading.Thread(target=self._run, name="pydrmaa2-remote-events", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="pydrmaa2-remote-events",
+                                        daemon=True)
         self._thread.start()
 
-    def wait(self, timeout: float | None) -> bool:
-        fired = self._event.wait(timeout)
-        self._event.clear()
-        return fired
+    def feed(self, ids: frozenset[str], known: dict[str, str]) -> RemoteFeed:
+        """A feed of these jobs, whose states the waiter has just seen as ``known``: it fires at
+        once for a job whose news the stream brought before it was made."""
+        feed = RemoteFeed(self, ids, known)
+        with self._lock:
+            self._feeds.add(feed)
+            for job_id in ids:
+                latest = self._latest.get(job_id)
+                if latest is not None and known.get(job_id) != latest:
+                    feed.tell(job_id, latest)
+        return feed
+
+    def drop(self, feed: RemoteFeed) -> None:
+        with self._lock:
+            self._feeds.discard(feed)
+
+    def forget(self, job_id: str) -> None:
+        """A reaped job: its news no longer matter."""
+        with self._lock:
+            self._latest.pop(job_id, None)
 
     def close(self) -> None:
         self._closed.set()
@@ -171,7 +183,8 @@ class RemoteFeed(ChangeFeed):
             if self._socket is not None:
                 with contextlib.suppress(OSError):
                     self._socket.shutdown(socket.SHUT_RDWR)
-        self._event.set()
+            for feed in self._feeds:
+                feed.fire()
 
     def _run(self) -> None:
         backoff, reconnecting = 0.0, False
@@ -179,7 +192,7 @@ class RemoteFeed(ChangeFeed):
             try:
                 # A connection of its own, never back in the pool: close() shuts its socket
                 # down to end a blocked read, which must not hit a connection reused meanwhile.
-                with self._client.stream("GET", "/v1/events", params=self._query,
+                with self._client.stream("GET", "/v1/events", params={"session": self._session},
                                          headers={"Connection": "close"},
                                          timeout=httpx.Timeout(EVENT_SILENCE,
                                                                connect=CONNECT_TIMEOUT)) as r:
@@ -190,8 +203,9 @@ class RemoteFeed(ChangeFeed):
                         self._socket = stream.get_extra_info("socket") if stream else None
                         if self._closed.is_set():
                             return
-                    if reconnecting:
-                        self._event.set()  # connected again: look, as nothing was heard meanwhile
+                        if reconnecting:  # connected again: look, nothing was heard meanwhile
+                            for feed in self._feeds:
+                                feed.fire()
                     backoff, reconnecting = 0.0, True
                     self._read(r)
             except (httpx.HTTPError, Drmaa2Error, OSError) as e:
@@ -201,6 +215,7 @@ class RemoteFeed(ChangeFeed):
             finally:
                 with self._lock:
                     self._socket = None
+            reconnecting = True
             backoff = min(RECONNECT_MAX, backoff * 2 or RECONNECT_FIRST)
             self._closed.wait(backoff)
 
@@ -216,15 +231,46 @@ class RemoteFeed(ChangeFeed):
                     view = json.loads(line[5:])
                     job_id, state = str(view["id"]), str(view["state"])
                 except (ValueError, KeyError, TypeError):
-                    self._event.set()  # unreadable: look
+                    with self._lock:  # unreadable: every waiter looks
+                        for feed in self._feeds:
+                            feed.fire()
                     continue
-                if self._ids is not None and job_id not in self._ids:
-                    continue
-                if self._known.get(job_id) != state:
-                    self._known[job_id] = state
-                    self._event.set()
+                with self._lock:
+                    self._latest[job_id] = state
+                    for feed in self._feeds:
+                        if job_id in feed.ids:
+                            feed.tell(job_id, state)
             elif not line:
                 kind = ""
+
+
+class RemoteFeed(ChangeFeed):
+    """What a waiter hears of its jobs from the tracker's ``SessionEvents``: it fires on a state
+    the waiter has not seen (the stream repeating one it just saw is no news)."""
+
+    def __init__(self, events: SessionEvents, ids: frozenset[str], known: dict[str, str]) -> None:
+        self.ids = ids
+        self._events = events
+        self._known = dict(known)
+        self._event = threading.Event()
+
+    def tell(self, job_id: str, state: str) -> None:
+        """A job's state as the stream says it (under the stream's lock)."""
+        if self._known.get(job_id) != state:
+            self._known[job_id] = state
+            self._event.set()
+
+    def fire(self) -> None:
+        self._event.set()
+
+    def wait(self, timeout: float | None) -> bool:
+        fired = self._event.wait(timeout)
+        self._event.clear()
+        return fired
+
+    def close(self) -> None:
+        self._events.drop(self)
+        self._event.set()
 
 
 # -- the tracker -------------------------------------------------------------------------------------
@@ -253,6 +299,8 @@ class RemoteTracker(JobTracker):
         self._ended: dict[str, dict[str, Any]] = {}
         #: The state each job had at its last states(): a feed's stream repeating it is no news.
         self._seen: dict[str, str] = {}
+        #: The session's event stream, opened by the first watch().
+        self._events: SessionEvents | None = None
         self._ended_lock = threading.Lock()
         options = contact.options
         self.server_contact = options.get("contact", "process")
@@ -465,9 +513,10 @@ class RemoteTracker(JobTracker):
         ids = frozenset(tracker_ids)
         with self._ended_lock:
             known = {t: self._seen[t] for t in ids if t in self._seen}
-        if len(ids) > MAX_ID_FILTER:
-            return RemoteFeed(self._client, self.address, {"session": self.session}, ids, known)
-        return RemoteFeed(self._client, self.address, {"ids": ",".join(sorted(ids))}, None, known)
+            if self._events is None:
+                self._events = SessionEvents(self._client, self.address, self.session)
+            events = self._events
+        return events.feed(ids, known)
 
     def engine_log(self, tracker_id: str, stderr: bool, follow: bool,
                    tail: int | None) -> Iterator[bytes] | None:
@@ -491,6 +540,9 @@ class RemoteTracker(JobTracker):
         with self._ended_lock:
             self._ended.pop(tracker_id, None)
             self._seen.pop(tracker_id, None)
+            events = self._events
+        if events is not None:
+            events.forget(tracker_id)
 
     def list_jobs(self) -> list[str]:
         views = self._json("GET", f"/v1/sessions/{self.session}/jobs", "listing the session's jobs")
@@ -549,5 +601,9 @@ class RemoteTracker(JobTracker):
         self._request("DELETE", f"/v1/reservations/{reservation_id}", "cancelling a reservation")
 
     def close(self) -> None:
+        with self._ended_lock:
+            events, self._events = self._events, None
+        if events is not None:
+            events.close()
         self._client.close()
 
