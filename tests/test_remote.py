@@ -165,3 +165,24 @@ def test_refusals_become_the_error_class_they_name(status: int, body: object,
     e = remote.refusal(httpx.Response(status, content=content))
     assert type(e) is error
     assert str(e) == body["message"] if isinstance(body, dict) else str(body) in str(e)
+
+
+def test_waits_share_one_event_stream_of_the_session(server: LocalServer,
+                                                     manager: d2.SessionManager) -> None:
+    def readers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "pydrmaa2-remote-events"}
+
+    before = readers()
+    js = manager.create_job_session("shared", contact=server.contact("process"))
+    for _ in range(5):
+        job = js.run_job(d2.JobTemplate(remote_command="/bin/sh", args=["-c", "sleep 0.2"]))
+        assert job.wait_terminated(30).state is d2.JobState.DONE
+    assert len(readers() - before) == 1
+    # A feed made after the stream told a job's news (the waiter saw it running) fires at once.
+    tid = js._store.job(job.id).tracker_id
+    feed = js._tracker.watch([tid])
+    assert not feed.wait(0.2)  # the waiter has seen it done: no news
+    feed.close()
+    feed = js._tracker._events.feed(frozenset([tid]), {tid: "running"})
+    assert feed.wait(0)
+    feed.close()
