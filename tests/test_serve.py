@@ -219,12 +219,23 @@ def test_a_running_job_cannot_be_reaped(client: httpx.Client, session: str) -> N
 def test_unknown_jobs_are_404(client: httpx.Client) -> None:
     for r in (client.get("/v1/jobs/999999"), client.get("/v1/jobs/999999/info"),
               client.get("/v1/jobs/999999/output"), client.post("/v1/jobs/999999/terminate"),
-              client.post("/v1/states", json={"ids": ["999999"]}),
               client.post("/v1/wait", json={"ids": ["999999"], "mode": "any_started"}),
               client.get("/v1/events", params={"ids": "999999"}),
               client.get("/v1/arrays/999999")):
         assert r.status_code == 404, r.text
         assert r.json()["error"] == "InvalidArgumentError" and "999999" in r.json()["message"]
+
+
+def test_states_leave_unknown_ids_out_instead_of_refusing_the_batch(
+        client: httpx.Client, session: str) -> None:
+    job = run(client, session, sh("true"))
+    wait_all(client, [job["id"]])
+    r = client.post("/v1/states", json={"ids": ["999999", job["id"]]})
+    assert r.status_code == 200, r.text
+    assert list(r.json()) == [job["id"]] and r.json()[job["id"]][0] == "done"
+    assert client.post("/v1/states", json={"ids": ["999999"]}).json() == {}
+    assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204  # reaped: unknown now
+    assert client.post("/v1/states", json={"ids": [job["id"]]}).json() == {}
 
 
 def test_an_array_runs_throttled_and_its_view_counts_states(client: httpx.Client,

@@ -338,7 +338,18 @@ class _Api:
     async def states(self, request: Request) -> Response:
         data = await read_json(request, ("ids",), ("ids",))
         out: dict[str, list[Any]] = {}
-        for js, ids in (await self.grouped(_wire.ids_of(data))).values():
+        # An id the store does not know (reaped, or its session destroyed) is left out of the
+        # answer, not a 404 of the whole batch: the remote tracker reports it UNDETERMINED.
+        groups: dict[str, list[str]] = {}
+        for job_id in _wire.ids_of(data):
+            name = self.store.job_session(job_id)
+            if name is not None:
+                groups.setdefault(name, []).append(job_id)
+        for name, ids in groups.items():
+            try:
+                js = await self.session(name)
+            except NotFoundError:  # destroyed meanwhile: its jobs are unknown now
+                continue
             views = await self.views(js, self.store.job_rows(js.session_name, ids))
             ended = [v["id"] for v in views if JobState(v["state"]).is_terminal]
 
