@@ -208,7 +208,8 @@ class SessionEvents:
                                 feed.fire()
                     backoff, reconnecting = 0.0, True
                     self._read(r)
-            except (httpx.HTTPError, Drmaa2Error, OSError) as e:
+            except (httpx.HTTPError, Drmaa2Error, OSError, RuntimeError) as e:
+                # (RuntimeError: the tracker's client closed under the reader.)
                 if self._closed.is_set():
                     return
                 log.debug("event stream of the drmaa2 server at %s broke: %s", self._address, e)
@@ -297,8 +298,10 @@ class RemoteTracker(JobTracker):
         super().__init__(contact, home)
         #: The JobInfos of ended jobs as states() received them (until the job is reaped).
         self._ended: dict[str, dict[str, Any]] = {}
-        #: The state each job had at its last states(): a feed's stream repeating it is no news.
-        self._seen: dict[str, str] = {}
+        #: The states this thread's last states() saw (the waiter's own look, which its next
+        #: watch() follows): a feed's stream repeating one of them is no news.
+        self._looked = threading.local()
+        self._closed = False
         #: The session's event stream, opened by the first watch().
         self._events: SessionEvents | None = None
         self._ended_lock = threading.Lock()
@@ -467,15 +470,17 @@ class RemoteTracker(JobTracker):
         answer = self._json("POST", "/v1/states", "reading job states",
                             json={"ids": list(tracker_ids)})
         out: dict[str, tuple[JobState, str]] = {}
+        seen: dict[str, str] = {}
+        self._looked.states = seen
         for tid in tracker_ids:
             pair = answer.get(tid)
             out[tid] = ((_state(pair[0]), str(pair[1] or "")) if pair
                         else (JobState.UNDETERMINED, "unknown to the drmaa2 server"))
-            with self._ended_lock:
-                if pair:
-                    self._seen[tid] = str(pair[0])
-                if pair and len(pair) > 2 and isinstance(pair[2], dict):
-                    # An ended job's JobInfo, which never changes: info() needs no request for it.
+            if pair:
+                seen[tid] = str(pair[0])
+            if pair and len(pair) > 2 and isinstance(pair[2], dict):
+                # An ended job's JobInfo, which never changes: info() needs no request for it.
+                with self._ended_lock:
                     self._ended[tid] = pair[2]
         return out
 
@@ -511,8 +516,11 @@ class RemoteTracker(JobTracker):
 
     def watch(self, tracker_ids: Sequence[str]) -> ChangeFeed:
         ids = frozenset(tracker_ids)
+        seen: dict[str, str] = getattr(self._looked, "states", {})
+        known = {t: seen[t] for t in ids if t in seen}
         with self._ended_lock:
-            known = {t: self._seen[t] for t in ids if t in self._seen}
+            if self._closed:
+                raise InvalidStateError(f"the remote tracker of {self.address} is closed")
             if self._events is None:
                 self._events = SessionEvents(self._client, self.address, self.session)
             events = self._events
@@ -539,7 +547,6 @@ class RemoteTracker(JobTracker):
         self._request("DELETE", f"/v1/jobs/{tracker_id}", "reaping a job")
         with self._ended_lock:
             self._ended.pop(tracker_id, None)
-            self._seen.pop(tracker_id, None)
             events = self._events
         if events is not None:
             events.forget(tracker_id)
@@ -602,7 +609,7 @@ class RemoteTracker(JobTracker):
 
     def close(self) -> None:
         with self._ended_lock:
-            events, self._events = self._events, None
+            events, self._events, self._closed = self._events, None, True
         if events is not None:
             events.close()
         self._client.close()
