@@ -383,6 +383,37 @@ def test_output_whole_tail_stderr_and_follow(client: httpx.Client, session: str)
     assert bad.status_code == 400
 
 
+def _threads_settle(pid: int, at_most: int, timeout: float = 5.0) -> int:
+    """The server's thread count once it is at most ``at_most`` (or the timeout passed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        n = psutil.Process(pid).num_threads()
+        if n <= at_most or time.monotonic() > deadline:
+            return n
+        time.sleep(0.1)  # nothing tells that a thread ended: look again
+
+
+def test_a_followed_output_stops_reading_when_its_client_leaves(
+        server: Server, client: httpx.Client, session: str) -> None:
+    assert server.process is not None
+    held = run(client, session, sh("true", submit_as_hold=True))
+    silent = run(client, session, sh("echo hi; sleep 30"))
+    client.post("/v1/wait", json={"ids": [silent["id"]], "mode": "all_started", "timeout": 20})
+    for job in (held, silent):  # the server's worker threads exist before counting
+        client.get(f"/v1/jobs/{job['id']}/output")
+    before = psutil.Process(server.process.pid).num_threads()
+    for _ in range(3):
+        for job in (held, silent):
+            with client.stream("GET", f"/v1/jobs/{job['id']}/output",
+                               params={"follow": 1}) as r:
+                assert r.status_code == 200
+                if job is silent:
+                    assert next(r.iter_lines()) == "hi"
+                else:
+                    time.sleep(0.3)
+    assert _threads_settle(server.process.pid, before) <= before
+
+
 # -- monitoring, reservations, documents ----------------------------------------------------------
 def test_monitor_lists_the_engine_s_jobs_machines_and_queues(client: httpx.Client,
                                                              session: str) -> None:

@@ -32,7 +32,7 @@ from ..errors import Drmaa2Error, InternalError, InvalidArgumentError
 from ..errors import TimeoutError as Drmaa2TimeoutError
 from ..info import Notification
 from ..jobs import Job, check_timeout
-from ..session import DEFAULT_CONTACT
+from ..session import DEFAULT_CONTACT, JobSession
 from ..states import JobState
 from ..templates import JobTemplate, ReservationTemplate
 from ..trackers import Contact, available_schemes, tracker_class
@@ -57,6 +57,11 @@ LONG_POLL = 25.0
 #: An event stream with no news says ``: ping`` this often (seconds), so a client and the
 #: proxies between notice a dead connection.
 PING_INTERVAL = 15.0
+#: The most lines of a job's output read ahead of a client (a slow client holds the reader
+#: back instead of the server buffering a whole output).
+OUTPUT_QUEUE = 64
+#: How often (seconds) an output reader waiting for room checks whether its client has left.
+STOP_POLL = 0.2
 #: The dashboard's files, served as they are.
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -328,9 +333,13 @@ class _Api:
             raise InvalidArgumentError(f"tail={tail_word!r} is not a number of lines")
         tail = None if tail_word is None else int(tail_word)
         js, row = await self.job(request.path_params["id"])
-        job = Job(js.sync, row.id)
-        lines = await js._blocking(job.error if stderr else job.output, follow, tail)
-        return StreamingResponse(_threaded(lines), media_type="text/plain; charset=utf-8",
+        stop = threading.Event()
+        # The session reads through a view whose store forgets the job once ``stop`` is set:
+        # a followed job then counts as ended, so the reader stops within one poll of the
+        # client's leaving, also while the job is silent or held.
+        reader = _Stoppable(js.sync, stop)
+        lines = await js._blocking(JobSession._output, reader, row.id, stderr, follow, tail)
+        return StreamingResponse(_threaded(lines, stop), media_type="text/plain; charset=utf-8",
                                  headers={"Cache-Control": "no-store",
                                           "X-Content-Type-Options": "nosniff"})
 
@@ -571,34 +580,82 @@ def _event(view: dict[str, Any]) -> str:
     return f"event: state\ndata: {json.dumps(view)}\n\n"
 
 
-async def _threaded(lines: Iterator[str]) -> AsyncIterator[bytes]:
+class _StoppableStore:
+    """A store whose ``job`` is None once ``stop`` is set (the rest is the store's own)."""
+
+    def __init__(self, store: Store, stop: threading.Event) -> None:
+        self._inner, self._stop = store, stop
+
+    def job(self, job_id: str) -> JobRow | None:
+        return None if self._stop.is_set() else self._inner.job(job_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _Stoppable:
+    """A JobSession as ``JobSession._output`` reads it, its store a _StoppableStore."""
+
+    def __init__(self, js: JobSession, stop: threading.Event) -> None:
+        self._inner = js
+        self._store = _StoppableStore(js._store, stop)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def _threaded(lines: Iterator[str], stop: threading.Event | None = None,
+                    capacity: int = OUTPUT_QUEUE) -> AsyncIterator[bytes]:
     """The lines of a blocking iterator, read on a thread of their own (a followed output may
-    block for as long as the job runs), in chunks of what has arrived."""
+    block for as long as the job runs), in chunks of what has arrived. At most ``capacity``
+    lines wait for the client (a slow one holds the reader back, not the server's memory);
+    when the stream ends (the client left) ``stop`` is set, the thread gives up and closes
+    ``lines``."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
-    stop = threading.Event()
+    room = threading.Semaphore(capacity)
+    stop = stop if stop is not None else threading.Event()
+
+    def put(item: str | BaseException | None) -> bool:
+        """Whether ``item`` was queued (False: stopped before there was room)."""
+        while not room.acquire(timeout=STOP_POLL):
+            if stop.is_set():
+                return False
+        if stop.is_set():
+            return False
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop has closed
+            return False
+        return True
 
     def read() -> None:
         try:
             for line in lines:
-                loop.call_soon_threadsafe(queue.put_nowait, line)
-                if stop.is_set():
+                if stop.is_set() or not put(line):
                     return
-            loop.call_soon_threadsafe(queue.put_nowait, None)
+            put(None)
         except BaseException as e:  # noqa: BLE001 - handed to the loop, which ends the stream
-            with contextlib.suppress(RuntimeError):  # the loop has closed
-                loop.call_soon_threadsafe(queue.put_nowait, e)
+            put(e)
+        finally:
+            close = getattr(lines, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
 
     threading.Thread(target=read, name="pydrmaa2-serve-output", daemon=True).start()
     try:
         while True:
             item = await queue.get()
+            room.release()
             chunk = []
             while isinstance(item, str):
                 chunk.append(item)
-                item = queue.get_nowait() if not queue.empty() else ""
-                if item == "":
+                if queue.empty():
+                    item = ""
                     break
+                item = queue.get_nowait()
+                room.release()
             if chunk:
                 yield "".join(chunk).encode()
             if item is None:
