@@ -79,6 +79,20 @@ def test_requests_without_the_right_token_are_refused_and_change_nothing(
     nothing_created(server)
 
 
+def test_a_tracker_s_own_denial_is_403_without_a_token_challenge() -> None:
+    """A limit over the user's allowance is no token fault: a 401 would log the dashboard out.
+    (The process tracker denies a priority only to an unprivileged user: tested here as the
+    refusal the server answers with.)"""
+    from pydrmaa2.serve._wire import TokenError, refusal
+
+    denied = refusal(d2.DeniedByDrmsError("priority 19 needs privilege"))
+    assert denied.status_code == 403 and "www-authenticate" not in denied.headers
+    assert b'"DeniedByDrmsError"' in denied.body
+    token = refusal(TokenError("wrong token"))
+    assert token.status_code == 401 and token.headers["www-authenticate"] == "Bearer"
+    assert b'"DeniedByDrmsError"' in token.body
+
+
 def test_the_token_in_another_scheme_or_the_query_is_refused(server: Server) -> None:
     token = server.token
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(server.socket)),

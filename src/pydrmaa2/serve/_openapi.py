@@ -163,6 +163,7 @@ ENDPOINTS: dict[str, dict[str, tuple[str, Any, int, Any]]] = {
 
 _ERRORS = {"400": "InvalidArgumentError, UnsupportedAttributeError",
            "401": "no or wrong token (DeniedByDrmsError)",
+           "403": "a limit over the user's allowance (DeniedByDrmsError)",
            "404": "unknown job, session, array or reservation (InvalidArgumentError)",
            "408": "TimeoutError", "409": "InvalidStateError, InvalidSessionError",
            "413": "body over 1 MiB (InvalidArgumentError)", "422": "UnsupportedOperationError",

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import DeniedByDrmsError, InvalidArgumentError
-from ._wire import refusal
+from ..errors import InvalidArgumentError
+from ._wire import TokenError, refusal
 
 #: Paths that need the token (the dashboard's page and files do not: they hold no data).
 PROTECTED = ("/v1/", "/openapi.json")
@@ -116,7 +116,7 @@ class BearerAuth:
         if scope["type"] == "http" and _protected(scope["path"]):
             why = self._refused(scope)
             if why is not None:
-                await refusal(DeniedByDrmsError(why))(scope, receive, send)
+                await refusal(TokenError(why))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

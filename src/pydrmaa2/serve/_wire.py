@@ -32,13 +32,19 @@ class NotFoundError(InvalidArgumentError):
     """An unknown job, session, array or reservation: InvalidArgumentError on the wire, 404."""
 
 
+class TokenError(errors.DeniedByDrmsError):
+    """No or a wrong bearer token: DeniedByDrmsError on the wire, 401 with WWW-Authenticate (a
+    tracker's own DeniedByDrmsError, a limit over the user's allowance, is 403)."""
+
+
 class BodyTooLargeError(InvalidArgumentError):
     """A request body over MAX_BODY: InvalidArgumentError on the wire, 413."""
 
 
 # The status of each refusal, most specific class first (docs/serve.md, "Errors").
 STATUS: list[tuple[type[Drmaa2Error], int]] = [
-    (errors.DeniedByDrmsError, 401),
+    (TokenError, 401),
+    (errors.DeniedByDrmsError, 403),
     (NotFoundError, 404),
     (BodyTooLargeError, 413),
     (errors.InvalidArgumentError, 400),
@@ -67,7 +73,7 @@ def status_of(e: Drmaa2Error) -> int:
 
 def refusal(e: Drmaa2Error) -> JSONResponse:
     """``{"error": name, "message": message}`` with the status of ``e``."""
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(e, errors.DeniedByDrmsError) else None
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(e, TokenError) else None
     return JSONResponse({"error": error_name(e), "message": str(e)}, status_of(e),
                         headers=headers)
 
