@@ -194,6 +194,46 @@ def test_bad_bodies_elsewhere_are_refused_too(server: Server, client: httpx.Clie
     nothing_created(server)
 
 
+@pytest.mark.parametrize(("path", "body", "words"), [
+    ("/v1/sessions", rb'{"name": "\ud800"}', ["name"]),
+    ("/v1/sessions", rb'{"name": "x", "contact": "\ud800"}', ["contact"]),
+    ("/v1/sessions", rb'{"name": "x\u0000"}', ["name"]),
+    ("/v1/sessions/s/jobs", rb'{"template": {"remote_command": "\ud800"}}', []),
+    ("/v1/states", rb'{"ids": ["\ud800"]}', ["ids"]),
+    ("/v1/control", rb'{"ids": ["\udfff"], "action": "terminate"}', ["ids"]),
+    ("/v1/control", rb'{"ids": ["1"], "action": "\ud800"}', ["action"]),
+    ("/v1/wait", rb'{"ids": ["\ud800"], "mode": "any_started"}', ["ids"]),
+    ("/v1/reservation-sessions", rb'{"name": "\ud800"}', ["name"]),
+    ("/v1/states", b"[" * 200_000 + b"]" * 200_000, ["deep"]),
+    ("/v1/sessions", b'{"name": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", ["deep"]),
+])
+def test_text_no_store_can_take_and_deep_json_are_refused_not_failed(
+        server: Server, client: httpx.Client, path: str, body: bytes, words: list[str]) -> None:
+    """A lone surrogate reaching SQLite, or JSON nested past Python's recursion limit, was a
+    500 with a traceback in the server's log."""
+    r = client.post(path, content=body, headers={"Content-Type": "application/json"})
+    refused(r, 400, "InvalidArgumentError", *words)
+    nothing_created(server)
+
+
+def test_odd_digits_and_nul_bytes_in_urls_are_refused_not_failed(server: Server,
+                                                                  client: httpx.Client) -> None:
+    job = client.post("/v1/sessions/s/jobs", json={"template": sh("echo hi")}).json()
+    wait_all(client, [job["id"]])
+    for word in ("\u00b2", "\u0663", "1\u00b2"):  # superscript two, Arabic-Indic three
+        refused(client.get(f"/v1/jobs/{job['id']}/output", params={"tail": word}), 400,
+                "InvalidArgumentError", "tail")
+    assert client.get(f"/v1/jobs/{job['id']}/output", params={"tail": "1"}).text == "hi\n"
+    refused(client.get("/v1/jobs/1%00"), 400, "InvalidArgumentError", "NUL")
+    refused(client.get("/v1/sessions/s/jobs", params={"state": "a\x00"}), 400,
+            "InvalidArgumentError")
+    with server.client(token="wrong") as anon:
+        for path in ("/static/%00", "/static/a%00b.js", "/static/%ED%A0%80"):
+            refused(anon.get(path), 404, "InvalidArgumentError")
+    log = server.log.read_text()
+    assert "Traceback" not in log, log[-3000:]
+
+
 def test_bad_queries_are_refused(client: httpx.Client) -> None:
     refused(client.get("/v1/sessions/s/jobs", params={"state": "sleepy"}), 400,
             "InvalidArgumentError", "sleepy")

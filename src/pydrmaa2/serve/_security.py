@@ -48,7 +48,7 @@ def read_token(path: Path) -> str:
 def parse_listen(listen: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:PORT`` for IPv6; port 0: any free one) as (host, port)."""
     host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+    if not sep or not host or not (port.isascii() and port.isdecimal()) or not 0 <= int(port) < 65536:
         raise InvalidArgumentError(f"--listen {listen!r} is not HOST:PORT")
     return host.removeprefix("[").removesuffix("]"), int(port)
 

@@ -21,6 +21,7 @@ from .. import errors
 from .._store import JobRow
 from ..errors import Drmaa2Error, InvalidArgumentError
 from ..states import JobState
+from ..templates import check_text
 
 T = TypeVar("T")
 
@@ -86,7 +87,7 @@ async def read_json(request: Request, fields: Collection[str], required: Collect
     ``optional``, no body at all is an empty object."""
     length = request.headers.get("content-length")
     if length is not None:
-        if not length.isdigit():
+        if not (length.isascii() and length.isdecimal()):
             raise InvalidArgumentError(f"Content-Length {length!r} is not a number")
         if int(length) > MAX_BODY:
             raise BodyTooLargeError(f"the request body ({length} bytes) is over {MAX_BODY} bytes")
@@ -101,6 +102,9 @@ async def read_json(request: Request, fields: Collection[str], required: Collect
         data = json.loads(bytes(body).decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError) as e:
         raise InvalidArgumentError(f"the request body is not JSON: {e}") from None
+    except RecursionError:
+        raise InvalidArgumentError("the request body is not JSON this server reads: it nests "
+                                   "too deep") from None
     if not isinstance(data, dict):
         raise InvalidArgumentError(
             f"the request body must be a JSON object, not {type(data).__name__}")
@@ -131,6 +135,8 @@ def field(data: Mapping[str, Any], name: str, kind: type[T] | tuple[type, ...],
         return default
     if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
         raise InvalidArgumentError(f"{name} {value!r} is not {_kind_name(kind)}")
+    if isinstance(value, str):
+        check_text(name, value)
     return value
 
 
@@ -149,6 +155,7 @@ def ids_of(data: Mapping[str, Any]) -> list[str]:
     for i in ids:
         if not isinstance(i, str):
             raise InvalidArgumentError(f"ids: {i!r} is not a job id (a string)")
+        check_text("ids", i)
     return list(dict.fromkeys(ids))
 
 

@@ -34,7 +34,7 @@ from ..info import Notification
 from ..jobs import Job, check_timeout
 from ..session import DEFAULT_CONTACT, JobSession
 from ..states import JobState
-from ..templates import JobTemplate, ReservationTemplate
+from ..templates import JobTemplate, ReservationTemplate, check_text
 from ..trackers import Contact, available_schemes, tracker_class
 from ..trackers.base import JobTracker
 from . import _wire
@@ -329,7 +329,7 @@ class _Api:
         _check_query(request, ("stderr", "follow", "tail"))
         stderr, follow = _flag(request, "stderr"), _flag(request, "follow")
         tail_word = request.query_params.get("tail")
-        if tail_word is not None and not tail_word.isdigit():
+        if tail_word is not None and not (tail_word.isascii() and tail_word.isdecimal()):
             raise InvalidArgumentError(f"tail={tail_word!r} is not a number of lines")
         tail = None if tail_word is None else int(tail_word)
         js, row = await self.job(request.path_params["id"])
@@ -563,7 +563,10 @@ class _Api:
         return _static_file(STATIC / "index.html")
 
     async def static(self, request: Request) -> Response:
-        path = (STATIC / request.path_params["path"]).resolve()
+        try:
+            path = (STATIC / request.path_params["path"]).resolve()
+        except (ValueError, OSError):  # a NUL byte, a path too long: no such file
+            raise NotFoundError(f"no file {request.path_params['path']!r}") from None
         if not path.is_relative_to(STATIC.resolve()):
             raise NotFoundError(f"no file {request.path_params['path']!r}")
         return _static_file(path)
@@ -731,6 +734,13 @@ def _endpoint(handler: Handler) -> Handler:
 
     async def endpoint(request: Request) -> Response:
         try:
+            # Every id, name and query value may reach the store: refused here when it is no
+            # valid text (a lone surrogate is no sqlite3.Error, a NUL byte no program's).
+            for key, value in request.path_params.items():
+                if key != "path":  # a dashboard file's: no such file, below
+                    check_text(key, value)
+            for key, value in request.query_params.multi_items():
+                check_text(f"the query's {key}", value)
             return await handler(request)
         except Drmaa2Error as e:
             return refusal(e)
