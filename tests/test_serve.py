@@ -186,6 +186,27 @@ def test_sessions_are_created_listed_and_destroyed(client: httpx.Client) -> None
     assert client.get("/v1/sessions/s1/jobs").status_code == 404
 
 
+def test_sessions_opened_with_exist_ok_at_once_are_all_answered(server: Server) -> None:
+    """Several remote clients opening the tracker at once on a fresh server: each gets the
+    session, one of them made it."""
+    import concurrent.futures
+
+    def open_it(i: int) -> int:
+        with server.client() as c:
+            r = c.post("/v1/sessions", json={"name": "race", "contact": "process",
+                                             "exist_ok": True} if i % 2 else
+                       {"name": "race", "exist_ok": True})
+            assert r.json() == {"name": "race", "contact": "process"}, r.text
+            return r.status_code
+
+    for _ in range(3):
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            codes = sorted(pool.map(open_it, range(12)))
+        with server.client() as c:
+            assert c.delete("/v1/sessions/race").status_code == 204
+        assert codes == [200] * 11 + [201], codes
+
+
 # -- jobs -----------------------------------------------------------------------------------------
 def test_a_job_runs_and_its_views_say_so(client: httpx.Client, session: str) -> None:
     view = run(client, session, sh("exit 3", job_name="three"))

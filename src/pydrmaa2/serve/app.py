@@ -219,16 +219,46 @@ class _Api:
         data = await read_json(request, ("name", "contact", "exist_ok"), ("name",))
         name = field(data, "name", str)
         contact = field(data, "contact", str)
-        if field(data, "exist_ok", bool, False):
-            row = self.store.session(name, "job")
-            if row is not None:
-                if contact and contact != row[0]:
-                    raise InvalidArgumentError(
-                        f"session {name!r} uses contact {row[0]!r}, not {contact!r}")
-                return JSONResponse({"name": name, "contact": row[0]})
-        js = await self.sm.create_job_session(name, contact)
-        self._sessions[name] = js
-        return JSONResponse({"name": name, "contact": js.contact}, 201)
+
+        async def create() -> Response:
+            js = await self.sm.create_job_session(name, contact)
+            old = self._sessions.pop(name, None)
+            self._sessions[name] = js
+            if old is not None and old is not js and not old._closed:
+                await old.close()
+            return JSONResponse({"name": name, "contact": js.contact}, 201)
+
+        return await self._create_session("job", name, contact,
+                                          field(data, "exist_ok", bool, False), create)
+
+    async def _create_session(self, kind: str, name: str, contact: str | None, exist_ok: bool,
+                              create: Callable[[], Awaitable[Response]]) -> Response:
+        """``create()``'s answer; with ``exist_ok``, 200 and the session when one of that name
+        and contact exists, also when another request created it meanwhile (several clients
+        opening the remote tracker at once on a fresh server)."""
+
+        def existing() -> Response | None:
+            row = self.store.session(name, kind)
+            if row is None:
+                return None
+            wanted = contact or DEFAULT_CONTACT  # none is process, as when creating
+            if wanted != row[0]:
+                raise InvalidArgumentError(
+                    f"session {name!r} uses contact {row[0]!r}, not {wanted!r}")
+            return JSONResponse({"name": name, "contact": row[0]})
+
+        if exist_ok:
+            answer = existing()
+            if answer is not None:
+                return answer
+        try:
+            return await create()
+        except InvalidArgumentError:
+            if exist_ok:  # created by another request since the look above?
+                answer = existing()
+                if answer is not None:
+                    return answer
+            raise
 
     async def get_session(self, request: Request) -> Response:
         return JSONResponse(self._session_view(request.path_params["name"]))
@@ -508,16 +538,14 @@ class _Api:
         data = await read_json(request, ("name", "contact", "exist_ok"), ("name",))
         name = field(data, "name", str)
         contact = field(data, "contact", str)
-        if field(data, "exist_ok", bool, False):
-            row = self.store.session(name, "reservation")
-            if row is not None:
-                if contact and contact != row[0]:
-                    raise InvalidArgumentError(
-                        f"session {name!r} uses contact {row[0]!r}, not {contact!r}")
-                return JSONResponse({"name": name, "contact": row[0]})
-        rs = await self.sm.create_reservation_session(name, contact)
-        await rs.close()
-        return JSONResponse({"name": name, "contact": rs.contact}, 201)
+
+        async def create() -> Response:
+            rs = await self.sm.create_reservation_session(name, contact)
+            await rs.close()
+            return JSONResponse({"name": name, "contact": rs.contact}, 201)
+
+        return await self._create_session("reservation", name, contact,
+                                          field(data, "exist_ok", bool, False), create)
 
     async def _reservation_session(self, name: str) -> Any:
         if self.store.session(name, "reservation") is None:
