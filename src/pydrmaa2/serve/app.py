@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import getpass
 import importlib.metadata
 import json
@@ -62,6 +63,9 @@ PING_INTERVAL = 15.0
 OUTPUT_QUEUE = 64
 #: How often (seconds) an output reader waiting for room checks whether its client has left.
 STOP_POLL = 0.2
+#: The most notifications an event stream holds for a client that does not read them; past
+#: that the stream is closed (the client reconnects), not buffered without end.
+SSE_QUEUE = 1024
 #: The dashboard's files, served as they are.
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -462,43 +466,57 @@ class _Api:
         name, ids_word = request.query_params.get("session"), request.query_params.get("ids")
         if (name is None) == (ids_word is None):
             raise InvalidArgumentError("give either ?session=NAME or ?ids=A,B,...")
-        first: list[dict[str, Any]] = []
-        streams: list[EventStream] = []
+        subscribe: list[Callable[[], EventStream]]
         if name is not None:
             js = await self.session(name)
-            stream = js.events()
-            streams.append(stream)
-            ended = stream._ended_before
-            first = [job_view(r, JobState(r.state), r.sub_state)
-                     for r in self.store.job_rows(name) if r.id in ended]
+            subscribe, whole = [js.events], js
         else:
             ids = [i for i in (ids_word or "").split(",") if i]
             if not ids:
                 raise InvalidArgumentError("ids= names no job")
-            for js, job_ids in (await self.grouped(list(dict.fromkeys(ids)))).values():
-                streams.append(js._stream(job_ids))
-        return StreamingResponse(self._sse(first, streams), media_type="text/event-stream",
+            groups = (await self.grouped(list(dict.fromkeys(ids)))).values()
+            subscribe = [functools.partial(js._stream, job_ids) for js, job_ids in groups]
+            whole = None
+        return StreamingResponse(self._sse(subscribe, whole), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store",
                                           "X-Accel-Buffering": "no"})
 
-    async def _sse(self, first: list[dict[str, Any]],
-                   streams: list[EventStream]) -> AsyncIterator[str]:
-        queue: asyncio.Queue[Notification | None] = asyncio.Queue()
+    async def _sse(self, subscribe: list[Callable[[], EventStream]],
+                   whole: AsyncJobSession | None) -> AsyncIterator[str]:
+        """The events of the streams ``subscribe`` opens (here, so they are always closed);
+        with ``whole``, a stream of that whole session, first the jobs ended before it began.
+        A client that falls SSE_QUEUE notifications behind has its stream closed (it
+        reconnects and starts again from the present states)."""
+        queue: asyncio.Queue[Notification | None] = asyncio.Queue(SSE_QUEUE)
+        overflowed = False
 
         async def pump(stream: EventStream) -> None:
+            nonlocal overflowed
             try:
                 async for n in stream:
                     queue.put_nowait(n)
+            except asyncio.QueueFull:
+                overflowed = True
             finally:
-                queue.put_nowait(None)
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
 
-        pumps = [asyncio.ensure_future(pump(s)) for s in streams]
+        streams: list[EventStream] = []
+        pumps: list[asyncio.Future[None]] = []
+        # The rows of the jobs streamed and not ended (a job reaped before its end is read
+        # is still named); an ended job's row is dropped.
         rows: dict[str, JobRow] = {}
         try:
-            for view in first:
-                yield _event(view)
+            for open_stream in subscribe:
+                streams.append(open_stream())
+            if whole is not None:
+                ended = streams[0]._ended_before
+                for r in self.store.job_rows(whole.session_name):
+                    if r.id in ended:
+                        yield _event(job_view(r, JobState(r.state), r.sub_state))
+            pumps = [asyncio.ensure_future(pump(s)) for s in streams]
             left = len(pumps)
-            while left:
+            while left and not overflowed:
                 try:
                     n = await asyncio.wait_for(queue.get(), PING_INTERVAL)
                 except asyncio.TimeoutError:
@@ -510,9 +528,14 @@ class _Api:
                 row = self.store.job(n.job_id) or rows.get(n.job_id)
                 if row is None:
                     continue
-                rows[n.job_id] = row
+                if n.state.is_terminal:
+                    rows.pop(n.job_id, None)
+                else:
+                    rows[n.job_id] = row
                 sub = row.sub_state if row.state == n.state.value else ""
                 yield _event(job_view(row, n.state, sub))
+            if overflowed:
+                log.info("an event stream's client fell %d events behind: closed", SSE_QUEUE)
         finally:
             for p in pumps:
                 p.cancel()
