@@ -359,6 +359,26 @@ def test_tls_needs_both_files_and_usable_ones(tmp_path: Path) -> None:
     assert r.returncode == 2 and "cannot use --tls-cert" in r.stderr
 
 
+def test_the_server_raises_its_open_files_limit_to_the_hard_one(tmp_path: Path) -> None:
+    """1,000 held connections need more descriptors than the usual soft limit of 1024."""
+    import resource
+
+    import psutil
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(256, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+    try:
+        srv = Server(tmp_path / "home").start()  # inherits the low soft limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        assert srv.process is not None
+        assert psutil.Process(srv.process.pid).rlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+    finally:
+        srv.cleanup()
+
+
 def test_a_second_server_on_the_same_socket_is_refused(server: Server) -> None:
     r = _serve(server.home, "--socket", str(server.socket))
     assert r.returncode == 2 and "already listens" in r.stderr

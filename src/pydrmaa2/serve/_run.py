@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import signal
 import socket
 import ssl
@@ -80,6 +81,7 @@ def run(listen: str | None = None, socket_path: str | Path | None = None,
     if announce is not None:
         announce(f"drmaa2 serve: listening on {where}")
         announce(f"drmaa2 serve: token in {token_path}")
+    _raise_nofile()
     try:
         with _sigterm_interrupts():
             asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
@@ -91,6 +93,15 @@ def run(listen: str | None = None, socket_path: str | Path | None = None,
             with contextlib.suppress(OSError):
                 if unix.stat().st_ino == inode:  # not another server's since
                     unix.unlink()
+
+
+def _raise_nofile() -> None:
+    """The soft limit of open files raised to the hard one: each held connection (a long
+    poll, an event stream) is a descriptor, and 1,000 of them pass the usual soft 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _host(host: str) -> str:
