@@ -246,6 +246,30 @@ def test_bad_queries_are_refused(client: httpx.Client) -> None:
             "InvalidArgumentError", "evil")
 
 
+def test_unknown_query_parameters_are_refused_on_every_endpoint(server: Server,
+                                                                client: httpx.Client) -> None:
+    q = {"colour": "red"}
+    for method, path, body in [
+            ("GET", "/v1/info", None), ("GET", "/v1/sessions", None),
+            ("POST", "/v1/sessions", {"name": "x"}), ("GET", "/v1/sessions/s", None),
+            ("DELETE", "/v1/sessions/s", None), ("POST", "/v1/sessions/s/jobs",
+                                                 {"template": sh("true")}),
+            ("POST", "/v1/sessions/s/arrays", {"template": sh("true"), "begin": 1, "end": 2}),
+            ("GET", "/v1/sessions/s/arrays", None), ("GET", "/v1/arrays/1", None),
+            ("GET", "/v1/jobs/1", None), ("DELETE", "/v1/jobs/1", None),
+            ("GET", "/v1/jobs/1/info", None), ("GET", "/v1/jobs/1/template", None),
+            ("POST", "/v1/jobs/1/terminate", None), ("POST", "/v1/states", {"ids": ["1"]}),
+            ("POST", "/v1/control", {"ids": ["1"], "action": "terminate"}),
+            ("POST", "/v1/wait", {"ids": ["1"], "mode": "any_started", "timeout": 0}),
+            ("POST", "/v1/reservation-sessions", {"name": "r"}),
+            ("GET", "/v1/reservation-sessions/r/reservations", None),
+            ("POST", "/v1/reservation-sessions/r/reservations", {"template": {}}),
+            ("DELETE", "/v1/reservations/1", None), ("GET", "/openapi.json", None)]:
+        r = client.request(method, path, params=q, json=body)
+        refused(r, 400, "InvalidArgumentError", "colour")
+    nothing_created(server)
+
+
 def test_unknown_routes_and_methods_answer_in_the_api_s_shape(client: httpx.Client) -> None:
     refused(client.get("/v1/nosuch"), 404, "InvalidArgumentError")
     refused(client.put("/v1/sessions"), 405, "UnsupportedOperationError")

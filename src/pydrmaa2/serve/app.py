@@ -185,6 +185,7 @@ class _Api:
 
     # -- server and trackers --------------------------------------------------------------------
     async def info(self, request: Request) -> Response:
+        _check_query(request, ())
         return JSONResponse({"user": getpass.getuser(), "home": str(self.sm.home),
                              "version": _version(), "schemes": available_schemes()})
 
@@ -216,10 +217,12 @@ class _Api:
         return {"name": name, "contact": row[0]}
 
     async def list_sessions(self, request: Request) -> Response:
+        _check_query(request, ())
         return JSONResponse([{"name": n, "contact": c}
                              for n, c in self.sm.job_session_contacts.items()])
 
     async def create_session(self, request: Request) -> Response:
+        _check_query(request, ())
         data = await read_json(request, ("name", "contact", "exist_ok"), ("name",))
         name = field(data, "name", str)
         contact = field(data, "contact", str)
@@ -265,9 +268,11 @@ class _Api:
             raise
 
     async def get_session(self, request: Request) -> Response:
+        _check_query(request, ())
         return JSONResponse(self._session_view(request.path_params["name"]))
 
     async def delete_session(self, request: Request) -> Response:
+        _check_query(request, ())
         name = request.path_params["name"]
         self._session_view(name)
         js = self._sessions.pop(name, None)
@@ -286,6 +291,7 @@ class _Api:
         return JSONResponse(views)
 
     async def run_job(self, request: Request) -> Response:
+        _check_query(request, ())
         js = await self.session(request.path_params["name"])
         data = await read_json(request, ("template",), ("template",))
         template = _wire.decode_strict(JobTemplate, data["template"], "template")
@@ -296,6 +302,7 @@ class _Api:
         return JSONResponse(job_view(row, JobState(row.state), row.sub_state), 201)
 
     async def run_array(self, request: Request) -> Response:
+        _check_query(request, ())
         js = await self.session(request.path_params["name"])
         data = await read_json(request, ("template", "begin", "end", "step", "max_parallel"),
                                ("template", "begin", "end"))
@@ -307,6 +314,7 @@ class _Api:
         return JSONResponse(await self.array_view(js, array.id, rows, live=False), 201)
 
     async def list_arrays(self, request: Request) -> Response:
+        _check_query(request, ())
         js = await self.session(request.path_params["name"])
         rows = self.store.job_rows(js.session_name)
         by_array: dict[str, list[JobRow]] = {}
@@ -325,6 +333,7 @@ class _Api:
         return JSONResponse(out)
 
     async def get_array(self, request: Request) -> Response:
+        _check_query(request, ())
         array_id = request.path_params["id"]
         ids = self.store.array_job_ids(array_id)
         if not ids:
@@ -334,18 +343,22 @@ class _Api:
 
     # -- jobs -----------------------------------------------------------------------------------
     async def get_job(self, request: Request) -> Response:
+        _check_query(request, ())
         js, row = await self.job(request.path_params["id"])
         return JSONResponse((await self.views(js, [row]))[0])
 
     async def job_info(self, request: Request) -> Response:
+        _check_query(request, ())
         js, row = await self.job(request.path_params["id"])
         return JSONResponse(_codec.encode(await AsyncJob(js, row.id).info))
 
     async def job_template(self, request: Request) -> Response:
+        _check_query(request, ())
         js, row = await self.job(request.path_params["id"])
         return JSONResponse(_codec.encode(await AsyncJob(js, row.id).template))
 
     async def control_job(self, request: Request) -> Response:
+        _check_query(request, ())
         action = request.path_params["action"]
         if action not in CONTROLS:
             raise NotFoundError(f"no action {action!r} (known: {', '.join(CONTROLS)})")
@@ -355,6 +368,7 @@ class _Api:
         return Response(status_code=204)
 
     async def reap_job(self, request: Request) -> Response:
+        _check_query(request, ())
         js, row = await self.job(request.path_params["id"])
         await AsyncJob(js, row.id).reap()
         return Response(status_code=204)
@@ -379,6 +393,7 @@ class _Api:
 
     # -- many jobs at once ----------------------------------------------------------------------
     async def states(self, request: Request) -> Response:
+        _check_query(request, ())
         data = await read_json(request, ("ids",), ("ids",))
         out: dict[str, list[Any]] = {}
         # An id the store does not know (reaped, or its session destroyed) is left out of the
@@ -408,6 +423,7 @@ class _Api:
         return JSONResponse(out)
 
     async def control(self, request: Request) -> Response:
+        _check_query(request, ())
         data = await read_json(request, ("ids", "action"), ("ids", "action"))
         ids = _wire.ids_of(data)
         action = field(data, "action", str)
@@ -439,6 +455,7 @@ class _Api:
         return JSONResponse({"refused": refused})
 
     async def wait(self, request: Request) -> Response:
+        _check_query(request, ())
         data = await read_json(request, ("ids", "mode", "timeout"), ("ids", "mode"))
         ids = _wire.ids_of(data)
         mode = field(data, "mode", str)
@@ -558,6 +575,7 @@ class _Api:
         return JSONResponse(_codec.encode(data))
 
     async def create_reservation_session(self, request: Request) -> Response:
+        _check_query(request, ())
         data = await read_json(request, ("name", "contact", "exist_ok"), ("name",))
         name = field(data, "name", str)
         contact = field(data, "contact", str)
@@ -576,6 +594,7 @@ class _Api:
         return await self.sm.open_reservation_session(name)
 
     async def request_reservation(self, request: Request) -> Response:
+        _check_query(request, ())
         rs = await self._reservation_session(request.path_params["name"])
         try:
             data = await read_json(request, ("template",), ("template",))
@@ -586,6 +605,7 @@ class _Api:
             await rs.close()
 
     async def list_reservations(self, request: Request) -> Response:
+        _check_query(request, ())
         rs = await self._reservation_session(request.path_params["name"])
         try:
             return JSONResponse([_codec.encode(await r.info)
@@ -594,6 +614,7 @@ class _Api:
             await rs.close()
 
     async def delete_reservation(self, request: Request) -> Response:
+        _check_query(request, ())
         rid = request.path_params["id"]
         for name in self.sm.reservation_session_names:
             for store_id, tracker_id, _ in self.store.reservations(name):
@@ -608,6 +629,7 @@ class _Api:
 
     # -- documents ------------------------------------------------------------------------------
     async def openapi(self, request: Request) -> Response:
+        _check_query(request, ())
         return JSONResponse(document(_version()))
 
     async def index(self, request: Request) -> Response:
