@@ -312,6 +312,19 @@ def test_listening_off_loopback_without_tls_is_refused(tmp_path: Path, address: 
     assert "without TLS" in r.stderr and "--tls-cert" in r.stderr
 
 
+def test_a_plain_http_socket_is_checked_for_the_address_it_is_bound_to() -> None:
+    """``localhost`` resolving off loopback (a hosts file, a resolver) is not served in plain
+    HTTP: the bound address is what counts."""
+    from pydrmaa2.serve._security import check_bound
+
+    for address in ("127.0.0.1", "127.0.1.1", "::1"):
+        check_bound("localhost:80", address, tls=False)
+    for address in ("10.1.2.3", "0.0.0.0", "::", "fe80::1%eth0", "2001:db8::1"):
+        with pytest.raises(d2.InvalidArgumentError, match="loopback"):
+            check_bound("localhost:80", address, tls=False)
+        check_bound("localhost:80", address, tls=True)
+
+
 def test_a_token_file_others_can_read_is_refused(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("secret\n")

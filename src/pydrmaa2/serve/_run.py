@@ -18,7 +18,7 @@ import uvicorn
 
 from .._store import default_home
 from ..errors import InvalidArgumentError
-from ._security import bind_unix, check_tls, parse_listen, read_token
+from ._security import bind_unix, check_bound, check_tls, parse_listen, read_token
 from .app import serve_app
 
 __all__ = ["run", "SOCKET_NAME", "TOKEN_NAME", "GRACE"]
@@ -69,6 +69,11 @@ def run(listen: str | None = None, socket_path: str | Path | None = None,
         except OSError as e:
             raise InvalidArgumentError(f"cannot listen on {listen}: {e}") from None
         bound = sock.getsockname()
+        try:
+            check_bound(listen, bound[0], bool(cert))
+        except InvalidArgumentError:
+            sock.close()
+            raise
         where = f"{'https' if cert else 'http'}://{_host(host)}:{bound[1]}"
     else:
         unix = Path(socket_path) if socket_path is not None else home / SOCKET_NAME

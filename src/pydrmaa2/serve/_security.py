@@ -73,6 +73,21 @@ def check_tls(host: str, tls_cert: str | None, tls_key: str | None) -> None:
             "--tls-cert and --tls-key (or use --socket, or --listen 127.0.0.1:PORT)")
 
 
+def check_bound(listen: str, address: str, tls: bool) -> None:
+    """Refuse a socket bound without TLS to an address that is not loopback: a name such as
+    ``localhost`` is checked for what it resolved to, not only for what it says."""
+    if tls:
+        return
+    try:
+        loopback = ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise InvalidArgumentError(
+            f"refusing to listen on {listen!r} without TLS: it is bound to {address}, which is "
+            "not a loopback address (use --listen 127.0.0.1:PORT, or --tls-cert and --tls-key)")
+
+
 def bind_unix(path: Path) -> socket.socket:
     """A listening Unix socket at ``path``, mode 0600 from its creation on. A stale socket
     file is replaced; one a server still answers on is refused."""
