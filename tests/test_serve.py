@@ -207,6 +207,30 @@ def test_sessions_opened_with_exist_ok_at_once_are_all_answered(server: Server) 
         assert codes == [200] * 11 + [201], codes
 
 
+@pytest.mark.parametrize("recreate", ["elsewhere", "over_the_api"])
+def test_a_session_destroyed_and_recreated_elsewhere_is_opened_anew(
+        server: Server, client: httpx.Client, recreate: str) -> None:
+    """The server's open session of that name is closed (its event streams end), not kept."""
+    name = f"again-{recreate}"
+    assert client.post("/v1/sessions", json={"name": name}).status_code == 201
+    with server.client(timeout=5) as watcher, \
+            watcher.stream("GET", "/v1/events", params={"session": name}) as stream:
+        assert stream.status_code == 200
+        with d2.SessionManager(home=server.home) as sm:
+            sm.destroy_job_session(name)
+            if recreate == "elsewhere":
+                sm.create_job_session(name).close()
+        if recreate == "over_the_api":
+            assert client.post("/v1/sessions", json={"name": name}).status_code == 201
+        else:
+            assert client.get(f"/v1/sessions/{name}/jobs").json() == []
+        assert list(stream.iter_lines()) == []  # ended, not held for the old session
+    job = run(client, name, sh("true"))
+    wait_all(client, [job["id"]])
+    assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    assert client.delete(f"/v1/sessions/{name}").status_code == 204
+
+
 # -- jobs -----------------------------------------------------------------------------------------
 def test_a_job_runs_and_its_views_say_so(client: httpx.Client, session: str) -> None:
     view = run(client, session, sh("exit 3", job_name="three"))

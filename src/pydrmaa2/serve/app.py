@@ -99,6 +99,8 @@ class _Api:
         self._sm: AsyncSessionManager | None = None
         self._sessions: dict[str, AsyncJobSession] = {}
         self._opening: dict[str, asyncio.Lock] = {}
+        #: When each kept session was created (the store's): tells one recreated since.
+        self._created: dict[str, float] = {}
 
     # -- life cycle and lookups -----------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -109,6 +111,7 @@ class _Api:
         finally:
             sm, self._sm = self._sm, None
             self._sessions.clear()
+            self._created.clear()
             await sm.close()
 
     @property
@@ -122,23 +125,48 @@ class _Api:
         return self.sm.sync._store
 
     async def session(self, name: str) -> AsyncJobSession:
-        """The open session named so (opened once, then kept); NotFoundError if none is."""
+        """The open session named so (opened once, then kept); NotFoundError if none is. One
+        destroyed and created again since (by another program) is opened anew, the old one
+        closed."""
         row = self.store.session(name, "job")
         js = self._sessions.get(name)
         if row is None:
             if js is not None:  # destroyed by another program: its watcher goes too
-                del self._sessions[name]
-                if not js._closed:
-                    await js.close()
+                await self._forget(name)
             raise NotFoundError(f"there is no job session named {name!r}")
-        if js is not None and js.contact == row[0] and not js._closed:
+        if js is not None and self._current(name, js, row):
             return js
         async with self._opening.setdefault(name, asyncio.Lock()):
             js = self._sessions.get(name)
-            if js is None or js.contact != row[0] or js._closed:
-                js = await self.sm.open_job_session(name)
-                self._sessions[name] = js
+            if js is None or not self._current(name, js, row):
+                new = await self.sm.open_job_session(name)
+                await self._keep(name, new, row[1])
+                js = new
             return js
+
+    def _current(self, name: str, js: AsyncJobSession, row: tuple[str, float]) -> bool:
+        """Whether ``js`` is still the session of this store row (not one of the same name
+        destroyed since)."""
+        return js.contact == row[0] and self._created.get(name) == row[1] and not js._closed
+
+    async def _keep(self, name: str, js: AsyncJobSession, created: float | None) -> None:
+        """Keep ``js`` open as the session ``name``, closing the one it replaces."""
+        old = self._sessions.get(name)
+        self._sessions[name] = js
+        if created is not None:
+            self._created[name] = created
+        else:
+            self._created.pop(name, None)
+        if old is not None and old is not js and not old._closed:
+            await old.close()
+
+    async def _forget(self, name: str) -> None:
+        """Close and forget the open session ``name`` (destroyed)."""
+        js = self._sessions.pop(name, None)
+        self._created.pop(name, None)
+        self._opening.pop(name, None)
+        if js is not None and not js._closed:
+            await js.close()
 
     def session_of(self, job_id: str) -> str:
         name = self.store.job_session(job_id)
@@ -229,10 +257,8 @@ class _Api:
 
         async def create() -> Response:
             js = await self.sm.create_job_session(name, contact)
-            old = self._sessions.pop(name, None)
-            self._sessions[name] = js
-            if old is not None and old is not js and not old._closed:
-                await old.close()
+            row = self.store.session(name, "job")
+            await self._keep(name, js, row[1] if row is not None else None)
             return JSONResponse({"name": name, "contact": js.contact}, 201)
 
         return await self._create_session("job", name, contact,
@@ -275,9 +301,7 @@ class _Api:
         _check_query(request, ())
         name = request.path_params["name"]
         self._session_view(name)
-        js = self._sessions.pop(name, None)
-        if js is not None and not js._closed:
-            await js.close()
+        await self._forget(name)
         await self.sm.destroy_job_session(name)
         return Response(status_code=204)
 
