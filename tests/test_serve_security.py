@@ -159,6 +159,12 @@ def test_a_streamed_body_over_a_mib_is_refused_as_it_arrives(server: Server,
     (b'{"template": {"remote_command": "/bin/true", "submit_as_hold": "yes"}}',
      ["submit_as_hold"]),
     (b'{"template": {"remote_command": "/bin/true", "priority": 1e400}}', ["priority"]),
+    (b'{"template": {"remote_command": "/bin/true", "args": "x"}}',
+     ["args", "is not a list of strings"]),
+    (b'{"template": {"remote_command": "/bin/true", "email": 5}}',
+     ["email", "is not a list of strings"]),
+    (b'{"template": {"remote_command": "/bin/true", "job_environment": ["A=1"]}}',
+     ["job_environment", "is not an object"]),
 ])
 def test_bad_job_bodies_are_refused_naming_the_fault(server: Server, client: httpx.Client,
                                                      body: bytes, words: list[str]) -> None:

@@ -221,8 +221,10 @@ def _decode(tp: Any, raw: Any) -> Any:
 
 
 def _type_name(tp: Any) -> str:
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    base = args[0] if len(args) == 1 else tp
+    base = tp
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):  # X | None: X
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        base = args[0] if len(args) == 1 else tp
     if isinstance(base, type) and issubclass(base, enum.Enum):
         return "one of " + ", ".join(repr(m.value) for m in base)
     if isinstance(base, type) and issubclass(base, dt.datetime):
@@ -230,7 +232,15 @@ def _type_name(tp: Any) -> str:
     if isinstance(base, type) and issubclass(base, dt.timedelta):
         return "a number of seconds"
     origin = typing.get_origin(base)
-    return {list: "a list", dict: "an object"}.get(origin, str(base))
+    if origin is list:
+        (inner,) = typing.get_args(base) or (Any,)
+        return "a list" if inner is Any else f"a list of {_type_name(inner).removeprefix('a ')}s"
+    if origin is dict:
+        return "an object"
+    if isinstance(base, type):
+        return {bool: "true or false", int: "an integer", float: "a number",
+                str: "a string"}.get(base, base.__name__)
+    return str(base)
 
 
 # -- views ----------------------------------------------------------------------------------------
