@@ -184,6 +184,16 @@ def test_sessions_are_created_listed_and_destroyed(client: httpx.Client) -> None
     assert gone.status_code == 404 and gone.json()["error"] == "InvalidArgumentError"
     assert client.delete("/v1/sessions/s1").status_code == 404
     assert client.get("/v1/sessions/s1/jobs").status_code == 404
+    # a missing contact is process, also for exist_ok
+    assert client.post("/v1/sessions", json={"name": "s2", "contact": "slurm"}).status_code == 201
+    try:
+        bare = client.post("/v1/sessions", json={"name": "s2", "exist_ok": True})
+        assert bare.status_code == 400 and "process" in bare.json()["message"], bare.text
+        same = client.post("/v1/sessions", json={"name": "s2", "contact": "slurm",
+                                                 "exist_ok": True})
+        assert same.status_code == 200 and same.json()["contact"] == "slurm"
+    finally:
+        assert client.delete("/v1/sessions/s2").status_code == 204
 
 
 def test_sessions_opened_with_exist_ok_at_once_are_all_answered(server: Server) -> None:
