@@ -291,7 +291,7 @@ def test_a_job_the_engine_took_just_before_its_submitter_died_is_withdrawn(sm, n
         import os, pydrmaa2 as d2
         from pydrmaa2._store import Store
         js = d2.SessionManager().open_job_session("died-before-row")
-        def die(self, session, job_id, *rest):  # the fault: death right after the engine call
+        def die(self, session, job_id, *rest, **kw):  # the fault: death right after the engine call
             print(job_id, flush=True)
             os.kill(os.getpid(), 9)
         Store.add_submitted_job = die

@@ -537,9 +537,10 @@ class JobSession(_Session):
         self._book.start_claimed([self._row(row.id)], back=HELD)  # refused: held again
         return _Outcome(changed=True)
 
-    def _output(self, job_id: str, stderr: bool, follow: bool,
-                tail: int | None) -> Iterator[str]:
-        """The lines of a job's stdout or stderr (``Job.output``, ``Job.error``)."""
+    def _output(self, job_id: str, stderr: bool, follow: bool, tail: int | None,
+                stop: Callable[[], bool] | None = None) -> Iterator[str]:
+        """The lines of a job's stdout or stderr (``Job.output``, ``Job.error``); a follow
+        ends when the job has, or once ``stop()`` is true (its reader left: drmaa2 serve)."""
         self._check_open()
         if not isinstance(follow, bool):
             raise InvalidArgumentError(f"follow {follow!r} is not True or False")
@@ -553,6 +554,8 @@ class JobSession(_Session):
         kept = remote or (path is not None and self._book.is_kept_output(row, path))
 
         def ended() -> bool:
+            if stop is not None and stop():
+                return True
             now = self._store.job(job_id)
             return now is None or self._states_of([now])[job_id][0].is_terminal
 

@@ -33,7 +33,7 @@ from ..errors import Drmaa2Error, InternalError, InvalidArgumentError
 from ..errors import TimeoutError as Drmaa2TimeoutError
 from ..info import Notification
 from ..jobs import Job, check_timeout
-from ..session import DEFAULT_CONTACT, JobSession
+from ..session import DEFAULT_CONTACT
 from ..states import JobState
 from ..templates import JobTemplate, ReservationTemplate, check_text
 from ..trackers import Contact, available_schemes, tracker_class
@@ -406,11 +406,9 @@ class _Api:
         tail = None if tail_word is None else int(tail_word)
         js, row = await self.job(request.path_params["id"])
         stop = threading.Event()
-        # The session reads through a view whose store forgets the job once ``stop`` is set:
-        # a followed job then counts as ended, so the reader stops within one poll of the
-        # client's leaving, also while the job is silent or held.
-        reader = _Stoppable(js.sync, stop)
-        lines = await js._blocking(JobSession._output, reader, row.id, stderr, follow, tail)
+        # A follow ends once the client has left (``stop``), also while the job is silent or
+        # held: the reader stops within one poll.
+        lines = await js._blocking(js.sync._output, row.id, stderr, follow, tail, stop.is_set)
         return StreamingResponse(_threaded(lines, stop), media_type="text/plain; charset=utf-8",
                                  headers={"Cache-Control": "no-store",
                                           "X-Content-Type-Options": "nosniff"})
@@ -678,30 +676,6 @@ def _static_file(path: Path) -> Response:
 
 def _event(view: dict[str, Any]) -> str:
     return f"event: state\ndata: {json.dumps(view)}\n\n"
-
-
-class _StoppableStore:
-    """A store whose ``job`` is None once ``stop`` is set (the rest is the store's own)."""
-
-    def __init__(self, store: Store, stop: threading.Event) -> None:
-        self._inner, self._stop = store, stop
-
-    def job(self, job_id: str) -> JobRow | None:
-        return None if self._stop.is_set() else self._inner.job(job_id)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-class _Stoppable:
-    """A JobSession as ``JobSession._output`` reads it, its store a _StoppableStore."""
-
-    def __init__(self, js: JobSession, stop: threading.Event) -> None:
-        self._inner = js
-        self._store = _StoppableStore(js._store, stop)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 async def _threaded(lines: Iterator[str], stop: threading.Event | None = None,

@@ -168,6 +168,7 @@ class SessionEvents:
         return feed
 
     def drop(self, feed: RemoteFeed) -> None:
+        """A closed feed: it hears no more."""
         with self._lock:
             self._feeds.discard(feed)
 
@@ -177,6 +178,7 @@ class SessionEvents:
             self._latest.pop(job_id, None)
 
     def close(self) -> None:
+        """Stop the reader (its connection shut down at once) and wake every feed."""
         self._closed.set()
         with self._lock:
             # The reader blocks in a read: shutting its socket down ends the read at once.
@@ -262,6 +264,7 @@ class RemoteFeed(ChangeFeed):
             self._event.set()
 
     def fire(self) -> None:
+        """Make the waiter look (the stream connected again, or told something unreadable)."""
         self._event.set()
 
     def wait(self, timeout: float | None) -> bool:
