@@ -16,6 +16,7 @@ from pathlib import Path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import InvalidArgumentError
+from ..trackers.common import is_loopback
 from ._wire import TokenError, refusal
 
 #: Paths that need the token (the dashboard's page and files do not: they hold no data).
@@ -51,16 +52,6 @@ def parse_listen(listen: str) -> tuple[str, int]:
     if not sep or not host or not (port.isascii() and port.isdecimal()) or not 0 <= int(port) < 65536:
         raise InvalidArgumentError(f"--listen {listen!r} is not HOST:PORT")
     return host.removeprefix("[").removesuffix("]"), int(port)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (``localhost`` included, names otherwise not)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_tls(host: str, tls_cert: str | None, tls_key: str | None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import getpass
+import ipaddress
 import os
 import platform
 import socket
@@ -84,3 +85,13 @@ def local_machine() -> MachineInfo:
         machine_os_version=Version(release[0], release[1] if len(release) > 1 else "0"),
         machine_arch=CPU.from_machine(platform.machine()),
         extensions={"cpus": str(logical)})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (``localhost`` included, names otherwise not)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

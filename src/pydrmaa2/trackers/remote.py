@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import ipaddress
 import json
 import logging
 import os
@@ -42,6 +41,7 @@ from ..info import JobInfo, MachineInfo, QueueInfo, ReservationInfo
 from ..states import Capability, JobState
 from ..templates import JobTemplate, ReservationTemplate
 from .base import MAX_ARRAY_SIZE, Action, ChangeFeed, Contact, JobTracker
+from .common import is_loopback
 
 __all__ = ["CONTROL", "ERRORS", "RemoteFeed", "RemoteTracker", "SessionEvents"]
 
@@ -123,15 +123,6 @@ def _state(word: str) -> JobState:
             return JobState[word]
         except KeyError:
             raise DrmCommunicationError(f"the drmaa2 server sent an unknown job state {word!r}") from None
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # -- events ------------------------------------------------------------------------------------------
@@ -355,7 +346,7 @@ class RemoteTracker(JobTracker):
         port = f":{contact.port}" if contact.port else ""
         prefix = (contact.path or "").rstrip("/")
         if contact.scheme == "drmaa2+http":
-            if not _is_loopback(contact.host):
+            if not is_loopback(contact.host):
                 raise InvalidArgumentError(
                     f"contact {contact.raw!r}: drmaa2+http (no TLS) is for loopback addresses "
                     "only; use drmaa2+https")
