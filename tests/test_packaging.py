@@ -47,7 +47,7 @@ EXTRAS = {
     "containerd": {"grpcio", "protobuf"},
     "drmaa1": {"cffi"},
     # drmaa2 serve (an ASGI app served by uvicorn) and the remote tracker (an HTTP client).
-    "serve": {"starlette", "uvicorn", "httpx"},
+    "serve": {"starlette", "uvicorn", "httpx", "httptools", "uvloop"},
 }
 #: Extras for people, not trackers: everything, and the tools to develop and document pydrmaa2.
 OTHER_EXTRAS = {"all", "dev", "docs"}

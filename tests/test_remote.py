@@ -9,10 +9,12 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,3 +188,80 @@ def test_waits_share_one_event_stream_of_the_session(server: LocalServer,
     feed = js._tracker._events.feed(frozenset([tid]), {tid: "running"})
     assert feed.wait(0)
     feed.close()
+
+
+def _counting(js: d2.JobSession) -> list[str]:
+    """The requests the session's remote tracker makes from now on ("METHOD /path")."""
+    made: list[str] = []
+    tracker = js._tracker
+    send = tracker._request
+
+    def counted(method: str, path: str, doing: str, **kwargs: object) -> object:
+        made.append(f"{method} {path}")
+        return send(method, path, doing, **kwargs)
+
+    tracker._request = counted  # type: ignore[method-assign]
+    return made
+
+
+def _stream_up(js: d2.JobSession) -> None:
+    """Open the session's event stream (the first wait does) and wait until it is connected."""
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/true"))
+    job.wait_terminated(30)
+    events = js._tracker._events
+    deadline = time.monotonic() + 30
+    while not events.connected:
+        assert time.monotonic() < deadline, "the event stream did not connect"
+        time.sleep(0.01)
+
+
+def test_a_job_submitted_while_the_stream_is_up_costs_one_request(
+        server: LocalServer, manager: d2.SessionManager) -> None:
+    js = manager.create_job_session("one-request", contact=server.contact("process"))
+    _stream_up(js)
+    made = _counting(js)
+    for code in (0, 3, 0):
+        job = js.run_job(d2.JobTemplate(remote_command="/bin/sh", args=["-c", f"exit {code}"]))
+        info = job.wait_terminated(30)
+        assert (info.exit_status, info.state) == (code, d2.JobState.DONE if code == 0
+                                                  else d2.JobState.FAILED)
+        # the end and its JobInfo came on the event stream: what the server keeps
+        assert info.extensions["native_id"] == js._store.job(job.id).tracker_id
+        assert job.state is info.state
+    assert made == [f"POST /v1/sessions/{js._tracker.session}/jobs"] * 3
+
+
+def test_a_job_controlled_from_here_is_read_from_the_server(
+        server: LocalServer, manager: d2.SessionManager) -> None:
+    js = manager.create_job_session("controlled", contact=server.contact("process"))
+    _stream_up(js)
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/sleep", args=["60"]))
+    job.wait_started(30)
+    made = _counting(js)
+    job.suspend()
+    # at once, not once the stream has told it: the read asks the server
+    assert job.state is d2.JobState.SUSPENDED
+    assert "POST /v1/states" in made
+    job.terminate()
+    assert job.wait_terminated(30).state is d2.JobState.FAILED
+
+
+def test_after_the_stream_reconnects_jobs_are_read_from_the_server(
+        server: LocalServer, manager: d2.SessionManager) -> None:
+    js = manager.create_job_session("reconnected", contact=server.contact("process"))
+    _stream_up(js)
+    events = js._tracker._events
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/sleep", args=["60"]))
+    job.wait_started(30)
+    generation = events.generation
+    with events._lock:  # the connection breaks: news of the job may be missed meanwhile
+        events._socket.shutdown(socket.SHUT_RDWR)
+    deadline = time.monotonic() + 30
+    while not (events.connected and events.generation > generation):
+        assert time.monotonic() < deadline, "the event stream did not connect again"
+        time.sleep(0.01)
+    made = _counting(js)
+    assert job.state is d2.JobState.RUNNING
+    assert made == ["POST /v1/states"]
+    job.terminate()
+    assert job.wait_terminated(30).state is d2.JobState.FAILED

@@ -401,6 +401,10 @@ def test_events_of_a_job_show_its_states_to_done(client: httpx.Client, session: 
     states = [v["state"] for v in rest]
     assert states[-1] == "done" and "running" in states
     assert rest[-1]["session"] == session and rest[-1]["sub_state"] == "exited"
+    # the change to an ended state brings the JobInfo along: a waiter needs no more request
+    assert [v for v in rest if "info" in v] == [rest[-1]]
+    assert rest[-1]["info"] == client.get(f"/v1/jobs/{job['id']}/info").json()
+    assert rest[-1]["info"]["exit_status"] == 0 and rest[-1]["info"]["state"] == "done"
     # an ended job's stream says how it ended, then ends
     with client.stream("GET", "/v1/events", params={"ids": job["id"]}) as r:
         assert [v["state"] for v in _states_until_end(r.iter_lines())] == ["done"]
@@ -414,9 +418,10 @@ def test_events_of_a_session_start_with_every_job_then_follow_new_ones(
         lines = r.iter_lines()
         first = _states_until_end(lines)
         assert first == [client.get(f"/v1/jobs/{old['id']}").json()]
-        new = run(client, session, sh("sleep 0.5"))
+        new = run(client, session, sh("sleep 0.5; exit 4"))
         rest = _states_until_end(lines)
-    assert {v["id"] for v in rest} == {new["id"]} and rest[-1]["state"] == "done"
+    assert {v["id"] for v in rest} == {new["id"]} and rest[-1]["state"] == "failed"
+    assert rest[-1]["info"]["exit_status"] == 4
 
 
 def test_output_whole_tail_stderr_and_follow(client: httpx.Client, session: str) -> None:

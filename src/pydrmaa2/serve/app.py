@@ -505,35 +505,38 @@ class _Api:
         name, ids_word = request.query_params.get("session"), request.query_params.get("ids")
         if (name is None) == (ids_word is None):
             raise InvalidArgumentError("give either ?session=NAME or ?ids=A,B,...")
-        subscribe: list[Callable[[], EventStream]]
+        subscribe: list[tuple[Callable[[], EventStream], AsyncJobSession]]
         if name is not None:
             js = await self.session(name)
-            subscribe, whole = [js.events], js
+            subscribe, whole = [(js.events, js)], js
         else:
             ids = [i for i in (ids_word or "").split(",") if i]
             if not ids:
                 raise InvalidArgumentError("ids= names no job")
             groups = (await self.grouped(list(dict.fromkeys(ids)))).values()
-            subscribe = [functools.partial(js._stream, job_ids) for js, job_ids in groups]
+            subscribe = [(functools.partial(js._stream, job_ids), js) for js, job_ids in groups]
             whole = None
         return StreamingResponse(self._sse(subscribe, whole), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store",
                                           "X-Accel-Buffering": "no"})
 
-    async def _sse(self, subscribe: list[Callable[[], EventStream]],
+    async def _sse(self, subscribe: list[tuple[Callable[[], EventStream], AsyncJobSession]],
                    whole: AsyncJobSession | None) -> AsyncIterator[str]:
-        """The events of the streams ``subscribe`` opens (here, so they are always closed);
-        with ``whole``, a stream of that whole session, first the jobs ended before it began.
+        """The events of the streams ``subscribe`` opens (here, so they are always closed),
+        each of its session; with ``whole``, a stream of that whole session, first the jobs
+        ended before it began. The change of a job to an ended state carries its JobInfo
+        (``info``: it never changes, so a client waiting for the job needs no request more).
         A client that falls SSE_QUEUE notifications behind has its stream closed (it
         reconnects and starts again from the present states)."""
-        queue: asyncio.Queue[Notification | None] = asyncio.Queue(SSE_QUEUE)
+        queue: asyncio.Queue[tuple[Notification, AsyncJobSession] | None] = \
+            asyncio.Queue(SSE_QUEUE)
         overflowed = False
 
-        async def pump(stream: EventStream) -> None:
+        async def pump(stream: EventStream, js: AsyncJobSession) -> None:
             nonlocal overflowed
             try:
                 async for n in stream:
-                    queue.put_nowait(n)
+                    queue.put_nowait((n, js))
             except asyncio.QueueFull:
                 overflowed = True
             finally:
@@ -546,33 +549,39 @@ class _Api:
         # is still named); an ended job's row is dropped.
         rows: dict[str, JobRow] = {}
         try:
-            for open_stream in subscribe:
+            for open_stream, _ in subscribe:
                 streams.append(open_stream())
             if whole is not None:
                 ended = streams[0]._ended_before
                 for r in self.store.job_rows(whole.session_name):
                     if r.id in ended:
                         yield _event(job_view(r, JobState(r.state), r.sub_state))
-            pumps = [asyncio.ensure_future(pump(s)) for s in streams]
+            pumps = [asyncio.ensure_future(pump(s, js))
+                     for s, (_, js) in zip(streams, subscribe, strict=True)]
             left = len(pumps)
             while left and not overflowed:
                 try:
-                    n = await asyncio.wait_for(queue.get(), PING_INTERVAL)
+                    item = await asyncio.wait_for(queue.get(), PING_INTERVAL)
                 except asyncio.TimeoutError:
                     yield ": ping\n\n"
                     continue
-                if n is None:
+                if item is None:
                     left -= 1
                     continue
+                n, js = item
                 row = self.store.job(n.job_id) or rows.get(n.job_id)
                 if row is None:
                     continue
+                sub = row.sub_state if row.state == n.state.value else ""
+                view = job_view(row, n.state, sub)
                 if n.state.is_terminal:
                     rows.pop(n.job_id, None)
+                    info = await self._ended_info(js, n.job_id)
+                    if info is not None:
+                        view["info"] = info
                 else:
                     rows[n.job_id] = row
-                sub = row.sub_state if row.state == n.state.value else ""
-                yield _event(job_view(row, n.state, sub))
+                yield _event(view)
             if overflowed:
                 log.info("an event stream's client fell %d events behind: closed", SSE_QUEUE)
         finally:
@@ -580,6 +589,16 @@ class _Api:
                 p.cancel()
             for s in streams:
                 await s.aclose()
+
+    @staticmethod
+    async def _ended_info(js: AsyncJobSession, job_id: str) -> dict[str, Any] | None:
+        """The encoded JobInfo of an ended job; None once it is gone (reaped meanwhile)."""
+        try:
+            info: dict[str, Any] = await js._blocking(
+                lambda: _codec.encode(Job(js.sync, job_id).info))
+        except Drmaa2Error:
+            return None
+        return info
 
     # -- monitoring and reservations -----------------------------------------------------------
     async def monitor(self, request: Request) -> Response:

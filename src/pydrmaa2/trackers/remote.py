@@ -14,7 +14,8 @@ import os
 import socket
 import ssl
 import threading
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,9 @@ _LIMITS = httpx.Limits(keepalive_expiry=30.0)
 EVENT_SILENCE = 45.0
 #: Backoff between attempts to reconnect an event stream: first, and at most (seconds).
 RECONNECT_FIRST, RECONNECT_MAX = 0.1, 2.0
+#: Ended jobs whose end, as the event stream told it, a tracker keeps (it tells of every job of
+#: the server session, other programs' too).
+FINAL_KEPT = 10_000
 
 
 # -- the one boundary --------------------------------------------------------------------------------
@@ -133,13 +137,24 @@ class SessionEvents:
     of a tracker: a reader thread hands each ``state`` event to the feeds watching that job
     (``RemoteFeed``). A wait then costs no connection of its own. When the stream breaks (the
     server restarts) the thread connects again with backoff and fires every feed once
-    connected: the waiters look again and so miss nothing that happened meanwhile."""
+    connected: the waiters look again and so miss nothing that happened meanwhile.
 
-    def __init__(self, client: httpx.Client, address: str, session: str) -> None:
+    It also keeps each job's last state, which the tracker reads instead of asking the server
+    for jobs it submitted while this connection was up (``since``)."""
+
+    def __init__(self, client: httpx.Client, address: str, session: str,
+                 on_end: Callable[[str, str, str, dict[str, Any]], None]) -> None:
         self._client, self._address, self._session = client, address, session
+        #: Told (id, state, sub_state, JobInfo) of a watched job's end the stream brought.
+        self._on_end = on_end
         self._lock = threading.Lock()
         self._feeds: set[RemoteFeed] = set()
-        self._latest: dict[str, str] = {}  # each job's state as the stream last told it
+        #: Each job's (state, sub_state) as the stream last told it.
+        self._latest: dict[str, tuple[str, str]] = {}
+        #: Which connection of the stream this is (one more at each reconnection) and whether
+        #: it is up: news the stream brings are whole only within one connection.
+        self.generation = 0
+        self.connected = False
         self._closed = threading.Event()
         self._socket: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, name="pydrmaa2-remote-events",
@@ -154,9 +169,18 @@ class SessionEvents:
             self._feeds.add(feed)
             for job_id in ids:
                 latest = self._latest.get(job_id)
-                if latest is not None and known.get(job_id) != latest:
-                    feed.tell(job_id, latest)
+                if latest is not None and known.get(job_id) != latest[0]:
+                    feed.tell(job_id, latest[0])
         return feed
+
+    def since(self, generation: int, job_id: str) -> tuple[str, str] | None:
+        """The job's (state, sub_state) as the stream last told it, or ("", "") when it told
+        nothing of it yet, if the stream has been connected since ``generation`` (before the
+        job was submitted, so no news of it was missed); None if it has not."""
+        with self._lock:
+            if not self.connected or self.generation != generation:
+                return None
+            return self._latest.get(job_id, ("", ""))
 
     def drop(self, feed: RemoteFeed) -> None:
         """A closed feed: it hears no more."""
@@ -196,6 +220,8 @@ class SessionEvents:
                         self._socket = stream.get_extra_info("socket") if stream else None
                         if self._closed.is_set():
                             return
+                        self.generation += 1
+                        self.connected = True
                         if reconnecting:  # connected again: look, nothing was heard meanwhile
                             for feed in self._feeds:
                                 feed.fire()
@@ -209,6 +235,7 @@ class SessionEvents:
             finally:
                 with self._lock:
                     self._socket = None
+                    self.connected = False
             reconnecting = True
             backoff = min(RECONNECT_MAX, backoff * 2 or RECONNECT_FIRST)
             self._closed.wait(backoff)
@@ -224,13 +251,20 @@ class SessionEvents:
                 try:
                     view = json.loads(line[5:])
                     job_id, state = str(view["id"]), str(view["state"])
-                except (ValueError, KeyError, TypeError):
+                    info = view.get("info")
+                    ended = (info if isinstance(info, dict) and _state(state).is_terminal
+                             else None)
+                except (ValueError, KeyError, TypeError, DrmCommunicationError):
                     with self._lock:  # unreadable: every waiter looks
                         for feed in self._feeds:
                             feed.fire()
                     continue
+                sub_state = str(view.get("sub_state") or "")
                 with self._lock:
-                    self._latest[job_id] = state
+                    self._latest[job_id] = (state, sub_state)
+                    if ended is not None:
+                        # Kept before the waiters hear of it: their next look needs no request.
+                        self._on_end(job_id, state, sub_state, ended)
                     for feed in self._feeds:
                         if job_id in feed.ids:
                             feed.tell(job_id, state)
@@ -290,8 +324,17 @@ class RemoteTracker(JobTracker):
 
     def __init__(self, contact: Contact, home: Path) -> None:
         super().__init__(contact, home)
-        #: The JobInfos of ended jobs as states() received them (until the job is reaped).
+        #: The JobInfos of ended jobs as states() or the event stream brought them (until the
+        #: job is reaped).
         self._ended: dict[str, dict[str, Any]] = {}
+        #: The ended states the event stream told (the last FINAL_KEPT of them): an end never
+        #: changes, so states() answers them without asking the server again.
+        self._final: OrderedDict[str, tuple[JobState, str]] = OrderedDict()
+        #: This tracker's jobs whose states the event stream follows: the stream's generation
+        #: when each was submitted, and the state the submission answered. A job leaves it
+        #: once read from the server (a later event could be older than that answer) or
+        #: controlled from here (so a read after a control shows the control's effect).
+        self._followed: dict[str, tuple[int, str, str]] = {}
         #: The states this thread's last states() saw (the waiter's own look, which its next
         #: watch() follows): a feed's stream repeating one of them is no news.
         self._looked = threading.local()
@@ -407,9 +450,26 @@ class RemoteTracker(JobTracker):
 
     def submit(self, job_id: str, template: JobTemplate, task_index: int | None,
                hold: bool = False) -> str:
+        generation = self._generation()
         view = self._json("POST", f"/v1/sessions/{self.session}/jobs", "submitting a job",
                           json={"template": self._wire_template(template, hold, job_id)})
+        self._follow(generation, [view])
         return str(view["id"])
+
+    def _generation(self) -> int | None:
+        """The event stream's generation if it is connected now (before a submission)."""
+        events = self._events
+        return events.generation if events is not None and events.connected else None
+
+    def _follow(self, generation: int | None, views: Sequence[dict[str, Any]]) -> None:
+        """Let the event stream tell the states of jobs just submitted, if it was connected
+        before their submission (``generation``) and so misses none of their changes."""
+        if generation is None:
+            return
+        with self._ended_lock:
+            for v in views:
+                self._followed[str(v["id"])] = (generation, str(v["state"]),
+                                                str(v.get("sub_state") or ""))
 
     def submit_array(self, job_ids: Sequence[str], template: JobTemplate,
                      indices: Sequence[int], max_parallel: int | None,
@@ -419,11 +479,16 @@ class RemoteTracker(JobTracker):
         if list(indices) != list(range(begin, end + 1, step)):
             raise UnsupportedOperationError(
                 f"the {self.scheme!r} tracker submits arrays as begin..end by step, not {indices!r}")
+        generation = self._generation()
         view = self._json("POST", f"/v1/sessions/{self.session}/arrays", "submitting an array",
                           json={"template": self._wire_template(template, hold, f"{job_ids[0]}+"),
                                 "begin": begin, "end": end, "step": step,
                                 "max_parallel": max_parallel})
         tids = [str(t) for t in view["job_ids"]]
+        counts = view.get("counts") or {}
+        if len(counts) == 1:  # every task in one state (as submitted): follow them
+            state = next(iter(counts))
+            self._follow(generation, [{"id": t, "state": state} for t in tids])
         if len(tids) != len(job_ids):
             raise ImplementationSpecificError(
                 f"the drmaa2 server at {self.address} made array {view.get('id')} of {len(tids)} "
@@ -461,12 +526,31 @@ class RemoteTracker(JobTracker):
     def states(self, tracker_ids: Sequence[str]) -> dict[str, tuple[JobState, str]]:
         if not tracker_ids:
             return {}
-        answer = self._json("POST", "/v1/states", "reading job states",
-                            json={"ids": list(tracker_ids)})
         out: dict[str, tuple[JobState, str]] = {}
         seen: dict[str, str] = {}
+        events = self._events
+        with self._ended_lock:
+            for tid in tracker_ids:
+                final = self._final.get(tid)
+                if final is not None:
+                    out[tid] = final
+                    seen[tid] = final[0].value
+                    continue
+                followed = self._followed.get(tid)
+                told = events.since(followed[0], tid) if followed and events else None
+                if told is not None:
+                    # The stream has been up since the job's submission: its last word on the
+                    # job (or the submission's answer) is as current as a request's.
+                    word, sub = told if told[0] else followed[1:]  # type: ignore[index]
+                    out[tid], seen[tid] = (_state(word), sub), word
+                else:
+                    self._followed.pop(tid, None)
         self._looked.states = seen
-        for tid in tracker_ids:
+        ask = [tid for tid in tracker_ids if tid not in out]
+        if not ask:
+            return out
+        answer = self._json("POST", "/v1/states", "reading job states", json={"ids": ask})
+        for tid in ask:
             pair = answer.get(tid)
             out[tid] = ((_state(pair[0]), str(pair[1] or "")) if pair
                         else (JobState.UNDETERMINED, "unknown to the drmaa2 server"))
@@ -477,6 +561,22 @@ class RemoteTracker(JobTracker):
                 with self._ended_lock:
                     self._ended[tid] = pair[2]
         return out
+
+    def _unfollow(self, tracker_ids: Sequence[str]) -> None:
+        """Read these jobs from the server from now on (they are being controlled from here)."""
+        with self._ended_lock:
+            for tid in tracker_ids:
+                self._followed.pop(tid, None)
+
+    def _ended_on_stream(self, tracker_id: str, state: str, sub_state: str,
+                         info: dict[str, Any]) -> None:
+        """A job's end as the event stream told it, with its JobInfo."""
+        with self._ended_lock:
+            self._final[tracker_id] = (_state(state), sub_state)
+            self._ended[tracker_id] = info
+            while len(self._final) > FINAL_KEPT:  # the stream tells of others' jobs too
+                old, _ = self._final.popitem(last=False)
+                self._ended.pop(old, None)
 
     def info(self, tracker_id: str) -> JobInfo:
         with self._ended_lock:
@@ -497,11 +597,13 @@ class RemoteTracker(JobTracker):
         return info
 
     def control(self, tracker_id: str, action: Action) -> None:
+        self._unfollow([tracker_id])
         self._request("POST", f"/v1/jobs/{tracker_id}/{CONTROL[action]}", f"{action.value} a job")
 
     def control_many(self, tracker_ids: Sequence[str], action: Action) -> dict[str, Drmaa2Error]:
         if not tracker_ids:
             return {}
+        self._unfollow(tracker_ids)
         answer = self._json("POST", "/v1/control", f"{action.value} jobs",
                             json={"ids": list(tracker_ids), "action": CONTROL[action]})
         return {str(tid): ERRORS.get(str(why.get("error")), ImplementationSpecificError)(
@@ -516,7 +618,8 @@ class RemoteTracker(JobTracker):
             if self._closed:
                 raise InvalidStateError(f"the remote tracker of {self.address} is closed")
             if self._events is None:
-                self._events = SessionEvents(self._client, self.address, self.session)
+                self._events = SessionEvents(self._client, self.address, self.session,
+                                             self._ended_on_stream)
             events = self._events
         return events.feed(ids, known)
 
@@ -541,6 +644,8 @@ class RemoteTracker(JobTracker):
         self._request("DELETE", f"/v1/jobs/{tracker_id}", "reaping a job")
         with self._ended_lock:
             self._ended.pop(tracker_id, None)
+            self._final.pop(tracker_id, None)
+            self._followed.pop(tracker_id, None)
             events = self._events
         if events is not None:
             events.forget(tracker_id)
