@@ -230,6 +230,40 @@ def test_agent_socket_path_is_short_even_for_deep_homes(tmp_path):
     assert socket_path(Path("/tmp/h")) == Path("/tmp/h/agent.sock")
 
 
+def test_the_first_submission_hands_the_agent_a_socket_it_bound(sm, js):
+    """No agent runs: run_job binds the agent's socket itself, queues the job on it and
+    returns; the agent it starts (not its child, in a session of its own) serves that socket."""
+    from pydrmaa2.agent import socket_path
+
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/sh", args=["-c", "exit 4"]))
+    path = socket_path(sm.home)
+    assert stat_mode(path) == 0o600
+    assert job.wait_terminated(30).exit_status == 4
+    agent = psutil.Process(AgentClient.for_home(sm.home).request("ping")["pid"])
+    assert any(a.startswith("--listen-fd=") for a in agent.cmdline())
+    assert agent.ppid() != os.getpid() and os.getsid(agent.pid) != os.getsid(0)
+
+
+def test_a_dead_agents_socket_file_is_replaced_by_the_next_submission(sm, js):
+    """An agent killed without unlinking its socket leaves a file nobody listens on: the next
+    submission binds a new one there."""
+    import socket as socketlib
+
+    from pydrmaa2.agent import socket_path
+
+    path = socket_path(sm.home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dead = socketlib.socket(socketlib.AF_UNIX)
+    dead.bind(str(path))
+    dead.close()  # bound, never listening: connecting is refused
+    job = js.run_job(d2.JobTemplate(remote_command="/bin/true"))
+    assert job.wait_terminated(30).state is d2.JobState.DONE
+
+
+def stat_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
 def test_submission_time_is_fixed_once_at_submission(sm):
     """Read while the job runs and after it ended, submission_time is the same instant: the
     one the store recorded when the job was submitted."""

@@ -40,6 +40,8 @@ IDLE_EXIT = float(os.environ.get("PYDRMAA2_AGENT_IDLE", "60"))
 START_TIMEOUT = 15.0
 #: Interval between connection attempts while an agent starts (it has no way to signal us).
 START_POLL = 0.01
+#: Connections the agent's socket queues before the agent accepts them.
+LISTEN_BACKLOG = 128
 
 
 def socket_path(home: Path) -> Path:
@@ -173,8 +175,18 @@ class AgentClient:
             fcntl.flock(lockf, fcntl.LOCK_EX)
             try:
                 return _Conn(self.path)
-            except OSError:
-                pass
+            except OSError as e:
+                nobody = e.errno in (errno.ENOENT, errno.ECONNREFUSED)
+            if nobody:
+                # Nobody listens: the agent's socket is bound here and handed to it, so this
+                # connection is queued at once and what is sent on it waits for the agent,
+                # instead of the caller waiting for the agent's start (a quarter second).
+                listener = self._bind()
+                try:
+                    self._start(listener)
+                finally:
+                    listener.close()
+                return _Conn(self.path)
             self._start()
             deadline = time.monotonic() + START_TIMEOUT
             while True:
@@ -189,22 +201,46 @@ class AgentClient:
                             f"{e}\n{tail}") from e
                     time.sleep(START_POLL)
 
-    def _start(self) -> None:
+    def _bind(self) -> socket.socket:
+        """The agent's listening socket, bound at its path (0600; a dead agent's socket file
+        replaced): called under the spawn lock, when nothing listens there."""
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            old = os.umask(0o177)
+            try:
+                listener.bind(os.fspath(self.path))
+            finally:
+                os.umask(old)
+            os.chmod(self.path, 0o600)
+            listener.listen(LISTEN_BACKLOG)
+        except OSError:
+            listener.close()
+            raise
+        return listener
+
+    def _start(self, listener: socket.socket | None = None) -> None:
+        """Start the agent (on ``listener``, if given: it serves that socket)."""
         env = dict(os.environ)
         pkg_root = os.fspath(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
         agent = [sys.executable, "-c",
                  "import sys; from pydrmaa2.agent import main; sys.exit(main(sys.argv))",
                  os.fspath(self.home)]
-        # Started through a launcher that exits at once, so the agent is not our child: it
-        # outlives us without ever becoming our zombie.
-        launcher = "import subprocess, sys; subprocess.Popen(sys.argv[1:], start_new_session=True)"
+        fds: tuple[int, ...] = ()
+        if listener is not None:
+            agent.append(f"--listen-fd={listener.fileno()}")
+            fds = (listener.fileno(),)
+        # Started by a shell that backgrounds it and exits at once, so the agent is not our
+        # child: it outlives us without ever becoming our zombie. (The shell's arguments are
+        # the agent's command as "$@", never a line built from them.)
         fd = os.open(self.home / "agent.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                      0o600)
         with open(fd, "ab") as logf:
-            subprocess.run([sys.executable, "-c", launcher, *agent], stdin=subprocess.DEVNULL,
-                           stdout=logf, stderr=logf, close_fds=True, env=env, cwd="/",
-                           check=True)
+            subprocess.run(["/bin/sh", "-c", '"$@" &', "pydrmaa2-agent-launcher", *agent],
+                           stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, pass_fds=fds,
+                           start_new_session=True, env=env, cwd="/", check=True)
 
     def close(self) -> None:
         """Drop this process's connection (the agent may then exit when idle)."""
@@ -537,26 +573,39 @@ def main(argv: list[str]) -> int:
     # Whatever the agent creates (its socket, log, lock, stores) is for its owner only; jobs
     # get their submitter's umask.
     os.umask(0o077)
+    # Its starter shell ran it in the background, which ignores SIGINT and SIGQUIT: jobs would
+    # inherit that. Both as a program started in the foreground has them.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid>: every thread's stack to agent.log
     home = Path(argv[1])
+    # --listen-fd=N: the socket its starter bound (and may have queued a request on already).
+    handed = next((int(a.split("=", 1)[1]) for a in argv[2:] if a.startswith("--listen-fd=")),
+                  None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s agent[%(process)d] %(message)s")
     from .database import private_dir
 
     private_dir(home)
     lockf = open(home / "agent.lock", "a+")  # noqa: SIM115 - held for the agent's lifetime
     try:
-        fcntl.flock(lockf, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # With a socket handed over, an agent that has just left (it no longer listens, or
+        # its starter would not have bound one) may still hold the lock: wait for its end.
+        fcntl.flock(lockf, fcntl.LOCK_EX | (0 if handed is not None else fcntl.LOCK_NB))
     except OSError as e:
         if e.errno in (errno.EAGAIN, errno.EACCES):
             return 0  # another agent serves this store
         raise
     path = socket_path(home)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(os.fspath(path))
-    os.chmod(path, 0o600)
-    listener.listen(128)
+    if handed is not None:
+        listener = socket.socket(fileno=handed)
+        os.set_inheritable(handed, False)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(os.fspath(path))
+        os.chmod(path, 0o600)
+        listener.listen(LISTEN_BACKLOG)
 
     agent = Agent(home)
     # The services: each plugs its requests, busy checks and flush hooks into the loop.
