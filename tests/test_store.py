@@ -29,6 +29,18 @@ def test_deleting_a_session_deletes_its_jobs_and_arrays(tmp_path):
     assert s.db.query("SELECT COUNT(*) FROM arrays")[0][0] == 0
 
 
+def test_a_sessions_job_ids_are_its_own_in_numeric_order(tmp_path):
+    s = Store(tmp_path / "s.sqlite")
+    assert s.job_ids("a") == []
+    s.create_session("a", "job", "process")
+    s.create_session("b", "job", "process")
+    assert s.job_ids("a") == []
+    ids = [s.add_job(name, "{}", "held", "queued_held") for name in ("a", "b") * 6]
+    _, tasks = s.add_array("a", "{}", 1, 5, 1, None, [(i, "pending", "queued") for i in range(1, 6)])
+    mine = sorted([str(i) for i in ids[::2]] + [str(t) for t in tasks], key=int)
+    assert s.job_ids("a") == mine and mine.index("9") < mine.index("11")
+
+
 _INHERITED: list[Store] = []
 
 
