@@ -260,6 +260,28 @@ def test_a_dead_agents_socket_file_is_replaced_by_the_next_submission(sm, js):
     assert job.wait_terminated(30).state is d2.JobState.DONE
 
 
+def test_tasks_and_jobs_the_agent_starts_get_their_submitters_environment_and_umask(
+        sm, js, tmp_path, monkeypatch):
+    """The agent (started before, in another environment) starts a throttled array's later
+    tasks and a job at its start_time: each as its submitter would have."""
+    import datetime as dt
+
+    js.run_job(d2.JobTemplate(remote_command="/bin/true")).wait_terminated(30)  # agent is up
+    monkeypatch.setenv("PYDRMAA2_TEST_MARK", "submitter")
+    old = os.umask(0o002)
+    try:
+        line = f'echo "$PYDRMAA2_TEST_MARK $(umask)" > {tmp_path}/out.$JOB_ID'
+        arr = js.run_bulk_jobs(sh(line), 1, 12, max_parallel=2)
+        later = js.run_job(sh(line, start_time=dt.datetime.now(dt.timezone.utc)
+                                 + dt.timedelta(seconds=1)))
+    finally:
+        os.umask(old)
+    js.wait_all_terminated([*arr.jobs, later], 60)
+    seen = {p.name: p.read_text().split() for p in tmp_path.glob("out.*")}
+    assert len(seen) == 13
+    assert all(v == ["submitter", "0002"] for v in seen.values()), seen
+
+
 def stat_mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 

@@ -151,6 +151,7 @@ class JobBook:
         self.agent = agent
         self.session = session
         self._firsts: dict[str, str | None] = {}  # array id -> its first job id (never changes)
+        self._output_dir: Path | None = None  # the kept output's directory, once made
 
     # -- states ------------------------------------------------------------------------------------
     def states_of(self, rows: Sequence[JobRow]) -> dict[str, tuple[JobState, str]]:
@@ -264,10 +265,14 @@ class JobBook:
         return template
 
     def output_dir(self) -> Path:
-        """The directory of kept output (made for its owner only on first use)."""
-        d = Path(self.tracker.home) / OUTPUT_DIR
-        if not d.is_dir():
-            private_dir(d)
+        """The directory of kept output (made for its owner only on first use; looked for once
+        per book, not for every task of an array)."""
+        d = self._output_dir
+        if d is None:
+            d = Path(self.tracker.home) / OUTPUT_DIR
+            if not d.is_dir():
+                private_dir(d)
+            self._output_dir = d
         return d
 
     def keep_output(self, template: JobTemplate, name: str) -> JobTemplate:
@@ -354,10 +359,18 @@ class JobBook:
             prepared.append((row, own, for_task(self.keep_output(anchored[row.cwd], name),
                                                 row.task_index)))
 
+        contexts: dict[str, dict[str, Any]] = {}  # one per array: read once
+        for row, _, _ in prepared:
+            if row.context is not None and row.context not in contexts:
+                contexts[row.context] = json.loads(row.context)
+
         def submit(item: tuple[JobRow, JobTemplate, JobTemplate]
                    ) -> tuple[str | None, BaseException | None]:
             row, _, engine_template = item
             try:
+                if row.context is not None:  # as its submitter (another program) would have
+                    return self.tracker.submit_in_context(
+                        row.id, engine_template, row.task_index, contexts[row.context]), None
                 return self.tracker.submit(row.id, engine_template, row.task_index), None
             except BaseException as e:  # noqa: BLE001 - handed to the loop below
                 return None, e

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS arrays (
     step         INTEGER NOT NULL,
     max_parallel INTEGER,
     created      REAL NOT NULL,
-    cwd          TEXT                  -- its submitter's directory (tasks are started later)
+    cwd          TEXT,                 -- its submitter's directory (tasks are started later)
+    context      TEXT                  -- what its tracker keeps of its submitter (JSON)
 );
 CREATE TABLE IF NOT EXISTS jobs (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -56,7 +57,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     submitted   REAL NOT NULL,
     claimer     TEXT,                  -- 'pid:start time' of whoever moved it to 'starting'
     end_note    TEXT,                  -- why the generic layer ended it (its deadline_time)
-    cwd         TEXT                   -- its submitter's directory (a start left for later)
+    cwd         TEXT,                  -- its submitter's directory (a start left for later)
+    context     TEXT                   -- what its tracker keeps of its submitter (JSON)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_session ON jobs(session, id);
 CREATE INDEX IF NOT EXISTS jobs_by_array ON jobs(array_id, phase);
@@ -101,7 +103,8 @@ class Phase(str, enum.Enum):
 JOB_SELECT = (
     "SELECT jobs.id, jobs.session, jobs.array_id, jobs.task_index, "
     "COALESCE(jobs.template, arrays.template), jobs.tracker_id, jobs.phase, jobs.state, "
-    "jobs.sub_state, jobs.info, jobs.submitted, jobs.end_note, COALESCE(jobs.cwd, arrays.cwd) "
+    "jobs.sub_state, jobs.info, jobs.submitted, jobs.end_note, COALESCE(jobs.cwd, arrays.cwd), "
+    "COALESCE(jobs.context, arrays.context) "
     "FROM jobs LEFT JOIN arrays ON arrays.id = jobs.array_id")
 
 
@@ -122,11 +125,14 @@ class JobRow:
     submitted: float
     end_note: str | None = None
     cwd: str | None = None  # the submitter's directory, for a start left for later
+    #: What the tracker keeps of the submitting program for a start left for later (JSON of
+    #: ``JobTracker.submitter_context``: the process tracker's environment and umask).
+    context: str | None = None
 
     @classmethod
     def from_tuple(cls, t: Sequence[Any]) -> JobRow:
         return cls(str(t[0]), t[1], None if t[2] is None else str(t[2]), t[3], t[4],
-                   t[5], Phase(t[6]), t[7], t[8], t[9], t[10], t[11], t[12])
+                   t[5], Phase(t[6]), t[7], t[8], t[9], t[10], t[11], t[12], t[13])
 
 
 @dataclass(frozen=True)
@@ -203,7 +209,7 @@ class Store:
         self.db = Database(self.path, SCHEMA)
         # A store written before these columns existed gets them (checked again under the
         # write lock: another process may be adding them too).
-        wanted = {"jobs": {"claimer", "end_note", "cwd"}, "arrays": {"cwd"}}
+        wanted = {"jobs": {"claimer", "end_note", "cwd", "context"}, "arrays": {"cwd", "context"}}
         if any(columns - {r[1] for r in self.db.query(f"PRAGMA table_info({table})")}
                for table, columns in wanted.items()):
             with self.db.transaction() as db:
@@ -243,15 +249,16 @@ class Store:
     def add_array(self, session: str, template: str, begin: int, end: int, step: int,
                   max_parallel: int | None, tasks: Sequence[tuple[int, str, str]],
                   timers: Sequence[tuple[str, float]] = (),
-                  cwd: str | None = None) -> tuple[str, list[str]]:
+                  cwd: str | None = None, context: str | None = None) -> tuple[str, list[str]]:
         """Insert an array and its tasks (index, phase, state), with the (kind, at) timers of
-        the whole array; return the array id and task ids."""
+        the whole array and its submitter's directory and context; return the array id and
+        task ids."""
         now = time.time()
         with self.db.transaction() as db:
             cur = db.execute(
                 "INSERT INTO arrays(session, template, begin_index, end_index, step, max_parallel, "
-                "created, cwd) VALUES (?,?,?,?,?,?,?,?)",
-                (session, template, begin, end, step, max_parallel, now, cwd))
+                "created, cwd, context) VALUES (?,?,?,?,?,?,?,?,?)",
+                (session, template, begin, end, step, max_parallel, now, cwd, context))
             array_id = cur.lastrowid
             db.executemany(
                 "INSERT INTO jobs(session, array_id, task_index, phase, state, submitted) "
@@ -360,13 +367,14 @@ class Store:
 
     # -- jobs --------------------------------------------------------------------------------------
     def add_job(self, session: str, template: str, phase: str, state: str,
-                timers: Sequence[tuple[str, float]] = (), cwd: str | None = None) -> str:
+                timers: Sequence[tuple[str, float]] = (), cwd: str | None = None,
+                context: str | None = None) -> str:
         """Insert a job the engine does not have yet, with its (kind, at) timers and its
-        submitter's directory."""
+        submitter's directory and context."""
         with self.db.transaction() as db:
-            cur = db.execute("INSERT INTO jobs(session, template, phase, state, submitted, cwd) "
-                             "VALUES (?,?,?,?,?,?)",
-                             (session, template, phase, state, time.time(), cwd))
+            cur = db.execute("INSERT INTO jobs(session, template, phase, state, submitted, cwd, "
+                             "context) VALUES (?,?,?,?,?,?,?)",
+                             (session, template, phase, state, time.time(), cwd, context))
             self._add_timers(db, session, str(cur.lastrowid), None, timers)
             return str(cur.lastrowid)
 

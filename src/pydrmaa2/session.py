@@ -241,7 +241,7 @@ class JobSession(_Session):
             phase, state = ((HELD, JobState.QUEUED_HELD) if template.submit_as_hold
                             else (SCHEDULED, JobState.QUEUED))
             job_id = self._store.add_job(self.session_name, encoded, phase, state.value, timers,
-                                         cwd=_submitter_dir())
+                                         cwd=_submitter_dir(), context=self._context())
             if timers:
                 self._agent.request("timers")
             return Job(self, job_id)
@@ -267,6 +267,11 @@ class JobSession(_Session):
         if timers:
             self._agent.request("timers")
         return Job(self, job_id)
+
+    def _context(self) -> str | None:
+        """What the tracker keeps of this program for a start left for later, as stored."""
+        context = self._tracker.submitter_context()
+        return None if context is None else dumps(context)
 
     def _settle_claims(self, job_ids: Sequence[str]) -> None:
         """Drop the claims on ids whose submission failed; a claim that cannot be dropped
@@ -318,7 +323,7 @@ class JobSession(_Session):
                         (SCHEDULED, JobState.QUEUED) if later else (PENDING, JobState.QUEUED))
         array_id, ids = self._store.add_array(self.session_name, encoded, begin, end, step, limit,
                                               [(i, phase, state.value) for i in indices], timers,
-                                              cwd=_submitter_dir())
+                                              cwd=_submitter_dir(), context=self._context())
         if timers:
             self._agent.request("timers")
         try:

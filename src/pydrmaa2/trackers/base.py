@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..errors import (
     Drmaa2Error,
@@ -223,6 +223,18 @@ class JobTracker(ABC):
         returns (a task of an array driven by pydrmaa2 has its row before), so a tracker must
         not look it up here; the same holds for ``submit_array``.
         """
+
+    def submitter_context(self) -> dict[str, Any] | None:
+        """What a job takes from the program that submits it beyond its template (the process
+        tracker: that program's environment and umask), kept with a job or array whose start
+        is left for later, by another program (the agent's array driver and timers, a
+        release); None: nothing."""
+        return None
+
+    def submit_in_context(self, job_id: str, template: JobTemplate, task_index: int | None,
+                          context: dict[str, Any]) -> str:
+        """``submit`` as the program whose ``submitter_context`` this is would have made it."""
+        return self.submit(job_id, template, task_index)
 
     def submit_array(self, job_ids: Sequence[str], template: JobTemplate,
                      indices: Sequence[int], max_parallel: int | None,

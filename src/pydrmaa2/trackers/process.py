@@ -154,7 +154,22 @@ class ProcessTracker(JobTracker):
     # -- jobs --------------------------------------------------------------------------------------
     def submit(self, job_id: str, template: JobTemplate, task_index: int | None,
                hold: bool = False) -> str:
-        env = dict(os.environ)
+        return self._submit(job_id, template, task_index, dict(os.environ), current_umask())
+
+    def submitter_context(self) -> dict[str, Any]:
+        """A job gets its submitter's environment and umask, also when the agent starts it."""
+        return {"environ": dict(os.environ), "umask": current_umask()}
+
+    def submit_in_context(self, job_id: str, template: JobTemplate, task_index: int | None,
+                          context: dict[str, Any]) -> str:
+        environ, umask = context.get("environ"), context.get("umask")
+        return self._submit(job_id, template, task_index,
+                            dict(environ) if isinstance(environ, dict) else dict(os.environ),
+                            umask if isinstance(umask, int) else current_umask())
+
+    def _submit(self, job_id: str, template: JobTemplate, task_index: int | None,
+                environ: dict[str, str], umask: int) -> str:
+        env = environ
         env.update(template.job_environment)
         env["JOB_ID"] = job_id
         if task_index is not None:
@@ -190,7 +205,7 @@ class ProcessTracker(JobTracker):
             stderr=local(template.error_path), join=bool(template.join_files),
             stage_in={local(k): local(v) for k, v in template.stage_in_files.items()},
             stage_out={local(k): local(v) for k, v in template.stage_out_files.items()},
-            job_name=template.job_name, umask=current_umask(), **limits)
+            job_name=template.job_name, umask=umask, **limits)
         return job_id
 
     def find_job(self, job_id: str) -> str | None:
