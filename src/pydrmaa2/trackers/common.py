@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import getpass
 import ipaddress
 import os
@@ -22,8 +23,10 @@ from .base import signal_name
 HOSTNAME = socket.gethostname()
 
 
+@functools.cache
 def owner() -> str:
-    """The user running this program (JobInfo.job_owner of what it submits)."""
+    """The user running this program (JobInfo.job_owner of what it submits): read once, it
+    does not change (the agent reads it for every ended job)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):
