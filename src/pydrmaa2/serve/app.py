@@ -598,6 +598,9 @@ class _Api:
                 lambda: _codec.encode(Job(js.sync, job_id).info))
         except Drmaa2Error:
             return None
+        except Exception:  # noqa: BLE001 - the event goes without it; the stream goes on
+            log.exception("reading the JobInfo of ended job %s failed", job_id)
+            return None
         return info
 
     # -- monitoring and reservations -----------------------------------------------------------
