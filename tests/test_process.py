@@ -282,6 +282,30 @@ def test_tasks_and_jobs_the_agent_starts_get_their_submitters_environment_and_um
     assert all(v == ["submitter", "0002"] for v in seen.values()), seen
 
 
+def test_an_agent_leaving_removes_its_own_socket_file_only(tmp_path, monkeypatch):
+    """An agent whose socket file was replaced meanwhile (removed under it, and another bound
+    there) leaves that file alone when it exits."""
+    import socket as socketlib
+
+    from pydrmaa2.agent import socket_path
+
+    monkeypatch.setenv("PYDRMAA2_AGENT_IDLE", "1")
+    home = tmp_path / "home"
+    client = AgentClient(home)
+    agent = psutil.Process(client.request("ping")["pid"])
+    path = socket_path(home)
+    path.unlink()
+    other = socketlib.socket(socketlib.AF_UNIX)
+    other.bind(str(path))
+    other.listen(1)
+    try:
+        client.close()
+        agent.wait(30)  # idle: it exits
+        assert path.exists()
+    finally:
+        other.close()
+
+
 def stat_mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 

@@ -194,12 +194,16 @@ class AgentClient:
                     return _Conn(self.path)
                 except OSError as e:
                     if time.monotonic() > deadline:
-                        logf = self.home / "agent.log"
-                        tail = logf.read_text()[-2000:] if logf.exists() else ""
                         raise errors.DrmCommunicationError(
                             f"the pydrmaa2 agent for {self.home} did not start at {self.path}: "
-                            f"{e}\n{tail}") from e
+                            f"{e}\n{self._log_tail()}") from e
                     time.sleep(START_POLL)
+
+    def _log_tail(self) -> str:
+        """The end of the agent's log (why it did not start, or left)."""
+        with contextlib.suppress(OSError):
+            return (self.home / "agent.log").read_text(errors="replace")[-2000:]
+        return ""
 
     def _bind(self) -> socket.socket:
         """The agent's listening socket, bound at its path (0600; a dead agent's socket file
@@ -274,8 +278,11 @@ class AgentClient:
                         self._conn.close()
                     self._conn = None
                     if attempt == 2:
+                        # (An agent that did not start, on the socket this program bound for
+                        # it, ends here too: its log says why.)
                         raise errors.DrmCommunicationError(
-                            f"lost the pydrmaa2 agent at {self.path}: {e}") from e
+                            f"lost the pydrmaa2 agent at {self.path}: {e}\n"
+                            f"{self._log_tail()}") from e
         raise AssertionError("unreachable")
 
     def notify(self, keys: Iterable[str]) -> None:
@@ -587,14 +594,24 @@ def main(argv: list[str]) -> int:
 
     private_dir(home)
     lockf = open(home / "agent.lock", "a+")  # noqa: SIM115 - held for the agent's lifetime
-    try:
-        # With a socket handed over, an agent that has just left (it no longer listens, or
-        # its starter would not have bound one) may still hold the lock: wait for its end.
-        fcntl.flock(lockf, fcntl.LOCK_EX | (0 if handed is not None else fcntl.LOCK_NB))
-    except OSError as e:
-        if e.errno in (errno.EAGAIN, errno.EACCES):
-            return 0  # another agent serves this store
-        raise
+    # With a socket handed over, an agent that has just left (it no longer listens, or its
+    # starter would not have bound one) may still hold the lock for a moment: wait for its end,
+    # a while (one whose socket file was removed under it keeps it: then this one gives up,
+    # and its starter's request fails as a start that did not happen).
+    patience = time.monotonic() + (START_TIMEOUT if handed is not None else 0.0)
+    while True:
+        try:
+            fcntl.flock(lockf, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            if time.monotonic() >= patience:
+                if handed is not None:
+                    log.error("another agent holds %s: not serving the socket handed over",
+                              home / "agent.lock")
+                return 0  # another agent serves this store
+            time.sleep(START_POLL)
     path = socket_path(home)
     if handed is not None:
         listener = socket.socket(fileno=handed)
@@ -606,6 +623,12 @@ def main(argv: list[str]) -> int:
         listener.bind(os.fspath(path))
         os.chmod(path, 0o600)
         listener.listen(LISTEN_BACKLOG)
+    # The socket file this agent serves (its own, bound here or by its starter just before):
+    # at exit it removes that file only, not one a later agent bound there since.
+    try:
+        own = os.stat(path).st_ino
+    except OSError:
+        own = None
 
     agent = Agent(home)
     # The services: each plugs its requests, busy checks and flush hooks into the loop.
@@ -620,8 +643,9 @@ def main(argv: list[str]) -> int:
         agent.serve(listener)
     finally:
         # Unlink first: a client that connects from now on starts a new agent.
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        with contextlib.suppress(OSError):
+            if own is not None and os.stat(path).st_ino == own:
+                path.unlink()
         listener.close()
         for service in reversed(services):
             service.close()
