@@ -151,7 +151,6 @@ class JobBook:
         self.agent = agent
         self.session = session
         self._firsts: dict[str, str | None] = {}  # array id -> its first job id (never changes)
-        self._output_dir: Path | None = None  # the kept output's directory, once made
 
     # -- states ------------------------------------------------------------------------------------
     def states_of(self, rows: Sequence[JobRow]) -> dict[str, tuple[JobState, str]]:
@@ -265,14 +264,10 @@ class JobBook:
         return template
 
     def output_dir(self) -> Path:
-        """The directory of kept output (made for its owner only on first use; looked for once
-        per book, not for every task of an array)."""
-        d = self._output_dir
-        if d is None:
-            d = Path(self.tracker.home) / OUTPUT_DIR
-            if not d.is_dir():
-                private_dir(d)
-            self._output_dir = d
+        """The directory of kept output (made for its owner only on first use)."""
+        d = Path(self.tracker.home) / OUTPUT_DIR
+        if not d.is_dir():
+            private_dir(d)
         return d
 
     def keep_output(self, template: JobTemplate, name: str) -> JobTemplate:
@@ -359,18 +354,22 @@ class JobBook:
             prepared.append((row, own, for_task(self.keep_output(anchored[row.cwd], name),
                                                 row.task_index)))
 
-        contexts: dict[str, dict[str, Any]] = {}  # one per array: read once
+        # What the tracker kept of each job's submitter (read once per array).
+        contexts: dict[str, dict[str, Any] | None] = {}
         for row, _, _ in prepared:
-            if row.context is not None and row.context not in contexts:
-                contexts[row.context] = json.loads(row.context)
+            key = f"a{row.array_id}" if row.array_id is not None else row.id
+            if key not in contexts:
+                kept = self.store.context_of(row)
+                contexts[key] = json.loads(kept) if kept else None
 
         def submit(item: tuple[JobRow, JobTemplate, JobTemplate]
                    ) -> tuple[str | None, BaseException | None]:
             row, _, engine_template = item
+            context = contexts[f"a{row.array_id}" if row.array_id is not None else row.id]
             try:
-                if row.context is not None:  # as its submitter (another program) would have
+                if context is not None:  # as its submitter (maybe another program) would have
                     return self.tracker.submit_in_context(
-                        row.id, engine_template, row.task_index, contexts[row.context]), None
+                        row.id, engine_template, row.task_index, context), None
                 return self.tracker.submit(row.id, engine_template, row.task_index), None
             except BaseException as e:  # noqa: BLE001 - handed to the loop below
                 return None, e

@@ -100,11 +100,16 @@ class Phase(str, enum.Enum):
         return self.value
 
 
+#: A session's job ids in order, as one string (SQLite 3.44 takes the order inside the
+#: aggregate; before, it follows the subquery's order).
+JOB_IDS = ("SELECT group_concat(id, ',' ORDER BY id) FROM jobs WHERE session=?"
+           if sqlite3.sqlite_version_info >= (3, 44) else
+           "SELECT group_concat(id, ',') FROM (SELECT id FROM jobs WHERE session=? ORDER BY id)")
+
 JOB_SELECT = (
     "SELECT jobs.id, jobs.session, jobs.array_id, jobs.task_index, "
     "COALESCE(jobs.template, arrays.template), jobs.tracker_id, jobs.phase, jobs.state, "
-    "jobs.sub_state, jobs.info, jobs.submitted, jobs.end_note, COALESCE(jobs.cwd, arrays.cwd), "
-    "COALESCE(jobs.context, arrays.context) "
+    "jobs.sub_state, jobs.info, jobs.submitted, jobs.end_note, COALESCE(jobs.cwd, arrays.cwd) "
     "FROM jobs LEFT JOIN arrays ON arrays.id = jobs.array_id")
 
 
@@ -125,14 +130,11 @@ class JobRow:
     submitted: float
     end_note: str | None = None
     cwd: str | None = None  # the submitter's directory, for a start left for later
-    #: What the tracker keeps of the submitting program for a start left for later (JSON of
-    #: ``JobTracker.submitter_context``: the process tracker's environment and umask).
-    context: str | None = None
 
     @classmethod
     def from_tuple(cls, t: Sequence[Any]) -> JobRow:
         return cls(str(t[0]), t[1], None if t[2] is None else str(t[2]), t[3], t[4],
-                   t[5], Phase(t[6]), t[7], t[8], t[9], t[10], t[11], t[12], t[13])
+                   t[5], Phase(t[6]), t[7], t[8], t[9], t[10], t[11], t[12])
 
 
 @dataclass(frozen=True)
@@ -510,12 +512,21 @@ class Store:
         rows = self.db.query("SELECT session FROM jobs WHERE id=?", (job_id,))
         return rows[0][0] if rows else None
 
+    def context_of(self, row: JobRow) -> str | None:
+        """What the tracker kept of the job's submitter for a start left for later (JSON of
+        ``JobTracker.submitter_context``: the process tracker's environment and umask), the
+        array's for a task; read only to start the job (rows do not carry it: an environment
+        on each of a large array's rows would cost memory for nothing)."""
+        if row.array_id is not None:
+            rows = self.db.query("SELECT context FROM arrays WHERE id=?", (int(row.array_id),))
+        else:
+            rows = self.db.query("SELECT context FROM jobs WHERE id=?", (int(row.id),))
+        return rows[0][0] if rows else None
+
     def job_ids(self, session: str) -> list[str]:
         # One string from sqlite, split: a million ids in a fifth of the time that a row (a
         # tuple) per id takes.
-        ((joined,),) = self.db.query(
-            "SELECT group_concat(id, ',') FROM (SELECT id FROM jobs WHERE session=? ORDER BY id)",
-            (session,))
+        ((joined,),) = self.db.query(JOB_IDS, (session,))
         return joined.split(",") if joined else []
 
     def ended_job_ids(self, session: str) -> set[str]:
