@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from .. import _codec
 from .._book import capabilities
-from .._store import JobRow, Store
+from .._store import JobRow, Phase, Store
 from ..aio import AsyncJob, AsyncJobSession, AsyncSessionManager, EventStream
 from ..errors import Drmaa2Error, InternalError, InvalidArgumentError
 from ..errors import TimeoutError as Drmaa2TimeoutError
@@ -576,7 +576,8 @@ class _Api:
                 view = job_view(row, n.state, sub)
                 if n.state.is_terminal:
                     rows.pop(n.job_id, None)
-                    info = await self._ended_info(js, n.job_id)
+                    info = (json.loads(row.info) if row.phase == Phase.TERMINAL and row.info
+                            else await self._ended_info(js, n.job_id))
                     if info is not None:
                         view["info"] = info
                 else:
@@ -592,7 +593,8 @@ class _Api:
 
     @staticmethod
     async def _ended_info(js: AsyncJobSession, job_id: str) -> dict[str, Any] | None:
-        """The encoded JobInfo of an ended job; None once it is gone (reaped meanwhile)."""
+        """The encoded JobInfo of an ended job whose end the store has not recorded yet (a
+        recorded one is its row's ``info`` as it is); None once it is gone (reaped meanwhile)."""
         try:
             info: dict[str, Any] = await js._blocking(
                 lambda: _codec.encode(Job(js.sync, job_id).info))
