@@ -354,18 +354,24 @@ class JobBook:
             prepared.append((row, own, for_task(self.keep_output(anchored[row.cwd], name),
                                                 row.task_index)))
 
-        # What the tracker kept of each job's submitter (read once per array).
-        contexts: dict[str, dict[str, Any] | None] = {}
-        for row, _, _ in prepared:
-            key = f"a{row.array_id}" if row.array_id is not None else row.id
-            if key not in contexts:
-                kept = self.store.context_of(row)
-                contexts[key] = json.loads(kept) if kept else None
+        of_array: dict[str, dict[str, Any] | None] = {}
+
+        def context_of(row: JobRow) -> dict[str, Any] | None:
+            """What the tracker kept of the job's submitter (read once per array)."""
+            if row.array_id is not None and row.array_id in of_array:
+                return of_array[row.array_id]
+            kept = self.store.context_of(row)
+            context = json.loads(kept) if kept else None
+            if row.array_id is not None:
+                of_array[row.array_id] = context
+            return context
+
+        contexts = {row.id: context_of(row) for row, _, _ in prepared}
 
         def submit(item: tuple[JobRow, JobTemplate, JobTemplate]
                    ) -> tuple[str | None, BaseException | None]:
             row, _, engine_template = item
-            context = contexts[f"a{row.array_id}" if row.array_id is not None else row.id]
+            context = contexts[row.id]
             try:
                 if context is not None:  # as its submitter (maybe another program) would have
                     return self.tracker.submit_in_context(

@@ -181,7 +181,7 @@ class AgentClient:
                 # Nobody listens: the agent's socket is bound here and handed to it, so this
                 # connection is queued at once and what is sent on it waits for the agent,
                 # instead of the caller waiting for the agent's start (a quarter second).
-                listener = self._bind()
+                listener = _listen(self.path)  # (under the spawn lock)
                 try:
                     self._start(listener)
                 finally:
@@ -204,25 +204,6 @@ class AgentClient:
         with contextlib.suppress(OSError):
             return (self.home / "agent.log").read_text(errors="replace")[-2000:]
         return ""
-
-    def _bind(self) -> socket.socket:
-        """The agent's listening socket, bound at its path (0600; a dead agent's socket file
-        replaced): called under the spawn lock, when nothing listens there."""
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
-            old = os.umask(0o177)
-            try:
-                listener.bind(os.fspath(self.path))
-            finally:
-                os.umask(old)
-            os.chmod(self.path, 0o600)
-            listener.listen(LISTEN_BACKLOG)
-        except OSError:
-            listener.close()
-            raise
-        return listener
 
     def _start(self, listener: socket.socket | None = None) -> None:
         """Start the agent (on ``listener``, if given: it serves that socket)."""
@@ -576,6 +557,23 @@ def _describe(line: bytes) -> str:
         return f"({len(line)} bytes, not a JSON object)"
 
 
+def _listen(path: Path) -> socket.socket:
+    """The agent's listening socket, bound at ``path`` (0600; a dead agent's socket file
+    replaced), by the agent or by the program that starts it, when nothing listens there.
+    (Others are kept out by the store's private directory and the peer uid check.)"""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        listener.bind(os.fspath(path))
+        os.chmod(path, 0o600)
+        listener.listen(LISTEN_BACKLOG)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
 def main(argv: list[str]) -> int:
     # Whatever the agent creates (its socket, log, lock, stores) is for its owner only; jobs
     # get their submitter's umask.
@@ -617,12 +615,7 @@ def main(argv: list[str]) -> int:
         listener = socket.socket(fileno=handed)
         os.set_inheritable(handed, False)
     else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(os.fspath(path))
-        os.chmod(path, 0o600)
-        listener.listen(LISTEN_BACKLOG)
+        listener = _listen(path)
     # The socket file this agent serves (its own, bound here or by its starter just before):
     # at exit it removes that file only, not one a later agent bound there since.
     try:

@@ -154,7 +154,7 @@ class ProcessTracker(JobTracker):
     # -- jobs --------------------------------------------------------------------------------------
     def submit(self, job_id: str, template: JobTemplate, task_index: int | None,
                hold: bool = False) -> str:
-        return self._submit(job_id, template, task_index, dict(os.environ), current_umask())
+        return self.submit_in_context(job_id, template, task_index, self.submitter_context())
 
     def submitter_context(self) -> dict[str, Any]:
         """A job gets its submitter's environment and umask, also when the agent starts it."""
@@ -163,13 +163,9 @@ class ProcessTracker(JobTracker):
     def submit_in_context(self, job_id: str, template: JobTemplate, task_index: int | None,
                           context: dict[str, Any]) -> str:
         environ, umask = context.get("environ"), context.get("umask")
-        return self._submit(job_id, template, task_index,
-                            dict(environ) if isinstance(environ, dict) else dict(os.environ),
-                            umask if isinstance(umask, int) else current_umask())
-
-    def _submit(self, job_id: str, template: JobTemplate, task_index: int | None,
-                environ: dict[str, str], umask: int) -> str:
-        env = environ
+        env = dict(environ) if isinstance(environ, dict) else dict(os.environ)
+        if not isinstance(umask, int):
+            umask = current_umask()
         env.update(template.job_environment)
         env["JOB_ID"] = job_id
         if task_index is not None:
