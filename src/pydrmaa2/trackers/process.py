@@ -484,8 +484,8 @@ class ProcessService:
 
     Jobs are started by a fork server (``_forkserver``), a small C process that makes each job
     a child of the agent: the job's max_rss is then its own. Requests go to it without waiting;
-    its answers (in order) are taken at the end of the loop turn, or when they come, or when a
-    job they concern is asked for. Where no C compiler can build it, the agent starts jobs
+    its answers (in order) are taken when they come (the loop never waits for them), or when
+    a job they concern is asked for. Where no C compiler can build it, the agent starts jobs
     itself (logged once), and a job's max_rss includes the agent's pages (some 25 MB: the kernel
     counts the forked agent's peak RSS into the job's at exec).
     """
@@ -704,11 +704,10 @@ class ProcessService:
         if spawn:
             for msg in spawn:
                 self._start(msg)
-            # Their answers: the fork server started them while the requests were sent.
-            while self.server is not None and self._in_flight:
-                self._collect(wait=True)
-            # Their running rows go with the next turn's writes (at once when idle): one
-            # transaction per turn while jobs keep coming.
+            # Their answers come to _collect as the fork server gives them: the loop does not
+            # wait for them (the server waits for each job's exec meanwhile, on another CPU).
+            # Their running rows go with a next turn's writes: one transaction per turn while
+            # jobs keep coming.
             return 0.0
         return 0.05 if self.polled else None
 
