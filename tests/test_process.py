@@ -598,3 +598,64 @@ def test_without_a_c_compiler_the_agent_starts_jobs_itself(tmp_path, monkeypatch
         assert log.count("not by the fork server") == 1, log
     finally:
         AgentClient.for_home(home).close()
+
+
+@pytest.mark.parametrize("max_parallel", [None, 2])
+def test_an_array_task_refused_at_its_start_ends_failed_and_the_others_run(
+        js, tmp_path, max_parallel):
+    """Tasks are sent to the agent many at once (submit_many): a task whose output file cannot
+    be created ends FAILED naming the field and the path; those around it run, each with its
+    own JOB_ID, TASK_ID and the template's environment."""
+    for i in (1, 2, 4, 6):
+        (tmp_path / f"d{i}").mkdir()
+    arr = js.run_bulk_jobs(
+        sh('echo "$JOB_ID $TASK_ID $MARK"', job_environment={"MARK": "m"},
+           output_path=str(tmp_path / "d$DRMAA2_INDEX$" / "out")), 1, 6,
+        max_parallel=max_parallel)
+    js.wait_all_terminated(arr.jobs, 60)
+    for index, job in enumerate(arr.jobs, 1):
+        info = job.info
+        if index in (3, 5):
+            assert (info.state, info.sub_state) == (d2.JobState.FAILED, "not started")
+            assert "output_path" in info.annotation and f"d{index}/out" in info.annotation
+        else:
+            assert info.state is d2.JobState.DONE, info
+            out = (tmp_path / f"d{index}" / "out").read_text().split()
+            assert out == [job.id, str(index), "m"]
+
+
+def test_infos_answers_as_info_does_for_each_job(js):
+    jobs = [js.run_job(sh(f"exit {n}")) for n in range(3)]
+    js.wait_all_terminated(jobs, 30)
+    tracker = js._tracker
+    tids = [j.id for j in jobs] + ["no-such-job"]
+    assert tracker.infos(tids) == {t: tracker.info(t) for t in tids}
+    assert [tracker.infos(tids)[j.id].exit_status for j in jobs] == [0, 1, 2]
+
+
+def test_submit_many_by_default_stops_at_the_first_refused_job():
+    """The generic submit_many submits one job after another; the jobs after a refused one are
+    not submitted (its caller sends them again, or not)."""
+    from pydrmaa2.trackers.base import JobTracker
+
+    class Fake:
+        def __init__(self):
+            self.sent = []
+
+        def submit(self, job_id, template, task_index, hold=False):
+            if job_id == "bad":
+                raise d2.InvalidArgumentError("JobTemplate.output_path 'x' cannot be created")
+            self.sent.append((job_id, None))
+            return f"t{job_id}"
+
+        def submit_in_context(self, job_id, template, task_index, context):
+            self.sent.append((job_id, context))
+            return f"t{job_id}"
+
+    fake = Fake()
+    jt = d2.JobTemplate(remote_command="/bin/true")
+    out = JobTracker.submit_many(fake, [("1", jt, 1, None), ("2", jt, 2, {"c": 1}),
+                                        ("bad", jt, 3, None), ("4", jt, 4, None)])
+    assert out[:2] == ["t1", "t2"]
+    assert isinstance(out[2], d2.InvalidArgumentError) and len(out) == 3
+    assert fake.sent == [("1", None), ("2", {"c": 1})]

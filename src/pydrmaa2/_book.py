@@ -12,13 +12,14 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from .database import private_dir
 from .errors import (
     Drmaa2Error,
     DrmCommunicationError,
+    InternalError,
     InvalidArgumentError,
     InvalidStateError,
     UnsupportedOperationError,
@@ -72,6 +74,13 @@ STARTING_PATIENCE = 60.0
 #: Where a job's stdout and stderr are kept when its template names no file for them (in the
 #: store's directory, for its owner only), until the job is reaped.
 OUTPUT_DIR = "output"
+
+
+@functools.lru_cache(maxsize=256)
+def _job_name(template: str | None) -> str | None:
+    """The job_name of a stored template (an array's tasks share theirs: read once)."""
+    name = json.loads(template or "{}").get("job_name")
+    return name if isinstance(name, str) else None
 
 
 def kept_name(job_id: str, array_first: str | None, index: int | str | None) -> str:
@@ -136,7 +145,8 @@ def fail_unstarted(store: Store, row: JobRow, annotation: str, job_name: str | N
     """End a job that never reached its engine FAILED, with ``annotation`` saying why (no
     tracker needed: also for jobs whose tracker cannot be loaded); with ``expect``, only from
     one of those phases (False: it had left them)."""
-    info = JobInfo(id=row.id, state=JobState.FAILED, annotation=annotation, job_name=job_name)
+    info = JobInfo(id=row.id, state=JobState.FAILED, sub_state=sub_state, annotation=annotation,
+                   job_name=job_name)
     return store.set_phase(row.id, TERMINAL, JobState.FAILED.value, sub_state=sub_state,
                            expect=expect,
                            info=dumps(_codec.encode(JobBook.complete_info(row, info))))
@@ -151,6 +161,7 @@ class JobBook:
         self.agent = agent
         self.session = session
         self._firsts: dict[str, str | None] = {}  # array id -> its first job id (never changes)
+        self._output_dir: Path | None = None
 
     # -- states ------------------------------------------------------------------------------------
     def states_of(self, rows: Sequence[JobRow]) -> dict[str, tuple[JobState, str]]:
@@ -171,13 +182,14 @@ class JobBook:
             over = [r for r in live if states[r.tracker_id or ""][0].is_terminal]
             # A job ended by its deadline_time (see expire) ends FAILED saying so.
             notes = self.store.end_notes([r.id for r in over]) if over else {}
+            infos = self.tracker_infos(over)
             for r in live:
                 st, sub = states[r.tracker_id or ""]
                 if r.id in notes:
                     st, sub = JobState.FAILED, "deadline"
                 out[r.id] = (st, sub)
                 if st.is_terminal:
-                    info = self.tracker_info(r)
+                    info = infos[r.id]
                     info.state, info.sub_state = st, sub
                     if r.id in notes:
                         info.annotation = notes[r.id]
@@ -190,18 +202,30 @@ class JobBook:
         """The engine's JobInfo of a submitted job, completed from its row; the engine's own
         id is in ``extensions["native_id"]`` on every tracker (the tracker id unless the tracker
         names a better one, as the process tracker does with the pid)."""
-        info = self.tracker.info(row.tracker_id) if row.tracker_id else JobInfo()
-        if row.tracker_id:
-            info.extensions.setdefault("native_id", row.tracker_id)
-        return self.complete_info(row, info)
+        if not row.tracker_id:
+            return self.complete_info(row, JobInfo())
+        return self.complete_info(row, self._native(row.tracker_id,
+                                                    self.tracker.info(row.tracker_id)))
+
+    @staticmethod
+    def _native(tracker_id: str, info: JobInfo) -> JobInfo:
+        info.extensions.setdefault("native_id", tracker_id)
+        return info
+
+    def tracker_infos(self, rows: Sequence[JobRow]) -> dict[str, JobInfo]:
+        """``tracker_info`` of many submitted jobs, asked of the tracker at once; by job id."""
+        if not rows:
+            return {}
+        infos = self.tracker.infos([r.tracker_id for r in rows if r.tracker_id])
+        return {r.id: self.complete_info(r, self._native(r.tracker_id, infos[r.tracker_id])
+                                         if r.tracker_id else JobInfo()) for r in rows}
 
     @staticmethod
     def complete_info(row: JobRow, info: JobInfo) -> JobInfo:
         """Fill what the store knows and the engine may not: id, name, submission, task."""
         info.id = row.id
         info.submission_machine = SUBMISSION_MACHINE
-        template = json.loads(row.template or "{}")
-        info.job_name = info.job_name or template.get("job_name")
+        info.job_name = info.job_name or _job_name(row.template)
         if info.submission_time is None:
             info.submission_time = dt.datetime.fromtimestamp(row.submitted, dt.timezone.utc)
         if row.task_index is not None:
@@ -264,11 +288,14 @@ class JobBook:
         return template
 
     def output_dir(self) -> Path:
-        """The directory of kept output (made for its owner only on first use)."""
-        d = Path(self.tracker.home) / OUTPUT_DIR
-        if not d.is_dir():
-            private_dir(d)
-        return d
+        """The directory of kept output (made for its owner only on first use; looked at once
+        per JobBook)."""
+        if self._output_dir is None:
+            d = Path(self.tracker.home) / OUTPUT_DIR
+            if not d.is_dir():
+                private_dir(d)
+            self._output_dir = d
+        return self._output_dir
 
     def keep_output(self, template: JobTemplate, name: str) -> JobTemplate:
         """A template that names no file for stdout (or stderr, not joined) gets one in the
@@ -381,10 +408,12 @@ class JobBook:
                 return None, e
 
         # An engine whose submission is a blocking call gets several at once (as many as it
-        # says help); one by one otherwise, stopping at the first error to raise.
+        # says help); else all in one submit_many, which stops at the first refused (its
+        # error raises, or ends that job, and the rest go in another).
         workers = min(self.tracker.submit_concurrency, len(prepared))
         pool = concurrent.futures.ThreadPoolExecutor(workers) if workers > 1 else None
-        results = pool.map(submit, prepared) if pool is not None else map(submit, prepared)
+        results = (pool.map(submit, prepared) if pool is not None
+                   else self._submit_many(prepared, contexts))
         submitted: list[tuple[str, str]] = []
         error: BaseException | None = None
         try:
@@ -415,6 +444,23 @@ class JobBook:
                 self.agent.notify(f"job:{r.id}" for r in rows)
         if error is not None:
             raise error
+
+    def _submit_many(self, prepared: Sequence[tuple[JobRow, JobTemplate, JobTemplate]],
+                     contexts: dict[str, dict[str, Any] | None]
+                     ) -> Iterator[tuple[str | None, BaseException | None]]:
+        """(tracker id, None) or (None, error) of each job, through the tracker's submit_many:
+        after a refused job, the next ones go in a new call when asked for."""
+        done = 0
+        while done < len(prepared):
+            results = self.tracker.submit_many(
+                [(row.id, engine_template, row.task_index, contexts[row.id])
+                 for row, _, engine_template in prepared[done:]])
+            if not results:
+                raise InternalError(f"the {self.tracker.scheme!r} tracker's submit_many "
+                                    "answered nothing")
+            for result in results:
+                done += 1
+                yield (None, result) if isinstance(result, BaseException) else (result, None)
 
     def fail_unstarted(self, row: JobRow, annotation: str, job_name: str | None = None,
                        expect: Sequence[str] | None = None,

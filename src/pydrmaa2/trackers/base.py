@@ -236,6 +236,23 @@ class JobTracker(ABC):
         """``submit`` as the program whose ``submitter_context`` this is would have made it."""
         return self.submit(job_id, template, task_index)
 
+    def submit_many(self, jobs: Sequence[tuple[str, JobTemplate, int | None,
+                                               dict[str, Any] | None]]
+                    ) -> list[str | BaseException]:
+        """Submit (job id, template, task index, submitter context or None) one after another
+        as ``submit_in_context`` (or ``submit``) would, stopping at the first refused: the
+        tracker id of each submitted, then that job's error, if any (the jobs after it were
+        not submitted). Trackers that can send many jobs at once override this."""
+        out: list[str | BaseException] = []
+        for job_id, template, task_index, context in jobs:
+            try:
+                out.append(self.submit(job_id, template, task_index) if context is None else
+                           self.submit_in_context(job_id, template, task_index, context))
+            except BaseException as e:  # noqa: BLE001 - the caller's to handle, in order
+                out.append(e)
+                break
+        return out
+
     def submit_array(self, job_ids: Sequence[str], template: JobTemplate,
                      indices: Sequence[int], max_parallel: int | None,
                      hold: bool = False) -> list[str]:
@@ -261,6 +278,11 @@ class JobTracker(ABC):
     @abstractmethod
     def info(self, tracker_id: str) -> JobInfo:
         """What the engine knows about the job (the generic layer fills id and job_name)."""
+
+    def infos(self, tracker_ids: Sequence[str]) -> dict[str, JobInfo]:
+        """``info`` of many jobs at once (the ends one look found); engines that can answer in
+        one call override this."""
+        return {t: self.info(t) for t in tracker_ids}
 
     @abstractmethod
     def control(self, tracker_id: str, action: Action) -> None:

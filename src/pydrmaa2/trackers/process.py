@@ -135,9 +135,8 @@ class ProcessTracker(JobTracker):
                 f"JobTemplate.extensions {bad!r} are not known to the process tracker")
         check_limits(template)
 
-    def _resolve(self, template: JobTemplate, env: dict[str, str]) -> str:
+    def _resolve(self, template: JobTemplate, env: dict[str, str], cwd: str) -> str:
         cmd = template.remote_command or ""
-        cwd = template.working_directory or os.getcwd()
         if "/" in cmd:
             path = cmd if os.path.isabs(cmd) else os.path.join(cwd, cmd)
             if not os.path.isfile(path):
@@ -162,56 +161,107 @@ class ProcessTracker(JobTracker):
 
     def submit_in_context(self, job_id: str, template: JobTemplate, task_index: int | None,
                           context: dict[str, Any]) -> str:
+        base, request = self._request(job_id, template, task_index, context, _Checks())
+        env = dict(base)
+        env.update(request.pop("env_set"))
+        for name in request.pop("env_del"):
+            env.pop(name, None)
+        # Asynchronous: the agent records a start failure (a race with the checks made here)
+        # as a FAILED job with the reason, so run_job does not wait for fork/exec.
+        self.agent.send("proc.spawn", env=env, **request)
+        return job_id
+
+    def submit_many(self, jobs: Sequence[tuple[str, JobTemplate, int | None,
+                                               dict[str, Any] | None]]
+                    ) -> list[str | BaseException]:
+        """Checks each job as ``submit_in_context`` does and sends those before the first
+        refused in one request, each submitter's environment once."""
+        out: list[str | BaseException] = []
+        requests: list[dict[str, Any]] = []
+        envs: list[dict[str, str]] = []
+        env_of: dict[int, int] = {}  # id(the environment) -> its index in envs
+        checks = _Checks()
+        own: dict[str, Any] | None = None
+        for job_id, template, task_index, context in jobs:
+            if context is None:
+                if own is None:
+                    own = self.submitter_context()
+                context = own
+            try:
+                base, request = self._request(job_id, template, task_index, context, checks)
+            except BaseException as e:  # noqa: BLE001 - the caller's to handle, in order
+                out.append(e)
+                break
+            if id(base) not in env_of:
+                env_of[id(base)] = len(envs)
+                envs.append(base)
+            request["env"] = env_of[id(base)]
+            requests.append(request)
+            out.append(job_id)
+        if requests:
+            try:
+                self.agent.send("proc.spawn_many", envs=envs, jobs=requests)
+            except Drmaa2Error as e:  # nothing of this request is known to have arrived
+                return [e]
+        return out
+
+    def _request(self, job_id: str, template: JobTemplate, task_index: int | None,
+                 context: dict[str, Any], checks: _Checks) -> tuple[dict[str, str], dict[str, Any]]:
+        """(the submitter's environment, the spawn request of one job but its environment:
+        ``env_set`` and ``env_del`` say how the job's differs), the template checked."""
         environ, umask = context.get("environ"), context.get("umask")
-        env = dict(environ) if isinstance(environ, dict) else dict(os.environ)
+        base = environ if isinstance(environ, dict) else checks.environ()
         if not isinstance(umask, int):
-            umask = current_umask()
-        env.update(template.job_environment)
-        env["JOB_ID"] = job_id
+            umask = checks.umask()
+        env_set = dict(template.job_environment)
+        env_set["JOB_ID"] = job_id
+        env_del: list[str] = []
         if task_index is not None:
-            env["TASK_ID"] = str(task_index)
+            env_set["TASK_ID"] = str(task_index)
         else:
-            env.pop("TASK_ID", None)
+            env_set.pop("TASK_ID", None)
+            env_del.append("TASK_ID")
         wd = template.working_directory or os.getcwd()
-        if not os.path.isdir(wd):
-            raise InvalidArgumentError(f"JobTemplate.working_directory {wd!r} is not a directory")
-        executable = self._resolve(template, env)
+        checks.once(("wd", wd), lambda: _check_dir(wd))
+        path = env_set.get("PATH", base.get("PATH"))
+        executable = checks.once(
+            ("exe", template.remote_command, wd, path),
+            lambda: self._resolve(template, {} if path is None else {"PATH": path}, wd))
 
         def local(p: str | None) -> str | None:
             return None if p is None else os.path.join(wd, p)
 
         check_readable(local(template.input_path), "input_path")
-        check_writable(local(template.output_path), "output_path")
+        checks.writable(local(template.output_path), "output_path")
         if not template.join_files:
-            check_writable(local(template.error_path), "error_path")
+            checks.writable(local(template.error_path), "error_path")
         rlimits, wallclock = parse_resource_limits(template.resource_limits)
-        limits: dict[str, Any] = {}
+        request: dict[str, Any] = {}
         if rlimits:
-            limits["rlimits"] = {name: list(pair) for name, pair in rlimits.items()}
+            request["rlimits"] = {name: list(pair) for name, pair in rlimits.items()}
         if wallclock is not None:
-            limits["wallclock"] = wallclock
+            request["wallclock"] = wallclock
         if template.priority is not None:
-            limits["nice"] = job_nice(template.priority)
-        # Asynchronous: the agent records a start failure (a race with the checks above) as a
-        # FAILED job with the reason, so run_job does not wait for fork/exec.
-        self.agent.send(
-            "proc.spawn", tid=job_id, executable=executable,
-            argv=[template.remote_command, *template.args], env=env, cwd=wd,
+            request["nice"] = job_nice(template.priority)
+        request.update(
+            tid=job_id, executable=executable, argv=[template.remote_command, *template.args],
+            env_set=env_set, env_del=env_del, cwd=wd,
             stdin=local(template.input_path), stdout=local(template.output_path),
             stderr=local(template.error_path), join=bool(template.join_files),
             stage_in={local(k): local(v) for k, v in template.stage_in_files.items()},
             stage_out={local(k): local(v) for k, v in template.stage_out_files.items()},
-            job_name=template.job_name, umask=umask, **limits)
-        return job_id
+            job_name=template.job_name, umask=umask)
+        return base, request
 
     def find_job(self, job_id: str) -> str | None:
         """The agent's record of the job (its tracker id is the job id), or None."""
         return job_id if self.agent.request("proc.find", tid=job_id)["found"] else None
 
+    _INFO_COLUMNS = ("state, sub_state, pid, exit_status, signal, annotation, job_name, workdir, "
+                     "cmdline, submitted, started, finished, rusage")
+
     def _row(self, tracker_id: str) -> tuple[Any, ...] | None:
-        rows = self.db.query(
-            "SELECT state, sub_state, pid, exit_status, signal, annotation, job_name, workdir, "
-            "cmdline, submitted, started, finished, rusage FROM procs WHERE tid=?", (tracker_id,))
+        rows = self.db.query(f"SELECT {self._INFO_COLUMNS} FROM procs WHERE tid=?", (tracker_id,))
         return rows[0] if rows else None
 
     def state(self, tracker_id: str) -> tuple[JobState, str]:
@@ -247,7 +297,22 @@ class ProcessTracker(JobTracker):
         return out
 
     def info(self, tracker_id: str) -> JobInfo:
-        row = self._row(tracker_id)
+        return self._info_of(self._row(tracker_id))
+
+    def infos(self, tracker_ids: Sequence[str]) -> dict[str, JobInfo]:
+        """One query per 500 jobs."""
+        rows: dict[str, tuple[Any, ...]] = {}
+        ids = list(tracker_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            for tid, *row in self.db.query(
+                    f"SELECT tid, {self._INFO_COLUMNS} FROM procs WHERE tid IN "
+                    f"({','.join('?' * len(chunk))})", chunk):
+                rows[tid] = tuple(row)
+        return {tid: self._info_of(rows.get(tid)) for tid in ids}
+
+    @staticmethod
+    def _info_of(row: tuple[Any, ...] | None) -> JobInfo:
         if row is None:
             return JobInfo(state=STARTING[0], sub_state=STARTING[1])
         (state, sub, pid, exit_status, sig, annotation, job_name, workdir, cmdline, submitted,
@@ -330,12 +395,65 @@ class ProcessTracker(JobTracker):
         return []
 
 
+def _check_dir(wd: str) -> None:
+    if not os.path.isdir(wd):
+        raise InvalidArgumentError(f"JobTemplate.working_directory {wd!r} is not a directory")
+
+
+class _Checks:
+    """The checks of one submission of several jobs, each made once: a directory, a command
+    looked up in PATH, a directory to create output files in; this program's environment."""
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[Any, ...], Any] = {}
+        self._environ: dict[str, str] | None = None
+        self._umask: int | None = None
+
+    def once(self, key: tuple[Any, ...], check: Callable[[], Any]) -> Any:
+        """``check()``'s value, or the error it raised, the first time ``key`` is asked."""
+        if key not in self._done:
+            try:
+                self._done[key] = (check(), None)
+            except InvalidArgumentError as e:
+                self._done[key] = (None, e)
+        value, error = self._done[key]
+        if error is not None:
+            raise InvalidArgumentError(str(error))
+        return value
+
+    def writable(self, path: str | None, field: str) -> None:
+        """check_writable; a file to create needs its directory checked once."""
+        if path is None or os.path.exists(path):
+            check_writable(path, field)
+        else:
+            try:
+                self.once(("parent", os.path.dirname(path)), lambda: check_writable(path, field))
+            except InvalidArgumentError:
+                check_writable(path, field)  # raises, naming this field and this path
+                raise
+
+    def environ(self) -> dict[str, str]:
+        if self._environ is None:
+            self._environ = dict(os.environ)
+        return self._environ
+
+    def umask(self) -> int:
+        if self._umask is None:
+            self._umask = current_umask()
+        return self._umask
+
+
 def current_umask() -> int:
     """This process's umask, read without changing it (os.umask would, for every thread)."""
-    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fd = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            status = os.read(fd, 1 << 16)  # one read: the Umask line is near the top
+        finally:
+            os.close(fd)
+        at = status.find(b"\nUmask:")
+        if at >= 0:
+            return int(status[at + 7:status.index(b"\n", at + 1)].strip(), 8)
     mask = os.umask(0o022)  # a kernel without the Umask line: the racy way
     os.umask(mask)
     return mask
@@ -531,6 +649,7 @@ class ProcessService:
         self._backoff = 0.0
         agent.flush_hooks.append(self.flush)
         agent.handlers["proc.spawn"] = self.spawn
+        agent.handlers["proc.spawn_many"] = self.spawn_many
         agent.handlers["proc.control"] = self.control
         agent.handlers["proc.find"] = self.find
         agent.busy_checks.append(
@@ -741,6 +860,29 @@ class ProcessService:
             raise self.write_error
         child = self.children.get(tid)
         return {"tid": tid, "pid": child.pid if child is not None else None}
+
+    def spawn_many(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Start several jobs (``submit_many``): each as ``spawn`` without an answer, its
+        environment its submitter's (``envs``) changed as it says."""
+        envs = msg.get("envs")
+        jobs = msg.get("jobs")
+        if not isinstance(envs, list) or not isinstance(jobs, list):
+            raise InvalidArgumentError(f"proc.spawn_many without envs and jobs: {str(msg)[:200]}")
+        for job in jobs:
+            try:
+                env = dict(envs[job.pop("env")])
+                env.update(job.pop("env_set"))
+                for name in job.pop("env_del"):
+                    env.pop(name, None)
+                job["env"] = env
+                job["noreply"] = True
+                self.spawn(job)
+            except (Drmaa2Error, LookupError, TypeError, AttributeError, ValueError) as e:
+                # One malformed job must not keep the others from starting (its submitter
+                # finds no record of it: recover_starting puts it back or ends it).
+                log.error("proc.spawn_many: job %s refused: %s", str(job.get("tid"))[:64]
+                          if isinstance(job, dict) else "?", type(e).__name__)
+        return {}
 
     def _start(self, msg: dict[str, Any]) -> None:
         """Start one job whose row is written, after its stage-in (off the loop)."""
