@@ -564,6 +564,63 @@ def test_a_spawn_failure_ends_the_job_failed_with_its_cause(sm, js, tmp_path):
     assert not [p for p in agent.children() if p.status() == psutil.STATUS_ZOMBIE]
 
 
+@pytest.mark.parametrize("fork_server", [True, False])
+def test_a_job_whose_file_cannot_be_opened_ends_failed_naming_field_and_path(
+        tmp_path, monkeypatch, fork_server):
+    """With the fork server the job's own process opens its files (before exec), else the
+    agent does: a file that cannot be opened ends the job FAILED naming the field and the
+    path alike, and the files are the job's stdin, stdout and stderr (created 0600)."""
+    if not fork_server:
+        monkeypatch.setenv("CC", "/bin/false")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    sm = d2.SessionManager(home=tmp_path / "home")
+    js = sm.create_job_session("open")
+    (tmp_path / "in").write_text("hello\n")
+    (tmp_path / "adir").mkdir()
+    client = AgentClient.for_home(sm.home)
+    base = {"env": {"PATH": "/bin"}, "cwd": str(tmp_path), "stdin": None, "stdout": None,
+            "stderr": None, "join": False, "stage_in": {}, "stage_out": {}, "job_name": None,
+            "executable": "/bin/sh", "argv": ["/bin/sh", "-c", "cat; echo err >&2"],
+            "umask": 0o002}
+    gone = str(tmp_path / "gone" / "out")
+    causes = {
+        "no-input": ({"stdin": str(tmp_path / "missing")}, "input_path",
+                     f"{str(tmp_path / 'missing')!r} cannot be opened: No such file or directory"),
+        "no-output-dir": ({"stdout": gone}, "output_path",
+                          f"{gone!r} cannot be opened: No such file or directory"),
+        "error-is-dir": ({"stderr": str(tmp_path / "adir")}, "error_path",
+                         f"{str(tmp_path / 'adir')!r} cannot be opened: Is a directory"),
+        "joined-no-dir": ({"stdout": gone, "join": True}, "output_path",
+                          f"{gone!r} cannot be opened: No such file or directory"),
+    }
+    for tid, (fields, _, _) in causes.items():
+        client.send("proc.spawn", tid=tid, **{**base, **fields})
+    ok = {"stdin": str(tmp_path / "in"), "stdout": str(tmp_path / "o"),
+          "stderr": str(tmp_path / "e")}
+    client.send("proc.spawn", tid="ok", **{**base, **ok})
+    client.send("proc.spawn", tid="joined", **{**base, **ok, "stdout": str(tmp_path / "j"),
+                                              "join": True})
+    tracker = js._tracker
+    tids = [*causes, "ok", "joined"]
+    deadline = time.monotonic() + 10
+    while any(not tracker.state(t)[0].is_terminal for t in tids):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    for tid, (_, field, cause) in causes.items():
+        info = tracker.info(tid)
+        assert (info.state, info.sub_state) == (d2.JobState.FAILED, "not started"), tid
+        assert info.annotation == f"cannot start the job: JobTemplate.{field} {cause}", tid
+    assert tracker.info("ok").state is d2.JobState.DONE
+    assert (tmp_path / "o").read_text() == "hello\n"
+    assert (tmp_path / "e").read_text() == "err\n"
+    assert (tmp_path / "j").read_text() == "hello\nerr\n"
+    assert stat_mode(tmp_path / "o") == 0o600
+    agent = psutil.Process(client.request("ping")["pid"])
+    assert not [p for p in agent.children() if p.status() == psutil.STATUS_ZOMBIE]
+    assert ("not by the fork server" in (sm.home / "agent.log").read_text()) is not fork_server
+    client.close()
+
+
 def test_a_killed_fork_server_is_replaced(sm, js):
     js.run_job(d2.JobTemplate(remote_command="/bin/true")).wait_terminated(10)
     old = _fork_server(sm.home)

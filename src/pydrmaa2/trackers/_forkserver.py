@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 SOURCE = Path(__file__).with_name("_spawn.c")
-HELLO = b"pydrmaa2-spawn 1\n"
+HELLO = b"pydrmaa2-spawn 2\n"
 #: Compiler flags, best first: a static binary needs no dynamic loader (a faster exec, and it
 #: runs on any machine of the architecture that shares the cache directory).
 FLAGS = (["-O2", "-static"], ["-O2"])
@@ -28,9 +28,10 @@ FLAGS = (["-O2", "-static"], ["-O2"])
 BUILD_TIMEOUT, HELLO_TIMEOUT = 120.0, 10.0
 
 #: The steps of a start, as the server numbers the one that failed.
-STEP_CLONE, STEP_FDS, STEP_CHDIR, STEP_RLIMIT, STEP_NICE, STEP_EXEC, STEP_REQUEST = range(1, 8)
+(STEP_CLONE, STEP_FDS, STEP_CHDIR, STEP_RLIMIT, STEP_NICE, STEP_EXEC, STEP_REQUEST, STEP_OPEN_IN,
+ STEP_OPEN_OUT, STEP_OPEN_ERR) = range(1, 11)
 
-_REQUEST = struct.Struct("=7i")
+_REQUEST = struct.Struct("=8i")
 _LIMIT = struct.Struct("=iqq")  # -1: RLIM_INFINITY
 _LENGTH = struct.Struct("=I")
 _REPLY = struct.Struct("=3i")
@@ -191,14 +192,21 @@ class ForkServer:
 
     def send(self, executables: Sequence[bytes], argv: Sequence[bytes], env: Sequence[bytes],
              cwd: bytes, stdio: Sequence[int | None], umask: int, nice: int | None,
-             limits: Sequence[tuple[int, int, int]]) -> None:
+             limits: Sequence[tuple[int, int, int]],
+             files: Sequence[bytes | None] = (None, None, None), join: bool = False) -> None:
         """Ask for a job (a None in ``stdio`` is /dev/null); ServerGone if the server is gone.
-        The descriptors travel with the request: the caller may close its own at once."""
+        The descriptors travel with the request: the caller may close its own at once. A file
+        in ``files`` (stdin, stdout, stderr) is opened by the job's process instead of the
+        descriptor (its error is the reply's, at STEP_OPEN_IN + the stream's number); with
+        ``join``, stderr goes where stdout goes."""
+        if any(b"\0" in f for f in files if f):
+            raise ValueError("embedded null byte")
         body = b"".join((
             _REQUEST.pack(umask, nice is not None, nice or 0, len(limits), len(executables),
-                          len(argv), len(env)),
+                          len(argv), len(env), join),
             *(_LIMIT.pack(*limit) for limit in limits),
-            cwd, b"\0", *(s + b"\0" for s in (*executables, *argv, *env))))
+            cwd, b"\0", *((f or b"") + b"\0" for f in files),
+            *(s + b"\0" for s in (*executables, *argv, *env))))
         frame = _LENGTH.pack(len(body)) + body
         fds = [self.devnull if fd is None else fd for fd in stdio]
         try:

@@ -3,7 +3,9 @@
  * kernel records the peak RSS of the address space the job leaves into the job's rusage).
  *
  * The agent starts it with a Unix stream socket as its stdin and sends one request at a time:
- * a frame of the layout below, with the job's stdin, stdout and stderr as SCM_RIGHTS descriptors.
+ * a frame of the layout below, with the job's stdin, stdout and stderr as SCM_RIGHTS descriptors;
+ * a stdio stream the frame names a file for is opened by the job's process instead (before its
+ * umask changes: as the agent would have), so that creating output files costs the agent nothing.
  * Each job is created as posix_spawn does (CLONE_VM | CLONE_VFORK: no copy of this process, and
  * this server waits until the job has exec'd or failed), plus CLONE_PARENT: the agent, not this
  * server, is the job's parent, so the agent reaps it with wait4 and watches it with a pidfd as
@@ -14,10 +16,12 @@
  * Request frame, native byte order, no padding:
  *   uint32 length of what follows
  *   int32 umask (-1: keep), int32 set_nice (0/1), int32 nice, int32 nlimits, int32 nexec,
- *   int32 argc, int32 envc
+ *   int32 argc, int32 envc, int32 join (1: stderr goes where stdout goes)
  *   nlimits x { int32 resource, int64 soft, int64 hard } (-1: RLIM_INFINITY)
- *   NUL-terminated strings: cwd, nexec executables (tried in turn, as Python's subprocess
- *   does), argc arguments, envc NAME=VALUE entries
+ *   NUL-terminated strings: cwd; the files of stdin, stdout and stderr (empty: the descriptor
+ *   sent; stdin read-only, the others created or truncated, mode 0644 under the umask); nexec
+ *   executables (tried in turn, as Python's subprocess does), argc arguments, envc NAME=VALUE
+ *   entries
  * The server exits when the agent closes the socket.
  */
 #define _GNU_SOURCE
@@ -36,21 +40,21 @@
 #include <unistd.h>
 
 #define SOCK 0
-#define HELLO "pydrmaa2-spawn 1\n"
+#define HELLO "pydrmaa2-spawn 2\n"
 #define MAX_FRAME (64u << 20)
 #define LIMIT_SIZE (sizeof(int32_t) + 2 * sizeof(uint64_t))
 
 /* The step a start failed at, as the reply names it. */
 enum step { OK = 0, STEP_CLONE, STEP_FDS, STEP_CHDIR, STEP_RLIMIT, STEP_NICE, STEP_EXEC,
-            STEP_REQUEST };
+            STEP_REQUEST, STEP_OPEN_IN, STEP_OPEN_OUT, STEP_OPEN_ERR };
 
 struct reply { int32_t pid, err, step; };
 
 /* One job as its request describes it, shared with the job's process until it execs. */
 struct job {
     int fds[3];
-    int32_t mask, set_nice, nice, nlimits;
-    const char *limits, *cwd;
+    int32_t mask, set_nice, nice, nlimits, join;
+    const char *limits, *cwd, *files[3];
     char **exe, **argv, **envp;
     volatile int32_t err, step;  /* written by the job's process when it fails */
 };
@@ -130,6 +134,17 @@ static int take_strings(const char **p, const char *end, char **vec, int32_t n) 
  * (every descriptor of this server is close-on-exec), then the limits, then exec. */
 static int job_main(void *arg) {
     struct job *j = arg;
+    for (int i = 0; i < 3; i++) {
+        j->step = STEP_OPEN_IN + i;
+        if (i == 2 && j->join) {
+            j->fds[2] = j->fds[1];
+        } else if (j->files[i][0]) {
+            int fd = open(j->files[i], i ? O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC
+                                         : O_RDONLY | O_CLOEXEC, 0644);
+            if (fd < 0) goto fail;
+            j->fds[i] = fd;
+        }
+    }
     j->step = STEP_FDS;
     for (int i = 0; i < 3; i++)
         if ((j->fds[i] == i ? fcntl(i, F_SETFD, 0) : dup2(j->fds[i], i)) < 0) goto fail;
@@ -167,26 +182,28 @@ static struct reply spawn(char *frame, uint32_t len, const int fds[3], char **ve
     struct reply reply = { -1, EINVAL, STEP_REQUEST };
     const char *p = frame, *end = frame + len;
     struct job j = { .fds = { fds[0], fds[1], fds[2] } };
-    if (len < 7 * sizeof(int32_t) || fds[0] < 0 || fds[1] < 0 || fds[2] < 0) return reply;
+    if (len < 8 * sizeof(int32_t) || fds[0] < 0 || fds[1] < 0 || fds[2] < 0) return reply;
     j.mask = take_i32(&p);
     j.set_nice = take_i32(&p);
     j.nice = take_i32(&p);
     j.nlimits = take_i32(&p);
     int32_t nexec = take_i32(&p), argc = take_i32(&p), envc = take_i32(&p);
+    j.join = take_i32(&p);
     if (j.nlimits < 0 || nexec < 1 || argc < 0 || envc < 0
             || (size_t)j.nlimits > (size_t)(end - p) / LIMIT_SIZE
             || (size_t)nexec + (size_t)argc + (size_t)envc + 3 > len)
         return reply;
     j.limits = p;
     p += (size_t)j.nlimits * LIMIT_SIZE;
-    char *cwd[2];
+    char *cwd[5];
     j.exe = vec;
     j.argv = j.exe + nexec + 1;
     j.envp = j.argv + argc + 1;
-    if (take_strings(&p, end, cwd, 1) < 0 || take_strings(&p, end, j.exe, nexec) < 0
+    if (take_strings(&p, end, cwd, 4) < 0 || take_strings(&p, end, j.exe, nexec) < 0
             || take_strings(&p, end, j.argv, argc) < 0 || take_strings(&p, end, j.envp, envc) < 0)
         return reply;
     j.cwd = cwd[0];
+    for (int i = 0; i < 3; i++) j.files[i] = cwd[i + 1];
     j.err = 0;
     pid_t pid = clone(job_main, job_stack + sizeof job_stack,
                       CLONE_VM | CLONE_VFORK | CLONE_PARENT | SIGCHLD, &j);

@@ -589,6 +589,12 @@ MAX_IN_FLIGHT, SERVER_RETRIES, SERVER_RESTARTS = 64, 2, 20
 #: shortage): the agent then starts jobs itself.
 _NO_CLONE_PARENT = frozenset({errno.EINVAL, errno.EPERM, errno.ENOSYS})
 #: The steps of a start that apply the template's limits, by the fields they come from.
+#: The spawn request's keys of a job's stdin, stdout and stderr files.
+_STDIO_KEYS = ("stdin", "stdout", "stderr")
+#: The fork server's steps of opening them: the template's field, the request's key.
+_OPEN_STEPS = {_forkserver.STEP_OPEN_IN: ("input_path", "stdin"),
+               _forkserver.STEP_OPEN_OUT: ("output_path", "stdout"),
+               _forkserver.STEP_OPEN_ERR: ("error_path", "stderr")}
 _LIMIT_STEPS = {_forkserver.STEP_RLIMIT: "JobTemplate.resource_limits",
                 _forkserver.STEP_NICE: "JobTemplate.priority"}
 
@@ -944,8 +950,15 @@ class ProcessService:
         self._write(tid, INSERT_FAILED, (tid, "failed", sub, why, *_described(msg), now, now))
 
     def _spawn(self, msg: dict[str, Any]) -> None:
-        """Fork and exec a job whose 'starting' row is written: asked of the fork server (its
-        answer comes to _collect), else done here."""
+        """Fork and exec a job whose 'starting' row is written: asked of the fork server (the
+        job's process opens its files; the answer comes to _collect), else done here."""
+        try:
+            umask = int(msg.get("umask", -1))
+            limits, nice = _limits_of(msg)
+            if self._ask_server(msg, umask, limits, nice):
+                return
+        except (OSError, ValueError, TypeError) as e:
+            raise _cannot_start(msg, e) from None
         files: list[int] = []
         try:
             stdin = self._open(msg.get("stdin"), os.O_RDONLY, "input_path", files)
@@ -957,10 +970,6 @@ class ProcessService:
                 stderr = self._open(msg.get("stderr"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                                     "error_path", files)
             try:
-                umask = int(msg.get("umask", -1))
-                limits, nice = _limits_of(msg)
-                if self._ask_server(msg, (stdin, stdout, stderr), umask, limits, nice):
-                    return
                 devnull = subprocess.DEVNULL
                 preexec = ((lambda: _apply_limits(limits, nice))
                            if limits or nice is not None else None)
@@ -977,17 +986,25 @@ class ProcessService:
                 os.close(fd)
         self._started(msg, popen.pid, popen)
 
-    def _ask_server(self, msg: dict[str, Any], stdio: tuple[int | None, int | None, int | None],
-                    umask: int, limits: list[tuple[int, int, int]], nice: int | None) -> bool:
-        """Send the job to the fork server; False where there is none to take it."""
+    def _ask_server(self, msg: dict[str, Any], umask: int, limits: list[tuple[int, int, int]],
+                    nice: int | None) -> bool:
+        """Send the job to the fork server, its files for its process to open; False where
+        there is none to take it."""
         if self.server is None or self._server_refused or msg.get("retries", 0) > SERVER_RETRIES:
             return False
+        join = bool(msg.get("join"))
+        paths = [msg.get(key) for key in _STDIO_KEYS]
+        if join:
+            paths[2] = None
+        if any(p is not None and (not isinstance(p, str) or not p) for p in paths):
+            return False  # refused as the agent's own open refuses it
+        files = [None if p is None else os.fsencode(p) for p in paths]
         args = _forkserver.exec_args(msg["executable"], msg["argv"], msg["env"], msg["cwd"])
         if len(self._in_flight) >= MAX_IN_FLIGHT:
             self._collect(wait=True)
         while self.server is not None:
             try:
-                self.server.send(*args, stdio, umask, nice, limits)
+                self.server.send(*args, (None, None, None), umask, nice, limits, files, join)
             except _forkserver.ServerGone as e:
                 self._server_gone(str(e))
                 continue
@@ -1018,6 +1035,12 @@ class ProcessService:
             return
         if e.pid is not None:
             _forkserver.reap_failed(e.pid)
+        if e.step in _OPEN_STEPS:  # as the agent's own open refuses it (_open)
+            field, key = _OPEN_STEPS[e.step]
+            self._record_not_started(
+                msg["tid"], msg, "not started", f"cannot start the job: JobTemplate.{field} "
+                f"{msg.get(key)!r} cannot be opened: {e.strerror}")
+            return
         if e.step == _forkserver.STEP_CLONE and e.errno in _NO_CLONE_PARENT:
             if not self._server_refused:
                 log.warning("the fork server cannot create processes here (%s): jobs are "
