@@ -162,6 +162,8 @@ class JobBook:
         self.session = session
         self._firsts: dict[str, str | None] = {}  # array id -> its first job id (never changes)
         self._output_dir: Path | None = None
+        #: array id -> what the tracker kept of its submitter (never changes)
+        self._contexts: dict[str, dict[str, Any] | None] = {}
 
     # -- states ------------------------------------------------------------------------------------
     def states_of(self, rows: Sequence[JobRow]) -> dict[str, tuple[JobState, str]]:
@@ -381,10 +383,11 @@ class JobBook:
             prepared.append((row, own, for_task(self.keep_output(anchored[row.cwd], name),
                                                 row.task_index)))
 
-        of_array: dict[str, dict[str, Any] | None] = {}
+        of_array = self._contexts
 
         def context_of(row: JobRow) -> dict[str, Any] | None:
-            """What the tracker kept of the job's submitter (read once per array)."""
+            """What the tracker kept of the job's submitter (read once per array: an array's
+            never changes)."""
             if row.array_id is not None and row.array_id in of_array:
                 return of_array[row.array_id]
             kept = self.store.context_of(row)

@@ -16,11 +16,28 @@ if TYPE_CHECKING:
 T = TypeVar("T", bound="DataclassInstance")
 
 
+#: Values that are their own JSON.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def encode(value: Any) -> Any:
     """Turn a dataclass (or a value inside one) into JSON-compatible data."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: encode(v) for name in _field_names(type(value))
-                if (v := getattr(value, name)) is not None and v != [] and v != {}}
+    kind: type = type(value)
+    if kind in _PLAIN:
+        return value
+    names = _field_names(kind)
+    if names is not None:
+        out = {}
+        for name in names:
+            v = getattr(value, name)
+            if v is None:
+                continue
+            vk = type(v)
+            if vk in _PLAIN:
+                out[name] = v
+            elif (vk is not list and vk is not dict) or v:  # [] and {} are left out
+                out[name] = encode(v)
+        return out
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dt.datetime):
@@ -35,8 +52,11 @@ def encode(value: Any) -> Any:
 
 
 @functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    """A dataclass's field names, looked up once (dataclasses.fields is slow on hot paths)."""
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """A dataclass's field names (None: not a dataclass), looked up once per class
+    (dataclasses.fields and is_dataclass are slow on hot paths)."""
+    if not dataclasses.is_dataclass(cls):
+        return None
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
