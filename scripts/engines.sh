@@ -849,7 +849,7 @@ SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,default_queue_depth
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 MaxArraySize=1001
-MaxJobCount=100000
+MaxJobCount=300000
 # timers
 MinJobAge=300
 KillWait=2
