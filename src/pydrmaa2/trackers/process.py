@@ -585,6 +585,8 @@ def decode_wait_status(status: int) -> tuple[int, str | None]:
 #: both ways. A job the server died on is sent to a new one this often, then started here;
 #: servers are started again this often in an agent's life, then jobs are started here.
 MAX_IN_FLIGHT, SERVER_RETRIES, SERVER_RESTARTS = 64, 2, 20
+#: The key marking a spawn request that came in a proc.spawn_many (the agent's own).
+_MANY = " many"
 #: The fork server's clone errors that say this system refuses CLONE_PARENT (not a passing
 #: shortage): the agent then starts jobs itself.
 _NO_CLONE_PARENT = frozenset({errno.EINVAL, errno.EPERM, errno.ENOSYS})
@@ -608,10 +610,11 @@ class ProcessService:
 
     Jobs are started by a fork server (``_forkserver``), a small C process that makes each job
     a child of the agent: the job's max_rss is then its own. Requests go to it without waiting;
-    its answers (in order) are taken when they come (the loop never waits for them), or when
-    a job they concern is asked for. Where no C compiler can build it, the agent starts jobs
-    itself (logged once), and a job's max_rss includes the agent's pages (some 25 MB: the kernel
-    counts the forked agent's peak RSS into the job's at exec).
+    its answers (in order) are taken at the end of a loop turn that started jobs sent one by
+    one, else as they come, or when a job they concern is asked for. Where no C compiler can
+    build it, the agent starts jobs itself (logged once), and a job's max_rss includes the
+    agent's pages (some 25 MB: the kernel counts the forked agent's peak RSS into the job's at
+    exec).
     """
 
     def __init__(self, agent: Agent) -> None:
@@ -829,10 +832,17 @@ class ProcessService:
         if spawn:
             for msg in spawn:
                 self._start(msg)
-            # Their answers come to _collect as the fork server gives them: the loop does not
-            # wait for them (the server waits for each job's exec meanwhile, on another CPU).
-            # Their running rows go with a next turn's writes: one transaction per turn while
-            # jobs keep coming.
+            # Their answers. A turn that started jobs sent one by one (run_job) waits for every
+            # answer the server owes: the jobs that come meanwhile then make one transaction,
+            # and the server gets the CPU. Jobs sent many at once (an array's, submit_many) are
+            # not waited for: they come to _collect as the server gives them, and the loop
+            # reaps and records meanwhile. (1,000 run_job + wait: the last ends seen 0.11-0.19 s
+            # after the last submission waiting, 0.35-0.6 s not; a 10,000-task array: 1,136-
+            # 1,219 tasks/s not waiting, 838-891 waiting.)
+            if not all(msg.get(_MANY) for msg in spawn):
+                while self.server is not None and self._in_flight:
+                    self._collect(wait=True)
+            # Their running rows go with a next turn's writes.
             return 0.0
         return 0.05 if self.polled else None
 
@@ -882,6 +892,7 @@ class ProcessService:
                     env.pop(name, None)
                 job["env"] = env
                 job["noreply"] = True
+                job[_MANY] = True
                 self.spawn(job)
             except (Drmaa2Error, LookupError, TypeError, AttributeError, ValueError) as e:
                 # One malformed job must not keep the others from starting (its submitter
