@@ -716,3 +716,28 @@ def test_submit_many_by_default_stops_at_the_first_refused_job():
     assert out[:2] == ["t1", "t2"]
     assert isinstance(out[2], d2.InvalidArgumentError) and len(out) == 3
     assert fake.sent == [("1", None), ("2", {"c": 1})]
+
+
+def test_a_malformed_job_of_a_spawn_many_request_ends_failed_and_the_others_run(sm, js, tmp_path):
+    client = AgentClient.for_home(sm.home)
+    job = {"cwd": str(tmp_path), "stdin": None, "stdout": None, "stderr": None, "join": False,
+           "stage_in": {}, "stage_out": {}, "job_name": None, "executable": "/bin/sh",
+           "argv": ["/bin/sh", "-c", "exit $N"], "env": 0, "env_del": []}
+    client.send("proc.spawn_many", envs=[{"PATH": "/bin"}], jobs=[
+        {**job, "tid": "m-first", "env_set": {"N": "3"}},
+        {**job, "tid": "m-bad", "env": 7, "env_set": {}},
+        {**job, "env_set": {}},  # no id at all
+        {**job, "tid": "m-last", "env_set": {"N": "0"}},
+    ])
+    tracker = js._tracker
+    tids = ["m-first", "m-bad", "m-last"]
+    deadline = time.monotonic() + 10
+    while any(not tracker.state(t)[0].is_terminal for t in tids):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert tracker.info("m-first").exit_status == 3
+    assert tracker.info("m-last").state is d2.JobState.DONE
+    bad = tracker.info("m-bad")
+    assert (bad.state, bad.sub_state) == (d2.JobState.FAILED, "not started")
+    assert bad.annotation == "cannot start the job: a malformed request (IndexError)"
+    assert client.request("ping")["pid"]

@@ -895,10 +895,14 @@ class ProcessService:
                 job[_MANY] = True
                 self.spawn(job)
             except (Drmaa2Error, LookupError, TypeError, AttributeError, ValueError) as e:
-                # One malformed job must not keep the others from starting (its submitter
-                # finds no record of it: recover_starting puts it back or ends it).
-                log.error("proc.spawn_many: job %s refused: %s", str(job.get("tid"))[:64]
-                          if isinstance(job, dict) else "?", type(e).__name__)
+                # One malformed job must not keep the others from starting; one with an id
+                # ends FAILED saying why (never left without a record).
+                tid = job.get("tid") if isinstance(job, dict) else None
+                log.error("proc.spawn_many: job %s refused: %s", str(tid)[:64], type(e).__name__)
+                if isinstance(tid, str) and tid:
+                    self._record_not_started(
+                        tid, job, "not started",
+                        f"cannot start the job: a malformed request ({type(e).__name__})")
         return {}
 
     def _start(self, msg: dict[str, Any]) -> None:
