@@ -106,18 +106,21 @@ def main() -> None:
     held = d2.JobTemplate(remote_command="/bin/true", submit_as_hold=True)
 
     raw_ids: list[str] = []
-    t_raw = timed(lambda: raw_ids.extend(raw_submit(n, chunk)))
-    subprocess.run(["scancel", *raw_ids], check=False)
-    before = rss_mb()
     arrays: list[d2.JobArray] = []
-    t_ours = timed(lambda: arrays.append(js.run_bulk_jobs(held, 1, n)))
-    after = rss_mb()
-    big = arrays[0]
-    small = js.run_bulk_jobs(held, 1, 1000)
-    big_rate = squeue_calls_a_minute(js, big.jobs, calls, seconds)
-    small_rate = squeue_calls_a_minute(js, small.jobs, calls, seconds)
-    for arr in (big, small):
-        arr.terminate()
+    try:  # nothing held stays behind, whatever happens
+        t_raw = timed(lambda: raw_ids.extend(raw_submit(n, chunk)))
+        subprocess.run(["scancel", *raw_ids], check=False)
+        before = rss_mb()
+        t_ours = timed(lambda: arrays.append(js.run_bulk_jobs(held, 1, n)))
+        after = rss_mb()
+        arrays.append(js.run_bulk_jobs(held, 1, 1000))
+        big_rate = squeue_calls_a_minute(js, arrays[0].jobs, calls, seconds)
+        small_rate = squeue_calls_a_minute(js, arrays[1].jobs, calls, seconds)
+    finally:
+        if raw_ids:
+            subprocess.run(["scancel", *raw_ids], check=False)
+        for arr in arrays:
+            arr.terminate()
     report(f"slurm: a {n}-task array ({-(-n // chunk)} submissions of at most {chunk})", [
         ("(a) submit, held", f"{t_ours:.2f} s", f"{t_raw:.2f} s (sbatch)",
          f"{t_ours / t_raw:.2f}x time (target < 5 s)"),

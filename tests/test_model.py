@@ -73,6 +73,22 @@ def test_codec_round_trips_templates_and_infos():
     assert _codec.decode(d2.JobInfo, _codec.encode(ji)) == ji
 
 
+def test_codec_leaves_out_what_is_not_set_and_keeps_the_rest_as_json():
+    import collections
+    import json
+
+    jt = d2.JobTemplate(remote_command="x", args=[""], job_environment=collections.OrderedDict(),
+                        stage_in_files={}, resource_limits={"cpu": "1"}, priority=0,
+                        submit_as_hold=False, job_name="")
+    assert _codec.encode(jt) == {"remote_command": "x", "args": [""],
+                                 "resource_limits": {"cpu": "1"}, "priority": 0,
+                                 "submit_as_hold": False, "job_name": ""}
+    ji = d2.JobInfo(state=d2.JobState.FAILED, cpu_time=dt.timedelta(milliseconds=1500),
+                    dispatch_time=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc))
+    assert json.loads(json.dumps(_codec.encode(ji))) == {
+        "state": "failed", "cpu_time": 1.5, "dispatch_time": "2026-01-02T03:04:05+00:00"}
+
+
 def test_filter_rules():
     t = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     info = d2.JobInfo(id="1", state=d2.JobState.DONE, allocated_machines=["a", "b"],

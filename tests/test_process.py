@@ -723,14 +723,18 @@ def test_a_malformed_job_of_a_spawn_many_request_ends_failed_and_the_others_run(
     job = {"cwd": str(tmp_path), "stdin": None, "stdout": None, "stderr": None, "join": False,
            "stage_in": {}, "stage_out": {}, "job_name": None, "executable": "/bin/sh",
            "argv": ["/bin/sh", "-c", "exit $N"], "env": 0, "env_del": []}
+    pid = client.request("ping")["pid"]
+    gone = str(tmp_path / "gone" / "out")
     client.send("proc.spawn_many", envs=[{"PATH": "/bin"}], jobs=[
         {**job, "tid": "m-first", "env_set": {"N": "3"}},
         {**job, "tid": "m-bad", "env": 7, "env_set": {}},
         {**job, "env_set": {}},  # no id at all
+        {**job, "tid": "m-first", "env": 7, "env_set": {}},  # malformed, and m-first's id
+        {**job, "tid": "m-no-dir", "stdout": gone, "env_set": {}},
         {**job, "tid": "m-last", "env_set": {"N": "0"}},
     ])
     tracker = js._tracker
-    tids = ["m-first", "m-bad", "m-last"]
+    tids = ["m-first", "m-bad", "m-no-dir", "m-last"]
     deadline = time.monotonic() + 10
     while any(not tracker.state(t)[0].is_terminal for t in tids):
         assert time.monotonic() < deadline
@@ -740,4 +744,7 @@ def test_a_malformed_job_of_a_spawn_many_request_ends_failed_and_the_others_run(
     bad = tracker.info("m-bad")
     assert (bad.state, bad.sub_state) == (d2.JobState.FAILED, "not started")
     assert bad.annotation == "cannot start the job: a malformed request (IndexError)"
-    assert client.request("ping")["pid"]
+    no_dir = tracker.info("m-no-dir")
+    assert no_dir.annotation == (f"cannot start the job: JobTemplate.output_path {gone!r} cannot "
+                                 "be opened: No such file or directory")
+    assert client.request("ping")["pid"] == pid  # the same agent

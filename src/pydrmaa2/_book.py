@@ -83,6 +83,10 @@ def _job_name(template: str | None) -> str | None:
     return name if isinstance(name, str) else None
 
 
+#: Arrays whose submitter context a JobBook keeps read, at most.
+KEPT_CONTEXTS = 16
+
+
 def kept_name(job_id: str, array_first: str | None, index: int | str | None) -> str:
     """The base name of a job's kept output: its id, or for an array's task, the array's first
     job id and the task's index (known before the engine numbers the tasks)."""
@@ -219,8 +223,15 @@ class JobBook:
         if not rows:
             return {}
         infos = self.tracker.infos([r.tracker_id for r in rows if r.tracker_id])
-        return {r.id: self.complete_info(r, self._native(r.tracker_id, infos[r.tracker_id])
-                                         if r.tracker_id else JobInfo()) for r in rows}
+        out: dict[str, JobInfo] = {}
+        for r in rows:
+            info = JobInfo()
+            if r.tracker_id:  # (a copy where two rows name one engine job: each is completed)
+                got = infos.pop(r.tracker_id, None)
+                info = got if got is not None else self.tracker.info(r.tracker_id)
+                self._native(r.tracker_id, info)
+            out[r.id] = self.complete_info(r, info)
+        return out
 
     @staticmethod
     def complete_info(row: JobRow, info: JobInfo) -> JobInfo:
@@ -291,7 +302,7 @@ class JobBook:
 
     def output_dir(self) -> Path:
         """The directory of kept output (made for its owner only on first use; looked at once
-        per JobBook)."""
+        per start_claimed)."""
         if self._output_dir is None:
             d = Path(self.tracker.home) / OUTPUT_DIR
             if not d.is_dir():
@@ -369,6 +380,7 @@ class JobBook:
         error is raised (its caller tries again, or tells its user); any other refusal ends it
         FAILED with annotation "``note``: <error>", except that the first raises with
         ``first_fails`` (the template cannot run at all)."""
+        self._output_dir = None  # looked at again once per call (it may have been removed)
         anchored: dict[str | None, JobTemplate] = {}  # per submitter's directory (one per array)
         firsts = self._firsts  # the first job id of each array (kept output)
         prepared: list[tuple[JobRow, JobTemplate, JobTemplate]] = []
@@ -393,6 +405,8 @@ class JobBook:
             kept = self.store.context_of(row)
             context = json.loads(kept) if kept else None
             if row.array_id is not None:
+                if len(of_array) >= KEPT_CONTEXTS:  # the oldest array's goes
+                    del of_array[next(iter(of_array))]
                 of_array[row.array_id] = context
             return context
 

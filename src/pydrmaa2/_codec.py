@@ -32,10 +32,9 @@ def encode(value: Any) -> Any:
             v = getattr(value, name)
             if v is None:
                 continue
-            vk = type(v)
-            if vk in _PLAIN:
+            if type(v) in _PLAIN:
                 out[name] = v
-            elif (vk is not list and vk is not dict) or v:  # [] and {} are left out
+            elif v != [] and v != {}:  # empty lists and mappings are left out
                 out[name] = encode(v)
         return out
     if isinstance(value, enum.Enum):

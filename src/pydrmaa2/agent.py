@@ -325,6 +325,8 @@ class AgentFeed(ChangeFeed):
             raise errors.DrmCommunicationError(f"the pydrmaa2 agent went away: {e}") from e
 
     def wait(self, timeout: float | None) -> bool:
+        if self.conn.sock.fileno() < 0:
+            raise errors.DrmCommunicationError("the pydrmaa2 agent's event stream is closed")
         if not self._poll.poll(None if timeout is None else max(0, math.ceil(timeout * 1000))):
             return False
         try:
@@ -345,6 +347,8 @@ class AgentFeed(ChangeFeed):
         # shutdown() wakes a select() on this socket in another thread; close() alone does not.
         with contextlib.suppress(OSError):
             self.conn.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            self._poll.unregister(self.conn.sock)
         self.conn.close()
 
 

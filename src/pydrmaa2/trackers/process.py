@@ -162,10 +162,7 @@ class ProcessTracker(JobTracker):
     def submit_in_context(self, job_id: str, template: JobTemplate, task_index: int | None,
                           context: dict[str, Any]) -> str:
         base, request = self._request(job_id, template, task_index, context, _Checks())
-        env = dict(base)
-        env.update(request.pop("env_set"))
-        for name in request.pop("env_del"):
-            env.pop(name, None)
+        env = job_env(base, request.pop("env_set"), request.pop("env_del"))
         # Asynchronous: the agent records a start failure (a race with the checks made here)
         # as a FAILED job with the reason, so run_job does not wait for fork/exec.
         self.agent.send("proc.spawn", env=env, **request)
@@ -270,46 +267,37 @@ class ProcessTracker(JobTracker):
             return STARTING
         return JobState(rows[0][0]), rows[0][1] or ""
 
-    def states(self, tracker_ids: Sequence[str]) -> dict[str, tuple[JobState, str]]:
-        out: dict[str, tuple[JobState, str]] = {}
+    def _of(self, columns: str, tracker_ids: Sequence[str], where: str = "") -> list[Any]:
+        """Rows (tid, columns...) of these jobs' procs rows, 500 jobs a query."""
+        rows: list[Any] = []
         ids = list(tracker_ids)
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
-            for tid, state, sub in self.db.query(
-                    f"SELECT tid, state, sub_state FROM procs WHERE tid IN "
-                    f"({','.join('?' * len(chunk))})", chunk):
-                out[tid] = (JobState(state), sub or "")
-        for tid in ids:
+            rows += self.db.query(f"SELECT tid, {columns} FROM procs WHERE {where}tid IN "
+                                  f"({','.join('?' * len(chunk))})", chunk)
+        return rows
+
+    def states(self, tracker_ids: Sequence[str]) -> dict[str, tuple[JobState, str]]:
+        out: dict[str, tuple[JobState, str]] = {
+            tid: (JobState(state), sub or "")
+            for tid, state, sub in self._of("state, sub_state", tracker_ids)}
+        for tid in tracker_ids:
             out.setdefault(tid, STARTING)
         return out
 
     def native_ids(self, tracker_ids: Sequence[str]) -> dict[str, str]:
         """The pid of each of these jobs that runs (monitor_jobs lists processes by pid); an
         ended job's pid may be another process's by now."""
-        out: dict[str, str] = {}
-        ids = list(tracker_ids)
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            for tid, pid in self.db.query(
-                    f"SELECT tid, pid FROM procs WHERE pid IS NOT NULL AND state IN "
-                    f"('running','suspended') AND tid IN ({','.join('?' * len(chunk))})", chunk):
-                out[tid] = str(pid)
-        return out
+        return {tid: str(pid) for tid, pid in self._of(
+            "pid", tracker_ids, "pid IS NOT NULL AND state IN ('running','suspended') AND ")}
 
     def info(self, tracker_id: str) -> JobInfo:
         return self._info_of(self._row(tracker_id))
 
     def infos(self, tracker_ids: Sequence[str]) -> dict[str, JobInfo]:
         """One query per 500 jobs."""
-        rows: dict[str, tuple[Any, ...]] = {}
-        ids = list(tracker_ids)
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            for tid, *row in self.db.query(
-                    f"SELECT tid, {self._INFO_COLUMNS} FROM procs WHERE tid IN "
-                    f"({','.join('?' * len(chunk))})", chunk):
-                rows[tid] = tuple(row)
-        return {tid: self._info_of(rows.get(tid)) for tid in ids}
+        rows = {tid: tuple(row) for tid, *row in self._of(self._INFO_COLUMNS, tracker_ids)}
+        return {tid: self._info_of(rows.get(tid)) for tid in tracker_ids}
 
     @staticmethod
     def _info_of(row: tuple[Any, ...] | None) -> JobInfo:
@@ -395,6 +383,16 @@ class ProcessTracker(JobTracker):
         return []
 
 
+def job_env(base: dict[str, str], env_set: dict[str, str], env_del: list[str]
+            ) -> dict[str, str]:
+    """A job's environment: its submitter's (``base``) with ``env_set`` set, ``env_del`` unset."""
+    env = dict(base)
+    env.update(env_set)
+    for name in env_del:
+        env.pop(name, None)
+    return env
+
+
 def _check_dir(wd: str) -> None:
     if not os.path.isdir(wd):
         raise InvalidArgumentError(f"JobTemplate.working_directory {wd!r} is not a directory")
@@ -422,15 +420,14 @@ class _Checks:
         return value
 
     def writable(self, path: str | None, field: str) -> None:
-        """check_writable; a file to create needs its directory checked once."""
+        """check_writable; a file to create needs its directory found writable once."""
         if path is None or os.path.exists(path):
             check_writable(path, field)
-        else:
-            try:
-                self.once(("parent", os.path.dirname(path)), lambda: check_writable(path, field))
-            except InvalidArgumentError:
-                check_writable(path, field)  # raises, naming this field and this path
-                raise
+            return
+        key = ("parent", os.path.dirname(path))
+        if key not in self._done:
+            check_writable(path, field)  # a refusal names this field and this path
+            self._done[key] = (None, None)
 
     def environ(self) -> dict[str, str]:
         if self._environ is None:
@@ -590,13 +587,13 @@ _MANY = " many"
 #: The fork server's clone errors that say this system refuses CLONE_PARENT (not a passing
 #: shortage): the agent then starts jobs itself.
 _NO_CLONE_PARENT = frozenset({errno.EINVAL, errno.EPERM, errno.ENOSYS})
-#: The steps of a start that apply the template's limits, by the fields they come from.
 #: The spawn request's keys of a job's stdin, stdout and stderr files.
 _STDIO_KEYS = ("stdin", "stdout", "stderr")
 #: The fork server's steps of opening them: the template's field, the request's key.
 _OPEN_STEPS = {_forkserver.STEP_OPEN_IN: ("input_path", "stdin"),
                _forkserver.STEP_OPEN_OUT: ("output_path", "stdout"),
                _forkserver.STEP_OPEN_ERR: ("error_path", "stderr")}
+#: The steps of a start that apply the template's limits, by the fields they come from.
 _LIMIT_STEPS = {_forkserver.STEP_RLIMIT: "JobTemplate.resource_limits",
                 _forkserver.STEP_NICE: "JobTemplate.priority"}
 
@@ -886,11 +883,7 @@ class ProcessService:
             raise InvalidArgumentError(f"proc.spawn_many without envs and jobs: {str(msg)[:200]}")
         for job in jobs:
             try:
-                env = dict(envs[job.pop("env")])
-                env.update(job.pop("env_set"))
-                for name in job.pop("env_del"):
-                    env.pop(name, None)
-                job["env"] = env
+                job["env"] = job_env(envs[job.pop("env")], job.pop("env_set"), job.pop("env_del"))
                 job["noreply"] = True
                 job[_MANY] = True
                 self.spawn(job)
@@ -899,7 +892,7 @@ class ProcessService:
                 # ends FAILED saying why (never left without a record).
                 tid = job.get("tid") if isinstance(job, dict) else None
                 log.error("proc.spawn_many: job %s refused: %s", str(tid)[:64], type(e).__name__)
-                if isinstance(tid, str) and tid:
+                if isinstance(tid, str) and tid and not self._known(tid):
                     self._record_not_started(
                         tid, job, "not started",
                         f"cannot start the job: a malformed request ({type(e).__name__})")
@@ -1011,7 +1004,7 @@ class ProcessService:
         paths = [msg.get(key) for key in _STDIO_KEYS]
         if join:
             paths[2] = None
-        if any(p is not None and (not isinstance(p, str) or not p) for p in paths):
+        if any(p is not None and (not isinstance(p, str) or not p or "\0" in p) for p in paths):
             return False  # refused as the agent's own open refuses it
         files = [None if p is None else os.fsencode(p) for p in paths]
         args = _forkserver.exec_args(msg["executable"], msg["argv"], msg["env"], msg["cwd"])
@@ -1141,13 +1134,15 @@ class ProcessService:
     def find(self, msg: dict[str, Any]) -> dict[str, Any]:
         """Whether this agent started (or recorded) job ``tid``: the spawn requests of clients
         that died are read first, so a spawn already sent is never missed."""
-        tid = msg["tid"]
         self.agent.read_pending()
-        if (tid in self.children or tid in self._staging
-                or any(m["tid"] == tid for m in (*self._to_spawn, *self._in_flight))
-                or any(params and params[0] == tid for _, params in self._writes)):
-            return {"found": True}
-        return {"found": bool(self.db.query("SELECT 1 FROM procs WHERE tid=?", (tid,)))}
+        return {"found": self._known(msg["tid"])}
+
+    def _known(self, tid: str) -> bool:
+        """Whether job ``tid`` was started or recorded here (or is on its way)."""
+        return bool(tid in self.children or tid in self._staging
+                    or any(m["tid"] == tid for m in (*self._to_spawn, *self._in_flight))
+                    or any(params and params[0] == tid for _, params in self._writes)
+                    or self.db.query("SELECT 1 FROM procs WHERE tid=?", (tid,)))
 
     def _wait_answered(self, tid: str) -> None:
         """Until the fork server has answered for job ``tid`` (started or not)."""
