@@ -748,3 +748,27 @@ def test_a_malformed_job_of_a_spawn_many_request_ends_failed_and_the_others_run(
     assert no_dir.annotation == (f"cannot start the job: JobTemplate.output_path {gone!r} cannot "
                                  "be opened: No such file or directory")
     assert client.request("ping")["pid"] == pid  # the same agent
+
+
+@pytest.mark.parametrize("fork_server", [True, False])
+def test_jobs_ignore_no_signal_that_the_agents_starter_ignored(tmp_path, fork_server):
+    """A program run under nohup (SIGHUP ignored) starts the agent: its jobs still have every
+    signal as a newly started program has it."""
+    env = dict(os.environ)
+    if not fork_server:
+        env.update(CC="/bin/false", XDG_CACHE_HOME=str(tmp_path / "cache"))
+    code = ("import sys, pydrmaa2 as d2\n"
+            "js = d2.SessionManager(home=sys.argv[1]).create_job_session('s')\n"
+            "jt = d2.JobTemplate(remote_command='/bin/grep', args=['SigIgn', '/proc/self/status'],"
+            " output_path=sys.argv[2])\n"
+            "print(js.run_job(jt).wait_terminated(30).exit_status)\n")
+    home, out = tmp_path / "home", tmp_path / "out"
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", code, str(home), str(out)], env=env, capture_output=True,
+            text=True, timeout=60,
+            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+        assert run.stdout.split() == ["0"], run.stderr
+        assert out.read_text().split() == ["SigIgn:", "0" * 16]
+    finally:
+        AgentClient.for_home(home).close()

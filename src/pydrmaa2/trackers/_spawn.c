@@ -151,8 +151,10 @@ static int job_main(void *arg) {
     j->step = STEP_CHDIR;
     if (chdir(j->cwd) < 0) goto fail;
     if (j->mask >= 0) umask((mode_t)j->mask);
-    signal(SIGPIPE, SIG_DFL);
-    signal(SIGXFSZ, SIG_DFL);
+    /* Every signal as a newly started program has it: the agent's starter may have ignored
+     * some (nohup: SIGHUP), which a job must not inherit. */
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
     setsid();
     j->step = STEP_RLIMIT;
     const char *p = j->limits;

@@ -979,8 +979,18 @@ class ProcessService:
                                     "error_path", files)
             try:
                 devnull = subprocess.DEVNULL
-                preexec = ((lambda: _apply_limits(limits, nice))
-                           if limits or nice is not None else None)
+                # Every signal as a newly started program has it (the agent's starter may
+                # have ignored some: nohup's SIGHUP), then the limits.
+                ignored = [s for s in signal.valid_signals()
+                           if s not in (signal.SIGKILL, signal.SIGSTOP)
+                           and signal.getsignal(s) is signal.SIG_IGN]
+
+                def preexec() -> None:
+                    for s in ignored:
+                        signal.signal(s, signal.SIG_DFL)
+                    if limits or nice is not None:
+                        _apply_limits(limits, nice)
+
                 popen = subprocess.Popen(
                     msg["argv"], executable=msg["executable"], cwd=msg["cwd"], env=msg["env"],
                     stdin=devnull if stdin is None else stdin,
