@@ -772,3 +772,58 @@ def test_jobs_ignore_no_signal_that_the_agents_starter_ignored(tmp_path, fork_se
         assert out.read_text().split() == ["SigIgn:", "0" * 16]
     finally:
         AgentClient.for_home(home).close()
+
+
+def test_a_wait_for_all_follows_its_jobs_a_window_at_a_time(sm, js, monkeypatch):
+    """wait_all_terminated looks at WAIT_WINDOW of the jobs left at a time: it still returns
+    only once every job has ended, whichever ends first, refuses a job of another session
+    wherever it is in the list, and with no time left answers for all of them."""
+    from pydrmaa2 import session as session_module
+
+    monkeypatch.setattr(session_module, "WAIT_WINDOW", 3)
+    # The first and the last end last; those between end at once.
+    jobs = [js.run_job(sh("sleep 1.2" if n in (0, 9) else "exit 0")) for n in range(10)]
+    with pytest.raises(d2.TimeoutError):
+        js.wait_all_terminated(jobs, 0)
+    with sm.create_job_session("other") as other:  # another session's job, last in the list
+        stranger = other.run_job(sh("exit 0"))
+        with pytest.raises(d2.InvalidArgumentError, match=repr(stranger.id)):
+            js.wait_all_terminated([*jobs, stranger], 0)
+        other.wait_all_terminated([stranger], 30)
+    assert js.wait_all_terminated(jobs, 30) is None
+    assert all(j.state is d2.JobState.DONE for j in jobs)
+    assert js.wait_all_terminated(jobs, 0) is None
+
+
+def test_a_task_whose_output_path_cannot_be_opened_ends_failed_beside_others_in_its_directory(
+        js, tmp_path):
+    """Of many tasks writing into one directory the first file is checked at submission; the
+    others are opened by their own processes: one that cannot be (a directory there) ends
+    FAILED naming the field and the path, and the others run."""
+    (tmp_path / "out.2").mkdir()
+    arr = js.run_bulk_jobs(sh("echo $TASK_ID", output_path=str(tmp_path / "out.$DRMAA2_INDEX$")),
+                           1, 3)
+    js.wait_all_terminated(arr.jobs, 30)
+    states = [j.info for j in arr.jobs]
+    assert [i.state for i in states] == [d2.JobState.DONE, d2.JobState.FAILED, d2.JobState.DONE]
+    assert "output_path" in states[1].annotation
+    assert str(tmp_path / "out.2") in states[1].annotation
+    assert (tmp_path / "out.3").read_text() == "3\n"
+
+
+def test_a_batch_environment_is_encoded_once_as_each_job_would_have_it():
+    """proc.spawn_many encodes each submitter's environment once; a job's is that with its
+    own variables set and its removed ones gone, as job_env makes it; one that exec would
+    refuse is left to exec_args, which names the cause."""
+    from pydrmaa2.trackers import _forkserver
+    from pydrmaa2.trackers.process import _entries, job_env
+
+    envs = [{"A": "1", "TASK_ID": "9", "B": "x"}]
+    for env_set, env_del in [({"JOB_ID": "5", "TASK_ID": "3"}, []), ({"JOB_ID": "5"}, ["TASK_ID"]),
+                             ({"A": "2", "TASK_ID": "1"}, ["TASK_ID"])]:
+        assert sorted(_entries({}, envs, 0, env_set, env_del)) == sorted(
+            _forkserver.env_entries(job_env(envs[0], env_set, env_del)).values())
+    assert _entries({}, [{"A=B": "1"}], 0, {}, []) is None
+    assert _entries({}, envs, 0, {"X": "a\0b"}, []) is None
+    with pytest.raises(ValueError, match="illegal environment variable name"):
+        _forkserver.exec_args("/bin/true", ["true"], {"A=B": "1"}, "/")

@@ -35,12 +35,12 @@ log = logging.getLogger("pydrmaa2")
 
 #: Tasks a driver claims and starts per store transaction.
 DRIVE_CHUNK = 256
-#: When fewer than FEW_FREE of a throttled array's slots (of 8 or more) are free, its driver
-#: lets further ends gather for COALESCE_FACTOR times what its last turn took (at most
-#: COALESCE_MAX s) before it starts tasks again: a turn costs much the same for one task as for
-#: many, so short tasks do not make it turn once per end (10,000 /bin/true with
-#: max_parallel=64: 769 turns and 7.2 s of the agent's CPU, against 2,251 turns and 9.3 s).
-COALESCE_FACTOR, COALESCE_MAX, FEW_FREE = 2.0, 0.02, 0.125
+#: When fewer than FEW_FREE of a throttled array's slots (of COALESCE_SLOTS or more) are free,
+#: its driver lets further ends gather for COALESCE_FACTOR times what its last turn took (at
+#: most COALESCE_MAX s) before it starts tasks again: a turn costs much the same for one task
+#: as for many, so short tasks do not make it turn once per end (10,000 /bin/true with
+#: max_parallel=64: a quarter, 590 turns; an eighth, 870 turns; none, 2,251 turns).
+COALESCE_FACTOR, COALESCE_MAX, FEW_FREE, COALESCE_SLOTS = 2.0, 0.02, 0.25, 8
 
 
 def drive(book: JobBook, array_id: str) -> None:
@@ -78,7 +78,7 @@ def drive(book: JobBook, array_id: str) -> None:
                 if not free and not feed.wait(RESYNC_INTERVAL):
                     recover_at = 0.0  # a quiet while: a claimer may have died meanwhile
                     continue
-                if limit * FEW_FREE >= 1 and free < limit * FEW_FREE:  # (not for a few slots)
+                if limit >= COALESCE_SLOTS and free < limit * FEW_FREE:  # (not for a few slots)
                     time.sleep(min(COALESCE_FACTOR * turn, COALESCE_MAX))
             except DrmCommunicationError as e:  # the engine is away: look again shortly
                 log.warning("driving array %s: %s", array_id, e)

@@ -165,7 +165,7 @@ class JobBook:
         self.agent = agent
         self.session = session
         self._firsts: dict[str, str | None] = {}  # array id -> its first job id (never changes)
-        self._output_dir: Path | None = None
+        self._output_dir: str | None = None
         #: array id -> what the tracker kept of its submitter (never changes)
         self._contexts: dict[str, dict[str, Any] | None] = {}
 
@@ -300,14 +300,14 @@ class JobBook:
             template = self.keep_output(template, output)
         return template
 
-    def output_dir(self) -> Path:
+    def output_dir(self) -> str:
         """The directory of kept output (made for its owner only on first use; looked at once
         per start_claimed)."""
         if self._output_dir is None:
             d = Path(self.tracker.home) / OUTPUT_DIR
             if not d.is_dir():
                 private_dir(d)
-            self._output_dir = d
+            self._output_dir = os.fspath(d)
         return self._output_dir
 
     def keep_output(self, template: JobTemplate, name: str) -> JobTemplate:
@@ -319,9 +319,9 @@ class JobBook:
             return template
         changes: dict[str, Any] = {}
         if template.output_path is None:
-            changes["output_path"] = os.fspath(self.output_dir() / f"{name}.out")
+            changes["output_path"] = os.path.join(self.output_dir(), f"{name}.out")
         if template.error_path is None and not template.join_files:
-            changes["error_path"] = os.fspath(self.output_dir() / f"{name}.err")
+            changes["error_path"] = os.path.join(self.output_dir(), f"{name}.err")
         return dataclasses.replace(template, **changes) if changes else template
 
     def check_stderr_apart(self, row: JobRow, template: JobTemplate | None = None) -> None:

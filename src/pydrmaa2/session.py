@@ -96,6 +96,11 @@ STARTING_POLL = 0.01
 #: A wait whose look at its jobs took longer than this lets changes gather for COALESCE_FACTOR
 #: looks' time (at most COALESCE_MAX s) before looking again; a wait on a few jobs never does.
 COALESCE_OVER, COALESCE_FACTOR, COALESCE_MAX = 0.002, 4.0, 0.5
+#: A wait for all of many jobs looks at this many of those left at a time (the first look at
+#: all of them): it needs every one to end, so it follows the first ones and moves on (a waiter
+#: on a 10,000-task array read 5,000 rows a look on average).
+WAIT_WINDOW = 256
+MANY_GATHER = 0.005
 #: run_bulk_jobs starts at most this many tasks itself; the agent starts the rest, so a large
 #: array's submission costs its rows, not its starts.
 SUBMIT_CHUNK = 256
@@ -623,13 +628,15 @@ class JobSession(_Session):
         # A job that has reached the state waited for stays there (terminal for ever; started
         # includes suspended): each turn reads only the others, so a turn costs what is left.
         left = list(dict.fromkeys(ids))
+        window = len(left)  # the first look is at every job: one not in the session is refused
         turn = 0.0  # how long the last look took
         try:
             while True:
                 started_turn = time.perf_counter()
-                rows = self._store.job_rows(self.session_name, left)
-                if len(rows) != len(left):
-                    missing = sorted(set(left) - {r.id for r in rows})
+                look = left[:window]
+                rows = self._store.job_rows(self.session_name, look)
+                if len(rows) != len(look):
+                    missing = sorted(set(look) - {r.id for r in rows})
                     raise InvalidArgumentError(
                         f"job {missing[0]!r} is not in session {self.session_name!r}")
                 try:
@@ -652,20 +659,27 @@ class JobSession(_Session):
                         if done:
                             return done[0]
                     else:
-                        left = [j for j in left if not reached(states[j][0])]
+                        waiting = [j for j in look if not reached(states[j][0])]
+                        left = waiting + left[len(look):]
+                        window = WAIT_WINDOW
                         if not left:
                             return None
+                        if not waiting:
+                            continue  # those looked at have all arrived: on to the next ones
                     time_left = remaining(deadline)
                     if time_left == 0:
                         raise self._timeout(ids, any_, started, timeout, None)
                     turn = time.perf_counter() - started_turn
+                    many = len(left) > WAIT_WINDOW
                     if feed.wait(RESYNC_INTERVAL if time_left is None
-                                 else min(time_left, RESYNC_INTERVAL)) and turn > COALESCE_OVER:
+                                 else min(time_left, RESYNC_INTERVAL)) and (
+                                     turn > COALESCE_OVER or many):
                         # A look at many jobs costs: let changes gather for a few looks' time,
-                        # so the waiter uses a fraction of a CPU however many jobs end.
+                        # so the waiter uses a fraction of a CPU however many jobs end; and
+                        # while more jobs are left than one look takes, at least MANY_GATHER.
                         rest = remaining(deadline)
-                        time.sleep(min(COALESCE_FACTOR * turn, COALESCE_MAX,
-                                       COALESCE_MAX if rest is None else rest))
+                        time.sleep(min(max(COALESCE_FACTOR * turn, MANY_GATHER if many else 0),
+                                       COALESCE_MAX, COALESCE_MAX if rest is None else rest))
                 except DrmCommunicationError as e:
                     # The engine (or the agent) went away: inside a wait with time left, ride
                     # the outage out. Drop the feed, back off, subscribe again and re-read the

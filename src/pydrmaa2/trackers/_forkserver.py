@@ -55,19 +55,31 @@ class ServerGone(ConnectionError):
         self.sent = sent
 
 
+def env_entries(env: Any) -> dict[Any, bytes]:
+    """Each variable of ``env`` as exec gets it (``b"NAME=value"``), by name, refused with
+    Popen's own errors (TypeError, ValueError)."""
+    out = {}
+    for k, v in env.items():
+        name = os.fsencode(k)
+        if b"=" in name:
+            raise ValueError("illegal environment variable name")
+        entry = name + b"=" + os.fsencode(v)
+        if b"\0" in entry:
+            raise ValueError("embedded null byte")
+        out[k] = entry
+    return out
+
+
 def exec_args(executable: Any, argv: Any, env: Any, cwd: Any,
+              entries: list[bytes] | None = None,
               ) -> tuple[list[bytes], list[bytes], list[bytes], bytes]:
     """(executables to try, argv, environment, working directory) as subprocess.Popen would
-    exec them, refused with Popen's own errors (TypeError, ValueError)."""
-    env_list = []
-    for k, v in env.items():
-        k = os.fsencode(k)
-        if b"=" in k:
-            raise ValueError("illegal environment variable name")
-        env_list.append(k + b"=" + os.fsencode(v))
+    exec them, refused with Popen's own errors (TypeError, ValueError); ``entries``: ``env``
+    already encoded (``env_entries``), as an array's tasks share most of theirs."""
+    env_list = list(env_entries(env).values()) if entries is None else entries
     argv = [os.fsencode(a) for a in ([argv] if isinstance(argv, (str, bytes)) else argv)]
     executable, cwd = os.fsencode(executable), os.fsencode(cwd)
-    if any(b"\0" in b for b in (executable, cwd, *argv, *env_list)):
+    if any(b"\0" in b for b in (executable, cwd, *argv)):
         raise ValueError("embedded null byte")
     if os.path.dirname(executable):
         return [executable], argv, env_list, cwd

@@ -393,6 +393,27 @@ def job_env(base: dict[str, str], env_set: dict[str, str], env_del: list[str]
     return env
 
 
+def _entries(encoded: dict[int, dict[Any, bytes] | None], envs: list[Any], index: int,
+             env_set: dict[str, str], env_del: list[str]) -> list[bytes] | None:
+    """A job's environment encoded for exec from its submitter's, encoded once per request
+    (``encoded``); None where it cannot be (exec_args then refuses it, naming the cause)."""
+    if index not in encoded:
+        try:
+            encoded[index] = _forkserver.env_entries(envs[index])
+        except (TypeError, ValueError, AttributeError):
+            encoded[index] = None
+    base = encoded[index]
+    if base is None:
+        return None
+    try:
+        own = _forkserver.env_entries(env_set)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    gone = set(env_del)
+    return ([e for k, e in base.items() if k not in own and k not in gone]
+            + [e for k, e in own.items() if k not in gone])
+
+
 def _check_dir(wd: str) -> None:
     if not os.path.isdir(wd):
         raise InvalidArgumentError(f"JobTemplate.working_directory {wd!r} is not a directory")
@@ -420,11 +441,14 @@ class _Checks:
         return value
 
     def writable(self, path: str | None, field: str) -> None:
-        """check_writable; a file to create needs its directory found writable once."""
-        if path is None or os.path.exists(path):
-            check_writable(path, field)
+        """check_writable of the first file of each directory; the others of a directory that
+        passed are not looked at (two stats a task cost the agent's driver a tenth of its time
+        with 10,000 tasks writing into one directory): a task whose file then cannot be
+        opened still ends FAILED naming the field and the path, when its own process opens
+        it."""
+        if path is None:
             return
-        key = ("parent", os.path.dirname(path))
+        key = ("dir", os.path.dirname(path))
         if key not in self._done:
             check_writable(path, field)  # a refusal names this field and this path
             self._done[key] = (None, None)
@@ -584,6 +608,8 @@ def decode_wait_status(status: int) -> tuple[int, str | None]:
 MAX_IN_FLIGHT, SERVER_RETRIES, SERVER_RESTARTS = 64, 2, 20
 #: The key marking a spawn request that came in a proc.spawn_many (the agent's own).
 _MANY = " many"
+#: Internal key of a job of proc.spawn_many: its environment encoded for exec.
+_ENTRIES = " entries"
 #: The fork server's clone errors that say this system refuses CLONE_PARENT (not a passing
 #: shortage): the agent then starts jobs itself.
 _NO_CLONE_PARENT = frozenset({errno.EINVAL, errno.EPERM, errno.ENOSYS})
@@ -881,9 +907,12 @@ class ProcessService:
         jobs = msg.get("jobs")
         if not isinstance(envs, list) or not isinstance(jobs, list):
             raise InvalidArgumentError(f"proc.spawn_many without envs and jobs: {str(msg)[:200]}")
+        encoded: dict[int, dict[Any, bytes] | None] = {}  # each environment's, encoded once
         for job in jobs:
             try:
-                job["env"] = job_env(envs[job.pop("env")], job.pop("env_set"), job.pop("env_del"))
+                index, env_set, env_del = job.pop("env"), job.pop("env_set"), job.pop("env_del")
+                job["env"] = job_env(envs[index], env_set, env_del)
+                job[_ENTRIES] = _entries(encoded, envs, index, env_set, env_del)
                 job["noreply"] = True
                 job[_MANY] = True
                 self.spawn(job)
@@ -1017,7 +1046,8 @@ class ProcessService:
         if any(p is not None and (not isinstance(p, str) or not p or "\0" in p) for p in paths):
             return False  # refused as the agent's own open refuses it
         files = [None if p is None else os.fsencode(p) for p in paths]
-        args = _forkserver.exec_args(msg["executable"], msg["argv"], msg["env"], msg["cwd"])
+        args = _forkserver.exec_args(msg["executable"], msg["argv"], msg["env"], msg["cwd"],
+                                     msg.get(_ENTRIES))
         if len(self._in_flight) >= MAX_IN_FLIGHT:
             self._collect(wait=True)
         while self.server is not None:
