@@ -18,6 +18,27 @@ from .errors import Drmaa2Error, OutOfResourceError, SessionManagementError, Try
 
 # SQLite's primary result codes (the low byte of sqlite_errorcode).
 _BUSY, _LOCKED, _FULL = 5, 6, 13
+#: How long a transaction waits for the store's lock (SQLite's busy timeout, and first the
+#: other threads of its process), in seconds.
+LOCK_WAIT = 60.0
+
+# The threads of one process take turns at writing a file through a lock of their own: SQLite
+# makes a writer that finds the file locked sleep in steps of up to 100 ms, so threads writing
+# in turn (a tracker's pool ending four containers) lost most of their time asleep. Other
+# processes still wait in SQLite. Forgotten in a child after fork (its threads are gone).
+_WRITERS: dict[str, threading.Lock] = {}
+_WRITERS_GUARD = threading.Lock()
+
+
+def _writer_lock(key: str) -> threading.Lock:
+    lock = _WRITERS.get(key)
+    if lock is None:
+        with _WRITERS_GUARD:
+            lock = _WRITERS.setdefault(key, threading.Lock())
+    return lock
+
+
+os.register_at_fork(after_in_child=_WRITERS.clear)
 
 
 def _primary_code(e: sqlite3.Error) -> int | None:
@@ -83,6 +104,7 @@ class Database:
         self.path = Path(path)
         private_dir(self.path.parent)
         private_file(self.path)
+        self._key = os.path.realpath(self.path)
         self._local = threading.local()
         # executescript commits on its own; CREATE ... IF NOT EXISTS makes it safe to race.
         try:
@@ -94,7 +116,7 @@ class Database:
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
             try:
-                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None,
+                conn = sqlite3.connect(self.path, timeout=LOCK_WAIT, isolation_level=None,
                                        check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
@@ -119,9 +141,13 @@ class Database:
             finally:
                 self._local.depth -= 1
             return
+        writer = _writer_lock(self._key)
+        held = writer.acquire(timeout=LOCK_WAIT)  # else SQLite's own wait decides
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
+            if held:
+                writer.release()
             raise store_error(e, self.path, "writing to") from e
         self._local.depth = 1
         try:
@@ -138,6 +164,8 @@ class Database:
             raise
         finally:
             self._local.depth = 0
+            if held:
+                writer.release()
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         """A read outside any explicit transaction."""

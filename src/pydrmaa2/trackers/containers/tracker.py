@@ -206,12 +206,20 @@ class ContainerTracker(JobTracker):
         """
         never_ran = state is not None
         removable = False
+        # The engine is asked how it ended before the records are locked (others that end
+        # containers meanwhile, a pool's threads among them, are not kept waiting for it).
+        row = self.records.row(cid)
+        if row is not None and row.state is not None:
+            return row.state, row.sub_state or ""
+        record = self.ended_record(cid) or record
+        if record is None or (state is None and not self.has_ended(
+                record, row is not None and row.terminated)):
+            record = self.inspect_container(cid)
         with self.records.transaction() as db:
             row = self.records.row_in(db, cid)
             if row is not None and row.state is not None:
                 return row.state, row.sub_state or ""
             terminated = row is not None and row.terminated
-            record = self.ended_record(cid) or record
             if record is None or (state is None and not self.has_ended(record, terminated)):
                 record = self.inspect_container(cid)
             if record is None:
