@@ -5,6 +5,7 @@ Unit tests may use fakes; the conformance suite never does.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 
@@ -253,3 +254,68 @@ def test_an_array_whose_tracker_the_agent_cannot_load_fails_its_waiting_tasks(tm
             assert all(j.state is d2.JobState.RUNNING for j in started)
     finally:
         AgentClient.for_home(tmp_path).close()
+
+
+class FakeSlowStarts(FakeSingles):
+    """Submissions made several at once (as a container engine's); the task of index 3 is
+    submitted only once the test lets it go."""
+
+    scheme = "fakeslowstarts"
+    submit_concurrency = 4
+    go = threading.Event()
+
+    def submit(self, job_id, template, task_index, hold=False):
+        if task_index == 3:
+            assert FakeSlowStarts.go.wait(30)
+        return super().submit(job_id, template, task_index, hold)
+
+
+def test_a_throttled_drivers_slot_is_filled_while_another_task_is_still_being_submitted(
+        tmp_path):
+    """On an engine whose submission is a slow call, the array's driver submits each task on
+    its own and goes on looking: a slot that frees while another task's submission hangs gets
+    its next task at once."""
+    from pydrmaa2._arrays import drive
+    from pydrmaa2._book import JobBook
+    from pydrmaa2._store import Store
+    from pydrmaa2.trackers.base import Contact
+
+    FakeTracker.jobs, FakeTracker.calls = {}, []
+    FakeSlowStarts.go.clear()
+    client = AgentClient.for_home(tmp_path)
+    client.request("ping")  # the agent runs before the array exists (it never drives it)
+    store = Store(tmp_path / "store.sqlite")
+    store.create_session("s", "job", "fakeslowstarts")
+    array_id, ids = store.add_array("s", '{"remote_command": "x"}', 1, 5, 1, 2,
+                                    [(i, "pending", "queued") for i in range(1, 6)])
+    tracker = FakeSlowStarts(Contact.parse("fakeslowstarts"), tmp_path)
+    driver = threading.Thread(target=drive, args=(JobBook(store, tracker, client, "s"), array_id))
+    submitted = lambda: {c[1] for c in FakeTracker.calls if c[0] == "submit"}  # noqa: E731
+
+    def until(check, what):
+        deadline = time.monotonic() + 20
+        while not check():
+            assert time.monotonic() < deadline, f"{what}: {FakeTracker.calls}"
+            time.sleep(0.02)
+
+    try:
+        driver.start()
+        until(lambda: submitted() == {ids[0], ids[1]}, "the first two tasks")
+        FakeTracker.jobs[f"t{ids[0]}"] = d2.JobState.DONE  # task 3's submission now hangs
+        until(lambda: store.job_rows("s", [ids[2]])[0].phase == "starting", "task 3 claimed")
+        FakeTracker.jobs[f"t{ids[1]}"] = d2.JobState.DONE
+        until(lambda: ids[3] in submitted(), "task 4 while task 3 is being submitted")
+        assert ids[2] not in submitted()
+        FakeSlowStarts.go.set()
+        until(lambda: ids[2] in submitted(), "task 3 once let go")
+        FakeTracker.jobs[f"t{ids[2]}"] = d2.JobState.DONE
+        until(lambda: ids[4] in submitted(), "task 5 in the slot of task 3")
+        driver.join(30)
+        assert not driver.is_alive()
+    finally:
+        FakeSlowStarts.go.set()
+        for tid in list(FakeTracker.jobs):  # whatever happened, the driver can end
+            FakeTracker.jobs[tid] = d2.JobState.DONE
+        driver.join(30)
+        client.close()
+    assert submitted() == set(ids)

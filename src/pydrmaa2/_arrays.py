@@ -7,6 +7,7 @@ in as a handler as the process tracker's service is. Below the sessions: it work
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import threading
@@ -53,14 +54,29 @@ def drive(book: JobBook, array_id: str) -> None:
     feed: ChangeFeed | None = None  # kept while the running tasks stay the same, else re-aimed
     aimed: list[tuple[str, str | None]] | None = None
     recover_at = 0.0  # when to look for tasks a dead claimer left 'starting' (at once)
+    # A throttled array on an engine whose submission is a slow call (a container's create and
+    # start) submits each task on its own in a pool and goes on looking: a slot that frees
+    # while others are being submitted is filled at once, not after them.
+    workers = book.tracker.submit_concurrency if limit else 1
+    pool = (concurrent.futures.ThreadPoolExecutor(workers, f"array-{array_id}-submit")
+            if workers > 1 else None)
+    submitting: set[concurrent.futures.Future[None]] = set()
     try:
         while True:
             began = time.monotonic()
             if began >= recover_at:
                 book.recover_starting(array_id)
                 recover_at = began + RESYNC_INTERVAL
-            book.start_claimed(book.store.claim_pending(array_id, limit, DRIVE_CHUNK), template)
+            claimed = book.store.claim_pending(array_id, limit, DRIVE_CHUNK)
+            if pool is None:
+                book.start_claimed(claimed, template)
+            else:
+                submitting |= {pool.submit(book.start_claimed, [row], template)
+                               for row in claimed}
+                submitting = _harvest(submitting)
             if not book.store.array_waiting(array_id):
+                concurrent.futures.wait(submitting)
+                _harvest(submitting)
                 return
             if not limit:
                 continue  # no slots to wait for: the next chunk at once
@@ -89,6 +105,21 @@ def drive(book: JobBook, array_id: str) -> None:
     finally:
         if feed is not None:
             feed.close()
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def _harvest(submitting: set[concurrent.futures.Future[None]]
+             ) -> set[concurrent.futures.Future[None]]:
+    """The submissions still running; one that failed raises its error here, as start_claimed
+    raises it when called in the driver's thread."""
+    left = set()
+    for future in submitting:
+        if future.done():
+            future.result()
+        else:
+            left.add(future)
+    return left
 
 
 class ArrayService:
