@@ -136,12 +136,12 @@ class MultiFeed(ChangeFeed):
         return fired
 
     def close(self) -> None:
-        # Closing each feed wakes its pump at once; joining first would wait out a SLICE.
+        # The pumps are not waited for: one whose feed's close does not wake its wait (a
+        # shared subscription's) ends within a SLICE by itself, and an array's driver that
+        # re-aims often (as tasks are submitted) was kept waiting that long each time.
         self.stop.set()
         for f in self.feeds:
             f.close()
-        for t in self.threads:
-            t.join()
 
 
 def fail_unstarted(store: Store, row: JobRow, annotation: str, job_name: str | None = None,
