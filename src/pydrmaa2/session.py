@@ -100,6 +100,8 @@ COALESCE_OVER, COALESCE_FACTOR, COALESCE_MAX = 0.002, 4.0, 0.5
 #: all of them): it needs every one to end, so it follows the first ones and moves on (a waiter
 #: on a 10,000-task array read 5,000 rows a look on average).
 WAIT_WINDOW = 256
+#: While more jobs are left than one look takes, a wake lets changes gather this long (s) at
+#: least: the look would otherwise follow every agent turn that ended one of them.
 MANY_GATHER = 0.005
 #: run_bulk_jobs starts at most this many tasks itself; the agent starts the rest, so a large
 #: array's submission costs its rows, not its starts.
