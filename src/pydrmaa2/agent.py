@@ -126,7 +126,7 @@ class _Conn:
         self.lock = threading.Lock()
 
     def send(self, msg: dict[str, Any]) -> None:
-        self.sock.sendall(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
+        self.sock.sendall(_line(msg))
 
     def recv(self) -> dict[str, Any]:
         line = self.rfile.readline()
@@ -362,6 +362,7 @@ class _Client:
         self.buf = b""
         self.out = b""
         self.watch: set[str] | None = None  # None: not a watcher
+        self.writing = False  # registered for EVENT_WRITE too (output is waiting)
         # The agent's own array drivers connect to it too; they must not keep it alive.
         pid, self.uid, _ = peer_creds(sock)
         self.own = pid == os.getpid()
@@ -396,11 +397,22 @@ class Agent:
         self.sel.unregister(fd)
 
     def publish(self, keys: Iterable[str]) -> None:
-        """Wake every watcher of any of these keys."""
+        """Wake every watcher of any of these keys, naming the keys it watches (all of them
+        for a watcher of ``*``): a throttled array's driver and its waiter each watch a few
+        jobs of the many a loop turn changes, and are not sent the others."""
         keys = set(keys)
+        every: bytes | None = None  # encoded once for all watchers of "*"
         for c in list(self.clients.values()):
-            if c.watch is not None and ("*" in c.watch or c.watch & keys):
-                self._send(c, {"changed": sorted(keys)})
+            if c.watch is None:
+                continue
+            if "*" in c.watch:
+                if every is None:
+                    every = _line({"changed": sorted(keys)})
+                self._send_line(c, every)
+            else:
+                mine = c.watch & keys
+                if mine:
+                    self._send_line(c, _line({"changed": sorted(mine)}))
 
     # -- built-in operations ----------------------------------------------------------------------
     def _op_notify(self, msg: dict[str, Any]) -> dict[str, Any]:
@@ -485,7 +497,10 @@ class Agent:
         c.sock.close()
 
     def _send(self, c: _Client, msg: dict[str, Any]) -> None:
-        c.out += json.dumps(msg, separators=(",", ":")).encode() + b"\n"
+        self._send_line(c, _line(msg))
+
+    def _send_line(self, c: _Client, line: bytes) -> None:
+        c.out += line
         self._flush(c)
 
     def _flush(self, c: _Client) -> None:
@@ -498,9 +513,11 @@ class Agent:
         except OSError:
             self._drop(c)
             return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if c.out else 0)
-        with contextlib.suppress(KeyError, ValueError):
-            self.sel.modify(c.sock, events, ("client", c))
+        if bool(c.out) != c.writing:  # (a system call: only when it changes)
+            c.writing = bool(c.out)
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if c.writing else 0)
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.modify(c.sock, events, ("client", c))
 
     def _on_client(self, c: _Client, mask: int) -> None:
         if mask & selectors.EVENT_WRITE:
@@ -551,6 +568,14 @@ class Agent:
                 log.warning("request %s failed: %s", _describe(line), reply["error"])
         else:
             self._send(c, reply)
+
+
+def _line(msg: dict[str, Any]) -> bytes:
+    """A message as the agent sends it: compact JSON, one line."""
+    return _ENCODER.encode(msg).encode() + b"\n"
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # (built once: the agent's hot path)
 
 
 def _describe(line: bytes) -> str:
