@@ -17,6 +17,7 @@ import pytest
 
 import pydrmaa2 as d2
 from pydrmaa2.agent import AgentClient
+from pydrmaa2.trackers.process import FORK_SERVERS
 
 from .conftest import sh
 
@@ -494,12 +495,20 @@ def test_min_phys_memory_beyond_the_machine_is_refused_before_any_job_id(js):
 
 
 # -- the fork server: a job's max_rss is its own ---------------------------------------------------
-def _fork_server(home: Path) -> psutil.Process:
+def _fork_servers(home: Path) -> list[psutil.Process]:
     agent = psutil.Process(AgentClient.for_home(home).request("ping")["pid"])
-    servers = [p for p in agent.children() if "spawn-" in p.exe()]
-    assert len(servers) == 1, f"no fork server (is a C compiler installed?): " \
-                              f"{(home / 'agent.log').read_text()[-2000:]}"
-    return servers[0]
+    servers = []
+    for p in agent.children():  # (jobs among them may end meanwhile)
+        with contextlib.suppress(psutil.Error, OSError):
+            if "spawn-" in p.exe() and p.status() != psutil.STATUS_ZOMBIE:
+                servers.append(p)
+    assert len(servers) == FORK_SERVERS, f"not {FORK_SERVERS} fork servers (is a C compiler " \
+                                         f"installed?): {(home / 'agent.log').read_text()[-2000:]}"
+    return servers
+
+
+def _fork_server(home: Path) -> psutil.Process:
+    return _fork_servers(home)[0]
 
 
 def test_true_has_a_max_rss_of_its_own(sm, js):
@@ -629,11 +638,39 @@ def test_a_killed_fork_server_is_replaced(sm, js):
     while _alive(old.pid):
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    job = js.run_job(d2.JobTemplate(remote_command="/bin/true"))
-    info = job.wait_terminated(10)
-    assert info.state is d2.JobState.DONE
-    assert int(info.extensions["max_rss"]) < 5 * 1024
-    assert _fork_server(sm.home).pid != old.pid
+    jobs = [js.run_job(d2.JobTemplate(remote_command="/bin/true")) for _ in range(4)]
+    js.wait_all_terminated(jobs, 10)
+    for job in jobs:
+        info = job.info
+        assert info.state is d2.JobState.DONE
+        assert int(info.extensions["max_rss"]) < 5 * 1024
+    assert old.pid not in {p.pid for p in _fork_servers(sm.home)}
+
+
+def test_a_fork_server_killed_amid_an_array_starts_no_task_twice_and_loses_none(sm, js, tmp_path):
+    """Tasks go to every fork server; one killed while tasks are on their way: the tasks it
+    had not answered for are adopted (if created) or started again, the other server's are
+    not taken for them, and each task runs exactly once."""
+    ran = tmp_path / "ran"
+    ran.mkdir()
+    jt = d2.JobTemplate(remote_command="/bin/sh", args=["-c", f'echo x >> "{ran}/$TASK_ID"'])
+    n = 300
+    arr = js.run_bulk_jobs(jt, 1, n)
+    deadline = time.monotonic() + 30
+    while len(list(ran.iterdir())) < 20:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    old = _fork_server(sm.home)
+    old.kill()
+    js.wait_all_terminated(arr.jobs, 60)
+    assert [j.state for j in arr.jobs] == [d2.JobState.DONE] * n, \
+        [(j.id, j.info.annotation) for j in arr.jobs if j.state is not d2.JobState.DONE]
+    assert sorted(int(p.name) for p in ran.iterdir()) == list(range(1, n + 1))
+    twice = sorted(int(p.name) for p in ran.iterdir() if p.read_text() != "x\n")
+    assert not twice, (twice, (sm.home / "agent.log").read_text()[-3000:])  # none ran twice
+    infos = [j.info for j in arr.jobs]
+    assert len({i.extensions["pid"] for i in infos}) == n  # no two tasks took one process
+    assert old.pid not in {p.pid for p in _fork_servers(sm.home)}
 
 
 def test_without_a_c_compiler_the_agent_starts_jobs_itself(tmp_path, monkeypatch):

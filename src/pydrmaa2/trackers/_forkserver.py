@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import platform
 import shlex
@@ -161,16 +162,25 @@ class Reply(NamedTuple):
             if self.err else None
 
 
+#: The environment variable naming a fork server (ForkServer.name).
+SERVER_ENV = "PYDRMAA2_FORK_SERVER"
+_NAMES = itertools.count(1)
+
+
 class ForkServer:
     """One running fork server. Requests are sent (``send``) without waiting, answered in
     order (``replies``); each started job is a child of this process."""
 
     def __init__(self, exe: Path) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        #: Names this server among an agent's: in its environment, which a job it has created
+        #: and not yet exec'd shares (see ProcessService._created_by).
+        self.name = f"{os.getpid()}.{next(_NAMES)}"
         try:
             # Its stderr is ours (the agent's log): a crash there is seen.
             self.proc = subprocess.Popen([os.fspath(exe)], stdin=theirs.fileno(),
-                                         stdout=subprocess.DEVNULL, close_fds=True)
+                                         stdout=subprocess.DEVNULL, close_fds=True,
+                                         env={**os.environ, SERVER_ENV: self.name})
         except OSError:
             ours.close()
             raise

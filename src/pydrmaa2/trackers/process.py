@@ -488,6 +488,17 @@ INSERT_FAILED = ("INSERT OR REPLACE INTO procs(tid, state, sub_state, annotation
                  "cmdline, submitted, finished) VALUES (?,?,?,?,?,?,?,?,?)")
 
 
+class _Server:
+    """A running fork server and the spawn requests it has not answered yet (oldest first:
+    it answers in order)."""
+
+    __slots__ = ("fs", "in_flight")
+
+    def __init__(self, fs: _forkserver.ForkServer) -> None:
+        self.fs = fs
+        self.in_flight: collections.deque[dict[str, Any]] = collections.deque()
+
+
 class _Child:
     __slots__ = ("tid", "pid", "popen", "pidfd", "started", "stage_out", "note")
 
@@ -602,10 +613,14 @@ def decode_wait_status(status: int) -> tuple[int, str | None]:
     return os.WEXITSTATUS(status), None
 
 
-#: Requests sent to the fork server and not answered, at most: more could fill the socket
-#: both ways. A job the server died on is sent to a new one this often, then started here;
+#: Requests sent to a fork server and not answered, at most: more could fill the socket
+#: both ways. A job a server died on is sent to a new one this often, then started here;
 #: servers are started again this often in an agent's life, then jobs are started here.
 MAX_IN_FLIGHT, SERVER_RETRIES, SERVER_RESTARTS = 64, 2, 20
+#: Fork servers per agent, one per CPU up to two. A server waits for each job it starts
+#: until the job has exec'd, so one server starts jobs one at a time: 1,369-1,446 a second
+#: where each job creates its two output files, two servers 1,975-2,074 (on 2 CPUs).
+FORK_SERVERS = max(1, min(2, len(os.sched_getaffinity(0))))
 #: The key marking a spawn request that came in a proc.spawn_many (the agent's own).
 _MANY = " many"
 #: Internal key of a job of proc.spawn_many: its environment encoded for exec.
@@ -651,11 +666,15 @@ class ProcessService:
         if "wallclock" not in {row[1] for row in self.db.query("PRAGMA table_info(procs)")}:
             with self.db.transaction() as db:  # a store of a pydrmaa2 before wallclock limits
                 db.execute("ALTER TABLE procs ADD COLUMN wallclock REAL")
-        #: Spawn requests the fork server has not answered yet, oldest first.
-        self._in_flight: collections.deque[dict[str, Any]] = collections.deque()
         self._restarts = 0
         self._server_refused = False  # this system refuses the server's clone: not used
-        self.server = self._start_server()
+        #: The fork servers (none: the agent starts jobs itself).
+        self.servers: list[_Server] = []
+        for _ in range(FORK_SERVERS):
+            server = self._start_server()
+            if server is None:
+                break
+            self.servers.append(server)
         #: wallclock_time limits: (when, job, its limit in seconds), soonest first.
         self._deadlines: list[tuple[float, str, float]] = []
         #: Why the agent ended an adopted job (a wallclock limit): its annotation.
@@ -692,28 +711,40 @@ class ProcessService:
         agent.handlers["proc.find"] = self.find
         agent.busy_checks.append(
             lambda: bool(self.children or self.orphans or self._writes or self._to_spawn
-                         or self._in_flight or self._copying))
+                         or self._in_flight() or self._copying))
         self._reconcile()
 
-    def _start_server(self) -> _forkserver.ForkServer | None:
+    def _start_server(self) -> _Server | None:
         exe, why = _forkserver.build(self.agent.home)
         if exe is not None:
             try:
-                server = _forkserver.ForkServer(exe)
+                fs = _forkserver.ForkServer(exe)
             except OSError as e:
                 why = str(e)
             else:
-                self.agent.add_reader(server.fileno(), self._collect)
+                server = _Server(fs)
+                self.agent.add_reader(fs.fileno(), lambda: self._collect(server))
                 return server
-        log.warning("jobs are started by the agent itself, not by the fork server (%s); their "
-                    "max_rss includes the agent's own pages", why)
+        if not self.servers:  # (said once: another server may still take jobs)
+            log.warning("jobs are started by the agent itself, not by the fork server (%s); "
+                        "their max_rss includes the agent's own pages", why)
         return None
 
-    def _stop_server(self) -> None:
-        if self.server is not None:
-            self.agent.remove_reader(self.server.fileno())
-            self.server.close()
-            self.server = None
+    def _stop_server(self, server: _Server) -> None:
+        if server in self.servers:
+            self.servers.remove(server)
+            self.agent.remove_reader(server.fs.fileno())
+            server.fs.close()
+
+    def _in_flight(self) -> list[dict[str, Any]]:
+        """The spawn requests the fork servers have not answered yet."""
+        return [m for server in self.servers for m in server.in_flight]
+
+    def _collect_all(self) -> None:
+        """Every answer the fork servers owe."""
+        for server in list(self.servers):
+            while server in self.servers and server.in_flight:
+                self._collect(server, wait=True)
 
     def _reconcile(self) -> None:
         """Jobs an earlier agent started and could not see end: record what can be known."""
@@ -880,8 +911,7 @@ class ProcessService:
             # after the last submission waiting, 0.35-0.6 s not; a 10,000-task array: 1,136-
             # 1,219 tasks/s not waiting, 838-891 waiting.)
             if not all(msg.get(_MANY) for msg in spawn):
-                while self.server is not None and self._in_flight:
-                    self._collect(wait=True)
+                self._collect_all()
             # Their running rows go with a next turn's writes.
             return 0.0
         return 0.05 if self.polled else None
@@ -1052,9 +1082,9 @@ class ProcessService:
 
     def _ask_server(self, msg: dict[str, Any], umask: int, limits: list[tuple[int, int, int]],
                     nice: int | None) -> bool:
-        """Send the job to the fork server, its files for its process to open; False where
-        there is none to take it."""
-        if self.server is None or self._server_refused or msg.get("retries", 0) > SERVER_RETRIES:
+        """Send the job to the fork server with the fewest jobs in hand, its files for its
+        process to open; False where there is none to take it."""
+        if not self.servers or self._server_refused or msg.get("retries", 0) > SERVER_RETRIES:
             return False
         join = bool(msg.get("join"))
         paths = [msg.get(key) for key in _STDIO_KEYS]
@@ -1065,32 +1095,33 @@ class ProcessService:
         files = [None if p is None else os.fsencode(p) for p in paths]
         args = _forkserver.exec_args(msg["executable"], msg["argv"], msg["env"], msg["cwd"],
                                      msg.get(_ENTRIES))
-        if len(self._in_flight) >= MAX_IN_FLIGHT:
-            self._collect(wait=True)
-        while self.server is not None:
-            try:
-                self.server.send(*args, (None, None, None), umask, nice, limits, files, join)
-            except _forkserver.ServerGone as e:
-                self._server_gone(str(e))
+        while self.servers and not self._server_refused:
+            server = min(self.servers, key=lambda s: len(s.in_flight))
+            if len(server.in_flight) >= MAX_IN_FLIGHT:
+                self._collect(server, wait=True)
                 continue
-            self._in_flight.append(msg)
+            try:
+                server.fs.send(*args, (None, None, None), umask, nice, limits, files, join)
+            except _forkserver.ServerGone as e:
+                self._server_gone(server, str(e))
+                continue
+            server.in_flight.append(msg)
             return True
         return False
 
-    def _collect(self, wait: bool = False) -> None:
-        """Take the fork server's answers (``wait``: at least one)."""
-        server = self.server
-        if server is None:
+    def _collect(self, server: _Server, wait: bool = False) -> None:
+        """Take a fork server's answers (``wait``: at least one)."""
+        if server not in self.servers:
             return
         try:
-            replies = server.replies(wait)
+            replies = server.fs.replies(wait)
         except _forkserver.ServerGone as e:
-            self._server_gone(str(e))
+            self._server_gone(server, str(e))
             return
         for reply in replies:
-            self._answered(self._in_flight.popleft(), reply)
-        if self._server_refused and not self._in_flight:
-            self._stop_server()
+            self._answered(server.in_flight.popleft(), reply)
+        if self._server_refused and not server.in_flight:
+            self._stop_server(server)
 
     def _answered(self, msg: dict[str, Any], reply: _forkserver.Reply) -> None:
         """One answer of the fork server: the job started, or failed with the cause."""
@@ -1116,41 +1147,59 @@ class ProcessService:
         self._record_not_started(msg["tid"], msg, "not started",
                                  f"cannot start the job: {_cannot_start(msg, e)}")
 
-    def _server_gone(self, why: str) -> None:
-        """The fork server ended: the jobs it answered are recorded, the one it was starting
-        is adopted if it exists (never started twice), the others go to a new server."""
-        server = self.server
-        if server is None:
+    def _server_gone(self, server: _Server, why: str) -> None:
+        """A fork server ended: the jobs it answered are recorded, the one it was starting
+        is adopted if it exists (never started twice), the others go to another server."""
+        if server not in self.servers:
             return
         answered: list[_forkserver.Reply] = []
         with contextlib.suppress(_forkserver.ServerGone):
             while True:
-                answered += server.replies(wait=True)
-        self._stop_server()
+                answered += server.fs.replies(wait=True)
+        self._stop_server(server)
         log.warning("%s; starting it again", why)
         if self._restarts < SERVER_RESTARTS:
             self._restarts += 1
-            self.server = self._start_server()
-        in_flight, self._in_flight = self._in_flight, collections.deque()
+            new = self._start_server()
+            if new is not None:
+                self.servers.append(new)
+        in_flight, server.in_flight = server.in_flight, collections.deque()
         for reply in answered:
             self._answered(in_flight.popleft(), reply)
+        if in_flight:
+            # The other servers' jobs become known first, so that none is taken for the one
+            # this server was starting (an array's tasks run one program).
+            self._collect_all()
         for n, msg in enumerate(in_flight):
-            pid = self._created_by(server, msg["tid"]) if n == 0 else None
+            pid = self._created_by(server, msg) if n == 0 else None
             if pid is not None:
                 self._started(msg, pid, None)
             else:
                 msg["retries"] = msg.get("retries", 0) + 1
                 self._launch(msg)
 
-    def _created_by(self, server: _forkserver.ForkServer, tid: str) -> int | None:
-        """The process a fork server that died while starting job ``tid`` had created for it:
-        a child of ours that is a copy of the server (before exec) or carries the job's JOB_ID
-        (after), or None."""
+    def _created_by(self, server: _Server, msg: dict[str, Any]) -> int | None:
+        """The process a fork server that died while starting a job had created for it, or
+        None: a child of ours, not a known job nor a server, that is a copy of that server
+        (before exec: it shares the server's memory, so its environment is the server's,
+        which names the server), carries the job's JOB_ID (after), or has ended already as
+        the job's program (a zombie: its environment cannot be read, its name can)."""
+        tid = msg["tid"]
         known = {c.pid for c in self.children.values()}
+        known.update(s.fs.proc.pid for s in self.servers)
+        program = os.path.basename(str(msg.get("executable")))[:15]  # (the kernel's comm)
         for p in psutil.Process().children():
             with contextlib.suppress(psutil.Error, OSError):
-                if p.pid not in known and (p.exe() == os.fspath(server.exe)
-                                           or p.environ().get("JOB_ID") == tid):
+                if p.pid in known:
+                    continue
+                if p.status() == psutil.STATUS_ZOMBIE:
+                    if p.name() == program:
+                        return p.pid
+                    continue
+                env = p.environ()
+                if env.get("JOB_ID") == tid or (
+                        p.exe() == os.fspath(server.fs.exe)
+                        and env.get(_forkserver.SERVER_ENV) == server.fs.name):
                     return p.pid
         return None
 
@@ -1197,14 +1246,15 @@ class ProcessService:
     def _known(self, tid: str) -> bool:
         """Whether job ``tid`` was started or recorded here (or is on its way)."""
         return bool(tid in self.children or tid in self._staging
-                    or any(m["tid"] == tid for m in (*self._to_spawn, *self._in_flight))
+                    or any(m["tid"] == tid for m in (*self._to_spawn, *self._in_flight()))
                     or any(params and params[0] == tid for _, params in self._writes)
                     or self.db.query("SELECT 1 FROM procs WHERE tid=?", (tid,)))
 
     def _wait_answered(self, tid: str) -> None:
         """Until the fork server has answered for job ``tid`` (started or not)."""
-        while self.server is not None and any(m["tid"] == tid for m in self._in_flight):
-            self._collect(wait=True)
+        for server in list(self.servers):
+            while server in self.servers and any(m["tid"] == tid for m in server.in_flight):
+                self._collect(server, wait=True)
 
     def control(self, msg: dict[str, Any]) -> dict[str, Any]:
         tid = msg["tid"]
@@ -1286,8 +1336,7 @@ class ProcessService:
 
     def close(self) -> None:
         """Write what is pending (retrying while the store refuses, up to RETRY_MAX * 6 s)."""
-        while self.server is not None and self._in_flight:
-            self._collect(wait=True)
+        self._collect_all()
         deadline = time.monotonic() + RETRY_MAX * 6
         while self._writes and time.monotonic() < deadline:
             self._retry_at = 0.0
@@ -1298,5 +1347,6 @@ class ProcessService:
             log.error("exiting with %d store writes not written: %s", len(self._writes),
                       self.write_error)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._stop_server()
+        for server in list(self.servers):
+            self._stop_server(server)
         self.db.close()
