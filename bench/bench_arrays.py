@@ -5,7 +5,8 @@
 (b) the same array without max_parallel, vs a pool of 64 threads each running subprocess.run
 (c) M run_job + wait_all_terminated, vs subprocess.Popen all then wait all
 (d) the first run_job of a program with no agent running yet (agent start included), median of 5
-Run: .venv/bin/python bench/bench_arrays.py [N [M]]   (defaults 10000 and 1000)
+Run: .venv/bin/python bench/bench_arrays.py [N [M]] [--only a|b|c]   (defaults 10000 and 1000;
+--only: that part alone, its baseline then its pydrmaa2 run, for runs side by side)
 """
 
 from __future__ import annotations
@@ -64,8 +65,16 @@ def first_run_job(parent: Path) -> float:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
-    m = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
+    args = sys.argv[1:]
+    only = None
+    if "--only" in args:
+        i = args.index("--only")
+        only = args[i + 1] if i + 1 < len(args) else ""
+        del args[i:i + 2]
+        if only not in ("a", "b", "c"):
+            sys.exit(f"--only takes a, b or c, not {only!r}")
+    n = int(args[0]) if args else 10000
+    m = int(args[1]) if len(args) > 1 else 1000
     parent = Path(tempfile.mkdtemp(prefix="pydrmaa2-bench-"))
     sm = d2.SessionManager(home=parent / "home")
     js = sm.create_job_session("bench")
@@ -81,20 +90,26 @@ def main() -> None:
     def run_jobs() -> None:
         js.wait_all_terminated([js.run_job(jt) for _ in range(m)])
 
-    base_a, ours_a = timed(lambda: sliding_window(n)), timed(lambda: array(WINDOW))
-    base_b, ours_b = timed(lambda: thread_pool(n)), timed(lambda: array(None))
-    base_c, ours_c = timed(lambda: popen_all(m)), timed(run_jobs)
-    firsts = sorted(first_run_job(parent) for _ in range(5))
-    report("process tracker: arrays and run_job", [
-        (f"(a) {n}-task array, max_parallel={WINDOW}", f"{n / ours_a:.0f} tasks/s",
-         f"{n / base_a:.0f}/s (sliding window of {WINDOW} Popen)", f"{base_a / ours_a:.2f}x"),
-        (f"(b) {n}-task array, no max_parallel", f"{n / ours_b:.0f} tasks/s",
-         f"{n / base_b:.0f}/s ({WINDOW} threads of subprocess.run)", f"{base_b / ours_b:.2f}x"),
-        (f"(c) {m} run_job + wait", f"{m / ours_c:.0f} jobs/s",
-         f"{m / base_c:.0f}/s (Popen + wait)", f"{base_c / ours_c:.2f}x"),
-        ("(d) first run_job, agent start included", f"{firsts[2] * 1000:.0f} ms (median of 5)",
-         "", ""),
-    ])
+    rows = []
+    if only in (None, "a"):
+        base_a, ours_a = timed(lambda: sliding_window(n)), timed(lambda: array(WINDOW))
+        rows.append((f"(a) {n}-task array, max_parallel={WINDOW}", f"{n / ours_a:.0f} tasks/s",
+                     f"{n / base_a:.0f}/s (sliding window of {WINDOW} Popen)",
+                     f"{base_a / ours_a:.2f}x"))
+    if only in (None, "b"):
+        base_b, ours_b = timed(lambda: thread_pool(n)), timed(lambda: array(None))
+        rows.append((f"(b) {n}-task array, no max_parallel", f"{n / ours_b:.0f} tasks/s",
+                     f"{n / base_b:.0f}/s ({WINDOW} threads of subprocess.run)",
+                     f"{base_b / ours_b:.2f}x"))
+    if only in (None, "c"):
+        base_c, ours_c = timed(lambda: popen_all(m)), timed(run_jobs)
+        rows.append((f"(c) {m} run_job + wait", f"{m / ours_c:.0f} jobs/s",
+                     f"{m / base_c:.0f}/s (Popen + wait)", f"{base_c / ours_c:.2f}x"))
+    if only is None:
+        firsts = sorted(first_run_job(parent) for _ in range(5))
+        rows.append(("(d) first run_job, agent start included",
+                     f"{firsts[2] * 1000:.0f} ms (median of 5)", "", ""))
+    report("process tracker: arrays and run_job", rows)
 
 
 if __name__ == "__main__":

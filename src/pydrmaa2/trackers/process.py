@@ -651,10 +651,11 @@ GROUP_COMMIT = 0.002
 class ProcessService:
     """In the agent: spawns jobs, reaps them with wait4 and records the outcome in process.sqlite.
 
-    Jobs are started by a fork server (``_forkserver``), a small C process that makes each job
-    a child of the agent: the job's max_rss is then its own. Requests go to it without waiting;
-    its answers (in order) are taken at the end of a loop turn that started jobs sent one by
-    one, else as they come, or when a job they concern is asked for. Where no C compiler can
+    Jobs are started by fork servers (``_forkserver``, FORK_SERVERS of them), small C
+    processes that make each job a child of the agent: the job's max_rss is then its own.
+    Requests go to the server with the fewest in hand without waiting; its answers (in order)
+    are taken at the end of a loop turn that started jobs sent one by one, else as they come,
+    or when a job they concern is asked for. Where no C compiler can
     build it, the agent starts jobs itself (logged once), and a job's max_rss includes the
     agent's pages (some 25 MB: the kernel counts the forked agent's peak RSS into the job's at
     exec).
