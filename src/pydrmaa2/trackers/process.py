@@ -712,7 +712,7 @@ class ProcessService:
         agent.handlers["proc.find"] = self.find
         agent.busy_checks.append(
             lambda: bool(self.children or self.orphans or self._writes or self._to_spawn
-                         or self._in_flight() or self._copying))
+                         or any(s.in_flight for s in self.servers) or self._copying))
         self._reconcile()
 
     def _start_server(self) -> _Server | None:
