@@ -497,11 +497,24 @@ def test_min_phys_memory_beyond_the_machine_is_refused_before_any_job_id(js):
 # -- the fork server: a job's max_rss is its own ---------------------------------------------------
 def _fork_servers(home: Path) -> list[psutil.Process]:
     agent = psutil.Process(AgentClient.for_home(home).request("ping")["pid"])
-    servers = []
-    for p in agent.children():  # (jobs among them may end meanwhile)
-        with contextlib.suppress(psutil.Error, OSError):
-            if "spawn-" in p.exe() and p.status() != psutil.STATUS_ZOMBIE:
-                servers.append(p)
+
+    def spawners(procs: list[psutil.Process]) -> list[psutil.Process]:
+        out = []
+        for p in procs:  # (jobs among them may end meanwhile)
+            with contextlib.suppress(psutil.Error, OSError):
+                if "spawn-" in p.exe() and p.status() != psutil.STATUS_ZOMBIE:
+                    out.append(p)
+        return out
+
+    # A job the server has created and that has not exec'd yet is a copy of the server: it is
+    # a server only if it still is one a moment later.
+    deadline = time.monotonic() + 10
+    while True:
+        servers = spawners(agent.children())
+        time.sleep(0.05)
+        servers = spawners(servers)
+        if len(servers) == FORK_SERVERS or time.monotonic() > deadline:
+            break
     assert len(servers) == FORK_SERVERS, f"not {FORK_SERVERS} fork servers (is a C compiler " \
                                          f"installed?): {(home / 'agent.log').read_text()[-2000:]}"
     return servers
