@@ -39,7 +39,7 @@ from .info import JobInfo
 from .states import Capability, JobState
 from .templates import JobTemplate, anchored, for_task
 from .trackers import Action, ChangeFeed, Contact, JobTracker, tracker_class
-from .trackers.base import deadline_after, remaining
+from .trackers.base import KEPT_OUTPUT_DIR, deadline_after, remaining
 
 log = logging.getLogger("pydrmaa2")
 
@@ -71,9 +71,8 @@ WITHDRAW_TIMEOUT = 10.0
 SUBMISSION_MACHINE = socket.gethostname()
 #: How long a deadline waits for a job being submitted by someone else to be recorded.
 STARTING_PATIENCE = 60.0
-#: Where a job's stdout and stderr are kept when its template names no file for them (in the
-#: store's directory, for its owner only), until the job is reaped.
-OUTPUT_DIR = "output"
+#: Where a job's stdout and stderr are kept when its template names no file for them.
+OUTPUT_DIR = KEPT_OUTPUT_DIR
 
 
 @functools.lru_cache(maxsize=256)

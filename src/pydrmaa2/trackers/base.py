@@ -32,6 +32,10 @@ from ..templates import JobTemplate, ReservationTemplate, describe
 __all__ = ["Action", "ChangeFeed", "Contact", "JobTracker", "PollFeed", "signal_name",
            "MAX_ARRAY_SIZE", "MAX_TASK_INDEX"]
 
+#: Where a job's stdout and stderr are kept when its template names no file for them: this
+#: directory of the store's (for its owner only, made by the session layer), until the job is
+#: reaped. A tracker need not check that it can create files there.
+KEPT_OUTPUT_DIR = "output"
 #: The most tasks one job array (``run_bulk_jobs``) may have, whatever the tracker: its rows are
 #: written in one transaction. A tracker may allow fewer (``JobTracker.max_array_tasks``).
 MAX_ARRAY_SIZE = 1_000_000

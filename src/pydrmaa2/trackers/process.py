@@ -40,11 +40,12 @@ from ..states import Capability, JobState
 from ..templates import JobTemplate
 from . import _forkserver
 from ._limits import NICE_MAX, NICE_MIN, RLIMITS, check_limits, job_nice, parse_resource_limits
-from .base import Action, ChangeFeed, Contact, JobTracker, signal_name
+from .base import KEPT_OUTPUT_DIR, Action, ChangeFeed, Contact, JobTracker, signal_name
 from .common import (
     HOSTNAME,
     check_readable,
     check_writable,
+    environ,
     local_machine,
     owner,
     timestamp,
@@ -114,6 +115,8 @@ class ProcessTracker(JobTracker):
                 f"contact {contact.raw!r}: the process tracker runs on this machine only; "
                 "use 'process'")
         self.db = Database(home / "process.sqlite", SCHEMA)
+        #: Where the session layer keeps unnamed output: its own, not checked for each job.
+        self._kept_dir = os.fspath(Path(home) / KEPT_OUTPUT_DIR)
         from ..agent import AgentClient
 
         self.agent = AgentClient.for_home(home)
@@ -157,11 +160,12 @@ class ProcessTracker(JobTracker):
 
     def submitter_context(self) -> dict[str, Any]:
         """A job gets its submitter's environment and umask, also when the agent starts it."""
-        return {"environ": dict(os.environ), "umask": current_umask()}
+        return {"environ": environ(), "umask": current_umask()}
 
     def submit_in_context(self, job_id: str, template: JobTemplate, task_index: int | None,
                           context: dict[str, Any]) -> str:
-        base, request = self._request(job_id, template, task_index, context, _Checks())
+        base, request = self._request(job_id, template, task_index, context,
+                                      _Checks(self._kept_dir))
         env = job_env(base, request.pop("env_set"), request.pop("env_del"))
         # Asynchronous: the agent records a start failure (a race with the checks made here)
         # as a FAILED job with the reason, so run_job does not wait for fork/exec.
@@ -177,7 +181,7 @@ class ProcessTracker(JobTracker):
         requests: list[dict[str, Any]] = []
         envs: list[dict[str, str]] = []
         env_of: dict[int, int] = {}  # id(the environment) -> its index in envs
-        checks = _Checks()
+        checks = _Checks(self._kept_dir)
         own: dict[str, Any] | None = None
         for job_id, template, task_index, context in jobs:
             if context is None:
@@ -206,8 +210,8 @@ class ProcessTracker(JobTracker):
                  context: dict[str, Any], checks: _Checks) -> tuple[dict[str, str], dict[str, Any]]:
         """(the submitter's environment, the spawn request of one job but its environment:
         ``env_set`` and ``env_del`` say how the job's differs), the template checked."""
-        environ, umask = context.get("environ"), context.get("umask")
-        base = environ if isinstance(environ, dict) else checks.environ()
+        submitters, umask = context.get("environ"), context.get("umask")
+        base = submitters if isinstance(submitters, dict) else checks.environ()
         if not isinstance(umask, int):
             umask = checks.umask()
         env_set = dict(template.job_environment)
@@ -421,10 +425,13 @@ def _check_dir(wd: str) -> None:
 
 class _Checks:
     """The checks of one submission of several jobs, each made once: a directory, a command
-    looked up in PATH, a directory to create output files in; this program's environment."""
+    looked up in PATH, a directory to create output files in; this program's environment.
+    ``kept``: the directory of kept output, the store's own, not looked at."""
 
-    def __init__(self) -> None:
+    def __init__(self, kept: str | None = None) -> None:
         self._done: dict[tuple[Any, ...], Any] = {}
+        if kept is not None:
+            self._done[("dir", kept)] = (None, None)
         self._environ: dict[str, str] | None = None
         self._umask: int | None = None
 
@@ -455,7 +462,7 @@ class _Checks:
 
     def environ(self) -> dict[str, str]:
         if self._environ is None:
-            self._environ = dict(os.environ)
+            self._environ = environ()
         return self._environ
 
     def umask(self) -> int:
