@@ -283,6 +283,24 @@ def test_tasks_and_jobs_the_agent_starts_get_their_submitters_environment_and_um
     assert all(v == ["submitter", "0002"] for v in seen.values()), seen
 
 
+def test_each_job_gets_the_environment_as_it_is_at_its_run_job(js, tmp_path, monkeypatch):
+    """The submitter's environment is decoded once and kept while os.environ stays the same
+    (trackers.common.environ): a variable set, changed or unset between two run_job calls is
+    seen by the job after, as the one before saw it."""
+    line = f'echo "${{PYDRMAA2_TEST_MARK-unset}}" > {tmp_path}/out.$JOB_ID'
+    jobs = [js.run_job(sh(line))]
+    monkeypatch.setenv("PYDRMAA2_TEST_MARK", "one")
+    jobs.append(js.run_job(sh(line)))
+    monkeypatch.setenv("PYDRMAA2_TEST_MARK", "two")
+    jobs.append(js.run_job(sh(line)))
+    jobs.append(js.run_job(sh(line)))
+    monkeypatch.delenv("PYDRMAA2_TEST_MARK")
+    jobs.append(js.run_job(sh(line)))
+    js.wait_all_terminated(jobs, 30)
+    seen = [(tmp_path / f"out.{j.id}").read_text().strip() for j in jobs]
+    assert seen == ["unset", "one", "two", "two", "unset"]
+
+
 def test_an_agent_leaving_removes_its_own_socket_file_only(tmp_path, monkeypatch):
     """An agent whose socket file was replaced meanwhile (removed under it, and another bound
     there) leaves that file alone when it exits."""
