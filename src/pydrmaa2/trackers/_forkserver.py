@@ -16,6 +16,7 @@ import socket
 import stat
 import struct
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -56,9 +57,27 @@ class ServerGone(ConnectionError):
         self.sent = sent
 
 
+#: How os.fsencode encodes (POSIX): a whole environment is encoded in one call.
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+
+
 def env_entries(env: Any) -> dict[Any, bytes]:
     """Each variable of ``env`` as exec gets it (``b"NAME=value"``), by name, refused with
     Popen's own errors (TypeError, ValueError)."""
+    if isinstance(env, dict):
+        # Where every name and value is a str that exec can take, the whole environment is
+        # encoded in one call: a third of the time of os.fsencode on each name and value (the
+        # agent encodes each run_job's). Anything else takes the way below, for its error.
+        try:
+            names, values = "".join(env), "".join(env.values())
+        except TypeError:
+            names = values = "\0"
+        if not ("=" in names or "\0" in names or "\0" in values):
+            if not env:
+                return {}
+            blob = "\0".join(map("=".join, env.items()))
+            return dict(zip(env, blob.encode(_FS_ENCODING, _FS_ERRORS).split(b"\0"),
+                            strict=True))
     out = {}
     for k, v in env.items():
         name = os.fsencode(k)
