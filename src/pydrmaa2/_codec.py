@@ -10,6 +10,8 @@ import types
 import typing
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import states
+
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
@@ -32,11 +34,22 @@ def encode(value: Any) -> Any:
             v = getattr(value, name)
             if v is None:
                 continue
-            if type(v) in _PLAIN:
+            k = type(v)
+            if k in _PLAIN:
                 out[name] = v
-            elif v != [] and v != {}:  # empty lists and mappings are left out
-                out[name] = encode(v)
+            elif k is list or k is dict:
+                if v:  # empty lists and mappings are left out
+                    out[name] = encode(v)
+            else:
+                leaf = _LEAVES.get(k)
+                if leaf is not None:
+                    out[name] = leaf(v)
+                elif v != [] and v != {}:  # (an empty OrderedDict too)
+                    out[name] = encode(v)
         return out
+    leaf = _LEAVES.get(kind)
+    if leaf is not None:
+        return leaf(value)
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dt.datetime):
@@ -44,10 +57,34 @@ def encode(value: Any) -> Any:
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     if isinstance(value, (list, tuple)):
+        if kind is list and all(type(v) is str for v in value):
+            return list(value)
         return [encode(v) for v in value]
     if isinstance(value, dict):
+        if kind is dict and all(type(k) is str and type(v) is str for k, v in value.items()):
+            return dict(value)
         return {str(k): encode(v) for k, v in value.items()}
     return value
+
+
+def _leaves() -> dict[type, Any]:
+    """How the leaf types of the DRMAA2 dataclasses encode, by exact type (subclasses take
+    the isinstance way): the enums of ``states`` by their value, datetimes as ISO 8601,
+    timedeltas as seconds."""
+    out: dict[type, Any] = {dt.datetime: dt.datetime.isoformat,
+                            dt.timedelta: dt.timedelta.total_seconds}
+    for obj in vars(states).values():
+        if isinstance(obj, type) and issubclass(obj, enum.Enum):
+            out[obj] = _enum_value
+    return out
+
+
+def _enum_value(value: enum.Enum) -> Any:
+    return value.value
+
+
+#: Leaf types encoded without a look at what they are.
+_LEAVES: dict[type, Any] = _leaves()
 
 
 @functools.cache
