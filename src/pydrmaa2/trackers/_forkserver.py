@@ -235,7 +235,8 @@ class ForkServer:
              cwd: bytes, stdio: Sequence[int | None], umask: int, nice: int | None,
              limits: Sequence[tuple[int, int, int]],
              files: Sequence[bytes | None] = (None, None, None), join: bool = False) -> None:
-        """Ask for a job (a None in ``stdio`` is /dev/null); ServerGone if the server is gone.
+        """Ask for a job (a None in ``stdio`` is /dev/null: with three, no descriptor is sent
+        and the server uses its own); ServerGone if the server is gone.
         The descriptors travel with the request: the caller may close its own at once. A file
         in ``files`` (stdin, stdout, stderr) is opened by the job's process instead of the
         descriptor (its error is the reply's, at STEP_OPEN_IN + the stream's number); with
@@ -249,8 +250,11 @@ class ForkServer:
             cwd, b"\0", *((f or b"") + b"\0" for f in files),
             *(s + b"\0" for s in (*executables, *argv, *env))))
         frame = _LENGTH.pack(len(body)) + body
-        fds = [self.devnull if fd is None else fd for fd in stdio]
         try:
+            if all(fd is None for fd in stdio):  # the server's own /dev/null for all three
+                self.sock.sendall(frame)
+                return
+            fds = [self.devnull if fd is None else fd for fd in stdio]
             sent = socket.send_fds(self.sock, [frame], fds)
             if sent < len(frame):  # the server never serves a frame cut short
                 self.sock.sendall(frame[sent:])
