@@ -257,8 +257,9 @@ static void forget_peak(void) {
 static char small_request[64u << 10] __attribute__((aligned(16)));
 
 /* A larger request's string vector and frame live in one mapping, unmapped after use, and the
- * peak RSS a large one left is forgotten: a job leaving this server carries the server's peak RSS into
- * its own rusage, which must stay a few hundred KiB whatever earlier jobs' environments were. */
+ * peak RSS a large one left is forgotten: a job leaving this server carries the server's peak
+ * RSS into its own rusage, which must stay a few hundred KiB whatever earlier jobs'
+ * environments were. */
 static int serve_one(void) {
     uint32_t len;
     int fds[3];

@@ -115,4 +115,3 @@ def environ() -> dict[str, str]:
         raw = dict(data)
         cached = _ENVIRON = (raw, {os.fsdecode(k): os.fsdecode(v) for k, v in raw.items()})
     return cached[1]
-
