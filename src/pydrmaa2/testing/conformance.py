@@ -677,6 +677,9 @@ def test_relative_paths_mean_the_submitters_directory_for_tasks_started_later(
         assert [list(j.output()) for j in arr.jobs] == [["1\n"], ["2\n"], ["3\n"]]
         assert list(held.output()) == ["held\n"]
         return
+    # (a task that did not write its file says why: its state and annotation)
+    assert all((tmp_path / f"out.{i}").exists() for i in (1, 2, 3)), \
+        [(j.id, j.state, j.info.exit_status, j.info.annotation) for j in arr.jobs]
     assert [(tmp_path / f"out.{i}").read_text().strip() for i in (1, 2, 3)] == ["1", "2", "3"]
     assert (tmp_path / "held.txt").read_text() == "held\n"
 
