@@ -1263,8 +1263,9 @@ main() {
     # ss (which pid serves a socket or port), pgrep; a C compiler and static libc for the
     # process tracker's fork server and the DRMAA v1 library (python3-dev: Python.h); zsh and
     # fish, whose completion of the drmaa2 command the CLI's tests drive; chromium, the headless
-    # browser the dashboard's test drives (through Playwright), and openssl for drmaa2 serve's TLS
-    PKGS=(iproute2 procps gcc libc6-dev python3-dev zsh fish chromium openssl)
+    # browser the dashboard's test drives (through Playwright), openssl for drmaa2 serve's TLS, and
+    # the linter that the test of this script runs on it (shellcheck)
+    PKGS=(iproute2 procps gcc libc6-dev python3-dev zsh fish chromium openssl shellcheck)
     if [[ -n ${WANT[docker]:-} || -n ${WANT[podman]:-} || -n ${WANT[containerd]:-} ]]; then
         PKGS+=(busybox-static curl)
     fi

@@ -26,7 +26,7 @@ WHEEL=$PWD/${wheels[0]} SDIST=$PWD/${sdists[0]}
 # The wheel replaces whatever pydrmaa2 .venv had (an editable install of the checkout, or an older
 # wheel of the same version, which pip would keep).
 if "${pip[@]}" show pydrmaa2 >/dev/null 2>&1; then "${pip[@]}" uninstall -y pydrmaa2; fi
-"${pip[@]}" install "$WHEEL[all,dev,docs]"
+"${pip[@]}" install "${WHEEL}[all,dev,docs]"
 .venv/bin/ruff check src tests bench examples docs
 # tests/test_packaging.py installs this wheel into fresh virtualenvs and inspects both files.
 export PYDRMAA2_TEST_INSTALLED=1 PYDRMAA2_WHEEL=$WHEEL PYDRMAA2_SDIST=$SDIST
