@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 SOURCE = Path(__file__).with_name("_spawn.c")
-HELLO = b"pydrmaa2-spawn 2\n"
+HELLO = b"pydrmaa2-spawn 3\n"
 #: Compiler flags, best first: a static binary needs no dynamic loader (a faster exec, and it
 #: runs on any machine of the architecture that shares the cache directory).
 FLAGS = (["-O2", "-static"], ["-O2"])
@@ -207,7 +207,6 @@ class ForkServer:
             theirs.close()
         self.exe = exe
         self.sock = ours
-        self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self._buf = b""
         self._ended = False
         try:
@@ -232,15 +231,12 @@ class ForkServer:
         return self.sock.fileno()
 
     def send(self, executables: Sequence[bytes], argv: Sequence[bytes], env: Sequence[bytes],
-             cwd: bytes, stdio: Sequence[int | None], umask: int, nice: int | None,
-             limits: Sequence[tuple[int, int, int]],
+             cwd: bytes, umask: int, nice: int | None, limits: Sequence[tuple[int, int, int]],
              files: Sequence[bytes | None] = (None, None, None), join: bool = False) -> None:
-        """Ask for a job (a None in ``stdio`` is /dev/null: with three, no descriptor is sent
-        and the server uses its own); ServerGone if the server is gone.
-        The descriptors travel with the request: the caller may close its own at once. A file
-        in ``files`` (stdin, stdout, stderr) is opened by the job's process instead of the
-        descriptor (its error is the reply's, at STEP_OPEN_IN + the stream's number); with
-        ``join``, stderr goes where stdout goes."""
+        """Ask for a job; ServerGone if the server is gone. A file in ``files`` (stdin,
+        stdout, stderr) is opened by the job's process (its error is the reply's, at
+        STEP_OPEN_IN + the stream's number), a None is /dev/null; with ``join``, stderr goes
+        where stdout goes."""
         if any(b"\0" in f for f in files if f):
             raise ValueError("embedded null byte")
         body = b"".join((
@@ -251,13 +247,7 @@ class ForkServer:
             *(s + b"\0" for s in (*executables, *argv, *env))))
         frame = _LENGTH.pack(len(body)) + body
         try:
-            if all(fd is None for fd in stdio):  # the server's own /dev/null for all three
-                self.sock.sendall(frame)
-                return
-            fds = [self.devnull if fd is None else fd for fd in stdio]
-            sent = socket.send_fds(self.sock, [frame], fds)
-            if sent < len(frame):  # the server never serves a frame cut short
-                self.sock.sendall(frame[sent:])
+            self.sock.sendall(frame)
         except OSError as e:
             raise ServerGone(f"the fork server is gone: {e}", False) from e
 
@@ -286,8 +276,6 @@ class ForkServer:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
-        with contextlib.suppress(OSError):
-            os.close(self.devnull)
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:

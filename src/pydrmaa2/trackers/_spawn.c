@@ -3,10 +3,10 @@
  * kernel records the peak RSS of the address space the job leaves into the job's rusage).
  *
  * The agent starts it with a Unix stream socket as its stdin and sends one request at a time:
- * a frame of the layout below, with the job's stdin, stdout and stderr as SCM_RIGHTS descriptors
- * (or none: /dev/null for all three);
- * a stdio stream the frame names a file for is opened by the job's process instead (before its
- * umask changes: as the agent would have), so that creating output files costs the agent nothing.
+ * a frame of the layout below. A stdio stream the frame names a file for is opened by the job's
+ * process (before its umask changes: as the agent would have), so that creating output files
+ * costs the agent nothing; any other stream is /dev/null. (No descriptors travel with a request:
+ * passing them cost the agent a seventh of its loop's time.)
  * Each job is created as posix_spawn does (CLONE_VM | CLONE_VFORK: no copy of this process, and
  * this server waits until the job has exec'd or failed), plus CLONE_PARENT: the agent, not this
  * server, is the job's parent, so the agent reaps it with wait4 and watches it with a pidfd as
@@ -20,7 +20,7 @@
  *   int32 argc, int32 envc, int32 join (1: stderr goes where stdout goes)
  *   nlimits x { int32 resource, int64 soft, int64 hard } (-1: RLIM_INFINITY)
  *   NUL-terminated strings: cwd; the files of stdin, stdout and stderr (empty: the descriptor
- *   sent; stdin read-only, the others created or truncated, mode 0644 under the umask); nexec
+ *   /dev/null; stdin read-only, the others created or truncated, mode 0644 under the umask); nexec
  *   executables (tried in turn, as Python's subprocess does), argc arguments, envc NAME=VALUE
  *   entries
  * The server exits when the agent closes the socket.
@@ -41,7 +41,7 @@
 #include <unistd.h>
 
 #define SOCK 0
-#define HELLO "pydrmaa2-spawn 2\n"
+#define HELLO "pydrmaa2-spawn 3\n"
 #define MAX_FRAME (64u << 20)
 #define LIMIT_SIZE (sizeof(int32_t) + 2 * sizeof(uint64_t))
 
@@ -84,24 +84,6 @@ static int write_full(int fd, const void *buf, size_t n) {
         p += w;
         n -= (size_t)w;
     }
-    return 0;
-}
-
-/* The length word, with the job's three descriptors attached (close-on-exec here). */
-static int read_header(uint32_t *len, int fds[3]) {
-    char control[CMSG_SPACE(3 * sizeof(int))];
-    struct iovec iov = { len, sizeof *len };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-                          .msg_control = control, .msg_controllen = sizeof control };
-    ssize_t r;
-    do r = recvmsg(SOCK, &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
-    while (r < 0 && errno == EINTR);
-    if (r != sizeof *len) return -1;
-    fds[0] = fds[1] = fds[2] = -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS
-            && c->cmsg_len == CMSG_LEN(3 * sizeof(int)))
-        memcpy(fds, CMSG_DATA(c), 3 * sizeof(int));
     return 0;
 }
 
@@ -193,19 +175,16 @@ fail:
     _exit(127);
 }
 
-/* This server's /dev/null (close-on-exec), a job's stdin, stdout and stderr where the request
- * sent no descriptors: passing descriptors cost the agent a seventh of its loop's time. */
+/* This server's /dev/null (close-on-exec): a job's stdin, stdout and stderr where the request
+ * names no file. */
 static int devnull = -1;
 
 /* Start the job a frame describes; its process has exec'd (or failed) when this returns. */
-static struct reply spawn(char *frame, uint32_t len, const int fds[3], char **vec) {
+static struct reply spawn(char *frame, uint32_t len, char **vec) {
     struct reply reply = { -1, EINVAL, STEP_REQUEST };
     const char *p = frame, *end = frame + len;
-    /* A request that came with no descriptors: /dev/null for all three. */
-    int none = fds[0] < 0 && fds[1] < 0 && fds[2] < 0;
-    struct job j = { .fds = { none ? devnull : fds[0], none ? devnull : fds[1],
-                              none ? devnull : fds[2] } };
-    if (len < 8 * sizeof(int32_t) || j.fds[0] < 0 || j.fds[1] < 0 || j.fds[2] < 0) return reply;
+    struct job j = { .fds = { devnull, devnull, devnull } };
+    if (len < 8 * sizeof(int32_t) || devnull < 0) return reply;
     j.mask = take_i32(&p);
     j.set_nice = take_i32(&p);
     j.nice = take_i32(&p);
@@ -262,8 +241,7 @@ static char small_request[64u << 10] __attribute__((aligned(16)));
  * environments were. */
 static int serve_one(void) {
     uint32_t len;
-    int fds[3];
-    if (read_header(&len, fds) < 0) return -1;
+    if (read_full(SOCK, &len, sizeof len) < 0) return -1;
     struct reply reply = { -1, E2BIG, STEP_REQUEST };
     size_t vec_size = ((size_t)len + 3) * sizeof(char *);
     size_t size = vec_size + len + 1;
@@ -282,14 +260,12 @@ static int serve_one(void) {
         char *frame = map + vec_size;
         if (read_full(SOCK, frame, len) < 0) return -1;
         frame[len] = '\0';
-        reply = spawn(frame, len, fds, (char **)map);
+        reply = spawn(frame, len, (char **)map);
         if (!small) {
             munmap(map, size);
             if (size > (256u << 10)) forget_peak();
         }
     }
-    for (int i = 0; i < 3; i++)
-        if (fds[i] >= 0) close(fds[i]);
     return write_full(SOCK, &reply, sizeof reply);
 }
 

@@ -1114,7 +1114,7 @@ class ProcessService:
                 self._collect(server, wait=True)
                 continue
             try:
-                server.fs.send(*args, (None, None, None), umask, nice, limits, files, join)
+                server.fs.send(*args, umask, nice, limits, files, join)
             except _forkserver.ServerGone as e:
                 self._server_gone(server, str(e))
                 continue
