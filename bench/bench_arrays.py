@@ -5,8 +5,11 @@
 (b) the same array without max_parallel, vs a pool of 64 threads each running subprocess.run
 (c) M run_job + wait_all_terminated, vs subprocess.Popen all then wait all
 (d) the first run_job of a program with no agent running yet (agent start included), median of 5
-Run: .venv/bin/python bench/bench_arrays.py [N [M]] [--only a|b|c]   (defaults 10000 and 1000;
---only: that part alone, its baseline then its pydrmaa2 run, for runs side by side)
+Run: .venv/bin/python bench/bench_arrays.py [N [M]] [--only a|b|c] [--rounds R]
+(defaults 10000, 1000 and 3; --only: that part alone, for runs side by side). Each of (a)-(c)
+runs its baseline and then pydrmaa2, R times in turn, and reports the medians and the median of
+the R ratios with their range: this machine's speed wanders by a third within minutes, which one
+pair of runs cannot tell from a change of pydrmaa2's.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import report, timed  # noqa: E402
+from _common import median_of, report, timed  # noqa: E402
 
 import pydrmaa2 as d2  # noqa: E402
 
@@ -67,6 +71,16 @@ def first_run_job(parent: Path) -> float:
 def main() -> None:
     args = sys.argv[1:]
     only = None
+    rounds = 3
+    if "--rounds" in args:
+        i = args.index("--rounds")
+        try:
+            rounds = int(args[i + 1])
+        except (IndexError, ValueError):
+            rounds = 0
+        if rounds < 1:
+            sys.exit("--rounds takes a whole number of at least 1")
+        del args[i:i + 2]
     if "--only" in args:
         i = args.index("--only")
         only = args[i + 1] if i + 1 < len(args) else ""
@@ -90,21 +104,29 @@ def main() -> None:
     def run_jobs() -> None:
         js.wait_all_terminated([js.run_job(jt) for _ in range(m)])
 
+    def paired(base: Callable[[], None], ours: Callable[[], None],
+               count: int) -> tuple[float, float, str]:
+        """Median rates (per second) of the baseline and of pydrmaa2 over the rounds, and the
+        median ratio with its range when there is more than one round."""
+        pairs = [(timed(base), timed(ours)) for _ in range(rounds)]
+        ratios = sorted(b / o for b, o in pairs)
+        spread = f" ({ratios[0]:.2f}-{ratios[-1]:.2f}x in {rounds})" if rounds > 1 else ""
+        return (count / median_of([b for b, _ in pairs]), count / median_of([o for _, o in pairs]),
+                f"{median_of(ratios):.2f}x{spread}")
+
     rows = []
     if only in (None, "a"):
-        base_a, ours_a = timed(lambda: sliding_window(n)), timed(lambda: array(WINDOW))
-        rows.append((f"(a) {n}-task array, max_parallel={WINDOW}", f"{n / ours_a:.0f} tasks/s",
-                     f"{n / base_a:.0f}/s (sliding window of {WINDOW} Popen)",
-                     f"{base_a / ours_a:.2f}x"))
+        base, ours, ratio = paired(lambda: sliding_window(n), lambda: array(WINDOW), n)
+        rows.append((f"(a) {n}-task array, max_parallel={WINDOW}", f"{ours:.0f} tasks/s",
+                     f"{base:.0f}/s (sliding window of {WINDOW} Popen)", ratio))
     if only in (None, "b"):
-        base_b, ours_b = timed(lambda: thread_pool(n)), timed(lambda: array(None))
-        rows.append((f"(b) {n}-task array, no max_parallel", f"{n / ours_b:.0f} tasks/s",
-                     f"{n / base_b:.0f}/s ({WINDOW} threads of subprocess.run)",
-                     f"{base_b / ours_b:.2f}x"))
+        base, ours, ratio = paired(lambda: thread_pool(n), lambda: array(None), n)
+        rows.append((f"(b) {n}-task array, no max_parallel", f"{ours:.0f} tasks/s",
+                     f"{base:.0f}/s ({WINDOW} threads of subprocess.run)", ratio))
     if only in (None, "c"):
-        base_c, ours_c = timed(lambda: popen_all(m)), timed(run_jobs)
-        rows.append((f"(c) {m} run_job + wait", f"{m / ours_c:.0f} jobs/s",
-                     f"{m / base_c:.0f}/s (Popen + wait)", f"{base_c / ours_c:.2f}x"))
+        base, ours, ratio = paired(lambda: popen_all(m), run_jobs, m)
+        rows.append((f"(c) {m} run_job + wait", f"{ours:.0f} jobs/s",
+                     f"{base:.0f}/s (Popen + wait)", ratio))
     if only is None:
         firsts = sorted(first_run_job(parent) for _ in range(5))
         rows.append(("(d) first run_job, agent start included",
