@@ -895,3 +895,49 @@ def test_a_batch_environment_is_encoded_once_as_each_job_would_have_it():
     assert _entries({}, envs, 0, {"X": "a\0b"}, []) is None
     with pytest.raises(ValueError, match="illegal environment variable name"):
         _forkserver.exec_args("/bin/true", ["true"], {"A=B": "1"}, "/")
+
+
+def test_a_full_fork_server_does_not_keep_the_others_idle():
+    """While a turn sends many jobs, the agent reads no answers and its counts of the jobs each
+    server has in hand go stale. With the one picked full, the answers of every server are
+    taken (another has room: no wait); only with each really full does it wait, for whichever
+    answers first. (Fakes: the servers are sockets, each byte one answer.)"""
+    import collections
+    import socket
+    import threading
+    import types
+
+    from pydrmaa2.trackers.process import MAX_IN_FLIGHT, ProcessService
+
+    pairs = [socket.socketpair() for _ in range(3)]
+
+    def collect(server, wait=False):
+        server.fs.sock.settimeout(2 if wait else 0)  # (a wait on a silent one fails the test)
+        with contextlib.suppress(BlockingIOError):
+            for _ in server.fs.sock.recv(MAX_IN_FLIGHT):
+                server.in_flight.popleft()
+
+    def full(sock):
+        fs = types.SimpleNamespace(sock=sock, fileno=sock.fileno)
+        return types.SimpleNamespace(fs=fs, in_flight=collections.deque(range(MAX_IN_FLIGHT)))
+
+    try:
+        agent = types.SimpleNamespace(servers=[full(ours) for ours, _ in pairs])
+        agent._collect = lambda server, wait=False: collect(server, wait)
+        pairs[1][1].send(b"x" * 10)  # the second server has answered ten: room at once
+        ProcessService._make_room(agent)
+        assert [len(s.in_flight) for s in agent.servers] == [MAX_IN_FLIGHT, MAX_IN_FLIGHT - 10,
+                                                             MAX_IN_FLIGHT]
+        agent.servers[1].in_flight.extend(range(10))  # all full again, none has answered
+        timer = threading.Timer(0.2, lambda: pairs[2][1].send(b"x"))
+        timer.start()
+        t = time.monotonic()
+        ProcessService._make_room(agent)  # waits for the third, not for the first
+        assert time.monotonic() - t >= 0.15
+        assert [len(s.in_flight) for s in agent.servers] == [MAX_IN_FLIGHT, MAX_IN_FLIGHT,
+                                                             MAX_IN_FLIGHT - 1]
+        timer.join()
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import resource
+import select
 import shutil
 import signal
 import subprocess
@@ -1111,7 +1112,7 @@ class ProcessService:
         while self.servers and not self._server_refused:
             server = self._pick_server()
             if len(server.in_flight) >= MAX_IN_FLIGHT:
-                self._collect(server, wait=True)
+                self._make_room()
                 continue
             try:
                 server.fs.send(*args, umask, nice, limits, files, join)
@@ -1129,6 +1130,23 @@ class ProcessService:
         if len(server.in_flight) >= SPILL_DEPTH:
             server = min(self.servers, key=lambda s: len(s.in_flight))
         return server
+
+    def _make_room(self) -> None:
+        """Take the answers every fork server has given, and wait for one only if each still
+        has MAX_IN_FLIGHT in hand. While a turn sends many jobs the loop reads no answers, so
+        the counts in hand go stale: waiting on the one server picked while the others had
+        answered all theirs left them idle (sampled in a 10,000-task array without
+        max_parallel: 2.6 of 4 servers waiting for requests, the agent waiting on one)."""
+        for server in list(self.servers):
+            if server.in_flight:
+                self._collect(server)
+        while self.servers and all(len(s.in_flight) >= MAX_IN_FLIGHT for s in self.servers):
+            poll = select.poll()  # (not select(): the agent's descriptors may pass 1024)
+            by_fd = {s.fs.fileno(): s for s in self.servers}
+            for fd in by_fd:
+                poll.register(fd, select.POLLIN)
+            for fd, _ in poll.poll():
+                self._collect(by_fd[fd])
 
     def _collect(self, server: _Server, wait: bool = False) -> None:
         """Take a fork server's answers (``wait``: at least one)."""
