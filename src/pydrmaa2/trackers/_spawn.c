@@ -19,8 +19,8 @@
  *   int32 umask (-1: keep), int32 set_nice (0/1), int32 nice, int32 nlimits, int32 nexec,
  *   int32 argc, int32 envc, int32 join (1: stderr goes where stdout goes)
  *   nlimits x { int32 resource, int64 soft, int64 hard } (-1: RLIM_INFINITY)
- *   NUL-terminated strings: cwd; the files of stdin, stdout and stderr (empty: the descriptor
- *   /dev/null; stdin read-only, the others created or truncated, mode 0644 under the umask); nexec
+ *   NUL-terminated strings: cwd; the files of stdin, stdout and stderr (empty: /dev/null; stdin
+ *   read-only, the others created or truncated, mode 0644 under the umask); nexec
  *   executables (tried in turn, as Python's subprocess does), argc arguments, envc NAME=VALUE
  *   entries
  * The server exits when the agent closes the socket.
@@ -37,7 +37,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #define SOCK 0
