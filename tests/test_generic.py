@@ -5,6 +5,7 @@ Unit tests may use fakes; the conformance suite never does.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -319,3 +320,64 @@ def test_a_throttled_drivers_slot_is_filled_while_another_task_is_still_being_su
         driver.join(30)
         client.close()
     assert submitted() == set(ids)
+
+
+class FakeKeepsEnded(FakeSingles):
+    """The fake declaring that it keeps ended jobs' records until they are deleted."""
+
+    scheme = "fakekeepsended"
+    keeps_ended = True
+
+
+@pytest.mark.parametrize("tracker_class", [FakeSingles, FakeKeepsEnded])
+def test_a_throttled_driver_records_an_end_only_where_the_tracker_would_not_keep_it(
+        tmp_path, tracker_class):
+    """The driver frees a slot at a task's end either way; it records the end in the store at
+    once only where the engine's record may go (a tracker that keeps ended jobs' records, as
+    the process tracker, leaves that to whoever reads the task, as for any job)."""
+    from pydrmaa2._arrays import drive
+    from pydrmaa2._book import JobBook
+    from pydrmaa2._store import Store
+    from pydrmaa2.trackers.base import Contact
+
+    FakeTracker.jobs, FakeTracker.calls = {}, []
+    client = AgentClient.for_home(tmp_path)
+    client.request("ping")  # the agent runs before the array exists (it never drives it)
+    store = Store(tmp_path / "store.sqlite")
+    store.create_session("s", "job", tracker_class.scheme)
+    array_id, ids = store.add_array("s", '{"remote_command": "x"}', 1, 4, 1, 2,
+                                    [(i, "pending", "queued") for i in range(1, 5)])
+    tracker = tracker_class(Contact.parse(tracker_class.scheme), tmp_path)
+    book = JobBook(store, tracker, client, "s")
+    driver = threading.Thread(target=drive, args=(book, array_id))
+    submitted = lambda: {c[1] for c in FakeTracker.calls if c[0] == "submit"}  # noqa: E731
+    phase = lambda job_id: store.job_rows("s", [job_id])[0].phase  # noqa: E731
+
+    def until(check, what):
+        deadline = time.monotonic() + 20
+        while not check():
+            assert time.monotonic() < deadline, f"{what}: {FakeTracker.calls}"
+            time.sleep(0.02)
+
+    try:
+        driver.start()
+        until(lambda: submitted() == {ids[0], ids[1]}, "the first two tasks")
+        FakeTracker.jobs[f"t{ids[0]}"] = d2.JobState.DONE
+        until(lambda: ids[2] in submitted(), "task 3 in the slot of task 1")
+        assert submitted() == {ids[0], ids[1], ids[2]}  # task 2 still holds its slot
+        assert phase(ids[0]) == ("submitted" if tracker_class.keeps_ended else "terminal")
+        for tid in list(FakeTracker.jobs):
+            FakeTracker.jobs[tid] = d2.JobState.DONE
+        until(lambda: ids[3] in submitted(), "task 4")
+        driver.join(30)
+        assert not driver.is_alive()
+    finally:
+        for tid in list(FakeTracker.jobs):  # whatever happened, the driver can end
+            FakeTracker.jobs[tid] = d2.JobState.DONE
+        driver.join(30)
+        client.close()
+    # Whoever reads the tasks records them.
+    states = book.states_of(store.job_rows("s", ids))
+    assert {s for s, _ in states.values()} == {d2.JobState.DONE}
+    assert {r.phase for r in store.job_rows("s", ids)} == {"terminal"}
+    assert json.loads(store.job_rows("s", [ids[0]])[0].info)["exit_status"] == 0

@@ -370,7 +370,8 @@ class JobBook:
     def start_claimed(self, rows: Sequence[JobRow], template: JobTemplate | None = None, *,
                       back: Phase | None = None,
                       back_on: type[Drmaa2Error] = Drmaa2Error,
-                      first_fails: bool = False, note: str = "not started") -> None:
+                      first_fails: bool = False, note: str = "not started"
+                      ) -> list[tuple[str, str]]:
         """Submit jobs claimed from the store (phase 'starting'), each with ``template`` (one
         array's) or its own, anchored in its submitter's directory; what the engine took is
         recorded in one transaction whatever came after, and the agent announces them all.
@@ -378,7 +379,8 @@ class JobBook:
         A job the engine refuses with a ``back_on`` error goes back to phase ``back`` and the
         error is raised (its caller tries again, or tells its user); any other refusal ends it
         FAILED with annotation "``note``: <error>", except that the first raises with
-        ``first_fails`` (the template cannot run at all)."""
+        ``first_fails`` (the template cannot run at all). Returns (job id, tracker id) of each
+        job the engine took."""
         self._output_dir = None  # looked at again once per call (it may have been removed)
         anchored: dict[str | None, JobTemplate] = {}  # per submitter's directory (one per array)
         firsts = self._firsts  # the first job id of each array (kept output)
@@ -460,6 +462,7 @@ class JobBook:
                 self.agent.notify(f"job:{r.id}" for r in rows)
         if error is not None:
             raise error
+        return submitted
 
     def _submit_many(self, prepared: Sequence[tuple[JobRow, JobTemplate, JobTemplate]],
                      contexts: dict[str, dict[str, Any] | None]

@@ -179,6 +179,11 @@ class JobTracker(ABC):
     #: array's tasks (an engine whose submission is a blocking network call gains from several;
     #: ``submit`` must then be safe to call from several threads).
     submit_concurrency: ClassVar[int] = 1
+    #: The engine keeps an ended job's record (its state and JobInfo) until pydrmaa2 deletes it
+    #: (``delete``, at reap): a throttled array's driver then only counts its tasks' ends and
+    #: leaves recording them in the store to whoever reads them, as for any other job (the
+    #: process tracker: the agent's own records). Else the driver records each end it sees.
+    keeps_ended: ClassVar[bool] = False
     #: The engine keeps every job's output itself, and ``engine_log`` reads it at any time
     #: (running or ended, a named file or not): pydrmaa2 names no file for it and reads the
     #: output only through ``engine_log`` (the remote tracker: the server keeps it).

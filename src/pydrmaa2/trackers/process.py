@@ -108,6 +108,8 @@ class ProcessTracker(JobTracker):
     })
     capabilities = frozenset({Capability.JOB_ARRAYS, Capability.BULK_JOBS_MAXPARALLEL,
                               Capability.JT_STAGING, Capability.CALLBACK})
+    #: The agent's procs rows last until the job is reaped.
+    keeps_ended = True
 
     def __init__(self, contact: Contact, home: Path) -> None:
         super().__init__(contact, home)
