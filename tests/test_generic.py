@@ -323,23 +323,30 @@ def test_a_throttled_drivers_slot_is_filled_while_another_task_is_still_being_su
 
 
 class FakeKeepsEnded(FakeSingles):
-    """The fake declaring that it keeps ended jobs' records until they are deleted."""
+    """The fake declaring that it keeps ended jobs' records until they are deleted; a job it
+    has no record of is one still being started, as the process tracker says."""
 
     scheme = "fakekeepsended"
     keeps_ended = True
 
+    def states(self, tracker_ids):
+        self.calls.append(("states", len(tracker_ids)))
+        return {t: (self.jobs.get(t, d2.JobState.QUEUED), "fake") for t in tracker_ids}
+
 
 @pytest.mark.parametrize("tracker_class", [FakeSingles, FakeKeepsEnded])
 def test_a_throttled_driver_records_an_end_only_where_the_tracker_would_not_keep_it(
-        tmp_path, tracker_class):
+        tmp_path, tracker_class, monkeypatch):
     """The driver frees a slot at a task's end either way; it records the end in the store at
     once only where the engine's record may go (a tracker that keeps ended jobs' records, as
     the process tracker, leaves that to whoever reads the task, as for any job)."""
+    from pydrmaa2 import _arrays
     from pydrmaa2._arrays import drive
     from pydrmaa2._book import JobBook
     from pydrmaa2._store import Store
     from pydrmaa2.trackers.base import Contact
 
+    monkeypatch.setattr(_arrays, "RESYNC_INTERVAL", 60.0)  # (a resync records every end)
     FakeTracker.jobs, FakeTracker.calls = {}, []
     client = AgentClient.for_home(tmp_path)
     client.request("ping")  # the agent runs before the array exists (it never drives it)
@@ -381,3 +388,95 @@ def test_a_throttled_driver_records_an_end_only_where_the_tracker_would_not_keep
     assert {s for s, _ in states.values()} == {d2.JobState.DONE}
     assert {r.phase for r in store.job_rows("s", ids)} == {"terminal"}
     assert json.loads(store.job_rows("s", [ids[0]])[0].info)["exit_status"] == 0
+
+
+class FakeQuickStarts(FakeSingles):
+    """Submissions made several at once that end at once, on an engine whose own events never
+    come: the driver hears of a task only through pydrmaa2's announcement of its submission."""
+
+    scheme = "fakequickstarts"
+    submit_concurrency = 2
+
+    def submit(self, job_id, template, task_index, hold=False):
+        tid = super().submit(job_id, template, task_index, hold)
+        self.jobs[tid] = d2.JobState.DONE
+        return tid
+
+    def watch(self, tracker_ids):
+        return trackers.base.PollFeed(60.0)
+
+
+def test_a_throttled_driver_takes_in_submissions_done_before_it_watched_them(
+        tmp_path, monkeypatch):
+    """A submission in the pool that is done (and announced) before the driver's feed watches
+    its task is taken in after the feed is aimed, not left to the next resync (5 s a turn)."""
+    from pydrmaa2 import _arrays
+    from pydrmaa2._book import JobBook
+    from pydrmaa2._store import Store
+    from pydrmaa2.trackers.base import Contact
+
+    aim = _arrays._Throttled.aim
+
+    def slow_aim(self):  # every submission of the turn is done before the feed is aimed
+        time.sleep(0.3)
+        return aim(self)
+
+    monkeypatch.setattr(_arrays._Throttled, "aim", slow_aim)
+    FakeTracker.jobs, FakeTracker.calls = {}, []
+    client = AgentClient.for_home(tmp_path)
+    client.request("ping")
+    store = Store(tmp_path / "store.sqlite")
+    store.create_session("s", "job", FakeQuickStarts.scheme)
+    array_id, ids = store.add_array("s", '{"remote_command": "x"}', 1, 6, 1, 2,
+                                    [(i, "pending", "queued") for i in range(1, 7)])
+    tracker = FakeQuickStarts(Contact.parse(FakeQuickStarts.scheme), tmp_path)
+    began = time.monotonic()
+    try:
+        _arrays.drive(JobBook(store, tracker, client, "s"), array_id)
+    finally:
+        client.close()
+    assert {c[1] for c in FakeTracker.calls if c[0] == "submit"} == set(ids)
+    assert time.monotonic() - began < 4.0
+
+
+def test_a_throttled_driver_frees_the_slot_of_a_task_reaped_before_it_looked(tmp_path, monkeypatch):
+    """A task that ended and was reaped (its row and the engine's record gone) before the
+    driver saw it end frees its slot at the driver's next look, not at the next resync: the
+    tracker no longer knows the job (the process tracker then says it is being started)."""
+    from pydrmaa2 import _arrays
+    from pydrmaa2._book import JobBook
+    from pydrmaa2._store import Store
+    from pydrmaa2.trackers.base import Contact
+
+    monkeypatch.setattr(_arrays, "RESYNC_INTERVAL", 60.0)
+    FakeTracker.jobs, FakeTracker.calls = {}, []
+    client = AgentClient.for_home(tmp_path)
+    client.request("ping")
+    store = Store(tmp_path / "store.sqlite")
+    store.create_session("s", "job", FakeKeepsEnded.scheme)
+    array_id, ids = store.add_array("s", '{"remote_command": "x"}', 1, 3, 1, 2,
+                                    [(i, "pending", "queued") for i in range(1, 4)])
+    tracker = FakeKeepsEnded(Contact.parse(FakeKeepsEnded.scheme), tmp_path)
+    book = JobBook(store, tracker, client, "s")
+    driver = threading.Thread(target=_arrays.drive, args=(book, array_id))
+    submitted = lambda: {c[1] for c in FakeTracker.calls if c[0] == "submit"}  # noqa: E731
+    deadline = time.monotonic() + 20
+    try:
+        driver.start()
+        while submitted() != {ids[0], ids[1]}:
+            assert time.monotonic() < deadline, FakeTracker.calls
+            time.sleep(0.02)
+        # Reaped as a session reaps: its end recorded, the engine's record and the row deleted.
+        FakeTracker.jobs[f"t{ids[0]}"] = d2.JobState.DONE
+        book.states_of(store.job_rows("s", [ids[0]]))
+        tracker.delete(f"t{ids[0]}")
+        store.delete_job(ids[0])
+        while ids[2] not in submitted():
+            assert time.monotonic() < deadline, f"task 3 never got the slot: {FakeTracker.calls}"
+            time.sleep(0.02)
+    finally:
+        for tid in list(FakeTracker.jobs):
+            FakeTracker.jobs[tid] = d2.JobState.DONE
+        driver.join(30)
+        client.close()
+    assert not driver.is_alive()

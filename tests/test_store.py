@@ -119,6 +119,21 @@ def test_claims_never_exceed_max_parallel_under_contention(tmp_path):
     assert sum(len(c) for c in claims) == 3
 
 
+def test_tasks_inserted_starting_are_claimed_by_their_inserter(tmp_path):
+    """An array's first tasks are claimed as they are inserted: a driver that takes the array
+    up before its submitter starts them counts them running (not free, and not left by a dead
+    claimer), and claims only the rest of max_parallel."""
+    s = Store(tmp_path / "s.sqlite")
+    s.create_session("a", "job", "process")
+    array_id, ids = s.add_array("a", "{}", 1, 10, 1, 3,
+                                [(i, "starting" if i <= 2 else "pending", "queued")
+                                 for i in range(1, 11)])
+    assert [r.phase for r in s.job_rows("a", ids[:3])] == ["starting", "starting", "pending"]
+    assert s.stale_starting("a", array_id) == []
+    assert set(s.still_active(ids)) == set(ids[:2])
+    assert [r.id for r in s.claim_pending(array_id, 3)] == [ids[2]]
+
+
 def _add_jobs(path: str) -> list[str]:
     s = Store(path)
     return [s.add_job("a", "{}", "held", "queued_held") for _ in range(50)]

@@ -61,9 +61,10 @@ def drive(book: JobBook, array_id: str) -> None:
 
 class _Throttled:
     """The driver of an array with max_parallel: it keeps the tasks holding a slot (claimed,
-    submitted and not seen ended) in hand, and reads them all from the store again only every
-    RESYNC_INTERVAL (when it also takes up what a dead claimer left): a turn costs what the
-    running tasks cost, not what the array does, nor re-reading them at each end.
+    submitted and not seen ended) in hand; a look reads only their phases from the store and the
+    submitted ones' states from the tracker, and every RESYNC_INTERVAL the driver reads the
+    array's running rows whole again (taking up what a dead claimer left): a turn costs what
+    the running tasks cost, not what the array does.
 
     Ends are only counted where the tracker keeps ended jobs' records (``keeps_ended``): whoever
     reads a task records it, as for any job. Recording each end here cost a 10,000-task
@@ -105,7 +106,12 @@ class _Throttled:
                         return
                     if claimed and len(self.running) < self.limit:
                         continue  # refused ones freed their slots: the next at once
+                    # Submissions done before the feed is aimed at their tasks would announce
+                    # themselves unheard: they are taken in after it, and the feed aimed again at
+                    # the engine's jobs they became.
                     feed = self.aim()
+                    while self.harvest():
+                        feed = self.aim()
                     # After aiming: an end before it is seen here, one after it wakes the wait.
                     # A slot is filled as soon as it frees: letting ends gather (a sleep of
                     # 4 ms after each wake) made turns fewer (365 against 600 for 10,000
@@ -161,21 +167,37 @@ class _Throttled:
             elif row.id in self.running:
                 self.running[row.id] = dataclasses.replace(row, phase=SUBMITTED, tracker_id=tid)
 
-    def harvest(self, wait: bool = False) -> None:
-        """Take in the submissions done in the pool (``wait``: all of them); one that failed
-        raises its error here, as start_claimed raises it when called in the driver's thread."""
+    def harvest(self, wait: bool = False) -> int:
+        """Take in the submissions done in the pool (``wait``: all of them); how many. One that
+        failed raises its error here, as start_claimed raises it in the driver's thread."""
         if wait:
             concurrent.futures.wait(self.submitting)
-        for future in [f for f in self.submitting if f.done()]:
+        done = [f for f in self.submitting if f.done()]
+        for future in done:
             rows = self.submitting.pop(future)
             self.started(rows, future.result())
+        return len(done)
 
     def look(self) -> int:
-        """Let go the slots of the submitted tasks that ended (recording them unless the tracker
-        keeps them); how many."""
+        """Let go the slots of the tasks that ended (recording them unless the tracker keeps
+        them) or left the store's running phases meanwhile (reaped, or ended as a reader
+        recorded them); how many. A task another program was submitting is followed into the
+        engine through its row."""
+        inflight = {row.id for rows in self.submitting.values() for row in rows}
+        rows = self.book.store.still_active([i for i in self.running if i not in inflight])
+        freed = 0
+        for job_id, row in list(self.running.items()):
+            if job_id in inflight:
+                continue
+            now = rows.get(job_id)
+            if now is None:
+                del self.running[job_id]
+                freed += 1
+            elif now != (row.phase, row.tracker_id):
+                self.running[job_id] = dataclasses.replace(row, phase=now[0], tracker_id=now[1])
         subs = [r for r in self.running.values() if r.phase == SUBMITTED and r.tracker_id]
         if not subs:
-            return 0
+            return freed
         if self.record:
             states = self.book.states_of(subs)
             ended = [r.id for r in subs if states[r.id][0].is_terminal]
@@ -184,7 +206,7 @@ class _Throttled:
             ended = [r.id for r in subs if by_tid[r.tracker_id or ""][0].is_terminal]
         for job_id in ended:
             del self.running[job_id]
-        return len(ended)
+        return freed + len(ended)
 
     def aim(self) -> ChangeFeed:
         """The feed, aimed at the running tasks."""

@@ -254,7 +254,8 @@ class Store:
                   cwd: str | None = None, context: str | None = None) -> tuple[str, list[str]]:
         """Insert an array and its tasks (index, phase, state), with the (kind, at) timers of
         the whole array and its submitter's directory and context; return the array id and
-        task ids."""
+        task ids. Tasks inserted 'starting' are claimed by this process (as ``claim_pending``
+        claims them), so that no other claimer counts them free in between."""
         now = time.time()
         with self.db.transaction() as db:
             cur = db.execute(
@@ -262,10 +263,12 @@ class Store:
                 "created, cwd, context) VALUES (?,?,?,?,?,?,?,?,?)",
                 (session, template, begin, end, step, max_parallel, now, cwd, context))
             array_id = cur.lastrowid
+            me = claimer()  # tasks inserted 'starting' are claimed by this process
             db.executemany(
-                "INSERT INTO jobs(session, array_id, task_index, phase, state, submitted) "
-                "VALUES (?,?,?,?,?,?)",
-                [(session, array_id, index, phase, state, now) for index, phase, state in tasks])
+                "INSERT INTO jobs(session, array_id, task_index, phase, state, submitted, claimer) "
+                "VALUES (?,?,?,?,?,?,?)",
+                [(session, array_id, index, phase, state, now, me if phase == "starting" else None)
+                 for index, phase, state in tasks])
             ids = [str(r[0]) for r in db.execute(
                 "SELECT id FROM jobs WHERE array_id=? ORDER BY id", (array_id,))]
             self._add_timers(db, session, None, str(array_id), timers)
@@ -311,6 +314,17 @@ class Store:
         return [JobRow.from_tuple(r) for r in self.db.query(
             f"{JOB_SELECT} WHERE jobs.array_id=? AND jobs.phase IN ({','.join('?' * len(phases))}) "
             "ORDER BY jobs.id", (array_id, *phases))]
+
+    def still_active(self, job_ids: Sequence[str]) -> dict[str, tuple[Phase, str | None]]:
+        """(phase, tracker id) of those of these jobs still 'starting' or 'submitted' (not
+        ended as recorded, reaped, nor put back to wait), 500 a query."""
+        out: dict[str, tuple[Phase, str | None]] = {}
+        for i in range(0, len(job_ids), 500):
+            chunk = list(job_ids[i:i + 500])
+            out.update((str(r[0]), (Phase(r[1]), r[2])) for r in self.db.query(
+                f"SELECT id, phase, tracker_id FROM jobs WHERE id IN ({','.join('?' * len(chunk))}) "
+                "AND phase IN ('starting','submitted')", chunk))
+        return out
 
     def array_waiting(self, array_id: str) -> bool:
         """Whether a task of the array still waits for a slot."""

@@ -328,15 +328,20 @@ class JobSession(_Session):
         later = any(kind == "start" for kind, _ in timers)
         phase, state = ((HELD, JobState.QUEUED_HELD) if held else
                         (SCHEDULED, JobState.QUEUED) if later else (PENDING, JobState.QUEUED))
-        array_id, ids = self._store.add_array(self.session_name, encoded, begin, end, step, limit,
-                                              [(i, phase, state.value) for i in indices], timers,
-                                              cwd=_submitter_dir(), context=self._context())
+        # The first tasks are claimed as they are inserted (then started here: a template that
+        # cannot run raises): an agent that takes the array up meanwhile (one started by the
+        # timers request, say) counts them running, never free.
+        first = min(limit or SUBMIT_CHUNK, SUBMIT_CHUNK) if phase == PENDING else 0
+        array_id, ids = self._store.add_array(
+            self.session_name, encoded, begin, end, step, limit,
+            [(i, STARTING if n < first else phase, state.value) for n, i in enumerate(indices)],
+            timers, cwd=_submitter_dir(), context=self._context())
         if timers:
             self._agent.request("timers")
         try:
-            if phase == PENDING:  # the first tasks now (a template that cannot run raises)
-                self._book.start_claimed(self._store.claim_pending(
-                    array_id, limit, chunk=SUBMIT_CHUNK), template, first_fails=True)
+            if first:
+                self._book.start_claimed(self._store.job_rows(self.session_name, ids[:first]),
+                                         template, first_fails=True)
         except BaseException:
             # Nothing may run that no session knows: tasks already submitted are withdrawn
             # before the array's rows go.
@@ -346,7 +351,7 @@ class JobSession(_Session):
                 self._book.withdraw(tid)
             self._store.delete_array(array_id)
             raise
-        if phase == PENDING and len(indices) > min(limit or SUBMIT_CHUNK, SUBMIT_CHUNK):
+        if phase == PENDING and len(indices) > first:
             self._agent.request("drive", session=self.session_name, array=array_id)
         return JobArray(self, array_id, ids)
 
