@@ -480,3 +480,38 @@ def test_a_throttled_driver_frees_the_slot_of_a_task_reaped_before_it_looked(tmp
         driver.join(30)
         client.close()
     assert not driver.is_alive()
+
+
+def test_an_array_asked_to_be_driven_while_its_driver_ends_is_driven_again(tmp_path, monkeypatch):
+    """A 'drive' request that comes while the array's driver runs (it may have looked for
+    waiting tasks for the last time already: a task released just then) starts the driver
+    again once it ends, rather than leaving the task waiting until the agent restarts."""
+    from types import SimpleNamespace
+
+    from pydrmaa2 import _arrays
+    from pydrmaa2._store import Store
+
+    monkeypatch.setitem(trackers.BUILTIN, "fakesingles", ("tests.test_generic:FakeSingles", None))
+    Store(tmp_path / "store.sqlite").create_session("s", "job", "fakesingles")
+    first_may_end = threading.Event()
+    calls: list[str] = []
+
+    def fake_drive(book, array_id):
+        calls.append(array_id)
+        if len(calls) == 1:
+            assert first_may_end.wait(20)
+
+    monkeypatch.setattr(_arrays, "drive", fake_drive)
+    agent = SimpleNamespace(home=tmp_path, handlers={}, busy_checks=[], touch=lambda: None)
+    service = _arrays.ArrayService(agent)
+    service.drive("s", "7")
+    deadline = time.monotonic() + 20
+    while not calls:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    service.drive("s", "7")  # while the first driver runs
+    first_may_end.set()
+    while len(calls) < 2 or service.busy():
+        assert time.monotonic() < deadline, calls
+        time.sleep(0.01)
+    assert calls == ["7", "7"]

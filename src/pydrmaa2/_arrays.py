@@ -233,6 +233,9 @@ class ArrayService:
         self.agent = agent
         self.client = AgentClient.for_home(agent.home)
         self.drivers: dict[tuple[str, str], threading.Thread] = {}
+        #: Arrays asked to be driven while their driver ran: it may have looked for waiting
+        #: tasks for the last time already, so it is started again once it ends.
+        self.again: set[tuple[str, str]] = set()
         self.lock = threading.Lock()
         agent.handlers["drive"] = self._op_drive
         agent.busy_checks.append(self.busy)
@@ -256,6 +259,7 @@ class ArrayService:
         with self.lock:
             t = self.drivers.get(key)
             if t is not None and t.is_alive():
+                self.again.add(key)
                 return
             t = threading.Thread(target=self._run, args=key, daemon=True,
                                  name=f"array-{session}-{array_id}")
@@ -280,6 +284,10 @@ class ArrayService:
         finally:
             with self.lock:
                 self.drivers.pop((session, array_id), None)
+                again = (session, array_id) in self.again
+                self.again.discard((session, array_id))
+            if again:
+                self.drive(session, array_id)
             self.agent.touch()
 
     def _tracker(self, store: Store, session: str, contact: str,
