@@ -70,6 +70,17 @@ def test_an_existing_wider_store_is_narrowed(tmp_path):
     assert mode(home) == 0o700 and mode(home / "store.sqlite") == 0o600
 
 
+def test_a_sticky_shared_directory_given_as_the_home_is_left_shared(tmp_path):
+    """A store whose home is a shared directory of its owner (root's /tmp) does not take the
+    directory away from everyone else; its own files are private all the same."""
+    home = tmp_path / "shared"
+    home.mkdir()
+    home.chmod(0o1777)
+    d2.SessionManager(home=home).job_session_names  # noqa: B018 - opening is the test
+    assert stat.S_IMODE(os.stat(home).st_mode) == 0o1777
+    assert mode(home / "store.sqlite") == 0o600
+
+
 def test_the_socket_fallback_directory_must_be_ours_and_private(tmp_path, monkeypatch):
     ok = tmp_path / "ok"
     _own_private_dir(ok)

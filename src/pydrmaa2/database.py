@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -71,11 +72,13 @@ def store_error(e: sqlite3.Error, path: Path, doing: str) -> Drmaa2Error:
 
 def private_dir(path: Path) -> None:
     """Create ``path`` (and its parents) so that only its owner can enter it: mode 0700
-    whatever the umask; an existing directory of ours is narrowed to 0700."""
+    whatever the umask; an existing directory of ours is narrowed to 0700, unless it is a
+    sticky one, shared by design (root's /tmp, given as a store's home): the files in it are
+    0600 all the same."""
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = path.stat()
-        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        if st.st_uid == os.getuid() and st.st_mode & 0o077 and not st.st_mode & stat.S_ISVTX:
             path.chmod(0o700)
     except OSError as e:
         raise SessionManagementError(f"cannot create the directory {path}: {e}") from e
