@@ -180,33 +180,37 @@ class _Throttled:
 
     def look(self) -> int:
         """Let go the slots of the tasks that ended (recording them unless the tracker keeps
-        them) or left the store's running phases meanwhile (reaped, or ended as a reader
-        recorded them); how many. A task another program was submitting is followed into the
-        engine through its row."""
+        them); how many. A task the engine does not show started is looked up in the store:
+        one reaped meanwhile (the process tracker then no longer knows it and says it is being
+        started) lets its slot go, and one another program was submitting is followed into
+        the engine through its row."""
         inflight = {row.id for rows in self.submitting.values() for row in rows}
-        rows = self.book.store.still_active([i for i in self.running if i not in inflight])
+        subs = [r for r in self.running.values() if r.phase == SUBMITTED and r.tracker_id]
+        if self.record:
+            states = self.book.states_of(subs) if subs else {}
+        else:
+            by_tid = self.book.tracker.states([r.tracker_id or "" for r in subs]) if subs else {}
+            states = {r.id: by_tid[r.tracker_id or ""] for r in subs}
         freed = 0
-        for job_id, row in list(self.running.items()):
-            if job_id in inflight:
-                continue
-            now = rows.get(job_id)
-            if now is None:
+        unsure = []
+        for job_id in list(self.running):
+            state = states.get(job_id)
+            if state is not None and state[0].is_terminal:
                 del self.running[job_id]
                 freed += 1
-            elif now != (row.phase, row.tracker_id):
-                self.running[job_id] = dataclasses.replace(row, phase=now[0], tracker_id=now[1])
-        subs = [r for r in self.running.values() if r.phase == SUBMITTED and r.tracker_id]
-        if not subs:
-            return freed
-        if self.record:
-            states = self.book.states_of(subs)
-            ended = [r.id for r in subs if states[r.id][0].is_terminal]
-        else:
-            by_tid = self.book.tracker.states([r.tracker_id or "" for r in subs])
-            ended = [r.id for r in subs if by_tid[r.tracker_id or ""][0].is_terminal]
-        for job_id in ended:
-            del self.running[job_id]
-        return freed + len(ended)
+            elif job_id not in inflight and (state is None or not state[0].is_started):
+                unsure.append(job_id)
+        if unsure:
+            rows = self.book.store.still_active(unsure)
+            for job_id in unsure:
+                row, now = self.running[job_id], rows.get(job_id)
+                if now is None:
+                    del self.running[job_id]
+                    freed += 1
+                elif now != (row.phase, row.tracker_id):
+                    self.running[job_id] = dataclasses.replace(row, phase=now[0],
+                                                               tracker_id=now[1])
+        return freed
 
     def aim(self) -> ChangeFeed:
         """The feed, aimed at the running tasks."""
