@@ -5,10 +5,12 @@ Unit tests may use fakes; the conformance suite never does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import pytest
 
@@ -271,55 +273,75 @@ class FakeSlowStarts(FakeSingles):
         return super().submit(job_id, template, task_index, hold)
 
 
-def test_a_throttled_drivers_slot_is_filled_while_another_task_is_still_being_submitted(
-        tmp_path):
-    """On an engine whose submission is a slow call, the array's driver submits each task on
-    its own and goes on looking: a slot that frees while another task's submission hangs gets
-    its next task at once."""
-    from pydrmaa2._arrays import drive
+def _submitted() -> set[str]:
+    """The job ids the fake was asked to submit."""
+    return {c[1] for c in FakeTracker.calls if c[0] == "submit"}
+
+
+def _until(check, what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: {FakeTracker.calls}"
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def _throttled_array(tmp_path, tracker_class, tasks: int, limit: int, before_join=None):
+    """An array of ``tasks`` waiting tasks, max_parallel ``limit``, in a store of a session
+    on the fake ``tracker_class``, with a driver thread not yet started (the agent runs before
+    the array exists: it never drives it). At the end every fake job ends, so that the driver
+    can, and it is joined."""
+    from pydrmaa2 import _arrays
     from pydrmaa2._book import JobBook
     from pydrmaa2._store import Store
     from pydrmaa2.trackers.base import Contact
 
     FakeTracker.jobs, FakeTracker.calls = {}, []
-    FakeSlowStarts.go.clear()
     client = AgentClient.for_home(tmp_path)
-    client.request("ping")  # the agent runs before the array exists (it never drives it)
+    client.request("ping")
     store = Store(tmp_path / "store.sqlite")
-    store.create_session("s", "job", "fakeslowstarts")
-    array_id, ids = store.add_array("s", '{"remote_command": "x"}', 1, 5, 1, 2,
-                                    [(i, "pending", "queued") for i in range(1, 6)])
-    tracker = FakeSlowStarts(Contact.parse("fakeslowstarts"), tmp_path)
-    driver = threading.Thread(target=drive, args=(JobBook(store, tracker, client, "s"), array_id))
-    submitted = lambda: {c[1] for c in FakeTracker.calls if c[0] == "submit"}  # noqa: E731
-
-    def until(check, what):
-        deadline = time.monotonic() + 20
-        while not check():
-            assert time.monotonic() < deadline, f"{what}: {FakeTracker.calls}"
-            time.sleep(0.02)
-
+    store.create_session("s", "job", tracker_class.scheme)
+    array_id, ids = store.add_array("s", '{"remote_command": "x"}', 1, tasks, 1, limit,
+                                    [(i, "pending", "queued") for i in range(1, tasks + 1)])
+    tracker = tracker_class(Contact.parse(tracker_class.scheme), tmp_path)
+    book = JobBook(store, tracker, client, "s")
+    driver = threading.Thread(target=_arrays.drive, args=(book, array_id))
     try:
-        driver.start()
-        until(lambda: submitted() == {ids[0], ids[1]}, "the first two tasks")
-        FakeTracker.jobs[f"t{ids[0]}"] = d2.JobState.DONE  # task 3's submission now hangs
-        until(lambda: store.job_rows("s", [ids[2]])[0].phase == "starting", "task 3 claimed")
-        FakeTracker.jobs[f"t{ids[1]}"] = d2.JobState.DONE
-        until(lambda: ids[3] in submitted(), "task 4 while task 3 is being submitted")
-        assert ids[2] not in submitted()
-        FakeSlowStarts.go.set()
-        until(lambda: ids[2] in submitted(), "task 3 once let go")
-        FakeTracker.jobs[f"t{ids[2]}"] = d2.JobState.DONE
-        until(lambda: ids[4] in submitted(), "task 5 in the slot of task 3")
-        driver.join(30)
-        assert not driver.is_alive()
+        yield SimpleNamespace(store=store, ids=ids, book=book, tracker=tracker, driver=driver,
+                              array_id=array_id)
     finally:
-        FakeSlowStarts.go.set()
+        if before_join is not None:
+            before_join()
         for tid in list(FakeTracker.jobs):  # whatever happened, the driver can end
             FakeTracker.jobs[tid] = d2.JobState.DONE
-        driver.join(30)
+        if driver.ident is not None:
+            driver.join(30)
         client.close()
-    assert submitted() == set(ids)
+
+
+def test_a_throttled_drivers_slot_is_filled_while_another_task_is_still_being_submitted(
+        tmp_path):
+    """On an engine whose submission is a slow call, the array's driver submits each task on
+    its own and goes on looking: a slot that frees while another task's submission hangs gets
+    its next task at once."""
+    FakeSlowStarts.go.clear()
+    with _throttled_array(tmp_path, FakeSlowStarts, 5, 2,
+                          before_join=FakeSlowStarts.go.set) as a:
+        ids, store = a.ids, a.store
+        a.driver.start()
+        _until(lambda: _submitted() == {ids[0], ids[1]}, "the first two tasks")
+        FakeTracker.jobs[f"t{ids[0]}"] = d2.JobState.DONE  # task 3's submission now hangs
+        _until(lambda: store.job_rows("s", [ids[2]])[0].phase == "starting", "task 3 claimed")
+        FakeTracker.jobs[f"t{ids[1]}"] = d2.JobState.DONE
+        _until(lambda: ids[3] in _submitted(), "task 4 while task 3 is being submitted")
+        assert ids[2] not in _submitted()
+        FakeSlowStarts.go.set()
+        _until(lambda: ids[2] in _submitted(), "task 3 once let go")
+        FakeTracker.jobs[f"t{ids[2]}"] = d2.JobState.DONE
+        _until(lambda: ids[4] in _submitted(), "task 5 in the slot of task 3")
+        a.driver.join(30)
+        assert not a.driver.is_alive()
+    assert _submitted() == set(ids)
 
 
 class FakeKeepsEnded(FakeSingles):
@@ -341,50 +363,24 @@ def test_a_throttled_driver_records_an_end_only_where_the_tracker_would_not_keep
     once only where the engine's record may go (a tracker that keeps ended jobs' records, as
     the process tracker, leaves that to whoever reads the task, as for any job)."""
     from pydrmaa2 import _arrays
-    from pydrmaa2._arrays import drive
-    from pydrmaa2._book import JobBook
-    from pydrmaa2._store import Store
-    from pydrmaa2.trackers.base import Contact
 
     monkeypatch.setattr(_arrays, "RESYNC_INTERVAL", 60.0)  # (a resync records every end)
-    FakeTracker.jobs, FakeTracker.calls = {}, []
-    client = AgentClient.for_home(tmp_path)
-    client.request("ping")  # the agent runs before the array exists (it never drives it)
-    store = Store(tmp_path / "store.sqlite")
-    store.create_session("s", "job", tracker_class.scheme)
-    array_id, ids = store.add_array("s", '{"remote_command": "x"}', 1, 4, 1, 2,
-                                    [(i, "pending", "queued") for i in range(1, 5)])
-    tracker = tracker_class(Contact.parse(tracker_class.scheme), tmp_path)
-    book = JobBook(store, tracker, client, "s")
-    driver = threading.Thread(target=drive, args=(book, array_id))
-    submitted = lambda: {c[1] for c in FakeTracker.calls if c[0] == "submit"}  # noqa: E731
-    phase = lambda job_id: store.job_rows("s", [job_id])[0].phase  # noqa: E731
-
-    def until(check, what):
-        deadline = time.monotonic() + 20
-        while not check():
-            assert time.monotonic() < deadline, f"{what}: {FakeTracker.calls}"
-            time.sleep(0.02)
-
-    try:
-        driver.start()
-        until(lambda: submitted() == {ids[0], ids[1]}, "the first two tasks")
+    with _throttled_array(tmp_path, tracker_class, 4, 2) as a:
+        ids, store = a.ids, a.store
+        a.driver.start()
+        _until(lambda: _submitted() == {ids[0], ids[1]}, "the first two tasks")
         FakeTracker.jobs[f"t{ids[0]}"] = d2.JobState.DONE
-        until(lambda: ids[2] in submitted(), "task 3 in the slot of task 1")
-        assert submitted() == {ids[0], ids[1], ids[2]}  # task 2 still holds its slot
-        assert phase(ids[0]) == ("submitted" if tracker_class.keeps_ended else "terminal")
+        _until(lambda: ids[2] in _submitted(), "task 3 in the slot of task 1")
+        assert _submitted() == {ids[0], ids[1], ids[2]}  # task 2 still holds its slot
+        assert store.job_rows("s", [ids[0]])[0].phase == (
+            "submitted" if tracker_class.keeps_ended else "terminal")
         for tid in list(FakeTracker.jobs):
             FakeTracker.jobs[tid] = d2.JobState.DONE
-        until(lambda: ids[3] in submitted(), "task 4")
-        driver.join(30)
-        assert not driver.is_alive()
-    finally:
-        for tid in list(FakeTracker.jobs):  # whatever happened, the driver can end
-            FakeTracker.jobs[tid] = d2.JobState.DONE
-        driver.join(30)
-        client.close()
+        _until(lambda: ids[3] in _submitted(), "task 4")
+        a.driver.join(30)
+        assert not a.driver.is_alive()
     # Whoever reads the tasks records them.
-    states = book.states_of(store.job_rows("s", ids))
+    states = a.book.states_of(store.job_rows("s", ids))
     assert {s for s, _ in states.values()} == {d2.JobState.DONE}
     assert {r.phase for r in store.job_rows("s", ids)} == {"terminal"}
     assert json.loads(store.job_rows("s", [ids[0]])[0].info)["exit_status"] == 0
@@ -411,9 +407,6 @@ def test_a_throttled_driver_takes_in_submissions_done_before_it_watched_them(
     """A submission in the pool that is done (and announced) before the driver's feed watches
     its task is taken in after the feed is aimed, not left to the next resync (5 s a turn)."""
     from pydrmaa2 import _arrays
-    from pydrmaa2._book import JobBook
-    from pydrmaa2._store import Store
-    from pydrmaa2.trackers.base import Contact
 
     aim = _arrays._Throttled.aim
 
@@ -422,21 +415,11 @@ def test_a_throttled_driver_takes_in_submissions_done_before_it_watched_them(
         return aim(self)
 
     monkeypatch.setattr(_arrays._Throttled, "aim", slow_aim)
-    FakeTracker.jobs, FakeTracker.calls = {}, []
-    client = AgentClient.for_home(tmp_path)
-    client.request("ping")
-    store = Store(tmp_path / "store.sqlite")
-    store.create_session("s", "job", FakeQuickStarts.scheme)
-    array_id, ids = store.add_array("s", '{"remote_command": "x"}', 1, 6, 1, 2,
-                                    [(i, "pending", "queued") for i in range(1, 7)])
-    tracker = FakeQuickStarts(Contact.parse(FakeQuickStarts.scheme), tmp_path)
-    began = time.monotonic()
-    try:
-        _arrays.drive(JobBook(store, tracker, client, "s"), array_id)
-    finally:
-        client.close()
-    assert {c[1] for c in FakeTracker.calls if c[0] == "submit"} == set(ids)
-    assert time.monotonic() - began < 4.0
+    with _throttled_array(tmp_path, FakeQuickStarts, 6, 2) as a:
+        began = time.monotonic()
+        _arrays.drive(a.book, a.array_id)
+        assert time.monotonic() - began < 4.0
+    assert _submitted() == set(a.ids)
 
 
 def test_a_throttled_driver_frees_the_slot_of_a_task_reaped_before_it_looked(tmp_path, monkeypatch):
@@ -444,42 +427,19 @@ def test_a_throttled_driver_frees_the_slot_of_a_task_reaped_before_it_looked(tmp
     driver saw it end frees its slot at the driver's next look, not at the next resync: the
     tracker no longer knows the job (the process tracker then says it is being started)."""
     from pydrmaa2 import _arrays
-    from pydrmaa2._book import JobBook
-    from pydrmaa2._store import Store
-    from pydrmaa2.trackers.base import Contact
 
     monkeypatch.setattr(_arrays, "RESYNC_INTERVAL", 60.0)
-    FakeTracker.jobs, FakeTracker.calls = {}, []
-    client = AgentClient.for_home(tmp_path)
-    client.request("ping")
-    store = Store(tmp_path / "store.sqlite")
-    store.create_session("s", "job", FakeKeepsEnded.scheme)
-    array_id, ids = store.add_array("s", '{"remote_command": "x"}', 1, 3, 1, 2,
-                                    [(i, "pending", "queued") for i in range(1, 4)])
-    tracker = FakeKeepsEnded(Contact.parse(FakeKeepsEnded.scheme), tmp_path)
-    book = JobBook(store, tracker, client, "s")
-    driver = threading.Thread(target=_arrays.drive, args=(book, array_id))
-    submitted = lambda: {c[1] for c in FakeTracker.calls if c[0] == "submit"}  # noqa: E731
-    deadline = time.monotonic() + 20
-    try:
-        driver.start()
-        while submitted() != {ids[0], ids[1]}:
-            assert time.monotonic() < deadline, FakeTracker.calls
-            time.sleep(0.02)
+    with _throttled_array(tmp_path, FakeKeepsEnded, 3, 2) as a:
+        ids, store = a.ids, a.store
+        a.driver.start()
+        _until(lambda: _submitted() == {ids[0], ids[1]}, "the first two tasks")
         # Reaped as a session reaps: its end recorded, the engine's record and the row deleted.
         FakeTracker.jobs[f"t{ids[0]}"] = d2.JobState.DONE
-        book.states_of(store.job_rows("s", [ids[0]]))
-        tracker.delete(f"t{ids[0]}")
+        a.book.states_of(store.job_rows("s", [ids[0]]))
+        a.tracker.delete(f"t{ids[0]}")
         store.delete_job(ids[0])
-        while ids[2] not in submitted():
-            assert time.monotonic() < deadline, f"task 3 never got the slot: {FakeTracker.calls}"
-            time.sleep(0.02)
-    finally:
-        for tid in list(FakeTracker.jobs):
-            FakeTracker.jobs[tid] = d2.JobState.DONE
-        driver.join(30)
-        client.close()
-    assert not driver.is_alive()
+        _until(lambda: ids[2] in _submitted(), "task 3 in the slot of the reaped task 1")
+    assert not a.driver.is_alive()
 
 
 def test_an_array_asked_to_be_driven_while_its_driver_ends_is_driven_again(tmp_path, monkeypatch):
