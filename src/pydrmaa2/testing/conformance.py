@@ -534,7 +534,10 @@ def test_throttled_array_finishes_after_its_submitter_exits(
                        capture_output=True, text=True, check=True)
     arr = js.get_job_array(r.stdout.strip())
     js.wait_all_terminated(arr.jobs, target.slow * 5)
-    assert [j.state for j in arr.jobs] == [d2.JobState.DONE] * 5
+    # (a task that did not end DONE says why: its state, exit status, annotation and times)
+    assert [j.state for j in arr.jobs] == [d2.JobState.DONE] * 5, [
+        (j.id, j.info.state, j.info.sub_state, j.info.exit_status, j.info.annotation,
+         j.info.dispatch_time, j.info.finish_time) for j in arr.jobs]
 
 
 def test_notifications_report_new_states(sm: d2.SessionManager, js: d2.JobSession, target: Target) -> None:
