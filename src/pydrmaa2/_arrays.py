@@ -78,6 +78,8 @@ class _Throttled:
         self.running: dict[str, JobRow] = {}
         self.feed: ChangeFeed | None = None  # aimed at the running tasks (re-aimed as they change)
         self.aimed: list[tuple[str, str | None]] | None = None
+        #: The last look found a task submitted by another program (its tracker id now known).
+        self.followed = False
         # On an engine whose submission is a slow call (a container's create and start), each
         # task is submitted on its own in a pool and the driver goes on looking: a slot that
         # frees while others are being submitted is filled at once, not after them.
@@ -117,6 +119,11 @@ class _Throttled:
                     # while fewer than 16 of 64 slots were free) ran a 10,000-task array at
                     # 1,392-1,510 tasks/s against 1,418-1,618 (five pairs).
                     freed = self.look()
+                    while self.followed:
+                        # The look followed a task into the engine (its row now names the
+                        # engine's job): watch that too, and look again after.
+                        feed = self.aim()
+                        freed += self.look()
                     if len(self.running) >= self.limit:
                         if not feed.wait(RESYNC_INTERVAL):
                             resync_at = 0.0  # a quiet while: a claimer may have died meanwhile
@@ -192,6 +199,7 @@ class _Throttled:
             states = {r.id: by_tid[r.tracker_id or ""] for r in subs}
         freed = 0
         unsure = []
+        self.followed = False
         for job_id in list(self.running):
             state = states.get(job_id)
             if state is not None and state[0].is_terminal:
@@ -209,6 +217,7 @@ class _Throttled:
                 elif now != (row.phase, row.tracker_id):
                     self.running[job_id] = dataclasses.replace(row, phase=now[0],
                                                                tracker_id=now[1])
+                    self.followed = self.followed or now[1] != row.tracker_id
         return freed
 
     def aim(self) -> ChangeFeed:
