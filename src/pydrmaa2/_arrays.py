@@ -148,7 +148,7 @@ class _Throttled:
         self.book.recover_starting(self.array_id)
         active = self.book.store.array_rows(self.array_id, (STARTING, SUBMITTED))
         states = self.book.states_of(active)
-        mine = {row.id for rows in self.submitting.values() for row in rows}
+        mine = self.in_flight()
         self.running = {r.id: r for r in active
                         if r.id in mine or not states[r.id][0].is_terminal}
 
@@ -173,6 +173,10 @@ class _Throttled:
             elif row.id in self.running:
                 self.running[row.id] = dataclasses.replace(row, phase=SUBMITTED, tracker_id=tid)
 
+    def in_flight(self) -> set[str]:
+        """The ids of the tasks being submitted in the pool."""
+        return {row.id for rows in self.submitting.values() for row in rows}
+
     def harvest(self, wait: bool = False) -> int:
         """Take in the submissions done in the pool (``wait``: all of them); how many. One that
         failed raises its error here, as start_claimed raises it in the driver's thread."""
@@ -190,7 +194,7 @@ class _Throttled:
         one reaped meanwhile (the process tracker then no longer knows it and says it is being
         started) lets its slot go, and one another program was submitting is followed into
         the engine through its row."""
-        inflight = {row.id for rows in self.submitting.values() for row in rows}
+        inflight = self.in_flight()
         subs = [r for r in self.running.values() if r.phase == SUBMITTED and r.tracker_id]
         if self.record:
             states = self.book.states_of(subs) if subs else {}
