@@ -276,6 +276,25 @@ def test_reap_deletes_task_container_and_snapshot(js, target, engine):
     assert _task_status(engine, cid) is None
 
 
+def test_find_job_removes_what_an_interrupted_submission_left(js, target, engine):
+    """A container labelled with a job id that has no row in the tracker's file is what a
+    submission left when containerd did not answer (its clean-up dropped the row but could
+    not remove the container): find_job removes it (task, container, snapshot) and says None,
+    so the job is submitted again; a recorded job's container is found."""
+    tracker = js._tracker
+    kept = tracker.submit("900001", target.sh("exit 0"), None, hold=True)
+    left = tracker.submit("900002", target.sh("exit 0"), None, hold=True)
+    with tracker.db.transaction() as db:
+        db.execute("DELETE FROM containers WHERE cid=?", (left,))
+    try:
+        assert tracker.find_job("900001") == kept
+        assert tracker.find_job("900002") is None
+        assert left not in _containers(engine) and left not in _snapshots(engine)
+    finally:
+        tracker._remove(kept)
+        tracker._remove(left)
+
+
 def test_output_and_error_files_are_complete_when_the_job_ends(js, target, tmp_path):
     out, err = tmp_path / "out", tmp_path / "err"
     size = 8 << 20

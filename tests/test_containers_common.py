@@ -238,6 +238,29 @@ def test_submit_as_hold_creates_the_container_and_release_starts_it(js, target, 
         job.hold()
 
 
+def test_find_job_removes_what_an_interrupted_submission_left_and_finds_the_rest(
+        js, target, engine_name):
+    """A container labelled with a job id that was never started and that the tracker has no
+    record of is what a submission left when the engine did not answer its end (its clean-up
+    could not run): find_job removes it and says None, so the job is submitted again rather
+    than adopted as a container nothing will start. A held job's container (recorded) is
+    found."""
+    tracker = js._tracker
+    held = tracker.submit("900001", target.sh("exit 0"), None, hold=True)
+    left = tracker.submit("900002", target.sh("exit 0"), None, hold=True)
+    tracker.records.forget(left)  # as submit's clean-up leaves it when the removal failed
+    try:
+        assert tracker.find_job("900001") == held
+        assert tracker.find_job("900002") is None
+        assert inspect(engine_name, left) is None
+        assert tracker.find_job("900003") is None
+    finally:
+        for cid in (held, left):
+            with contextlib.suppress(d2.Drmaa2Error):
+                tracker.remove_container(cid, force=True)
+        tracker.records.forget(held)
+
+
 def test_suspend_pauses_and_resume_unpauses_the_container(js, target, engine_name):
     job = js.run_job(target.template("/bin/sleep", "60"))
     job.wait_started(target.slow)

@@ -202,6 +202,14 @@ def _docker_has_containerd() -> bool:
         client.close()
 
 
+def _docker_lost_it(job: d2.Job) -> bool:
+    """Whether the job is FAILED with exit status 255 because Docker recorded its container so
+    (dockerd, restarted, did not learn how a container it had just started ended)."""
+    cid = job.info.extensions.get("container_id")
+    return (job.state, job.info.exit_status) == (d2.JobState.FAILED, 255) and cid is not None \
+        and _docker_exit_code(cid) == 255
+
+
 def _docker_live_restore() -> bool:
     import docker
 
@@ -469,3 +477,47 @@ def test_a_docker_array_task_started_while_containerd_is_down_starts_once_it_is_
             with contextlib.suppress(d2.Drmaa2Error):
                 tracker.delete(tid)
         tracker.close()
+
+
+@pytest.mark.parametrize(("engine", "daemon"), [
+    ("docker", "dockerd"),
+    ("podman", "podman"),
+    ("containerd", "containerd"),
+])
+def test_a_throttled_array_rides_out_an_engine_restart(sm, daemons, engine, daemon):
+    """The agent's driver of an array with max_parallel keeps submitting tasks (short ones, a
+    few at a time) when the engine dies: a task whose submission meets the engine down waits
+    (it is not FAILED "not started"), and the array goes on once the engine is back, every
+    task ending with its true exit status.
+
+    The one status an engine itself loses is taken as it records it: a Docker container that
+    ends while dockerd is down, right after dockerd started it, is recorded exited 255 by the
+    restarted dockerd (with ``--live-restore``; its process exited 0 or 1). Such a task must
+    then say what Docker says, FAILED with exit status 255."""
+    target = require(engine)
+    if daemon_pid(daemon) is None:
+        pytest.skip(f"{daemon} was not started by scripts/engines.sh (no live pid in {RUN_DIR})")
+    js = sm.create_job_session(f"faults-array-{engine}-{daemon}", contact=target.contact)
+    try:
+        arr = js.run_bulk_jobs(target.sh("sleep 0.2; exit $(( TASK_ID % 2 ))"), 1, 30, 1, 3)
+        time.sleep(KILL_AFTER + 1)
+        daemons.kill(daemon)
+        try:
+            time.sleep(3)
+        finally:
+            daemons.start(daemon)
+        try:
+            js.wait_all_terminated(arr.jobs, WAIT_TIMEOUT)
+        except d2.TimeoutError:
+            pytest.fail("tasks not ended: " + ", ".join(
+                f"{j.id} {j.state.name} ({j.info.sub_state})" for j in arr.jobs
+                if not j.state.is_terminal))
+        wrong = [(j.id, j.state.name, j.info.exit_status, j.info.annotation)
+                 for i, j in enumerate(arr.jobs, 1)
+                 if (j.state, j.info.exit_status) != ((d2.JobState.FAILED, 1) if i % 2
+                                                      else (d2.JobState.DONE, 0))
+                 and not (daemon == "dockerd" and _docker_lost_it(j))]
+        assert not wrong, wrong
+    finally:
+        end_and_reap(js)
+        js.close()

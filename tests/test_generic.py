@@ -475,3 +475,67 @@ def test_an_array_asked_to_be_driven_while_its_driver_ends_is_driven_again(tmp_p
         assert time.monotonic() < deadline, calls
         time.sleep(0.01)
     assert calls == ["7", "7"]
+
+
+class FakeAway(FakeSingles):
+    """An engine that does not answer the first submission of the task of index 2: with
+    ``took_it`` it had taken the job all the same (its answer was lost). It finds jobs by
+    their pydrmaa2 id, as every built-in tracker does."""
+
+    scheme = "fakeaway"
+    took_it = False
+    missed: set[int] = set()
+
+    def submit(self, job_id, template, task_index, hold=False):
+        if task_index == 2 and 2 not in FakeAway.missed:
+            FakeAway.missed.add(2)
+            self.calls.append(("submit", job_id, hold, template.output_path))
+            if FakeAway.took_it:
+                self.jobs[f"t{job_id}"] = d2.JobState.RUNNING
+            raise d2.DrmCommunicationError("cannot reach the fake engine at fake://")
+        return super().submit(job_id, template, task_index, hold)
+
+    def find_job(self, job_id):
+        return f"t{job_id}" if f"t{job_id}" in self.jobs else None
+
+
+class FakeAwayInPool(FakeAway):
+    scheme = "fakeawayinpool"
+    submit_concurrency = 2
+
+
+@pytest.mark.parametrize("took_it", [False, True], ids=["lost", "taken"])
+@pytest.mark.parametrize(("tracker_class", "limit"), [
+    (FakeAway, 2), (FakeAwayInPool, 2), (FakeAway, None)])
+def test_a_driver_whose_engine_does_not_answer_a_submission_settles_it_once_it_answers(
+        tmp_path, monkeypatch, tracker_class, limit, took_it):
+    """A task whose submission the engine did not answer is not FAILED: it is let go, and the
+    driver's next look (the engine answering again) adopts it where the engine has it, else
+    submits it again. Every task runs once, none ends FAILED."""
+    from pydrmaa2 import _arrays
+
+    monkeypatch.setattr(_arrays, "ENGINE_AWAY_PAUSE", 0.05)
+    monkeypatch.setattr(FakeAway, "took_it", took_it)
+    FakeAway.missed = set()
+    with _throttled_array(tmp_path, tracker_class, 4, limit or 4) as a:
+        if limit is None:  # the unthrottled driver
+            with a.store.db.transaction() as db:
+                db.execute("UPDATE arrays SET max_parallel=NULL WHERE id=?", (a.array_id,))
+        a.driver.start()
+
+        def all_in() -> bool:  # each task ends as soon as it is in the engine
+            for tid in list(FakeTracker.jobs):
+                FakeTracker.jobs[tid] = d2.JobState.DONE
+            return {f"t{i}" for i in a.ids} <= set(FakeTracker.jobs)
+
+        _until(all_in, "every task in the engine")
+        a.driver.join(30)
+        assert not a.driver.is_alive()
+    second = a.ids[1]
+    asked = [c[1] for c in FakeTracker.calls if c[0] == "submit"]
+    assert asked.count(second) == (1 if took_it else 2)
+    assert sorted(set(asked)) == sorted(a.ids)
+    rows = a.store.job_rows("s", a.ids)
+    assert all(r.phase in ("submitted", "terminal") for r in rows), rows
+    states = a.book.states_of(rows)
+    assert {s for s, _ in states.values()} == {d2.JobState.DONE}, states

@@ -134,6 +134,23 @@ def test_tasks_inserted_starting_are_claimed_by_their_inserter(tmp_path):
     assert [r.id for r in s.claim_pending(array_id, 3)] == [ids[2]]
 
 
+def test_a_task_let_go_is_taken_up_by_one_recoverer(tmp_path):
+    """Tasks let go while 'starting' (their engine did not answer) are stale to the next
+    recoverer, which claims them: a second recoverer looking then finds none, and finds them
+    again once the first lets them go."""
+    s = Store(tmp_path / "s.sqlite")
+    s.create_session("a", "job", "process")
+    array_id, ids = s.add_array("a", "{}", 1, 3, 1, 3,
+                                [(i, "starting", "queued") for i in range(1, 4)])
+    assert s.stale_starting("a", array_id) == []  # claimed by their inserter, alive
+    s.unclaim_starting(ids[:2])
+    other = Store(tmp_path / "s.sqlite")
+    assert [r.id for r in s.stale_starting("a", array_id)] == ids[:2]
+    assert other.stale_starting("a", array_id) == []
+    s.unclaim_starting(ids[:2])
+    assert [r.id for r in other.stale_starting("a")] == ids[:2]
+
+
 def _add_jobs(path: str) -> list[str]:
     s = Store(path)
     return [s.add_job("a", "{}", "held", "queued_held") for _ in range(50)]

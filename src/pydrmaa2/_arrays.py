@@ -37,6 +37,8 @@ log = logging.getLogger("pydrmaa2")
 
 #: Tasks a driver claims and starts per store transaction.
 DRIVE_CHUNK = 256
+#: Seconds a driver waits before it asks again an engine that did not answer.
+ENGINE_AWAY_PAUSE = 1.0
 
 
 def drive(book: JobBook, array_id: str) -> None:
@@ -51,10 +53,17 @@ def drive(book: JobBook, array_id: str) -> None:
     recover_at = 0.0  # when to look for tasks a dead claimer left 'starting' (at once)
     while True:  # no slots to wait for: chunk after chunk
         began = time.monotonic()
-        if began >= recover_at:
-            book.recover_starting(array_id)
-            recover_at = began + RESYNC_INTERVAL
-        book.start_claimed(book.store.claim_pending(array_id, None, DRIVE_CHUNK), template)
+        try:
+            if began >= recover_at:
+                book.recover_starting(array_id)
+                recover_at = began + RESYNC_INTERVAL
+            book.start_claimed(book.store.claim_pending(array_id, None, DRIVE_CHUNK), template,
+                               unsure_on=DrmCommunicationError)
+        except DrmCommunicationError as e:  # the engine is away: its tasks wait for it
+            log.warning("driving array %s: %s", array_id, e)
+            recover_at = 0.0
+            time.sleep(ENGINE_AWAY_PAUSE)
+            continue
         if not book.store.array_waiting(array_id):
             return
 
@@ -132,10 +141,12 @@ class _Throttled:
                         # took them meanwhile (releasing a held task, say). Look again soon.
                         feed.wait(0.1)
                 except DrmCommunicationError as e:  # the engine is away: look again shortly
+                    # A task whose submission it did not answer was left unclaimed (start_claimed's
+                    # unsure_on): the resync first adopts it or puts it back to wait.
                     log.warning("driving array %s: %s", self.array_id, e)
                     self.close_feed()
                     resync_at = 0.0
-                    time.sleep(1.0)
+                    time.sleep(ENGINE_AWAY_PAUSE)
         finally:
             self.close_feed()
             if self.pool is not None:
@@ -157,10 +168,12 @@ class _Throttled:
         for row in claimed:
             self.running[row.id] = row
         if self.pool is None:
-            self.started(claimed, self.book.start_claimed(claimed, self.template))
+            self.started(claimed, self.book.start_claimed(claimed, self.template,
+                                                          unsure_on=DrmCommunicationError))
             return
         for row in claimed:
-            self.submitting[self.pool.submit(self.book.start_claimed, [row], self.template)] = [row]
+            self.submitting[self.pool.submit(self.book.start_claimed, [row], self.template,
+                                             unsure_on=DrmCommunicationError)] = [row]
 
     def started(self, rows: list[JobRow], submitted: list[tuple[str, str]]) -> None:
         """Claimed tasks as their submission left them: submitted, or no longer holding a slot

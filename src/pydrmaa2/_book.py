@@ -370,7 +370,8 @@ class JobBook:
     def start_claimed(self, rows: Sequence[JobRow], template: JobTemplate | None = None, *,
                       back: Phase | None = None,
                       back_on: type[Drmaa2Error] = Drmaa2Error,
-                      first_fails: bool = False, note: str = "not started"
+                      first_fails: bool = False, note: str = "not started",
+                      unsure_on: type[Drmaa2Error] | None = None,
                       ) -> list[tuple[str, str]]:
         """Submit jobs claimed from the store (phase 'starting'), each with ``template`` (one
         array's) or its own, anchored in its submitter's directory; what the engine took is
@@ -379,8 +380,11 @@ class JobBook:
         A job the engine refuses with a ``back_on`` error goes back to phase ``back`` and the
         error is raised (its caller tries again, or tells its user); any other refusal ends it
         FAILED with annotation "``note``: <error>", except that the first raises with
-        ``first_fails`` (the template cannot run at all). Returns (job id, tracker id) of each
-        job the engine took."""
+        ``first_fails`` (the template cannot run at all). With ``unsure_on`` (the engine did
+        not answer: it may have the job or not), such a job and those not tried after it stay
+        'starting' unclaimed and the error is raised: ``recover_starting`` adopts each where
+        the engine has it, else puts it back to wait, once the engine answers. Returns (job
+        id, tracker id) of each job the engine took."""
         self._output_dir = None  # looked at again once per call (it may have been removed)
         anchored: dict[str | None, JobTemplate] = {}  # per submitter's directory (one per array)
         firsts = self._firsts  # the first job id of each array (kept output)
@@ -434,6 +438,7 @@ class JobBook:
                    else self._submit_many(prepared, contexts))
         submitted: list[tuple[str, str]] = []
         error: BaseException | None = None
+        unsure = False
         try:
             for n, ((row, own, _), (tid, e)) in enumerate(zip(prepared, results, strict=True)):
                 if e is None:
@@ -442,6 +447,8 @@ class JobBook:
                     continue
                 if not isinstance(e, Drmaa2Error):
                     error = error or e
+                elif unsure_on is not None and isinstance(e, unsure_on):
+                    unsure, error = True, error or e
                 elif back is not None and isinstance(e, back_on):
                     self.store.set_phase(row.id, back, JobState.QUEUED_HELD.value
                                          if back == HELD else JobState.QUEUED.value,
@@ -458,6 +465,9 @@ class JobBook:
                 pool.shutdown(wait=True)
             if submitted:  # what the engine took is recorded, whatever came after
                 self.store.set_submitted(submitted)
+            if unsure:  # failed ones have ended: only the unsettled are still 'starting'
+                taken = {job_id for job_id, _ in submitted}
+                self.store.unclaim_starting([r.id for r in rows if r.id not in taken])
             if rows:
                 self.agent.notify(f"job:{r.id}" for r in rows)
         if error is not None:
@@ -489,10 +499,22 @@ class JobBook:
         return fail_unstarted(self.store, row, annotation, job_name, expect, sub_state)
 
     def recover_starting(self, array_id: str | None = None) -> None:
-        """Tasks left 'starting' by a claimer that died between claiming and recording them:
-        adopted where the engine has the job (found by its pydrmaa2 job id), put back to wait
-        where it never got it, FAILED with an annotation where the engine cannot tell."""
+        """Jobs left 'starting' by a claimer that died between claiming and recording them, or
+        let go after the engine did not answer their submission: adopted where the engine has
+        the job (found by its pydrmaa2 job id), put back to wait where it never got it, FAILED
+        with an annotation where the engine cannot tell. An engine that does not answer now
+        raises DrmCommunicationError, the jobs not settled let go again for a later look."""
         rows = self.store.stale_starting(self.session, array_id)
+        try:
+            self._recover(rows)
+        except BaseException:
+            self.store.unclaim_starting([r.id for r in rows])  # (settled ones left 'starting')
+            raise
+        finally:
+            if rows:
+                self.agent.notify(f"job:{r.id}" for r in rows)
+
+    def _recover(self, rows: Sequence[JobRow]) -> None:
         for row in rows:
             back = (PENDING if row.array_id is not None
                     else SCHEDULED if self.store.start_timer_of(row.id, None) is not None
@@ -501,7 +523,8 @@ class JobBook:
                 tid = self.tracker.find_job(row.id)
             except UnsupportedOperationError:
                 self.fail_unstarted(
-                    row, "its submission was interrupted (the submitting program ended) and the "
+                    row, "its submission was interrupted (the submitting program ended, or the "
+                    "engine did not answer) and the "
                     f"{self.tracker.scheme!r} tracker cannot tell whether the engine got it",
                     expect=(STARTING,))
                 continue
@@ -511,10 +534,9 @@ class JobBook:
             else:
                 self.store.set_phase(row.id, back, JobState.QUEUED_HELD.value if back == HELD
                                      else JobState.QUEUED.value, expect=(STARTING,))
-            log.info("job %s of session %s: its claimer died; %s", row.id, self.session,
+            log.info("job %s of session %s: its submission was left unsettled (its claimer died, or "
+                     "the engine did not answer); %s", row.id, self.session,
                      f"adopted as {tid}" if tid else f"back to {back}")
-        if rows:
-            self.agent.notify(f"job:{r.id}" for r in rows)
 
     def withdraw(self, tracker_id: str) -> None:
         """Take back a job no row may claim (the store could not record it, or its submitter

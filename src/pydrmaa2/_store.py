@@ -373,13 +373,21 @@ class Store:
                               "WHERE array_id=? AND phase='scheduled'", (array_id,)).rowcount
 
     def stale_starting(self, session: str, array_id: str | None = None) -> list[JobRow]:
-        """Jobs in 'starting' whose claimer has died (it will never record them)."""
+        """Jobs in 'starting' whose claimer has died (it will never record them) or let them go
+        (``unclaim_starting``), claimed now by this process: one recoverer settles each (a
+        second one, looking at once, finds them claimed; it finds them again if this process
+        dies, or lets them go, first)."""
         sql = "SELECT id, claimer FROM jobs WHERE session=? AND phase != 'terminal' AND phase='starting'"
         params: tuple[str, ...] = (session,)
         if array_id is not None:
             sql, params = sql + " AND array_id=?", (session, array_id)
-        dead = [str(r[0]) for r in self.db.query(sql, params) if not claimer_alive(r[1])]
-        return self.job_rows(session, dead) if dead else []
+        with self.db.transaction() as db:
+            me = claimer()
+            taken = [str(job_id) for job_id, who in db.execute(sql, params).fetchall()
+                     if not claimer_alive(who) and db.execute(
+                         "UPDATE jobs SET claimer=? WHERE id=? AND phase='starting' AND "
+                         "claimer IS ?", (me, job_id, who)).rowcount]
+        return self.job_rows(session, taken) if taken else []
 
     # -- jobs --------------------------------------------------------------------------------------
     def add_job(self, session: str, template: str, phase: str, state: str,
@@ -575,6 +583,13 @@ class Store:
             params += list(expect)
         with self.db.transaction() as db:
             return db.execute(sql, params).rowcount > 0
+
+    def unclaim_starting(self, job_ids: Sequence[str]) -> None:
+        """Let go the claim on jobs still 'starting' whose submission cannot be settled now
+        (the engine did not answer): ``stale_starting`` hands them to whoever recovers next."""
+        with self.db.transaction() as db:
+            db.executemany("UPDATE jobs SET claimer=NULL WHERE id=? AND phase='starting'",
+                           [(j,) for j in job_ids])
 
     def set_submitted(self, jobs: Sequence[tuple[str, str]]) -> None:
         """Record (id, tracker id) of jobs the engine accepted, in one transaction."""

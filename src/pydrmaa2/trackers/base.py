@@ -271,8 +271,11 @@ class JobTracker(ABC):
     def find_job(self, job_id: str) -> str | None:
         """The tracker id of the engine's job that carries pydrmaa2 job id ``job_id`` (a label,
         a comment, the agent's record), or None when the engine has none: how a submission
-        interrupted between the engine call and the store write is reconciled. Trackers whose
-        engine objects carry no job id raise UnsupportedOperationError."""
+        interrupted between the engine call and the store write (its submitter died, or the
+        engine did not answer) is reconciled. The job found is adopted as submitted: what a
+        failed submission left that can never run (a container created and never started) is
+        removed, not returned. Trackers whose engine objects carry no job id raise
+        UnsupportedOperationError."""
         raise UnsupportedOperationError(
             f"the {self.scheme!r} tracker cannot look a job up by its pydrmaa2 id")
 

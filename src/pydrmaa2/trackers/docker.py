@@ -595,7 +595,7 @@ class DockerTracker(ContainerTracker):
         with self._engine("looking up a job"):
             found = self.api.containers(all=True, filters={"label": [
                 f"{LABELS['home']}={self.home_label}", f"{LABELS['job_id']}={job_id}"]})
-        return found[0]["Id"] if found else None
+        return self.adoptable([(c["Id"], c.get("State") or "") for c in found])
 
     def list_jobs(self) -> list[str]:
         with self._engine("listing containers"):

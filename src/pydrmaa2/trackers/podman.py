@@ -618,7 +618,7 @@ class PodmanTracker(ContainerTracker):
         found = self._request("get", "/containers/json", "looking up a job", params={
             "all": True, "filters": json.dumps({"label": [
                 f"{LABELS['home']}={self.home}", f"{LABELS['job_id']}={job_id}"]})})
-        return found[0]["Id"] if found else None
+        return self.adoptable([(c["Id"], c.get("State") or "") for c in found or []])
 
     def list_jobs(self) -> list[str]:
         found = self._request("get", "/containers/json", "listing containers", params={

@@ -663,13 +663,18 @@ class ContainerdTracker(JobTracker):
         return [r[0] for r in self.db.query("SELECT cid FROM containers ORDER BY rowid")]
 
     def find_job(self, job_id: str) -> str | None:
-        """The container of this store labelled with pydrmaa2 job id ``job_id``, or None."""
+        """The container of this store labelled with pydrmaa2 job id ``job_id``, or None. One
+        with no row here is what an interrupted submission left (its submitter dropped the
+        row but could not remove it, containerd being away): removed now, as it would have
+        been, so that the job is submitted again rather than adopted untracked."""
         containers = self._call("containers.List", "listing containers").containers
         for c in containers:
             if (c.labels.get(f"{LABEL}job-id") == job_id
                     and c.labels.get(f"{LABEL}home") == self.home_label):
                 cid: str = c.id
-                return cid
+                if self._row(cid) is not None:
+                    return cid
+                self._remove(cid)
         return None
 
     # -- monitoring -------------------------------------------------------------------------------

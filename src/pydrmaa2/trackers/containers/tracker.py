@@ -183,6 +183,18 @@ class ContainerTracker(JobTracker):
         return job_info(record, state, status, self.has_ended(record, terminated),
                         terminated=terminated, annotation=row.annotation if row else None)
 
+    def adoptable(self, found: Sequence[tuple[str, str]]) -> str | None:
+        """``find_job``'s answer among the containers labelled with one job id ((id, status
+        word) each): one never started that no record names is what an interrupted submission
+        left (its submitter could not remove it, the engine being away): removed now, as it
+        would have been, so that the job is submitted again rather than adopted unstartable."""
+        rows = self.records.rows([cid for cid, _ in found])
+        for cid, status in found:
+            if cid in rows or status not in self.NOT_STARTED:
+                return cid
+            self.remove_container(cid, force=True)
+        return None
+
     # -- the end, recorded once --------------------------------------------------------------------
     def finalize_many(self, cids: Sequence[str]) -> dict[str, tuple[JobState, str] | None]:
         """``finalize`` of several ended containers, as many at once as ``submit_concurrency``
