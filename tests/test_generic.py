@@ -484,11 +484,12 @@ class FakeAway(FakeSingles):
 
     scheme = "fakeaway"
     took_it = False
+    fail_index = 2
     missed: set[int] = set()
 
     def submit(self, job_id, template, task_index, hold=False):
-        if task_index == 2 and 2 not in FakeAway.missed:
-            FakeAway.missed.add(2)
+        if task_index == FakeAway.fail_index and task_index not in FakeAway.missed:
+            FakeAway.missed.add(task_index)
             self.calls.append(("submit", job_id, hold, template.output_path))
             if FakeAway.took_it:
                 self.jobs[f"t{job_id}"] = d2.JobState.RUNNING
@@ -539,3 +540,60 @@ def test_a_driver_whose_engine_does_not_answer_a_submission_settles_it_once_it_a
     assert all(r.phase in ("submitted", "terminal") for r in rows), rows
     states = a.book.states_of(rows)
     assert {s for s, _ in states.values()} == {d2.JobState.DONE}, states
+
+
+@pytest.mark.parametrize("took_it", [False, True], ids=["lost", "taken"])
+def test_an_array_task_its_submitter_could_not_settle_is_left_to_the_driver(
+        tmp_path, monkeypatch, took_it):
+    """The submitting program starts an array's first tasks itself; one whose submission the
+    engine did not answer (after it took the first) does not fail the call: it is let go for
+    the agent's driver, which settles it once the engine answers (here run in this process:
+    the agent cannot load a tracker registered by a test)."""
+    from pydrmaa2 import _arrays
+
+    monkeypatch.setitem(trackers.BUILTIN, "fakeawayinpool",
+                        ("tests.test_generic:FakeAwayInPool", None))
+    monkeypatch.setattr(FakeAway, "took_it", took_it)
+    FakeAway.missed = set()
+    FakeTracker.jobs, FakeTracker.calls = {}, []
+    sm = d2.SessionManager(home=tmp_path)
+    try:
+        with sm.create_job_session("s", contact="fakeawayinpool") as js:
+            asked_to_drive = []
+            request = js._agent.request
+
+            def no_drive(op, **kw):  # (the agent cannot load the fake: it is driven here)
+                if op == "drive":
+                    asked_to_drive.append(kw["array"])
+                    return {}
+                return request(op, **kw)
+
+            monkeypatch.setattr(js._agent, "request", no_drive)
+            arr = js.run_bulk_jobs(d2.JobTemplate(remote_command="x"), 1, 4)
+            second = arr.jobs[1]
+            assert js._row(second.id).phase == "starting"
+            assert asked_to_drive == [arr.id]
+            _arrays.drive(js._book, arr.id)
+            asked = [c[1] for c in FakeTracker.calls if c[0] == "submit"]
+            assert asked.count(second.id) == (1 if took_it else 2)
+            assert [j.state for j in arr.jobs] == [d2.JobState.RUNNING] * 4
+    finally:
+        AgentClient.for_home(tmp_path).close()
+
+
+def test_an_array_whose_first_task_the_engine_does_not_answer_is_refused(tmp_path, monkeypatch):
+    """The engine not answering the first task's submission: the engine is away, and the call
+    raises DrmCommunicationError; no array remains."""
+    monkeypatch.setitem(trackers.BUILTIN, "fakeawayinpool",
+                        ("tests.test_generic:FakeAwayInPool", None))
+    monkeypatch.setattr(FakeAway, "fail_index", 1)
+    FakeAway.missed = set()
+    FakeTracker.jobs, FakeTracker.calls = {}, []
+    sm = d2.SessionManager(home=tmp_path)
+    try:
+        with sm.create_job_session("s", contact="fakeawayinpool") as js:
+            with pytest.raises(d2.DrmCommunicationError, match="fake://"):
+                js.run_bulk_jobs(d2.JobTemplate(remote_command="x"), 1, 4)
+            assert js.get_jobs() == []
+    finally:
+        AgentClient.for_home(tmp_path).close()

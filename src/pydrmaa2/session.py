@@ -338,10 +338,20 @@ class JobSession(_Session):
             timers, cwd=_submitter_dir(), context=self._context())
         if timers:
             self._agent.request("timers")
+        unsettled = False
         try:
             if first:
-                self._book.start_claimed(self._store.job_rows(self.session_name, ids[:first]),
-                                         template, first_fails=True)
+                try:
+                    self._book.start_claimed(self._store.job_rows(self.session_name, ids[:first]),
+                                             template, first_fails=True,
+                                             unsure_on=DrmCommunicationError)
+                except DrmCommunicationError:
+                    # The engine took the first task and did not answer for a later one (it
+                    # went away, or lost the answer): those wait, let go, for the agent's
+                    # driver to settle once it answers. Else the engine is away: raised.
+                    if self._store.job_rows(self.session_name, ids[:1])[0].phase != SUBMITTED:
+                        raise
+                    unsettled = True
         except BaseException:
             # Nothing may run that no session knows: tasks already submitted are withdrawn
             # before the array's rows go.
@@ -351,7 +361,7 @@ class JobSession(_Session):
                 self._book.withdraw(tid)
             self._store.delete_array(array_id)
             raise
-        if phase == PENDING and len(indices) > first:
+        if phase == PENDING and (len(indices) > first or unsettled):
             self._agent.request("drive", session=self.session_name, array=array_id)
         return JobArray(self, array_id, ids)
 
