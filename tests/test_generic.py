@@ -568,6 +568,9 @@ def test_an_array_task_its_submitter_could_not_settle_is_left_to_the_driver(
                     return {}
                 return request(op, **kw)
 
+            # The agent runs before the array exists (it takes up arrays with waiting tasks
+            # when it starts, and cannot load the fake).
+            js._agent.request("ping")
             monkeypatch.setattr(js._agent, "request", no_drive)
             arr = js.run_bulk_jobs(d2.JobTemplate(remote_command="x"), 1, 4)
             second = arr.jobs[1]
@@ -597,3 +600,64 @@ def test_an_array_whose_first_task_the_engine_does_not_answer_is_refused(tmp_pat
             assert js.get_jobs() == []
     finally:
         AgentClient.for_home(tmp_path).close()
+
+
+def _let_go_book(tmp_path, tasks: int):
+    """A store with an array of ``tasks`` tasks let go while 'starting' (their engine did not
+    answer), and a book on the fake whose agent client only records its requests."""
+    from pydrmaa2._book import JobBook
+    from pydrmaa2._store import Store
+    from pydrmaa2.trackers.base import Contact
+
+    FakeTracker.jobs, FakeTracker.calls = {}, []
+    store = Store(tmp_path / "store.sqlite")
+    store.create_session("s", "job", "fakeaway")
+    array_id, ids = store.add_array("s", '{"remote_command": "x"}', 1, tasks, 1, tasks,
+                                    [(i, "starting", "queued") for i in range(1, tasks + 1)])
+    store.unclaim_starting(ids)
+    asked: list[tuple] = []
+    client = SimpleNamespace(notify=lambda keys: list(keys),
+                             request=lambda op, **kw: asked.append((op, kw)))
+    book = JobBook(store, FakeAway(Contact.parse("fakeaway"), tmp_path), client, "s")
+    return store, book, array_id, ids, asked
+
+
+def test_a_recoverer_the_engine_stops_answering_lets_go_only_what_it_did_not_settle(
+        tmp_path, monkeypatch):
+    """The engine stops answering while a recoverer settles let-go tasks: those it had put
+    back to wait are not let go again (a driver may be submitting one already: let go, it
+    would be settled, and submitted, a second time); the others are, for a later look. The
+    array's driver is asked for the tasks put back."""
+    store, book, array_id, ids, asked = _let_go_book(tmp_path, 2)
+    first, second = ids
+
+    def find_job(job_id):
+        if job_id == second:  # meanwhile a driver claimed the first, put back to wait
+            assert [r.id for r in store.claim_pending(array_id, None)] == [first]
+            raise d2.DrmCommunicationError("cannot reach the fake engine at fake://")
+        return None
+
+    monkeypatch.setattr(book.tracker, "find_job", find_job)
+    with pytest.raises(d2.DrmCommunicationError):
+        book.recover_starting()  # (as a session's open, or the agent's timers, do)
+    claimers = dict(store.db.query("SELECT id, claimer FROM jobs WHERE id IN (?, ?)",
+                                   (int(first), int(second))))
+    assert claimers[int(first)] is not None  # still the driver's
+    assert claimers[int(second)] is None  # let go again
+    assert asked == [("drive", {"session": "s", "array": array_id})]
+
+
+def test_a_let_go_task_the_engine_cannot_look_up_ends_failed_saying_why(tmp_path, monkeypatch):
+    """An engine that answers but cannot settle a let-go task (its look-up or the removal of
+    what the submission left fails) ends it FAILED with the engine's words, rather than
+    ending the array's driver."""
+    store, book, array_id, ids, _ = _let_go_book(tmp_path, 1)
+
+    def find_job(job_id):
+        raise d2.InvalidArgumentError("removing container abc: conflict")
+
+    monkeypatch.setattr(book.tracker, "find_job", find_job)
+    book.recover_starting(array_id)
+    (row,) = store.job_rows("s", ids)
+    assert (row.phase, row.state) == ("terminal", "failed")
+    assert "removing container abc: conflict" in json.loads(row.info)["annotation"]

@@ -57,8 +57,8 @@ def drive(book: JobBook, array_id: str) -> None:
             if began >= recover_at:
                 book.recover_starting(array_id)
                 recover_at = began + RESYNC_INTERVAL
-            book.start_claimed(book.store.claim_pending(array_id, None, DRIVE_CHUNK), template,
-                               unsure_on=DrmCommunicationError)
+            claimed = book.store.claim_pending(array_id, None, DRIVE_CHUNK)
+            book.start_claimed(claimed, template, unsure_on=DrmCommunicationError)
         except DrmCommunicationError as e:  # the engine is away: its tasks wait for it
             log.warning("driving array %s: %s", array_id, e)
             recover_at = 0.0
@@ -66,6 +66,9 @@ def drive(book: JobBook, array_id: str) -> None:
             continue
         if not book.store.array_waiting(array_id):
             return
+        if not claimed:  # only tasks let go wait (another recoverer's): settle them shortly
+            recover_at = 0.0
+            time.sleep(0.1)
 
 
 class _Throttled:

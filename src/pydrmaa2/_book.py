@@ -380,9 +380,10 @@ class JobBook:
         A job the engine refuses with a ``back_on`` error goes back to phase ``back`` and the
         error is raised (its caller tries again, or tells its user); any other refusal ends it
         FAILED with annotation "``note``: <error>", except that the first raises with
-        ``first_fails`` (the template cannot run at all). With ``unsure_on`` (the engine did
-        not answer: it may have the job or not), such a job and those not tried after it stay
-        'starting' unclaimed and the error is raised: ``recover_starting`` adopts each where
+        ``first_fails`` (the template cannot run at all; nothing is let go then, the caller
+        withdraws the rest). With ``unsure_on`` (the engine did not answer: it may have the job
+        or not), such a job and those not tried after it stay 'starting' unclaimed and the
+        error is raised: ``recover_starting`` adopts each where
         the engine has it, else puts it back to wait, once the engine answers. Returns (job
         id, tracker id) of each job the engine took."""
         self._output_dir = None  # looked at again once per call (it may have been removed)
@@ -438,7 +439,7 @@ class JobBook:
                    else self._submit_many(prepared, contexts))
         submitted: list[tuple[str, str]] = []
         error: BaseException | None = None
-        unsure = False
+        unsure = first_failed = False
         try:
             for n, ((row, own, _), (tid, e)) in enumerate(zip(prepared, results, strict=True)):
                 if e is None:
@@ -447,6 +448,8 @@ class JobBook:
                     continue
                 if not isinstance(e, Drmaa2Error):
                     error = error or e
+                elif first_fails and n == 0:  # the template cannot run, or the engine is away
+                    first_failed, error = True, e
                 elif unsure_on is not None and isinstance(e, unsure_on):
                     unsure, error = True, error or e
                 elif back is not None and isinstance(e, back_on):
@@ -454,8 +457,6 @@ class JobBook:
                                          if back == HELD else JobState.QUEUED.value,
                                          expect=(STARTING,))
                     error = error or e
-                elif first_fails and n == 0:
-                    error = e
                 else:
                     self.fail_unstarted(row, f"{note}: {e}", own.job_name)
                 if error is not None and pool is None:
@@ -465,7 +466,7 @@ class JobBook:
                 pool.shutdown(wait=True)
             if submitted:  # what the engine took is recorded, whatever came after
                 self.store.set_submitted(submitted)
-            if unsure:  # failed ones have ended: only the unsettled are still 'starting'
+            if unsure and not first_failed:  # (failed ones have ended: not 'starting')
                 taken = {job_id for job_id, _ in submitted}
                 self.store.unclaim_starting([r.id for r in rows if r.id not in taken])
             if rows:
@@ -505,16 +506,27 @@ class JobBook:
         with an annotation where the engine cannot tell. An engine that does not answer now
         raises DrmCommunicationError, the jobs not settled let go again for a later look."""
         rows = self.store.stale_starting(self.session, array_id)
+        settled: set[str] = set()
         try:
-            self._recover(rows)
+            self._recover(rows, settled)
         except BaseException:
-            self.store.unclaim_starting([r.id for r in rows])  # (settled ones left 'starting')
+            # Only those not settled: one put back to wait may be 'starting' again already,
+            # claimed by a driver that is submitting it.
+            self.store.unclaim_starting([r.id for r in rows if r.id not in settled])
             raise
         finally:
             if rows:
                 self.agent.notify(f"job:{r.id}" for r in rows)
+            # Tasks put back to wait get a driver (the array's may have ended meanwhile,
+            # finding none waiting while this recoverer held them); with ``array_id`` the
+            # caller is that array's driver.
+            for waiting in sorted({r.array_id for r in rows if r.id in settled
+                                   and r.array_id is not None and r.array_id != array_id}):
+                with contextlib.suppress(Drmaa2Error):
+                    self.agent.request("drive", session=self.session, array=waiting)
 
-    def _recover(self, rows: Sequence[JobRow]) -> None:
+    def _recover(self, rows: Sequence[JobRow], settled: set[str]) -> None:
+        """Settle each row (see recover_starting), adding its id to ``settled``."""
         for row in rows:
             back = (PENDING if row.array_id is not None
                     else SCHEDULED if self.store.start_timer_of(row.id, None) is not None
@@ -527,6 +539,16 @@ class JobBook:
                     "engine did not answer) and the "
                     f"{self.tracker.scheme!r} tracker cannot tell whether the engine got it",
                     expect=(STARTING,))
+                settled.add(row.id)
+                continue
+            except DrmCommunicationError:
+                raise  # the engine is away: settled at a later look
+            except Drmaa2Error as e:  # the engine answers and cannot settle it: it says why
+                self.fail_unstarted(
+                    row, "its submission was interrupted (the submitting program ended, or the "
+                    f"engine did not answer) and looking it up in the engine failed: {e}",
+                    expect=(STARTING,))
+                settled.add(row.id)
                 continue
             if tid is not None:
                 self.store.set_phase(row.id, SUBMITTED, JobState.QUEUED.value, tracker_id=tid,
@@ -534,6 +556,7 @@ class JobBook:
             else:
                 self.store.set_phase(row.id, back, JobState.QUEUED_HELD.value if back == HELD
                                      else JobState.QUEUED.value, expect=(STARTING,))
+            settled.add(row.id)
             log.info("job %s of session %s: its submission was left unsettled (its claimer died, or "
                      "the engine did not answer); %s", row.id, self.session,
                      f"adopted as {tid}" if tid else f"back to {back}")

@@ -327,9 +327,11 @@ class Store:
         return out
 
     def array_waiting(self, array_id: str) -> bool:
-        """Whether a task of the array still waits for a slot."""
+        """Whether a task of the array still waits for a slot, or to be settled (let go
+        'starting' when the engine did not answer its submission: ``unclaim_starting``)."""
         return bool(self.db.query("SELECT EXISTS(SELECT 1 FROM jobs WHERE array_id=? AND "
-                               "phase='pending')", (array_id,))[0][0])
+                               "(phase='pending' OR (phase='starting' AND claimer IS NULL)))",
+                               (array_id,))[0][0])
 
     def claim_pending(self, array_id: str, max_parallel: int | None,
                       chunk: int | None = None) -> list[JobRow]:
@@ -381,10 +383,19 @@ class Store:
         params: tuple[str, ...] = (session,)
         if array_id is not None:
             sql, params = sql + " AND array_id=?", (session, array_id)
+        alive: dict[str | None, bool] = {}
+
+        def stale(who: str | None) -> bool:
+            if who not in alive:
+                alive[who] = claimer_alive(who)
+            return not alive[who]
+
+        if not any(stale(who) for _, who in self.db.query(sql, params)):
+            return []  # (the common case: read only)
         with self.db.transaction() as db:
             me = claimer()
             taken = [str(job_id) for job_id, who in db.execute(sql, params).fetchall()
-                     if not claimer_alive(who) and db.execute(
+                     if stale(who) and db.execute(
                          "UPDATE jobs SET claimer=? WHERE id=? AND phase='starting' AND "
                          "claimer IS ?", (me, job_id, who)).rowcount]
         return self.job_rows(session, taken) if taken else []

@@ -349,7 +349,7 @@ class JobSession(_Session):
                     # The engine took the first task and did not answer for a later one (it
                     # went away, or lost the answer): those wait, let go, for the agent's
                     # driver to settle once it answers. Else the engine is away: raised.
-                    if self._store.job_rows(self.session_name, ids[:1])[0].phase != SUBMITTED:
+                    if self._store.job_rows(self.session_name, ids[:1])[0].tracker_id is None:
                         raise
                     unsettled = True
         except BaseException:

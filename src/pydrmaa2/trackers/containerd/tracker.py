@@ -674,7 +674,10 @@ class ContainerdTracker(JobTracker):
                 cid: str = c.id
                 if self._row(cid) is not None:
                     return cid
-                self._remove(cid)
+                # (not _remove, which is quiet: a container it could not remove is not gone)
+                self._discard_task(cid)
+                self._quiet("containers.Delete", id=cid)
+                self._quiet("snapshots.Remove", snapshotter=self.snapshotter, key=cid)
         return None
 
     # -- monitoring -------------------------------------------------------------------------------
