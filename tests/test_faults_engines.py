@@ -500,10 +500,10 @@ def test_a_throttled_array_rides_out_an_engine_restart(sm, daemons, engine, daem
     js = sm.create_job_session(f"faults-array-{engine}-{daemon}", contact=target.contact)
     try:
         arr = js.run_bulk_jobs(target.sh("sleep 0.2; exit $(( TASK_ID % 2 ))"), 1, 30, 1, 3)
-        time.sleep(KILL_AFTER + 1)
+        time.sleep(KILL_AFTER)
         waiting = [r.id for r in js._store.job_rows(js.session_name) if r.phase == "pending"]
         daemons.kill(daemon)
-        assert len(waiting) >= 10, f"the array was nearly done before the kill: {waiting}"
+        assert len(waiting) >= 5, f"the array was nearly done before the kill: {waiting}"
         try:
             time.sleep(3)
         finally:
